@@ -1,0 +1,140 @@
+"""The ``aip`` command line. Each command parses its arguments and calls one function of :mod:`aip.run`.
+
+Problems with the user's input print one line (``error: ...``) and exit with code 2, without a traceback.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from aip import recipe as recipe_mod
+from aip.errors import AipError
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
+                  help="Distil a classifier for a real dataset from a single datum (The Augmented Image Prior).")
+
+RecipeArg = Annotated[Path, typer.Argument(help="Recipe TOML file, e.g. recipes/fashion-mnist.toml.")]
+SetOpt = Annotated[list[str] | None, typer.Option("--set", help="Override a recipe key: --set train.epochs=3 (repeatable).")]
+DeviceOpt = Annotated[str, typer.Option(help="auto, cpu, cuda or cuda:N.")]
+
+
+def _table(m: dict) -> str:
+    rows = [
+        ("teacher top-1", f"{m['teacher']['top1']:.2f} %"),
+        ("student top-1", f"{m['student']['top1']:.2f} %"),
+        ("student top-5", f"{m['student']['top5']:.2f} %"),
+        ("chance", f"{m['chance']:.2f} %"),
+        ("student / teacher", f"{100 * m['ratio']:.1f} %"),
+        ("wall time", f"{m['wall_seconds'] / 60:.1f} min (this invocation; training {m['train_seconds'] / 60:.1f} min in all)"),
+        ("run directory", m["run_dir"]),
+    ]
+    if "student_bn_recalibrated_on_test_inputs" in m:
+        tta = m["student_bn_recalibrated_on_test_inputs"]
+        rows.insert(3, ("student top-1, BN re-estimated on TEST inputs (test-time adaptation, not the method)",
+                        f"{tta['top1']:.2f} %"))
+    width = max(len(k) for k, _ in rows)
+    line = "-" * (width + 40)
+    body = "\n".join(f"{k:<{width}}  {v}" for k, v in rows)
+    title = f"{m['recipe']}: {m['dataset']} from {m['source'] or 'one datum'} ({m['steps']} steps)"
+    return f"{line}\n{title}\n{line}\n{body}\n{line}"
+
+
+@app.command()
+def run(
+    recipe: RecipeArg,
+    set_: SetOpt = None,
+    out: Annotated[Path | None, typer.Option(help="Run directory (default runs/RECIPE-NAME).")] = None,
+    device: DeviceOpt = "auto",
+) -> None:
+    """Distil the recipe's teacher into its student from the single source datum, then evaluate."""
+    from aip.run import default_run_dir, resolve_device
+    from aip.run import run as run_recipe
+
+    overrides = list(set_ or [])
+    r = recipe_mod.load(recipe, overrides)
+    metrics = run_recipe(r, out=out or default_run_dir(recipe, overrides), device=resolve_device(device))
+    typer.echo(_table(metrics))
+
+
+@app.command()
+def teacher(
+    recipe: RecipeArg,
+    set_: SetOpt = None,
+    device: DeviceOpt = "auto",
+    force: Annotated[bool, typer.Option(help="Retrain even if a cached teacher exists.")] = False,
+) -> None:
+    """Train the recipe's teacher (teacher.kind = "train") on the labelled dataset and cache it."""
+    from aip.run import resolve_device, train_teacher
+
+    info = train_teacher(recipe_mod.load(recipe, list(set_ or [])), device=resolve_device(device), force=force)
+    typer.echo(f"teacher top-1 {info['top1']:.2f} % (top-5 {info['top5']:.2f} %), {info['num_classes']} classes: {info['path']}")
+
+
+@app.command("eval")
+def eval_(
+    recipe: RecipeArg,
+    checkpoint: Annotated[Path, typer.Option(help="A run's best.pt or last.pt.")],
+    set_: SetOpt = None,
+    device: DeviceOpt = "auto",
+) -> None:
+    """Evaluate a student checkpoint on the recipe's test split."""
+    from aip.run import evaluate_checkpoint, resolve_device
+
+    acc = evaluate_checkpoint(recipe_mod.load(recipe, list(set_ or [])), checkpoint, device=resolve_device(device))
+    typer.echo(f"top-1 {acc['top1']:.2f} %  top-5 {acc['top5']:.2f} %  ({int(acc['n'])} items)")
+
+
+@app.command()
+def check(recipe: RecipeArg, set_: SetOpt = None) -> None:
+    """Validate the recipe and print it fully resolved (every default filled in)."""
+    r = recipe_mod.load(recipe, list(set_ or []))
+    typer.echo(r.to_toml(), nl=False)
+    typer.echo(f"# OK: {r.train.total_steps} steps of {r.train.batch_size} views", err=True)
+
+
+@app.command()
+def preview(
+    recipe: RecipeArg,
+    set_: SetOpt = None,
+    out: Annotated[Path, typer.Option(help="Folder for the preview files.")] = Path("preview"),
+    count: Annotated[int, typer.Option(min=1, max=1024, help="Number of views.")] = 64,
+    device: DeviceOpt = "cpu",
+) -> None:
+    """Write a grid of what the student sees: raw views of the source and their augmented versions."""
+    from aip.run import preview as preview_views
+    from aip.run import resolve_device
+
+    files = preview_views(recipe_mod.load(recipe, list(set_ or [])), out=out, count=count, device=resolve_device(device))
+    for f in files:
+        typer.echo(str(f))
+
+
+@app.command("list")
+def list_(as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False) -> None:
+    """List installed modalities with their models, datasets and sources."""
+    from aip.registry import installed_modalities, load_modality
+
+    catalog = {name: load_modality(name).catalog() for name in installed_modalities()}
+    if as_json:
+        typer.echo(json.dumps(catalog, indent=2))
+        return
+    for name, parts in catalog.items():
+        typer.echo(f"modality {name}")
+        for kind, names in parts.items():
+            typer.echo(f"  {kind}: {', '.join(names)}")
+
+
+def main() -> None:
+    try:
+        app()
+    except AipError as e:
+        typer.echo(f"error: {e}", err=True)
+        sys.exit(2)
+    except KeyboardInterrupt:
+        typer.echo("interrupted: the last checkpoint is kept; run the same command again to resume", err=True)
+        sys.exit(130)

@@ -1,0 +1,77 @@
+"""The interface a modality plugin provides to the core.
+
+A modality is one object (registered under the entry-point group ``aip.modalities``) that the core asks for
+everything that depends on the kind of data. All tensors handed to the core are float tensors on the training
+device, batch first; models take those tensors as they are and return logits ``(B, num_classes)``, doing
+their own input normalisation (or feature extraction) inside.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol, runtime_checkable
+
+import torch
+from torch import nn
+from torch.utils.data import Dataset
+
+
+@runtime_checkable
+class SourceSampler(Protocol):
+    """Makes batches of raw views of the single source datum (one image, clip or recording)."""
+
+    def sample(self, batch_size: int) -> torch.Tensor:
+        """Return ``batch_size`` views, e.g. ``(B, C, H, W)`` in ``[0, 1]`` for images, on the sampler's device."""
+        ...
+
+
+@runtime_checkable
+class Augmenter(Protocol):
+    """Batched training-time augmentation with per-sample random parameters (CutMix included)."""
+
+    def __call__(self, views: torch.Tensor) -> torch.Tensor: ...
+
+
+@dataclass(frozen=True)
+class LabelledData:
+    """A labelled split of the target dataset: items are ``(input tensor, int label)``."""
+
+    dataset: Dataset
+    num_classes: int
+    classes: list[str] = field(default_factory=list)
+
+
+class Modality(Protocol):
+    """What a modality plugin provides. See ``docs/plugins.md`` for a walk-through."""
+
+    name: str
+    #: dataclass for the recipe's ``[source]`` section
+    SourceConfig: type
+    #: dataclass for the recipe's ``[augment]`` section
+    AugmentConfig: type
+
+    def sampler(self, recipe: Any, *, device: torch.device) -> SourceSampler:
+        """The source sampler for ``recipe.source`` (and, for ``dataset:train``, ``recipe.eval``)."""
+        ...
+
+    def augmenter(self, recipe: Any, *, device: torch.device) -> Augmenter:
+        """The training-time augmenter for ``recipe.augment``."""
+        ...
+
+    def model(self, spec: Any, *, num_classes: int, dataset: str, pretrained: bool) -> nn.Module:
+        """Build the model named by ``spec.arch`` (a teacher or student config), taking raw inputs."""
+        ...
+
+    def data(self, recipe: Any, *, split: str, train: bool) -> LabelledData:
+        """The labelled ``split`` (``"train"`` or ``"test"``) of ``recipe.eval.dataset``; ``train`` adds the
+        light augmentation used to train a teacher."""
+        ...
+
+    def preview(self, views: torch.Tensor, path: Path) -> list[Path]:
+        """Render a batch of views (what the student sees) to ``path`` (PNG); return files written."""
+        ...
+
+    def catalog(self) -> dict[str, list[str]]:
+        """Names users can put in recipes: ``{"models": [...], "datasets": [...], "sources": [...]}``."""
+        ...

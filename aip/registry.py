@@ -1,0 +1,79 @@
+"""Finding modalities (entry points) and mapping names to builders (registries).
+
+The core never imports a modality. It looks modalities up by name in the entry-point group
+``aip.modalities``; the built-in image adapter registers there exactly like a third-party package would.
+Inside a modality, a :class:`Registry` maps recipe names (``"resnet18"``, ``"fashion-mnist"``) to builders.
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Callable, Iterator
+from importlib.metadata import entry_points
+from typing import Any, Generic, TypeVar
+
+from aip.errors import AipError
+
+GROUP = "aip.modalities"
+T = TypeVar("T")
+
+
+class Registry(Generic[T]):
+    """Names to objects, with errors that list the known names.
+
+    Example:
+        >>> MODELS = Registry("model")
+        >>> @MODELS.register("tiny")
+        ... def tiny(num_classes: int): ...
+    """
+
+    def __init__(self, kind: str) -> None:
+        self.kind = kind
+        self._items: dict[str, T] = {}
+
+    def register(self, name: str) -> Callable[[T], T]:
+        def add(obj: T) -> T:
+            if name in self._items:
+                raise ValueError(f"{self.kind} {name!r} is registered twice")
+            self._items[name] = obj
+            return obj
+
+        return add
+
+    def get(self, name: str) -> T:
+        if name not in self._items:
+            close = difflib.get_close_matches(name, list(self._items), n=1)
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            raise AipError(f"unknown {self.kind} {name!r}{hint}; known: {', '.join(sorted(self._items))}")
+        return self._items[name]
+
+    def names(self) -> list[str]:
+        return sorted(self._items)
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._items
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.names())
+
+
+def installed_modalities() -> list[str]:
+    """Names of every modality installed in this environment."""
+    return sorted({ep.name for ep in entry_points(group=GROUP)})
+
+
+def load_modality(name: str) -> Any:
+    """Load the modality object registered under ``name`` in the ``aip.modalities`` entry-point group.
+
+    Raises:
+        AipError: if no installed package provides ``name`` (the message lists those installed).
+    """
+    matches = [ep for ep in entry_points(group=GROUP) if ep.name == name]
+    if not matches:
+        known = ", ".join(installed_modalities()) or "none"
+        raise AipError(
+            f"modality {name!r} is not installed; installed modalities: {known} "
+            f"(install the package that provides it, or fix the recipe's 'modality' key)"
+        )
+    modality = matches[0].load()
+    return modality() if isinstance(modality, type) else modality

@@ -1,0 +1,180 @@
+"""What the CLI commands do, as library functions: run a recipe, train its teacher, evaluate, preview.
+
+``run()`` resolves the modality, teacher, student, sampler and augmenter, hands them to
+:func:`aip.trainer.fit`, and writes ``metrics.json`` (the contract other tools rely on), the resolved recipe
+and a plot of the curves into the run directory.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from aip import checkpoint
+from aip.cache import cache_dir
+from aip.errors import AipError
+from aip.evaluate import evaluate, loader, recalibrate_bn
+from aip.plot import plot_curves
+from aip.recipe import Recipe
+from aip.registry import load_modality
+from aip.teacher import build_model, check_outputs, load_teacher, teacher_path
+from aip.trainer import fit, use_amp
+
+
+def resolve_device(name: str = "auto") -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise AipError("--device cuda was asked for but no CUDA GPU is visible; use --device cpu or auto")
+    try:
+        return torch.device(name)
+    except RuntimeError:
+        raise AipError(f"unknown device {name!r}; use auto, cpu, cuda or cuda:N") from None
+
+
+def default_run_dir(recipe_path: str | Path, overrides: list[str] | None = None) -> Path:
+    """``runs/NAME``, or ``runs/NAME-HASH`` when ``--set`` overrides change it, so re-running resumes."""
+    name = Path(recipe_path).stem
+    if overrides:
+        name += "-" + hashlib.sha256("\n".join(overrides).encode()).hexdigest()[:8]
+    return Path("runs") / name
+
+
+def prepare_run_dir(path: Path) -> Path:
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        probe = path / ".write-test"
+        probe.write_text("ok")
+        probe.unlink()
+    except OSError as e:
+        raise AipError(f"run directory {path} is not writable ({e.strerror}); pass --out to a writable folder") from None
+    return path
+
+
+@dataclass
+class Parts:
+    """Everything a run needs, built from a recipe."""
+
+    modality: Any
+    test: Any
+    teacher: torch.nn.Module
+    student: torch.nn.Module
+    device: torch.device
+
+
+def teacher_accuracy(recipe: Recipe, teacher: torch.nn.Module, test: Any, *, device: torch.device) -> dict[str, float]:
+    """Teacher accuracy on the test split, cached per teacher and dataset (it never changes)."""
+    key = hashlib.sha256(json.dumps({"t": recipe.to_dict()["teacher"], "d": recipe.eval.dataset,
+                                     "limit": recipe.eval.limit, "shape": list(test.dataset[0][0].shape)},
+                                    sort_keys=True).encode()).hexdigest()[:16]
+    path = cache_dir("teachers") / f"accuracy-{key}.json"
+    if path.exists():
+        return json.loads(path.read_text())
+    acc = evaluate(teacher, loader(test, batch_size=recipe.eval.batch_size, workers=recipe.eval.workers,
+                                   limit=recipe.eval.limit), device=device, amp=use_amp(recipe, device),
+                   desc="teacher eval")
+    path.write_text(json.dumps(acc))
+    return acc
+
+
+def build_parts(recipe: Recipe, *, device: torch.device) -> Parts:
+    modality = load_modality(recipe.modality)
+    test = modality.data(recipe, split="test", train=False)
+    teacher = load_teacher(recipe, modality, device=device, data=test)
+    student = build_model(modality, recipe, recipe.student, num_classes=test.num_classes, pretrained=False)
+    return Parts(modality=modality, test=test, teacher=teacher, student=student.to(device), device=device)
+
+
+def run(recipe: Recipe, *, out: Path, device: torch.device, stop_after_epochs: int | None = None) -> dict[str, Any]:
+    """Distil the recipe's teacher into its student and evaluate it; returns what ``metrics.json`` holds."""
+    started = time.perf_counter()
+    run_dir = prepare_run_dir(out)
+    parts = build_parts(recipe, device=device)
+    sampler = parts.modality.sampler(recipe, device=device)
+    augmenter = parts.modality.augmenter(recipe, device=device)
+    check_outputs(parts.teacher, parts.student, augmenter(sampler.sample(2)), num_classes=parts.test.num_classes)
+    (run_dir / "recipe.toml").write_text(recipe.to_toml())
+    teacher_acc = teacher_accuracy(recipe, parts.teacher, parts.test, device=device)
+    test_batches = loader(parts.test, batch_size=recipe.eval.batch_size, workers=recipe.eval.workers,
+                          limit=recipe.eval.limit)
+    amp = use_amp(recipe, device)
+
+    def evaluate_student(model: torch.nn.Module) -> dict[str, float]:
+        return evaluate(model, test_batches, device=device, amp=amp, desc="eval")
+
+    result = fit(recipe=recipe, student=parts.student, teacher=parts.teacher, sampler=sampler, augmenter=augmenter,
+                 evaluate=evaluate_student, run_dir=run_dir, device=device, stop_after_epochs=stop_after_epochs)
+    k = parts.test.num_classes
+    metrics: dict[str, Any] = {
+        "recipe": recipe.name,
+        "dataset": recipe.eval.dataset,
+        "source": getattr(recipe.source, "uri", ""),
+        "teacher": {"top1": teacher_acc["top1"], "top5": teacher_acc["top5"]},
+        "student": {"top1": result.final.get("top1", float("nan")), "top5": result.final.get("top5", float("nan"))},
+        "student_best": result.best,
+        "chance": 100.0 / k,
+        "ratio": result.final.get("top1", float("nan")) / max(teacher_acc["top1"], 1e-9),
+        "steps": result.step,
+        "finished": result.step >= recipe.train.total_steps,
+        "eval_items": int(result.final.get("n", 0)),
+        "train_seconds": round(result.seconds, 1),
+        "wall_seconds": round(time.perf_counter() - started, 1),
+        "device": str(device),
+        "run_dir": str(run_dir),
+    }
+    if recipe.eval.bn_recalibrate and result.final:
+        # test-time adaptation: looks at unlabelled TEST inputs; reported apart from the method's number
+        tuned = recalibrate_bn(parts.student, test_batches, device=device)
+        metrics["student_bn_recalibrated_on_test_inputs"] = evaluate_student(tuned)
+    if result.history:
+        (run_dir / "metrics.json").write_text(json.dumps(metrics, indent=2))
+        plot_curves(result.history, run_dir / "curves.png", title=recipe.name, teacher_top1=teacher_acc["top1"])
+    return metrics
+
+
+def train_teacher(recipe: Recipe, *, device: torch.device, force: bool = False) -> dict[str, Any]:
+    """Train (or find cached) the recipe's ``teacher.kind = "train"`` teacher; returns its test accuracy."""
+    if recipe.teacher.kind != "train":
+        raise AipError(f"teacher.kind is {recipe.teacher.kind!r}; `aip teacher` trains only teacher.kind = 'train'")
+    modality = load_modality(recipe.modality)
+    test = modality.data(recipe, split="test", train=False)
+    path = teacher_path(recipe, test)
+    if force and path.exists():
+        path.unlink()
+    teacher = load_teacher(recipe, modality, device=device, data=test)
+    acc = teacher_accuracy(recipe, teacher, test, device=device)
+    return {"path": str(path), "top1": acc["top1"], "top5": acc["top5"], "num_classes": test.num_classes}
+
+
+def evaluate_checkpoint(recipe: Recipe, path: Path, *, device: torch.device) -> dict[str, float]:
+    """Accuracy of a student checkpoint (``best.pt`` or ``last.pt`` of a run) on the recipe's test split."""
+    modality = load_modality(recipe.modality)
+    test = modality.data(recipe, split="test", train=False)
+    student = build_model(modality, recipe, recipe.student, num_classes=test.num_classes, pretrained=False)
+    state = checkpoint.load(path)
+    try:
+        student.load_state_dict(state.get("student", state))
+    except RuntimeError as e:
+        raise AipError(f"checkpoint {path} does not fit student.arch {recipe.student.arch!r} "
+                       f"({str(e).strip().splitlines()[0]}); pass the recipe the run used") from None
+    batches = loader(test, batch_size=recipe.eval.batch_size, workers=recipe.eval.workers, limit=recipe.eval.limit)
+    return evaluate(student.to(device), batches, device=device, amp=use_amp(recipe, device))
+
+
+def preview(recipe: Recipe, *, out: Path, count: int = 64, device: torch.device) -> list[Path]:
+    """Write what the student sees (raw views and augmented views) as images; returns the files."""
+    modality = load_modality(recipe.modality)
+    out.mkdir(parents=True, exist_ok=True)
+    torch.manual_seed(recipe.train.seed)
+    sampler = modality.sampler(recipe, device=device)
+    augmenter = modality.augmenter(recipe, device=device)
+    views = sampler.sample(count)
+    files = modality.preview(views, out / "views.png")
+    files += modality.preview(augmenter(views), out / "augmented.png")
+    return files

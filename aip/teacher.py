@@ -1,0 +1,161 @@
+"""The frozen teacher: built from library weights, torch.hub, a local checkpoint, or trained once and cached.
+
+``teacher.kind = "train"`` trains the recipe's ``teacher.arch`` on the labelled training split with
+cross-entropy (``aip teacher RECIPE``) and caches it under ``$AIP_CACHE/teachers``, keyed by the teacher
+section, the dataset and the input shape, so every recipe that needs the same teacher reuses it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.utils.data import DataLoader
+from tqdm.auto import tqdm
+
+from aip import checkpoint
+from aip.cache import cache_dir
+from aip.errors import AipError
+from aip.evaluate import autocast, evaluate, loader
+from aip.hub import load_hub
+from aip.modality import LabelledData
+from aip.optim import make_optimizer, make_scheduler
+from aip.recipe import Recipe
+
+
+class FrozenTeacher(nn.Module):
+    """Wraps a model so it stays in eval mode with no gradients, whatever ``.train()`` calls reach it."""
+
+    def __init__(self, model: nn.Module) -> None:
+        super().__init__()
+        self.model = model.eval()
+        for p in self.model.parameters():
+            p.requires_grad_(False)
+
+    def train(self, mode: bool = True) -> FrozenTeacher:  # noqa: ARG002 - frozen on purpose
+        super().train(False)
+        return self
+
+    @torch.no_grad()
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.model(x)
+
+
+def cache_key(recipe: Recipe, data: LabelledData) -> str:
+    """Identity of a trained teacher: modality, teacher section, dataset name and input shape."""
+    shape = list(data.dataset[0][0].shape)
+    blob = json.dumps({"modality": recipe.modality, "teacher": recipe.to_dict()["teacher"],
+                       "dataset": recipe.eval.dataset, "shape": shape}, sort_keys=True)
+    return f"{recipe.eval.dataset}-{recipe.teacher.arch.replace(':', '_').replace('/', '_')}-" + \
+        hashlib.sha256(blob.encode()).hexdigest()[:10]
+
+
+def _input_channels(modality: Any, recipe: Recipe) -> dict[str, int]:
+    fn = getattr(modality, "input_channels", None)
+    return {"channels": fn(recipe)} if fn is not None else {}
+
+
+def build_model(modality: Any, recipe: Recipe, spec: Any, *, num_classes: int, pretrained: bool) -> nn.Module:
+    """Ask the modality for ``spec.arch`` (a teacher or student section), with one-line errors."""
+    return modality.model(spec, num_classes=num_classes, dataset=recipe.eval.dataset, pretrained=pretrained,
+                          **_input_channels(modality, recipe))
+
+
+def fit_teacher(recipe: Recipe, modality: Any, *, device: torch.device, path: Path) -> nn.Module:
+    """Train ``recipe.teacher.arch`` with cross-entropy on the labelled training split and save it to ``path``."""
+    cfg = recipe.teacher.fit
+    train = modality.data(recipe, split="train", train=True)
+    model = build_model(modality, recipe, recipe.teacher, num_classes=train.num_classes, pretrained=False).to(device)
+    batches = DataLoader(train.dataset, batch_size=cfg.batch_size, shuffle=True, drop_last=True,
+                         num_workers=recipe.eval.workers)
+    total = cfg.epochs * len(batches)
+    if total == 0:
+        raise AipError(f"the training split of {recipe.eval.dataset} has fewer items than teacher.fit.batch_size")
+    opt = make_optimizer(list(model.parameters()), name=cfg.optimizer, lr=cfg.lr, weight_decay=cfg.weight_decay)
+    sched = make_scheduler(opt, total=total, schedule=cfg.schedule)
+    amp = recipe.train.amp == "bf16" or (recipe.train.amp == "auto" and device.type == "cuda")
+    model.train()
+    start = time.perf_counter()
+    bar = tqdm(total=total, desc=f"teacher {recipe.teacher.arch}", dynamic_ncols=True, unit="step")
+    for _epoch in range(cfg.epochs):
+        for x, y in batches:
+            x, y = x.to(device), y.to(device)
+            with autocast(device, amp):
+                loss = F.cross_entropy(model(x).float(), y, label_smoothing=cfg.label_smoothing)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            sched.step()
+            bar.update(1)
+            bar.set_postfix(loss=f"{loss.item():.3f}")
+    bar.close()
+    test = modality.data(recipe, split="test", train=False)
+    acc = evaluate(model, loader(test, batch_size=recipe.eval.batch_size, workers=recipe.eval.workers),
+                   device=device, amp=amp, desc="teacher eval")
+    checkpoint.save_atomic({"state_dict": model.state_dict(), "num_classes": train.num_classes,
+                            "teacher": recipe.to_dict()["teacher"], "dataset": recipe.eval.dataset,
+                            "test": acc, "train_seconds": time.perf_counter() - start}, path)
+    tqdm.write(f"teacher {recipe.teacher.arch}: top1 {acc['top1']:.2f}% on {recipe.eval.dataset} test; saved {path}")
+    return model
+
+
+def teacher_path(recipe: Recipe, data: LabelledData) -> Path:
+    return cache_dir("teachers") / f"{cache_key(recipe, data)}.pt"
+
+
+def load_teacher(recipe: Recipe, modality: Any, *, device: torch.device, data: LabelledData,
+                 train_if_missing: bool = True) -> FrozenTeacher:
+    """The recipe's teacher, frozen, on ``device``; its output size is checked against ``data.num_classes``."""
+    t = recipe.teacher
+    k = data.num_classes
+    if t.kind == "pretrained":
+        model = build_model(modality, recipe, t, num_classes=k, pretrained=True)
+    elif t.kind == "hub":
+        model = load_hub(t.hub_repo, t.hub_entry, **t.kwargs)
+    elif t.kind == "checkpoint":
+        model = build_model(modality, recipe, t, num_classes=k, pretrained=False)
+        state = checkpoint.load(Path(t.checkpoint).expanduser())
+        state = state.get("state_dict", state.get("student", state))
+        try:
+            model.load_state_dict(state)
+        except RuntimeError as e:
+            first = str(e).strip().splitlines()[0]
+            raise AipError(f"teacher checkpoint {t.checkpoint} does not fit teacher.arch {t.arch!r} ({first})") from None
+    else:  # train: cached after the first time
+        path = teacher_path(recipe, data)
+        if path.exists():
+            state = checkpoint.load(path)
+            model = build_model(modality, recipe, t, num_classes=state["num_classes"], pretrained=False)
+            model.load_state_dict(state["state_dict"])
+        elif train_if_missing:
+            model = fit_teacher(recipe, modality, device=device, path=path)
+        else:
+            raise AipError(f"no trained teacher for this recipe in {path.parent}; run `aip teacher RECIPE` first")
+    return FrozenTeacher(model).to(device)
+
+
+def check_outputs(teacher: nn.Module, student: nn.Module, views: torch.Tensor, *, num_classes: int) -> None:
+    """Fail early, with one line, if teacher and student disagree with each other or with the dataset."""
+    with torch.no_grad():
+        try:
+            t_out = teacher(views)
+        except RuntimeError as e:
+            raise AipError(f"the teacher cannot take views of shape {tuple(views.shape[1:])} ({str(e).splitlines()[0]})") from None
+        try:
+            was = student.training
+            s_out = student.eval()(views)
+            student.train(was)
+        except RuntimeError as e:
+            raise AipError(f"the student cannot take views of shape {tuple(views.shape[1:])} ({str(e).splitlines()[0]})") from None
+    if t_out.shape[-1] != num_classes:
+        raise AipError(f"the teacher predicts {t_out.shape[-1]} classes but the dataset has {num_classes}; "
+                       "use a teacher trained on this dataset (or teacher.kind = 'train')")
+    if s_out.shape[-1] != t_out.shape[-1]:
+        raise AipError(f"the student predicts {s_out.shape[-1]} classes but the teacher {t_out.shape[-1]}; "
+                       "check student.kwargs")

@@ -1,0 +1,172 @@
+"""The distillation loop: sample -> augment -> teacher (no grad) -> student -> KD loss -> step -> log -> checkpoint.
+
+One readable ``fit()``. Resume is automatic: if the run directory holds ``last.pt`` of the same recipe, the
+student, optimiser, scheduler, RNG state and step are restored and training continues where it stopped.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+from tqdm.auto import tqdm
+
+from aip import checkpoint
+from aip.errors import AipError
+from aip.evaluate import autocast
+from aip.loss import distillation_loss
+from aip.modality import Augmenter, SourceSampler
+from aip.optim import make_optimizer, make_scheduler
+from aip.recipe import Recipe
+
+
+@dataclass
+class FitResult:
+    """What a finished (or resumed-and-finished) run reports."""
+
+    step: int
+    final: dict[str, float]
+    best: dict[str, float]
+    history: list[dict[str, Any]] = field(default_factory=list)
+    seconds: float = 0.0
+
+
+def use_amp(recipe: Recipe, device: torch.device) -> bool:
+    return recipe.train.amp == "bf16" or (recipe.train.amp == "auto" and device.type == "cuda")
+
+
+def use_channels_last(recipe: Recipe, device: torch.device) -> bool:
+    return recipe.train.channels_last == "on" or (recipe.train.channels_last == "auto" and device.type == "cuda")
+
+
+def fit(
+    *,
+    recipe: Recipe,
+    student: nn.Module,
+    teacher: nn.Module,
+    sampler: SourceSampler,
+    augmenter: Augmenter,
+    evaluate: Callable[[nn.Module], dict[str, float]],
+    run_dir: Path,
+    device: torch.device,
+    stop_after_epochs: int | None = None,
+) -> FitResult:
+    """Distil ``teacher`` into ``student`` from views of the single source datum.
+
+    Args:
+        evaluate: returns ``{"top1", "top5", ...}`` of the model it is given on the real test split.
+        run_dir: holds ``last.pt``, ``best.pt`` and ``metrics.jsonl``; an existing ``last.pt`` is resumed.
+        stop_after_epochs: stop (as if interrupted) after this many epochs of this call.
+    """
+    cfg = recipe.train
+    spe, total = cfg.steps_per_epoch, cfg.total_steps
+    amp, channels_last = use_amp(recipe, device), use_channels_last(recipe, device)
+    memory_format = torch.channels_last if channels_last else torch.contiguous_format
+    student.to(device, memory_format=memory_format)
+    teacher.to(device, memory_format=memory_format)
+    opt = make_optimizer(list(student.parameters()), name=cfg.optimizer, lr=cfg.lr,
+                         weight_decay=cfg.weight_decay, momentum=cfg.momentum)
+    sched = make_scheduler(opt, total=total, schedule=cfg.schedule, warmup=round(cfg.warmup_epochs * spe),
+                           milestones=tuple(round(m * spe) for m in cfg.milestones), gamma=cfg.gamma)
+
+    fingerprint = recipe.fingerprint("modality", "source", "augment", "teacher", "student", "loss", "train")
+    last_path, best_path, log_path = run_dir / "last.pt", run_dir / "best.pt", run_dir / "metrics.jsonl"
+    step, best, final, history, seconds = 0, {"top1": -1.0}, {}, [], 0.0
+    if last_path.exists():
+        state = checkpoint.load(last_path)
+        if state.get("fingerprint") != fingerprint:
+            raise AipError(f"{run_dir} holds a run of a different recipe; pass --out NEW_DIR or delete {last_path}")
+        student.load_state_dict(state["student"])
+        opt.load_state_dict(state["optimizer"])
+        sched.load_state_dict(state["scheduler"])
+        checkpoint.set_rng_state(state["rng"])
+        step, best, final = state["step"], state["best"], state["final"]
+        history, seconds = state["history"], state["seconds"]
+        if step < total:
+            tqdm.write(f"resuming {run_dir} at step {step}/{total} (epoch {step // spe})")
+    else:
+        torch.manual_seed(cfg.seed)
+
+    def save_last() -> None:
+        checkpoint.save_atomic({
+            "fingerprint": fingerprint, "recipe": recipe.to_dict(), "student": student.state_dict(),
+            "optimizer": opt.state_dict(), "scheduler": sched.state_dict(), "rng": checkpoint.rng_state(),
+            "step": step, "best": best, "final": final, "history": history, "seconds": seconds,
+        }, last_path)
+
+    train_model = torch.compile(student) if cfg.compile else student
+    teacher.eval()
+    student.train()
+    epochs_done = 0
+    start = time.perf_counter()
+    bar = tqdm(total=total, initial=step, desc=recipe.name, dynamic_ncols=True, unit="step")
+    running, seen, tick = 0.0, 0, time.perf_counter()
+    epoch_loss, epoch_n = 0.0, 0
+    try:
+        while step < total:
+            # (B, C, H, W) raw views of the one datum -> augmented; teacher and student see the same tensor
+            x = augmenter(sampler.sample(cfg.batch_size))
+            x = x.contiguous(memory_format=memory_format)
+            with torch.no_grad(), autocast(device, amp):
+                t_logits = teacher(x)  # (B, K)
+            with autocast(device, amp):
+                s_logits = train_model(x)  # (B, K)
+            loss = distillation_loss(s_logits, t_logits, kind=recipe.loss.kind,
+                                     temperature=recipe.loss.temperature, t2_scale=recipe.loss.t2_scale)
+            if not torch.isfinite(loss):
+                raise AipError(f"loss became {loss.item()} at step {step}; lower train.lr or enable train.grad_clip")
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            if cfg.grad_clip > 0:
+                nn.utils.clip_grad_norm_(student.parameters(), cfg.grad_clip)
+            opt.step()
+            sched.step()
+            step += 1
+            lv = loss.item()
+            running, seen = running + lv, seen + 1
+            epoch_loss, epoch_n = epoch_loss + lv, epoch_n + 1
+            bar.update(1)
+            if step % cfg.log_every == 0 or step == total:
+                now = time.perf_counter()
+                bar.set_postfix(loss=f"{running / seen:.4f}", lr=f"{sched.get_last_lr()[0]:.2e}",
+                                samples_s=f"{seen * cfg.batch_size / (now - tick):.0f}")
+                running, seen, tick = 0.0, 0, now
+            if step % spe == 0:  # end of an epoch
+                epoch = step // spe
+                epochs_done += 1
+                seconds_now = seconds + time.perf_counter() - start
+                if epoch % recipe.eval.every_epochs == 0 or step == total:
+                    acc = evaluate(student)
+                    student.train()
+                    row = {"epoch": epoch, "step": step, "loss": epoch_loss / max(epoch_n, 1),
+                           "lr": sched.get_last_lr()[0], **acc, "seconds": round(seconds_now, 1)}
+                    history.append(row)
+                    with open(log_path, "a") as f:
+                        f.write(json.dumps(row) + "\n")
+                    tqdm.write(f"epoch {epoch}: loss {row['loss']:.4f}  top1 {acc['top1']:.2f}%  top5 {acc['top5']:.2f}%")
+                    final = acc
+                    if acc["top1"] > best["top1"]:
+                        best = {**acc, "epoch": epoch}
+                        checkpoint.save_atomic({"student": student.state_dict(), "recipe": recipe.to_dict(),
+                                                "epoch": epoch, "metrics": acc}, best_path)
+                epoch_loss, epoch_n = 0.0, 0
+                seconds = seconds + time.perf_counter() - start
+                start = time.perf_counter()
+                save_last()
+                if stop_after_epochs is not None and epochs_done >= stop_after_epochs and step < total:
+                    break
+    except KeyboardInterrupt:
+        seconds += time.perf_counter() - start
+        start = time.perf_counter()
+        save_last()
+        bar.close()
+        raise
+    bar.close()
+    seconds += time.perf_counter() - start
+    return FitResult(step=step, final=final, best=best, history=history, seconds=seconds)

@@ -1,0 +1,1 @@
+"""Built-in aip modalities (image, ...). Each registers under the entry-point group ``aip.modalities``."""

@@ -1,0 +1,108 @@
+"""The image modality: views of one image, kornia augmentation, torchvision/timm/CIFAR models, image datasets.
+
+Registered under the entry-point group ``aip.modalities`` as ``image`` (see ``pyproject.toml``), exactly as a
+third-party plugin would be; the core never imports this package.
+
+Heavy imports (torchvision datasets, timm) happen inside the methods that need them, so validating a recipe
+stays fast.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from aip.cache import cache_dir
+from aip.errors import AipError
+from aip.modality import LabelledData
+from modalities.image.augment import ImageAugmenter
+from modalities.image.config import ImageAugmentConfig, ImageSourceConfig
+from modalities.image.source import SYNTHETIC, DatasetSampler, ImageViewSampler, load_image
+
+
+def dataset_root(recipe: Any) -> Path:
+    return Path(recipe.eval.root).expanduser() if recipe.eval.root else cache_dir("datasets")
+
+
+class ImageModality:
+    """The built-in image modality (see :class:`aip.modality.Modality`)."""
+
+    name = "image"
+    SourceConfig = ImageSourceConfig
+    AugmentConfig = ImageAugmentConfig
+
+    def validate(self, recipe: Any) -> None:
+        """Cross-section checks that need the dataset's facts (raise early, before any work)."""
+        from modalities.image import datasets
+
+        datasets.info(recipe.eval.dataset)  # unknown dataset -> AipError listing the known ones
+
+    def sampler(self, recipe: Any, *, device: torch.device) -> ImageViewSampler | DatasetSampler:
+        src: ImageSourceConfig = recipe.source
+        if src.uri == "dataset:train":
+            data = self.data(recipe, split="train", train=False)
+            return DatasetSampler(data.dataset, device=device)
+        return ImageViewSampler(load_image(src), src, device=device)
+
+    def augmenter(self, recipe: Any, *, device: torch.device) -> ImageAugmenter:
+        return ImageAugmenter(recipe.augment, size=recipe.source.size, channels=recipe.source.channels).to(device)
+
+    def model(self, spec: Any, *, num_classes: int, dataset: str, pretrained: bool, channels: int = 3) -> nn.Module:
+        from modalities.image import datasets, models
+
+        info = datasets.info(dataset)
+        stats = (list(info.mean), list(info.std))
+        return models.build(
+            spec.arch,
+            num_classes=num_classes,
+            in_channels=channels,
+            pretrained=pretrained,
+            weights=getattr(spec, "weights", "DEFAULT"),
+            kwargs=dict(spec.kwargs),
+            norm=(spec.mean, spec.std) if spec.mean else None,
+            dataset_norm=stats,
+        )
+
+    def input_channels(self, recipe: Any) -> int:
+        return recipe.source.channels
+
+    def data(self, recipe: Any, *, split: str, train: bool) -> LabelledData:
+        from modalities.image import datasets
+
+        return datasets.load(
+            recipe.eval.dataset,
+            root=dataset_root(recipe),
+            split=split,  # type: ignore[arg-type]
+            train=train,
+            download=recipe.eval.download,
+            size=recipe.source.size,
+            channels=recipe.source.channels,
+        )
+
+    def preview(self, views: torch.Tensor, path: Path) -> list[Path]:
+        from torchvision.utils import save_image
+
+        n = views.shape[0]
+        nrow = max(1, int(n**0.5))
+        save_image(views.float().cpu(), path, nrow=nrow, padding=2, pad_value=1.0)
+        return [path]
+
+    def catalog(self) -> dict[str, list[str]]:
+        from modalities.image import datasets, models
+
+        return {
+            "models": models.names(),
+            "datasets": datasets.DATASETS.names(),
+            "sources": [
+                "PATH (any image file)", "http(s)://URL (cached)", "skimage:NAME (e.g. skimage:astronaut)",
+                *(f"synthetic:{s}" for s in SYNTHETIC), "dataset:train",
+            ],
+        }
+
+
+modality = ImageModality()
+
+__all__ = ["ImageModality", "modality", "AipError"]

@@ -1,0 +1,69 @@
+"""Training-time augmentation of image views: kornia per-sample augmentation, then CutMix on every batch.
+
+The paper's ImageNet pipeline (random-resized crop, colour jitter p=0.8, grayscale p=0.2, solarize p=0.2,
+horizontal flip) or its CIFAR pipeline (pad-4 random crop, flip), followed by CutMix. Everything runs batched
+on the training device with independent random parameters per sample; teacher and student are then fed the
+very same tensor.
+"""
+
+from __future__ import annotations
+
+import kornia.augmentation as K
+import torch
+from torch import nn
+
+from modalities.image.color import ColorJitter
+from modalities.image.config import ImageAugmentConfig
+
+
+def cutmix(x: torch.Tensor, *, alpha: float, p: float = 1.0) -> torch.Tensor:
+    """Paste a random box of a random partner into each sample (per-sample box and lambda ~ Beta(alpha, alpha)).
+
+    Args:
+        x: ``(B, C, H, W)``.
+        alpha: Beta parameter; the pasted box covers ``1 - lambda`` of the area.
+        p: probability that a sample gets a box at all.
+    """
+    if alpha <= 0 or p <= 0:
+        return x
+    b, _, h, w = x.shape
+    dev = x.device
+    lam = torch.distributions.Beta(alpha, alpha).sample((b,)).to(dev)
+    cut = torch.sqrt(1.0 - lam)
+    bh, bw = (cut * h).round(), (cut * w).round()
+    cy, cx = torch.rand(b, device=dev) * h, torch.rand(b, device=dev) * w
+    y0, y1 = (cy - bh / 2).clamp(0, h), (cy + bh / 2).clamp(0, h)
+    x0, x1 = (cx - bw / 2).clamp(0, w), (cx + bw / 2).clamp(0, w)
+    ys = torch.arange(h, device=dev)[None, :, None] + 0.5  # (1, H, 1)
+    xs = torch.arange(w, device=dev)[None, None, :] + 0.5  # (1, 1, W)
+    box = (ys >= y0[:, None, None]) & (ys < y1[:, None, None]) & (xs >= x0[:, None, None]) & (xs < x1[:, None, None])
+    box &= (torch.rand(b, device=dev) < p)[:, None, None]
+    partner = torch.randperm(b, device=dev)
+    return torch.where(box[:, None], x[partner], x)
+
+
+class ImageAugmenter(nn.Module):
+    """``views (B, C, S, S) in [0, 1]`` -> augmented, CutMix'ed views of the same shape."""
+
+    def __init__(self, cfg: ImageAugmentConfig, *, size: int, channels: int) -> None:
+        super().__init__()
+        self.cfg = cfg
+        ops: list[nn.Module] = []
+        if cfg.crop == "rrc":
+            ops.append(K.RandomResizedCrop((size, size), scale=cfg.crop_scale))
+        elif cfg.crop == "pad" and cfg.pad > 0:
+            ops.append(K.RandomCrop((size, size), padding=cfg.pad))
+        if cfg.hflip > 0:
+            ops.append(K.RandomHorizontalFlip(p=cfg.hflip))
+        if cfg.jitter_p > 0 and any(cfg.jitter):
+            ops.append(ColorJitter(*cfg.jitter, p=cfg.jitter_p))
+        if cfg.grayscale_p > 0 and channels == 3:
+            ops.append(K.RandomGrayscale(p=cfg.grayscale_p))
+        if cfg.solarize_p > 0:  # PIL's default: invert pixels above one half
+            ops.append(K.RandomSolarize(thresholds=0.0, additions=0.0, p=cfg.solarize_p))
+        self.ops = nn.Sequential(*ops)
+
+    @torch.no_grad()
+    def forward(self, views: torch.Tensor) -> torch.Tensor:
+        x = self.ops(views) if len(self.ops) else views
+        return cutmix(x, alpha=self.cfg.cutmix, p=self.cfg.cutmix_p).clamp_(0, 1)

@@ -1,0 +1,84 @@
+"""The image modality's recipe sections: ``[source]`` (how views are cut from the one image) and
+``[augment]`` (training-time augmentation applied to every batch, CutMix included)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+from aip.schema import check
+
+
+@dataclass(frozen=True)
+class ImageSourceConfig:
+    """Where the single image comes from and how views ("patches") are cut from it.
+
+    Defaults follow the paper's patch generator: an initial random crop of half the short side, a random
+    resized crop of scale 1/500..1 at sqrt(2) x the view size, rotation and shear up to 30 degrees, a centre
+    crop back to ``size``, and colour jitter with probability 0.5. All of it runs batched on the device.
+
+    ``uri``: a file path, an ``http(s)`` URL (downloaded once into the cache), ``skimage:NAME`` (a photo that
+    ships with scikit-image), ``synthetic:noise``, ``synthetic:dead_leaves`` or ``dataset:train`` (the
+    labelled dataset's own training images, labels unused: the upper-bound baseline).
+    """
+
+    uri: str = "skimage:astronaut"
+    size: int = 32
+    channels: Literal[1, 3] = 3
+    max_side: int = 2048
+    synthetic_side: int = 1024
+    init_crop: float = 0.5
+    scale: tuple[float, float] = (0.002, 1.0)
+    ratio: tuple[float, float] = (0.75, 4 / 3)
+    degrees: float = 30.0
+    shear: float = 30.0
+    vflip: float = 0.0
+    jitter: tuple[float, float, float, float] = (0.4, 0.4, 0.4, 0.1)
+    jitter_p: float = 0.5
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        check(self.size >= 8, "source.size", "must be at least 8 pixels")
+        check(self.max_side == 0 or self.max_side >= self.size, "source.max_side",
+              "must be 0 (keep the image as it is) or at least source.size")
+        check(self.synthetic_side >= self.size, "source.synthetic_side", "must be at least source.size")
+        check(0 <= self.init_crop <= 1, "source.init_crop", "must be in [0, 1] (0 disables the initial crop)")
+        check(0 < self.scale[0] <= self.scale[1] <= 1, "source.scale", "must satisfy 0 < min <= max <= 1")
+        check(0 < self.ratio[0] <= self.ratio[1], "source.ratio", "must satisfy 0 < min <= max")
+        check(0 <= self.degrees <= 180, "source.degrees", "must be in [0, 180]")
+        check(0 <= self.shear < 90, "source.shear", "must be in [0, 90)")
+        check(0 <= self.vflip <= 1, "source.vflip", "is a probability in [0, 1]")
+        check(0 <= self.jitter_p <= 1, "source.jitter_p", "is a probability in [0, 1]")
+        check(all(j >= 0 for j in self.jitter) and self.jitter[3] <= 0.5, "source.jitter",
+              "is [brightness, contrast, saturation, hue], all >= 0 and hue <= 0.5")
+
+
+@dataclass(frozen=True)
+class ImageAugmentConfig:
+    """Training-time augmentation of each batch of views, with per-sample random parameters.
+
+    ``crop``: ``rrc`` (random resized crop, scale ``crop_scale``), ``pad`` (pad ``pad`` pixels and random
+    crop, the CIFAR recipe) or ``none``. ``cutmix`` is the Beta(alpha, alpha) parameter of CutMix, applied
+    to every batch with probability ``cutmix_p`` (0 disables it). Teacher and student see the same result.
+    """
+
+    crop: Literal["rrc", "pad", "none"] = "rrc"
+    crop_scale: tuple[float, float] = (0.08, 1.0)
+    pad: int = 4
+    hflip: float = 0.5
+    jitter: tuple[float, float, float, float] = (0.4, 0.4, 0.4, 0.4)
+    jitter_p: float = 0.8
+    grayscale_p: float = 0.2
+    solarize_p: float = 0.2
+    cutmix: float = 1.0
+    cutmix_p: float = 1.0
+
+    def __post_init__(self) -> None:
+        check(0 < self.crop_scale[0] <= self.crop_scale[1] <= 1, "augment.crop_scale",
+              "must satisfy 0 < min <= max <= 1")
+        check(self.pad >= 0, "augment.pad", "must be >= 0")
+        for key in ("hflip", "jitter_p", "grayscale_p", "solarize_p", "cutmix_p"):
+            check(0 <= getattr(self, key) <= 1, f"augment.{key}", "is a probability in [0, 1]")
+        check(self.cutmix >= 0, "augment.cutmix", "is the Beta parameter, >= 0 (0 disables CutMix)")
+        check(all(j >= 0 for j in self.jitter) and self.jitter[3] <= 0.5, "augment.jitter",
+              "is [brightness, contrast, saturation, hue], all >= 0 and hue <= 0.5")

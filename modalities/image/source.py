@@ -1,0 +1,243 @@
+"""The single source image and the sampler that cuts batches of views ("patches") from it on the device.
+
+The paper pre-generates patches to disk with a per-image PIL pipeline (initial crop, random-resized crop at
+sqrt(2) x the size, rotation and shear, centre crop, colour jitter). Here the whole geometric chain of every
+view is composed into ONE affine map from output pixels to source pixels, so a batch costs a single
+``grid_sample`` at the output size. Views that shrink a large region are read from a pre-computed
+anti-aliased pyramid level (mip-mapping), so small views do not alias.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import shutil
+import urllib.request
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from PIL import Image, UnidentifiedImageError
+
+from aip.cache import cache_dir
+from aip.errors import AipError
+from modalities.image.color import ColorJitter
+from modalities.image.config import ImageSourceConfig
+
+SYNTHETIC = ("noise", "dead_leaves")
+
+
+# ----------------------------------------------------------------------------------------------- loading
+def _to_tensor(array: np.ndarray) -> torch.Tensor:
+    """HWC/HW uint8 or float array -> (3, H, W) float in [0, 1]."""
+    a = np.asarray(array)
+    if a.ndim == 2:
+        a = np.stack([a] * 3, axis=-1)
+    if a.ndim != 3 or a.shape[-1] not in (3, 4):
+        raise AipError(f"source image has shape {a.shape}; expected an RGB or grayscale picture")
+    a = a[..., :3]
+    t = torch.from_numpy(np.ascontiguousarray(a)).permute(2, 0, 1)
+    return t.float() / 255.0 if t.dtype == torch.uint8 else t.float().clamp(0, 1)
+
+
+def _read_file(path: Path) -> torch.Tensor:
+    if not path.is_file():
+        raise AipError(f"source image {path} does not exist; set source.uri to an image file, a URL or skimage:NAME")
+    try:
+        with Image.open(path) as im:
+            return _to_tensor(np.asarray(im.convert("RGB")))
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as e:
+        raise AipError(f"source image {path} could not be decoded ({e}); is it a valid image file?") from None
+
+
+def download(url: str, *, kind: str = "sources") -> Path:
+    """Download ``url`` once into the cache and return the local file (reused on later calls)."""
+    name = Path(url.split("?")[0]).name or "download"
+    target = cache_dir(kind) / f"{hashlib.sha256(url.encode()).hexdigest()[:12]}-{name}"
+    if target.is_file():
+        return target
+    tmp = target.with_suffix(target.suffix + ".part")
+    try:
+        with urllib.request.urlopen(url, timeout=30) as r, open(tmp, "wb") as f:
+            shutil.copyfileobj(r, f)
+    except (OSError, ValueError) as e:
+        tmp.unlink(missing_ok=True)
+        raise AipError(f"could not download {url} ({e}); check the URL or download it and give the file path") from None
+    tmp.replace(target)
+    return target
+
+
+def _skimage(name: str) -> torch.Tensor:
+    import skimage.data
+
+    loader = getattr(skimage.data, name, None)
+    if name.startswith("_") or not callable(loader):
+        known = "astronaut, camera, chelsea, coffee, hubble_deep_field, rocket, immunohistochemistry, ..."
+        raise AipError(f"skimage:{name} is not a scikit-image photo; try one of {known}")
+    try:
+        array = loader()
+    except Exception as e:  # photos not shipped in the wheel need pooch and a network
+        raise AipError(f"skimage:{name} could not be loaded ({type(e).__name__}: {e}); pick a bundled photo") from None
+    return _to_tensor(array)
+
+
+def dead_leaves(side: int, *, seed: int, r_min: float = 0.002, r_max: float = 0.25) -> torch.Tensor:
+    """A dead-leaves image: occluding discs of random colour with radii ~ r^-3 (scale-invariant statistics)."""
+    rng = np.random.default_rng(seed)
+    img = np.zeros((side, side, 3), np.float32)
+    filled = np.zeros((side, side), bool)
+    yy, xx = np.mgrid[0:side, 0:side]
+    lo, hi = r_min * side, r_max * side
+    for _ in range(20_000):
+        # inverse-CDF sample of p(r) ~ r^-3 on [lo, hi]
+        u = rng.random()
+        r = (lo**-2 - u * (lo**-2 - hi**-2)) ** -0.5
+        cx, cy = rng.random(2) * side
+        x0, x1 = max(int(cx - r), 0), min(int(cx + r) + 1, side)
+        y0, y1 = max(int(cy - r), 0), min(int(cy + r) + 1, side)
+        if x0 >= x1 or y0 >= y1:
+            continue
+        disc = (xx[y0:y1, x0:x1] - cx) ** 2 + (yy[y0:y1, x0:x1] - cy) ** 2 <= r * r
+        new = disc & ~filled[y0:y1, x0:x1]  # later discs lie *under* earlier ones
+        img[y0:y1, x0:x1][new] = rng.random(3)
+        filled[y0:y1, x0:x1] |= new
+        if filled.all():
+            break
+    return torch.from_numpy(img).permute(2, 0, 1).contiguous()
+
+
+def load_image(cfg: ImageSourceConfig) -> torch.Tensor:
+    """The source image as ``(C, H, W)`` float in [0, 1], ``C = cfg.channels``, longer side <= ``max_side``."""
+    uri = cfg.uri
+    if uri.startswith("synthetic:"):
+        kind = uri.split(":", 1)[1]
+        if kind == "noise":
+            g = torch.Generator().manual_seed(cfg.seed)
+            img = torch.rand(3, cfg.synthetic_side, cfg.synthetic_side, generator=g)
+        elif kind == "dead_leaves":
+            img = dead_leaves(cfg.synthetic_side, seed=cfg.seed)
+        else:
+            raise AipError(f"unknown synthetic source {uri!r}; known: " + ", ".join(f"synthetic:{s}" for s in SYNTHETIC))
+    elif uri.startswith("skimage:"):
+        img = _skimage(uri.split(":", 1)[1])
+    elif uri.startswith(("http://", "https://")):
+        img = _read_file(download(uri))
+    else:
+        img = _read_file(Path(uri).expanduser())
+    if cfg.channels == 1:
+        img = (0.299 * img[0] + 0.587 * img[1] + 0.114 * img[2]).unsqueeze(0)
+    h, w = img.shape[-2:]
+    if min(h, w) < cfg.size:
+        raise AipError(f"source image is {w}x{h}, smaller than source.size = {cfg.size}; use a larger image")
+    if cfg.max_side and max(h, w) > cfg.max_side:
+        f = cfg.max_side / max(h, w)
+        img = F.interpolate(img[None], size=(round(h * f), round(w * f)), mode="bilinear", antialias=True)[0]
+    return img.clamp(0, 1).contiguous()
+
+
+# ---------------------------------------------------------------------------------------------- sampling
+def _pyramid(img: torch.Tensor, min_side: int) -> list[torch.Tensor]:
+    """Anti-aliased levels, each half the size of the previous, down to about ``min_side``."""
+    levels = [img[None]]
+    while min(levels[-1].shape[-2:]) >= 2 * min_side:
+        h, w = levels[-1].shape[-2:]
+        levels.append(F.interpolate(levels[-1], size=(h // 2, w // 2), mode="bilinear", antialias=True))
+    return levels
+
+
+class ImageViewSampler:
+    """Batches of random views of one image: the paper's patch generator, batched, on ``device``.
+
+    Per view (all parameters drawn independently per sample): initial random crop of ``init_crop`` x the
+    short side; random-resized-crop box of ``scale`` x that area with aspect ratio in ``ratio``; rotation
+    and shear; centre crop to ``size``; colour jitter with probability ``jitter_p``; vertical flip.
+    """
+
+    def __init__(self, image: torch.Tensor, cfg: ImageSourceConfig, *, device: torch.device) -> None:
+        self.cfg = cfg
+        self.device = device
+        self.image = image.to(device)
+        self.levels = _pyramid(self.image, cfg.size)
+        self.jitter = ColorJitter(*cfg.jitter, p=cfg.jitter_p).to(device)
+
+    def _boxes(self, n: int) -> tuple[torch.Tensor, ...]:
+        """Per-sample random-resized-crop boxes (centre x, centre y, width, height) in source pixels."""
+        cfg, dev = self.cfg, self.device
+        H, W = self.image.shape[-2:]
+        if cfg.init_crop > 0:  # a square crop of init_crop x the short side, at a random place
+            side = max(cfg.init_crop * min(H, W), float(cfg.size))
+            rw = rh = torch.full((n,), side, device=dev)
+        else:
+            rw, rh = torch.full((n,), float(W), device=dev), torch.full((n,), float(H), device=dev)
+        rx = torch.rand(n, device=dev) * (W - rw)
+        ry = torch.rand(n, device=dev) * (H - rh)
+        # draw 10 candidate boxes per view and keep the first that fits (the paper loops until one fits)
+        tries = 10
+        area = rw * rh
+        a = area[:, None] * torch.empty(n, tries, device=dev).uniform_(*cfg.scale)
+        logr = torch.empty(n, tries, device=dev).uniform_(math.log(cfg.ratio[0]), math.log(cfg.ratio[1]))
+        w = torch.sqrt(a * torch.exp(logr))
+        h = torch.sqrt(a / torch.exp(logr))
+        ok = (w <= rw[:, None]) & (h <= rh[:, None])
+        first = torch.where(ok.any(1), ok.float().argmax(1), torch.zeros_like(rw, dtype=torch.long))
+        w = torch.minimum(w.gather(1, first[:, None])[:, 0], rw)
+        h = torch.minimum(h.gather(1, first[:, None])[:, 0], rh)
+        cx = rx + w / 2 + torch.rand(n, device=dev) * (rw - w)
+        cy = ry + h / 2 + torch.rand(n, device=dev) * (rh - h)
+        return cx, cy, w, h
+
+    def _theta(self, n: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """Per-view 2x3 maps from output coordinates to box coordinates (both in [-1, 1])."""
+        cfg, dev = self.cfg, self.device
+        rot = torch.deg2rad(torch.empty(n, device=dev).uniform_(-cfg.degrees, cfg.degrees))
+        shear = torch.deg2rad(torch.empty(n, device=dev).uniform_(-cfg.shear, cfg.shear))
+        cos, sin, tan = torch.cos(rot), torch.sin(rot), torch.tan(shear)
+        # forward map box -> rotated/sheared frame is M = R @ S with S = [[1, tan], [0, 1]];
+        # the centre crop of size/(sqrt(2) size) scales output coords by 1/sqrt(2); we need M^-1 / sqrt(2)
+        m = torch.stack([torch.stack([cos, cos * tan - sin], -1), torch.stack([sin, sin * tan + cos], -1)], -2)
+        inv = torch.linalg.inv(m) / math.sqrt(2.0)
+        return inv, rot
+
+    @torch.no_grad()
+    def sample(self, batch_size: int) -> torch.Tensor:
+        """``(B, C, size, size)`` views in [0, 1] on the sampler's device."""
+        cfg, n, s = self.cfg, batch_size, self.cfg.size
+        H, W = self.image.shape[-2:]
+        cx, cy, w, h = self._boxes(n)
+        inv, _ = self._theta(n)
+        # output pixel grid -> box coords q (B, s, s, 2) -> source pixels -> grid_sample coords
+        lin = (torch.arange(s, device=self.device, dtype=torch.float32) + 0.5) / s * 2 - 1
+        p = torch.stack(torch.meshgrid(lin, lin, indexing="xy"), -1).reshape(1, -1, 2)  # (1, s*s, 2) as (x, y)
+        q = p @ inv.transpose(1, 2)  # (B, s*s, 2)
+        inside = (q.abs() <= 1).all(-1).reshape(n, 1, s, s)  # sheared corners are black, as in the paper
+        gx = (cx[:, None] + q[..., 0] * w[:, None] / 2) / W * 2 - 1
+        gy = (cy[:, None] + q[..., 1] * h[:, None] / 2) / H * 2 - 1
+        grid = torch.stack([gx, gy], -1).reshape(n, s, s, 2)
+        # source pixels per output pixel decides the pyramid level (box of w px spans sqrt(2) * s px)
+        footprint = torch.maximum(w, h) / (math.sqrt(2.0) * s)
+        level = torch.clamp(torch.floor(torch.log2(footprint.clamp(min=1.0))), 0, len(self.levels) - 1).long()
+        out = torch.empty(n, self.image.shape[0], s, s, device=self.device)
+        for k in level.unique().tolist():
+            idx = (level == k).nonzero()[:, 0]
+            src = self.levels[k].expand(len(idx), -1, -1, -1)
+            out[idx] = F.grid_sample(src, grid[idx], mode="bilinear", padding_mode="border", align_corners=False)
+        out = out * inside
+        out = self.jitter(out)
+        if cfg.vflip > 0:
+            flip = torch.rand(n, device=self.device) < cfg.vflip
+            out = torch.where(flip[:, None, None, None], out.flip(-2), out)
+        return out.clamp_(0, 1)
+
+
+class DatasetSampler:
+    """``dataset:train``: random images of the labelled training set (labels unused): the upper bound."""
+
+    def __init__(self, images: torch.utils.data.Dataset, *, device: torch.device) -> None:
+        self.data = images
+        self.device = device
+
+    def sample(self, batch_size: int) -> torch.Tensor:
+        # the global RNG, so a resumed run continues the same stream (its state is checkpointed)
+        idx = torch.randint(len(self.data), (batch_size,)).tolist()
+        return torch.stack([self.data[i][0] for i in idx]).to(self.device)
