@@ -156,6 +156,7 @@ def fit(
                         checkpoint.save_atomic({"student": student.state_dict(), "recipe": recipe.to_dict(),
                                                 "epoch": epoch, "metrics": acc}, best_path)
                 epoch_loss, epoch_n = 0.0, 0
+                running, seen, tick = 0.0, 0, time.perf_counter()  # samples/s counts training only
                 seconds = seconds + time.perf_counter() - start
                 start = time.perf_counter()
                 save_last()

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import NamedTuple
 
 import pytest
 import torch
@@ -26,8 +27,11 @@ def _build(arch: str, **overrides: object) -> nn.Module:
     return build(arch, **args)
 
 
-@pytest.mark.parametrize("arch", [*MODELS.names(), "wrn_10_1", "wrn_22_2"])
-@pytest.mark.parametrize("channels", [1, 3])
+@pytest.mark.parametrize(
+    ("arch", "channels"),
+    [(arch, 3) for arch in [*MODELS.names(), "wrn_10_1", "wrn_22_2"]]
+    + [("cnn", 1), ("resnet20", 1), ("wrn_16_2", 1)],
+)
 def test_in_house_forward_and_backward(arch: str, channels: int) -> None:
     torch.manual_seed(0)
     model = _build(arch, in_channels=channels, num_classes=7, dataset_norm=GRAY if channels == 1 else RGB)
@@ -133,10 +137,26 @@ def test_normalized_repeats_gray_channels_and_stats() -> None:
     assert torch.allclose(out[0, :, 0, 0], expected)
 
 
-def test_normalized_takes_main_logits_of_multi_output_models() -> None:
-    model = _build("googlenet", kwargs={"aux_logits": True, "init_weights": False})
-    model.train()
-    assert model(torch.rand(2, 3, 64, 64)).shape == (2, 10)
+class _AuxOutputs(NamedTuple):  # like torchvision's GoogLeNetOutputs / InceptionOutputs in training mode
+    logits: torch.Tensor
+    aux_logits: torch.Tensor
+
+
+class _WithAux(nn.Module):
+    def __init__(self, as_tuple: bool) -> None:
+        super().__init__()
+        self.as_tuple = as_tuple
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        main, aux = x.mean(dim=(2, 3)), torch.zeros(len(x), 5)
+        return (main, aux) if self.as_tuple else _AuxOutputs(main, aux)
+
+
+@pytest.mark.parametrize("as_tuple", [False, True])
+def test_normalized_takes_main_logits_of_multi_output_models(as_tuple: bool) -> None:
+    wrapped = Normalized(_WithAux(as_tuple), [0.0, 0.0], [1.0, 1.0])
+    x = torch.rand(4, 2, 3, 3)
+    assert torch.equal(wrapped(x), x.mean(dim=(2, 3)))
 
 
 def test_torchvision_from_scratch_gray_input() -> None:
@@ -183,7 +203,7 @@ def test_torchvision_pretrained_from_cache(tmp_path: Path, monkeypatch: pytest.M
     _assert_same_weights(model.model, state)
     assert torch.allclose(model.mean.flatten(), torch.tensor(IMAGENET[0]))
     assert torch.allclose(model.std.flatten(), torch.tensor(IMAGENET[1]))
-    assert model(torch.rand(1, 1, 32, 32)).shape == (1, 1000)  # grayscale repeated into the RGB stem
+    assert model.eval()(torch.rand(1, 1, 32, 32)).shape == (1, 1000)  # grayscale repeated into the RGB stem
 
     with pytest.raises(AipError) as info:
         _build("resnet18", pretrained=True, weights="DEFAULT", num_classes=10)
@@ -246,7 +266,7 @@ def test_timm_pretrained_from_hf_cache(hf_offline_cache: Path) -> None:
     model = _build(f"timm:{TIMM_NAME}", pretrained=True, num_classes=1000, in_channels=1, dataset_norm=GRAY)
     _assert_same_weights(model.model, state)
     assert torch.allclose(model.mean.flatten(), torch.full((3,), 0.5))  # the weights' own stats
-    assert model(torch.rand(1, 1, 32, 32)).shape == (1, 1000)
+    assert model.eval()(torch.rand(1, 1, 32, 32)).shape == (1, 1000)
 
     with pytest.raises(AipError, match="predicts 1000 classes but the dataset has 10"):
         _build(f"timm:{TIMM_NAME}", pretrained=True, num_classes=10)

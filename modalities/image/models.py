@@ -32,7 +32,6 @@ MODELS: Registry[Builder] = Registry("model")
 
 _WRN = re.compile(r"wrn_(\d+)_(\d+)")
 _RESERVED = ("num_classes", "in_channels", "in_chans", "pretrained", "weights")
-_FETCH_HINT = "pre-fill the cache while online (TORCH_HOME for torchvision, HF_HOME for timm) and retry"
 
 
 class Normalized(nn.Module):
@@ -159,8 +158,10 @@ def _build_in_house(arch: str, builder: Builder, *, num_classes: int, in_channel
 # torchvision and timm
 
 
-def _construct(arch: str, make: Callable[[], nn.Module], kwargs: dict[str, Any]) -> nn.Module:
-    """Call a library factory, turning bad kwargs and failed weight downloads into one-line errors."""
+def _construct(arch: str, make: Callable[[], nn.Module], kwargs: dict[str, Any], *,
+               cache: str | None = None) -> nn.Module:
+    """Call a library factory, turning bad kwargs and failed weight downloads (from ``cache``, where the
+    weights would be cached) into one-line errors."""
     try:
         return make()
     except (TypeError, ValueError) as e:
@@ -172,8 +173,10 @@ def _construct(arch: str, make: Callable[[], nn.Module], kwargs: dict[str, Any])
                            f"one of the model constructor's arguments") from None
         raise AipError(f"bad kwargs for model {arch!r} ({_first_line(e)}); fix the model's kwargs") from None
     except OSError as e:  # no network and nothing cached, offline mode, HTTP errors
+        if cache is None:
+            raise
         raise AipError(f"could not fetch pretrained weights for {arch!r} ({_first_line(e)}); "
-                       f"{_FETCH_HINT}") from None
+                       f"pre-fill {cache} while online") from None
 
 
 def _first_line(e: BaseException) -> str:
@@ -207,7 +210,8 @@ def _build_torchvision(arch: str, *, num_classes: int, pretrained: bool, weights
     predicted = len(chosen.meta.get("categories") or [])
     if predicted != num_classes:
         raise _class_mismatch(arch, chosen.name, predicted, num_classes)
-    model = _construct(arch, lambda: tvm.get_model(arch, weights=chosen, **kwargs), kwargs)
+    cache = f"{torch.hub.get_dir()}/checkpoints/{chosen.url.rsplit('/', 1)[-1]}"
+    model = _construct(arch, lambda: tvm.get_model(arch, weights=chosen, **kwargs), kwargs, cache=cache)
     preprocess = chosen.transforms()
     return model, (list(preprocess.mean), list(preprocess.std))
 
@@ -228,15 +232,20 @@ def _build_timm(name: str, *, num_classes: int, in_channels: int, pretrained: bo
     if pretrained:
         if not timm.is_model_pretrained(name):
             tags = timm.list_pretrained(f"{base}.*")
-            known = f"pretrained tags: {', '.join(tags[:8])}" if tags else "it has no pretrained weights"
-            raise AipError(f"timm model {name!r} has no such pretrained weights; {known}")
+            if not tags:
+                raise AipError(f"timm model {name!r} has no pretrained weights; build it from scratch or "
+                               f"pick another model (timm.list_pretrained())")
+            raise AipError(f"timm model {name!r} has no such pretrained weights; its tags: "
+                           f"{', '.join(tags[:8])}")
         cfg = get_pretrained_cfg(name)
         assert cfg is not None  # is_model_pretrained said so
         if cfg.num_classes != num_classes:
             raise _class_mismatch(arch, cfg.tag or "pretrained", cfg.num_classes, num_classes)
         channels = cfg.input_size[0]  # keep the pretrained stem; Normalized repeats grayscale inputs
     model = _construct(arch, lambda: timm.create_model(name, pretrained=pretrained, num_classes=num_classes,
-                                                       in_chans=channels, **kwargs), kwargs)
+                                                       in_chans=channels, **kwargs),
+                       kwargs, cache="the Hugging Face cache (HF_HOME; unset HF_HUB_OFFLINE to download)"
+                       if pretrained else None)
     if not pretrained:
         return model, channels, None
     data = resolve_data_config({}, model=model)

@@ -31,7 +31,7 @@ SYNTHETIC = ("noise", "dead_leaves")
 # ----------------------------------------------------------------------------------------------- loading
 def _to_tensor(array: np.ndarray) -> torch.Tensor:
     """HWC/HW uint8 or float array -> (3, H, W) float in [0, 1]."""
-    a = np.asarray(array)
+    a = np.array(array)  # a writable copy
     if a.ndim == 2:
         a = np.stack([a] * 3, axis=-1)
     if a.ndim != 3 or a.shape[-1] not in (3, 4):

@@ -1,0 +1,184 @@
+"""The image modality's source sampler (views of one image) and augmenter: shapes, ranges, randomness, errors."""
+
+import http.server
+import threading
+from functools import partial
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from aip.errors import AipError
+from modalities.image.augment import ImageAugmenter, cutmix
+from modalities.image.color import ColorJitter
+from modalities.image.config import ImageAugmentConfig, ImageSourceConfig
+from modalities.image.source import ImageViewSampler, dead_leaves, load_image
+
+CPU = torch.device("cpu")
+
+
+def sampler(**kw) -> ImageViewSampler:
+    cfg = ImageSourceConfig(**{"uri": "skimage:astronaut", "size": 32, **kw})
+    return ImageViewSampler(load_image(cfg), cfg, device=CPU)
+
+
+@pytest.mark.parametrize(("channels", "size"), [(1, 28), (3, 32), (3, 64)])
+def test_views_have_the_asked_shape_and_range(channels, size):
+    v = sampler(channels=channels, size=size).sample(16)
+    assert v.shape == (16, channels, size, size) and v.dtype == torch.float32
+    assert 0.0 <= v.min() and v.max() <= 1.0
+
+
+def test_views_differ_per_sample_and_are_reproducible_from_the_seed():
+    s = sampler()
+    torch.manual_seed(0)
+    a = s.sample(8)
+    torch.manual_seed(0)
+    b = s.sample(8)
+    assert torch.equal(a, b)
+    flat = a.flatten(1)
+    assert torch.cdist(flat, flat).fill_diagonal_(1e9).min() > 0.1  # no two views alike
+
+
+def test_without_random_geometry_a_view_is_a_crop_of_the_image():
+    """scale 1, no init crop, no rotation/shear/jitter: the view is the whole (resized) square image."""
+    cfg = ImageSourceConfig(size=16, init_crop=0, scale=(1.0, 1.0), ratio=(1.0, 1.0), degrees=0, shear=0, jitter_p=0)
+    ramp = torch.linspace(0, 1, 64)
+    img = torch.stack([ramp[None, :].expand(64, 64), ramp[:, None].expand(64, 64), torch.full((64, 64), 0.3)])
+    v = ImageViewSampler(img, cfg, device=CPU).sample(2)
+    # the centre crop keeps the middle 1/sqrt(2) of the box: compare with an area resize of that region
+    side = 64 / 2**0.5
+    lo = int(round((64 - side) / 2))
+    ref = torch.nn.functional.interpolate(img[None, :, lo : 64 - lo, lo : 64 - lo], size=(16, 16), mode="area")
+    assert torch.allclose(v[0], ref[0], atol=0.08)
+    assert torch.equal(v[0], v[1])
+
+
+def test_shear_leaves_black_corners_like_the_paper():
+    cfg = ImageSourceConfig(uri="skimage:astronaut", size=32, degrees=0, shear=60.0 - 1e-3, jitter_p=0)
+    s = ImageViewSampler(torch.ones(3, 256, 256), cfg, device=CPU)
+    v = s.sample(64)
+    assert (v == 0).any()  # a strong shear pushes corners outside the resized box
+    cfg0 = ImageSourceConfig(uri="skimage:astronaut", size=32, degrees=0, shear=0, jitter_p=0)
+    assert torch.allclose(ImageViewSampler(torch.ones(3, 256, 256), cfg0, device=CPU).sample(64), torch.ones(1))
+
+
+def test_small_views_are_antialiased():
+    """A fine checkerboard shrunk 8x must average to grey, not alias into a pattern."""
+    board = (torch.arange(512)[:, None] + torch.arange(512)[None, :]) % 2
+    img = board.float().expand(3, -1, -1).contiguous()
+    cfg = ImageSourceConfig(size=32, init_crop=0, scale=(1.0, 1.0), ratio=(1.0, 1.0), degrees=0, shear=0, jitter_p=0)
+    v = ImageViewSampler(img, cfg, device=CPU).sample(1)
+    assert v.std() < 0.05 and abs(v.mean() - 0.5) < 0.05
+
+
+def test_vflip_probability_one_flips_every_view():
+    cfg = dict(uri="skimage:astronaut", size=32, jitter_p=0)
+    s0, s1 = sampler(**cfg), sampler(**cfg, vflip=1.0)
+    torch.manual_seed(1)
+    a = s0.sample(4)
+    torch.manual_seed(1)
+    b = s1.sample(4)
+    assert torch.equal(a.flip(-2), b)
+
+
+@pytest.mark.parametrize("uri", ["synthetic:noise", "synthetic:dead_leaves", "skimage:camera"])
+def test_builtin_sources_load(uri):
+    img = load_image(ImageSourceConfig(uri=uri, synthetic_side=128, size=32))
+    assert img.shape[0] == 3 and min(img.shape[1:]) >= 32 and 0 <= img.min() and img.max() <= 1
+
+
+def test_dead_leaves_is_seeded_and_covers_the_canvas():
+    a, b = dead_leaves(64, seed=3), dead_leaves(64, seed=3)
+    assert torch.equal(a, b) and not torch.equal(a, dead_leaves(64, seed=4))
+    assert torch.unique(a.flatten(1), dim=1).shape[1] > 20  # many leaves of different colours
+
+
+def test_file_source_and_grayscale(tmp_path):
+    arr = (np.random.default_rng(0).random((80, 120, 3)) * 255).astype(np.uint8)
+    Image.fromarray(arr).save(tmp_path / "src.jpg")
+    img = load_image(ImageSourceConfig(uri=str(tmp_path / "src.jpg"), size=32, channels=1))
+    assert img.shape == (1, 80, 120)
+
+
+def test_large_sources_are_resized_to_max_side(tmp_path):
+    Image.new("RGB", (900, 300), (10, 200, 30)).save(tmp_path / "wide.png")
+    img = load_image(ImageSourceConfig(uri=str(tmp_path / "wide.png"), size=32, max_side=450))
+    assert img.shape == (3, 150, 450)
+
+
+def test_source_errors_are_one_line(tmp_path):
+    (tmp_path / "broken.png").write_bytes(b"\x89PNG not really")
+    Image.new("RGB", (10, 10)).save(tmp_path / "tiny.png")
+    cases = {
+        str(tmp_path / "missing.jpg"): "does not exist",
+        str(tmp_path / "broken.png"): "could not be decoded",
+        str(tmp_path / "tiny.png"): "smaller than source.size",
+        "skimage:not_a_photo": "not a scikit-image photo",
+        "synthetic:clouds": "unknown synthetic source",
+        "http://127.0.0.1:9/nothing.png": "could not download",
+    }
+    for uri, message in cases.items():
+        with pytest.raises(AipError, match=message) as e:
+            load_image(ImageSourceConfig(uri=uri, size=32))
+        assert "\n" not in str(e.value)
+
+
+def test_url_source_is_downloaded_once_into_the_cache(tmp_path, isolated_cache):
+    Image.new("RGB", (64, 48), (200, 20, 20)).save(tmp_path / "remote.png")
+    handler = partial(http.server.SimpleHTTPRequestHandler, directory=str(tmp_path))
+    handler.log_message = lambda *a: None  # type: ignore[attr-defined]
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        url = f"http://127.0.0.1:{server.server_address[1]}/remote.png"
+        img = load_image(ImageSourceConfig(uri=url, size=32))
+        assert img.shape == (3, 48, 64) and img[0].mean() > 0.7
+        cached = list((isolated_cache / "sources").iterdir())
+        assert len(cached) == 1 and cached[0].name.endswith("remote.png")
+    finally:
+        server.shutdown()
+    assert load_image(ImageSourceConfig(uri=url, size=32)).shape == (3, 48, 64)  # served from the cache
+
+
+def test_color_jitter_identity_at_zero_and_per_sample_factors():
+    x = torch.rand(8, 3, 16, 16)
+    assert torch.allclose(ColorJitter(0, 0, 0, 0, p=1.0)(x), x, atol=1e-6)
+    assert torch.equal(ColorJitter(0.4, 0.4, 0.4, 0.1, p=0.0)(x), x)
+    same = x[:1].expand(8, -1, -1, -1).contiguous()
+    out = ColorJitter(0.4, 0.4, 0.4, 0.1, p=1.0)(same)
+    assert out.flatten(1).std(0).mean() > 0.01  # each sample got its own factors
+    grey = torch.rand(4, 1, 16, 16)
+    assert ColorJitter(0.4, 0.4, 0.4, 0.1, p=1.0)(grey).shape == grey.shape
+
+
+def test_color_jitter_brightness_matches_hand_computation():
+    torch.manual_seed(0)
+    x = torch.full((1, 3, 2, 2), 0.5)
+    out = ColorJitter(0.4, 0, 0, 0, p=1.0)(x)
+    torch.manual_seed(0)
+    torch.rand(1)  # the apply-or-not draw
+    factor = torch.empty(1).uniform_(0.6, 1.4)
+    assert torch.allclose(out, (x * factor).clamp(0, 1), atol=1e-5)
+
+
+def test_cutmix_pastes_boxes_from_partners():
+    x = torch.arange(4.0)[:, None, None, None].expand(4, 1, 8, 8).contiguous()
+    torch.manual_seed(0)
+    y = cutmix(x, alpha=1.0)
+    for i in range(4):
+        values = set(y[i].unique().tolist())
+        assert float(i) in values or len(values) == 1  # own content plus at most one partner box
+        assert len(values) <= 2
+    assert not torch.equal(x, y)
+    assert torch.equal(cutmix(x, alpha=0.0), x)
+
+
+@pytest.mark.parametrize("crop", ["rrc", "pad", "none"])
+def test_augmenter_keeps_shape_and_range(crop):
+    aug = ImageAugmenter(ImageAugmentConfig(crop=crop), size=32, channels=3)
+    v = sampler().sample(16)
+    out = aug(v)
+    assert out.shape == v.shape and 0 <= out.min() and out.max() <= 1
+    assert not torch.equal(out, v)

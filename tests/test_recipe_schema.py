@@ -1,0 +1,112 @@
+"""Recipe validation: unknown keys, wrong types and impossible values fail with the key's name."""
+
+from pathlib import Path
+
+import pytest
+
+from aip import recipe as R
+from aip.errors import AipError, RecipeError
+
+BASE = """
+modality = "image"
+[source]
+uri = "skimage:camera"
+size = 28
+channels = 1
+[teacher]
+kind = "train"
+arch = "cnn"
+[student]
+arch = "cnn"
+[eval]
+dataset = "fashion-mnist"
+"""
+
+
+def write(tmp_path: Path, text: str) -> Path:
+    p = tmp_path / "r.toml"
+    p.write_text(text)
+    return p
+
+
+def test_minimal_recipe_fills_defaults(tmp_path):
+    r = R.load(write(tmp_path, BASE))
+    assert r.name == "r" and r.loss.temperature == 8.0 and r.train.optimizer == "adamw"
+    assert r.source.scale == (0.002, 1.0)
+    assert r.train.total_steps == r.train.epochs * -(-r.train.samples_per_epoch // r.train.batch_size)
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        ("[train]\nepoch = 3", r"unknown recipe key train\.epoch \(did you mean train\.epochs\?\)"),
+        ("[train]\nepochs = 'ten'", r"train\.epochs: expected an integer, got 'ten'"),
+        ("[train]\nepochs = 0", r"train\.epochs: must be at least 1"),
+        ("[train]\noptimizer = 'lion'", r"train\.optimizer: 'lion' is not allowed; choose one of 'adamw', 'adam', 'sgd'"),
+        ("[train]\nbatch_size = true", r"train\.batch_size: expected an integer, got True"),
+        ("[loss]\ntemperature = -1", r"loss\.temperature: must be positive"),
+        ("[augment]\nhflip = 2.0", r"augment\.hflip: is a probability"),
+        ("[augment]\ncrop_scale = [0.5]", r"augment\.crop_scale: expected a list of 2 values"),
+        ("[train]\nschedule = 'step'", r"train\.milestones: train\.schedule = 'step' needs at least one milestone"),
+    ],
+)
+def test_bad_values_name_the_key(tmp_path, extra, message):
+    with pytest.raises(RecipeError, match=message):
+        R.load(write(tmp_path, BASE + extra))
+
+
+def test_source_keys_are_checked_by_the_modality(tmp_path):
+    with pytest.raises(RecipeError, match=r"source\.channels: 2 is not allowed; choose one of 1, 3"):
+        R.load(write(tmp_path, BASE.replace("channels = 1", "channels = 2")))
+    with pytest.raises(RecipeError, match=r"unknown recipe key source\.sise \(did you mean source\.size\?\)"):
+        R.load(write(tmp_path, BASE.replace("size = 28", "sise = 28")))
+
+
+def test_teacher_kind_needs_its_fields(tmp_path):
+    text = BASE.replace('kind = "train"\narch = "cnn"', 'kind = "hub"')
+    with pytest.raises(RecipeError, match="hub_repo"):
+        R.load(write(tmp_path, text))
+    text = BASE.replace('kind = "train"', 'kind = "checkpoint"')
+    with pytest.raises(RecipeError, match=r"teacher\.checkpoint: is required"):
+        R.load(write(tmp_path, text))
+
+
+def test_unknown_top_level_key(tmp_path):
+    with pytest.raises(RecipeError, match=r"unknown recipe key 'colour'; top-level keys"):
+        R.load(write(tmp_path, "colour = 1\n" + BASE))
+
+
+def test_missing_section_modality_and_file(tmp_path):
+    with pytest.raises(RecipeError, match=r"recipe section \[student\] is missing"):
+        R.load(write(tmp_path, BASE.replace('[student]\narch = "cnn"\n', "")))
+    with pytest.raises(RecipeError, match="modality is required"):
+        R.load(write(tmp_path, BASE.replace('modality = "image"', "")))
+    with pytest.raises(AipError, match=r"modality 'holograms' is not installed; installed modalities: .*image"):
+        R.load(write(tmp_path, BASE.replace('"image"', '"holograms"')))
+    with pytest.raises(RecipeError, match="does not exist"):
+        R.load(tmp_path / "nope.toml")
+    with pytest.raises(RecipeError, match="not valid TOML"):
+        R.load(write(tmp_path, "modality = "))
+
+
+def test_unknown_dataset_lists_known_ones(tmp_path):
+    with pytest.raises(AipError, match=r"unknown dataset 'mnist'.*known: .*fashion-mnist"):
+        R.load(write(tmp_path, BASE.replace('"fashion-mnist"', '"mnist"')))
+
+
+def test_overrides_are_typed_and_validated(tmp_path):
+    p = write(tmp_path, BASE)
+    r = R.load(p, ["train.epochs=3", "source.uri=synthetic:noise", "train.milestones=[1, 2]", "teacher.fit.epochs=2"])
+    assert r.train.epochs == 3 and r.source.uri == "synthetic:noise"
+    assert r.train.milestones == [1.0, 2.0] and r.teacher.fit.epochs == 2
+    with pytest.raises(RecipeError, match=r"train\.epochs: expected an integer"):
+        R.load(p, ["train.epochs=three"])
+    with pytest.raises(RecipeError, match="must look like section.key=value"):
+        R.load(p, ["train.epochs"])
+
+
+def test_resolved_recipe_round_trips_through_toml(tmp_path):
+    r = R.load(write(tmp_path, BASE), ["loss.t2_scale=true"])
+    again = R.load(write(tmp_path, r.to_toml()))
+    assert again.to_dict() == {**r.to_dict(), "name": r.name}
+    assert again.fingerprint() == r.fingerprint()
