@@ -119,7 +119,12 @@ def list_(as_json: Annotated[bool, typer.Option("--json", help="Machine-readable
     """List installed modalities with their models, datasets and sources."""
     from aip.registry import installed_modalities, load_modality
 
-    catalog = {name: load_modality(name).catalog() for name in installed_modalities()}
+    catalog = {}
+    for name in installed_modalities():
+        try:
+            catalog[name] = load_modality(name).catalog()
+        except AipError as e:  # one broken plugin must not hide the others
+            typer.echo(f"warning: {e}", err=True)
     if as_json:
         typer.echo(json.dumps(catalog, indent=2))
         return

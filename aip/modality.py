@@ -2,8 +2,9 @@
 
 A modality is one object (registered under the entry-point group ``aip.modalities``) that the core asks for
 everything that depends on the kind of data. All tensors handed to the core are float tensors on the training
-device, batch first; models take those tensors as they are and return logits ``(B, num_classes)``, doing
-their own input normalisation (or feature extraction) inside.
+device, batch first (images ``(B, C, H, W)`` in ``[0, 1]``, but any shape the modality's models take);
+models take those tensors as they are and return logits ``(B, num_classes)``, doing their own input
+normalisation (or feature extraction) inside. Labelled dataset items have the shape of one view.
 """
 
 from __future__ import annotations
@@ -22,7 +23,9 @@ class SourceSampler(Protocol):
     """Makes batches of raw views of the single source datum (one image, clip or recording)."""
 
     def sample(self, batch_size: int) -> torch.Tensor:
-        """Return ``batch_size`` views, e.g. ``(B, C, H, W)`` in ``[0, 1]`` for images, on the sampler's device."""
+        """Return ``batch_size`` views (e.g. ``(B, C, H, W)`` in ``[0, 1]`` for images) on the sampler's device.
+
+        Randomness comes from torch's global RNG only, so checkpoints can restore it."""
         ...
 
 
@@ -59,8 +62,13 @@ class Modality(Protocol):
         """The training-time augmenter for ``recipe.augment``."""
         ...
 
-    def model(self, spec: Any, *, num_classes: int, dataset: str, pretrained: bool) -> nn.Module:
-        """Build the model named by ``spec.arch`` (a teacher or student config), taking raw inputs."""
+    def model(self, spec: Any, *, recipe: Any, num_classes: int, pretrained: bool) -> nn.Module:
+        """Build the model named by ``spec.arch`` (``spec`` is the recipe's teacher or student section).
+
+        It takes views exactly as the sampler/augmenter make them and returns logits ``(B, num_classes)``,
+        normalising (or extracting features) inside. ``recipe`` gives the input shape and the dataset;
+        ``pretrained`` loads library weights (``teacher.kind = "pretrained"``) or raises ``AipError``.
+        """
         ...
 
     def data(self, recipe: Any, *, split: str, train: bool) -> LabelledData:
@@ -74,4 +82,8 @@ class Modality(Protocol):
 
     def catalog(self) -> dict[str, list[str]]:
         """Names users can put in recipes: ``{"models": [...], "datasets": [...], "sources": [...]}``."""
+        ...
+
+    def validate(self, recipe: Any) -> None:
+        """Optional: cross-section checks at load time; raise ``RecipeError``/``AipError`` naming the key."""
         ...

@@ -75,5 +75,9 @@ def load_modality(name: str) -> Any:
             f"modality {name!r} is not installed; installed modalities: {known} "
             f"(install the package that provides it, or fix the recipe's 'modality' key)"
         )
-    modality = matches[0].load()
+    try:
+        modality = matches[0].load()
+    except Exception as e:  # a broken plugin must not take the CLI down with a traceback
+        raise AipError(f"modality {name!r} is installed but failed to import ({type(e).__name__}: {e}); "
+                       f"reinstall or fix the package that provides it ({matches[0].value})") from None
     return modality() if isinstance(modality, type) else modality

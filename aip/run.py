@@ -57,6 +57,12 @@ def prepare_run_dir(path: Path) -> Path:
     return path
 
 
+def describe_source(recipe: Recipe) -> str:
+    """A short name of the single datum for reports (its ``uri`` where the modality has one)."""
+    uri = getattr(recipe.source, "uri", None)
+    return str(uri) if uri else f"one {recipe.modality} datum"
+
+
 @dataclass
 class Parts:
     """Everything a run needs, built from a recipe."""
@@ -70,7 +76,8 @@ class Parts:
 
 def teacher_accuracy(recipe: Recipe, teacher: torch.nn.Module, test: Any, *, device: torch.device) -> dict[str, float]:
     """Teacher accuracy on the test split, cached per teacher and dataset (it never changes)."""
-    key = hashlib.sha256(json.dumps({"t": recipe.to_dict()["teacher"], "d": recipe.eval.dataset,
+    key = hashlib.sha256(json.dumps({"m": recipe.modality, "t": recipe.to_dict()["teacher"],
+                                     "d": recipe.eval.dataset, "root": recipe.eval.root, "n": len(test.dataset),
                                      "limit": recipe.eval.limit, "shape": list(test.dataset[0][0].shape)},
                                     sort_keys=True).encode()).hexdigest()[:16]
     path = cache_dir("teachers") / f"accuracy-{key}.json"
@@ -114,7 +121,7 @@ def run(recipe: Recipe, *, out: Path, device: torch.device, stop_after_epochs: i
     metrics: dict[str, Any] = {
         "recipe": recipe.name,
         "dataset": recipe.eval.dataset,
-        "source": getattr(recipe.source, "uri", ""),
+        "source": describe_source(recipe),
         "teacher": {"top1": teacher_acc["top1"], "top5": teacher_acc["top5"]},
         "student": {"top1": result.final.get("top1", float("nan")), "top5": result.final.get("top5", float("nan"))},
         "student_best": result.best,

@@ -48,23 +48,18 @@ class FrozenTeacher(nn.Module):
 
 
 def cache_key(recipe: Recipe, data: LabelledData) -> str:
-    """Identity of a trained teacher: modality, teacher section, dataset name and input shape."""
+    """Identity of a trained teacher: modality, teacher section, dataset (name, root, size) and input shape."""
     shape = list(data.dataset[0][0].shape)
     blob = json.dumps({"modality": recipe.modality, "teacher": recipe.to_dict()["teacher"],
-                       "dataset": recipe.eval.dataset, "shape": shape}, sort_keys=True)
+                       "dataset": recipe.eval.dataset, "root": recipe.eval.root, "shape": shape,
+                       "size": len(data.dataset)}, sort_keys=True)
     return f"{recipe.eval.dataset}-{recipe.teacher.arch.replace(':', '_').replace('/', '_')}-" + \
         hashlib.sha256(blob.encode()).hexdigest()[:10]
 
 
-def _input_channels(modality: Any, recipe: Recipe) -> dict[str, int]:
-    fn = getattr(modality, "input_channels", None)
-    return {"channels": fn(recipe)} if fn is not None else {}
-
-
 def build_model(modality: Any, recipe: Recipe, spec: Any, *, num_classes: int, pretrained: bool) -> nn.Module:
-    """Ask the modality for ``spec.arch`` (a teacher or student section), with one-line errors."""
-    return modality.model(spec, num_classes=num_classes, dataset=recipe.eval.dataset, pretrained=pretrained,
-                          **_input_channels(modality, recipe))
+    """Ask the modality for ``spec.arch`` (``spec`` is the recipe's teacher or student section)."""
+    return modality.model(spec, recipe=recipe, num_classes=num_classes, pretrained=pretrained)
 
 
 def fit_teacher(recipe: Recipe, modality: Any, *, device: torch.device, path: Path) -> nn.Module:

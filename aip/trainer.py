@@ -112,7 +112,8 @@ def fit(
         while step < total:
             # (B, C, H, W) raw views of the one datum -> augmented; teacher and student see the same tensor
             x = augmenter(sampler.sample(cfg.batch_size))
-            x = x.contiguous(memory_format=memory_format)
+            if x.dim() == 4:  # channels-last is a layout of 4-D image batches only
+                x = x.contiguous(memory_format=memory_format)
             with torch.no_grad(), autocast(device, amp):
                 t_logits = teacher(x)  # (B, K)
             with autocast(device, amp):

@@ -50,24 +50,21 @@ class ImageModality:
     def augmenter(self, recipe: Any, *, device: torch.device) -> ImageAugmenter:
         return ImageAugmenter(recipe.augment, size=recipe.source.size, channels=recipe.source.channels).to(device)
 
-    def model(self, spec: Any, *, num_classes: int, dataset: str, pretrained: bool, channels: int = 3) -> nn.Module:
+    def model(self, spec: Any, *, recipe: Any, num_classes: int, pretrained: bool) -> nn.Module:
         from modalities.image import datasets, models
 
-        info = datasets.info(dataset)
+        info = datasets.info(recipe.eval.dataset)
         stats = (list(info.mean), list(info.std))
         return models.build(
             spec.arch,
             num_classes=num_classes,
-            in_channels=channels,
+            in_channels=recipe.source.channels,
             pretrained=pretrained,
             weights=getattr(spec, "weights", "DEFAULT"),
             kwargs=dict(spec.kwargs),
             norm=(spec.mean, spec.std) if spec.mean else None,
             dataset_norm=stats,
         )
-
-    def input_channels(self, recipe: Any) -> int:
-        return recipe.source.channels
 
     def data(self, recipe: Any, *, split: str, train: bool) -> LabelledData:
         from modalities.image import datasets

@@ -17,6 +17,10 @@ class ImageSourceConfig:
     resized crop of scale 1/500..1 at sqrt(2) x the view size, rotation and shear up to 30 degrees, a centre
     crop back to ``size``, and colour jitter with probability 0.5. All of it runs batched on the device.
 
+    ``zoom_out`` (not in the paper, off by default): with probability ``zoom_out_p`` a view is shrunk by a
+    factor drawn from ``zoom_out`` and placed at a random position on a black canvas, like an object on an
+    empty background (Fashion-MNIST's, MNIST's).
+
     ``uri``: a file path, an ``http(s)`` URL (downloaded once into the cache), ``skimage:NAME`` (a photo that
     ships with scikit-image), ``synthetic:noise``, ``synthetic:dead_leaves`` or ``dataset:train`` (the
     labelled dataset's own training images, labels unused: the upper-bound baseline).
@@ -35,6 +39,8 @@ class ImageSourceConfig:
     vflip: float = 0.0
     jitter: tuple[float, float, float, float] = (0.4, 0.4, 0.4, 0.1)
     jitter_p: float = 0.5
+    zoom_out: tuple[float, float] = (1.0, 1.0)
+    zoom_out_p: float = 0.0
     seed: int = 0
 
     def __post_init__(self) -> None:
@@ -49,6 +55,8 @@ class ImageSourceConfig:
         check(0 <= self.shear < 90, "source.shear", "must be in [0, 90)")
         check(0 <= self.vflip <= 1, "source.vflip", "is a probability in [0, 1]")
         check(0 <= self.jitter_p <= 1, "source.jitter_p", "is a probability in [0, 1]")
+        check(0 < self.zoom_out[0] <= self.zoom_out[1] <= 1, "source.zoom_out", "must satisfy 0 < min <= max <= 1")
+        check(0 <= self.zoom_out_p <= 1, "source.zoom_out_p", "is a probability in [0, 1]")
         check(all(j >= 0 for j in self.jitter) and self.jitter[3] <= 0.5, "source.jitter",
               "is [brightness, contrast, saturation, hue], all >= 0 and hue <= 0.5")
 

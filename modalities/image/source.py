@@ -209,8 +209,16 @@ class ImageViewSampler:
         # output pixel grid -> box coords q (B, s, s, 2) -> source pixels -> grid_sample coords
         lin = (torch.arange(s, device=self.device, dtype=torch.float32) + 0.5) / s * 2 - 1
         p = torch.stack(torch.meshgrid(lin, lin, indexing="xy"), -1).reshape(1, -1, 2)  # (1, s*s, 2) as (x, y)
+        inside = torch.ones(n, s * s, dtype=torch.bool, device=self.device)
+        if cfg.zoom_out_p > 0:  # shrink the view by z and move it by t on a black canvas: p -> (p - t) / z
+            z = torch.empty(n, device=self.device).uniform_(*cfg.zoom_out)
+            z = torch.where(torch.rand(n, device=self.device) < cfg.zoom_out_p, z, torch.ones_like(z))
+            t = (torch.rand(n, 2, device=self.device) * 2 - 1) * (1 - z)[:, None]
+            p = (p - t[:, None, :]) / z[:, None, None]
+            inside &= (p.abs() <= 1).all(-1)
         q = p @ inv.transpose(1, 2)  # (B, s*s, 2)
-        inside = (q.abs() <= 1).all(-1).reshape(n, 1, s, s)  # sheared corners are black, as in the paper
+        inside &= (q.abs() <= 1).all(-1)  # sheared corners are black, as in the paper
+        inside = inside.reshape(n, 1, s, s)
         gx = (cx[:, None] + q[..., 0] * w[:, None] / 2) / W * 2 - 1
         gy = (cy[:, None] + q[..., 1] * h[:, None] / 2) / H * 2 - 1
         grid = torch.stack([gx, gy], -1).reshape(n, s, s, 2)

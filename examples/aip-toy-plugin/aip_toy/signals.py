@@ -35,8 +35,8 @@ def make_signal(cfg: ToySourceConfig) -> torch.Tensor:
             out += envelope * np.sin(2 * np.pi * f * t + rng.uniform(0, 2 * np.pi))
     else:  # random_walk: the log-frequency of one oscillation walks, reflected into [log F_LO, log F_HI]
         lo, hi = np.log(F_LO), np.log(F_HI)
-        walk = np.cumsum(rng.standard_normal(n)) / np.sqrt(8 * cfg.window)
-        u = np.abs(np.mod((walk + rng.uniform(0, 1)) / 1.0, 2.0) - 1.0)  # triangle wave in [0, 1]
+        walk = np.cumsum(rng.standard_normal(n)) / np.sqrt(64 * cfg.window)  # ~0.13 of the range per window
+        u = np.abs(np.mod(walk + rng.uniform(0, 2), 2.0) - 1.0)  # reflected into [0, 1]
         freq = np.exp(lo + u * (hi - lo))
         amplitude = np.exp(0.5 * _smooth_noise(rng, n, every=4 * cfg.window))
         out = amplitude * np.sin(2 * np.pi * np.cumsum(freq))
@@ -48,8 +48,8 @@ def make_signal(cfg: ToySourceConfig) -> torch.Tensor:
 class WindowSampler:
     """Random windows of the one signal: ``sample(B)`` -> ``(B, 1, window)`` float32 on ``device``.
 
-    Start positions come from torch's global RNG (on ``device``), which the trainer seeds and checkpoints, so a
-    resumed run continues the same stream of windows.
+    Start positions come from torch's global RNG (on ``device``), which the trainer seeds and checkpoints,
+    so a resumed run continues the same stream of windows.
     """
 
     def __init__(self, signal: torch.Tensor, *, window: int, device: torch.device) -> None:

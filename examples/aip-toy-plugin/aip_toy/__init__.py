@@ -1,0 +1,96 @@
+"""aip-toy: an example third-party aip modality for 1-D signals.
+
+The single datum is one long synthetic signal; the student learns to tell which frequency band dominates a
+window by matching, on random augmented windows of that one signal, a teacher trained on labelled windows.
+
+The package registers one object, :data:`modality`, under the entry-point group ``aip.modalities`` (see
+``pyproject.toml``). aip never imports this package by name: ``modality = "toy"`` in a recipe makes the core
+load ``aip_toy:modality`` and ask it for everything that depends on the kind of data.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from aip.modality import LabelledData
+from aip.schema import check
+from aip_toy import data, models
+from aip_toy.augment import SignalAugmenter
+from aip_toy.config import ToyAugmentConfig, ToySourceConfig
+from aip_toy.signals import WindowSampler, make_signal
+
+__version__ = "0.1.0"
+
+
+class ToyModality:
+    """1-D signals: windows ``(B, 1, W)``, float32, roughly zero mean and unit scale (not bounded)."""
+
+    name = "toy"
+    SourceConfig = ToySourceConfig
+    AugmentConfig = ToyAugmentConfig
+
+    def validate(self, recipe: Any) -> None:
+        """Cross-section checks, run by the core right after parsing (``aip check`` and before any work)."""
+        data.DATASETS.get(recipe.eval.dataset)  # unknown dataset -> AipError listing the known ones
+        check(recipe.teacher.kind != "pretrained", "teacher.kind",
+              "the toy modality has no pretrained weights; use 'train' (or 'checkpoint')")
+        sections = [("student", recipe.student)]
+        if recipe.teacher.kind in ("train", "checkpoint"):
+            sections.append(("teacher", recipe.teacher))
+        for key, spec in sections:
+            if spec.arch == "mlp":  # the MLP's first layer is as wide as the window (see docs/plugins.md)
+                window = spec.kwargs.get("window", 128)
+                check(window == recipe.source.window, f"{key}.kwargs.window",
+                      f"the mlp reads whole windows, so it must equal source.window "
+                      f"({recipe.source.window}), got {window}; set {key}.kwargs = "
+                      f"{{ window = {recipe.source.window} }}")
+            # toy models are tiny: building one catches an unknown arch or a bad kwargs key at `aip check`
+            self.model(spec, recipe=recipe, num_classes=2, pretrained=False)
+
+    def sampler(self, recipe: Any, *, device: torch.device) -> WindowSampler:
+        return WindowSampler(make_signal(recipe.source), window=recipe.source.window, device=device)
+
+    def augmenter(self, recipe: Any, *, device: torch.device) -> SignalAugmenter:  # noqa: ARG002
+        return SignalAugmenter(recipe.augment)  # stateless: works on whatever device the windows are on
+
+    def model(self, spec: Any, *, recipe: Any, num_classes: int, pretrained: bool) -> nn.Module:  # noqa: ARG002
+        return models.build(spec.arch, num_classes=num_classes, channels=1, pretrained=pretrained,
+                            kwargs=dict(spec.kwargs), mean=spec.mean, std=spec.std)
+
+    def data(self, recipe: Any, *, split: str, train: bool) -> LabelledData:
+        return data.load(recipe.eval.dataset, split=split, window=recipe.source.window, train=train)
+
+    def preview(self, views: torch.Tensor, path: Path) -> list[Path]:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+
+        x = views.detach().float().cpu()[:16, 0]  # up to 16 windows, first channel
+        cols = 4
+        rows = -(-len(x) // cols)
+        fig, axes = plt.subplots(rows, cols, figsize=(3 * cols, 1.6 * rows), squeeze=False, sharex=True)
+        for ax, w in zip(axes.flat, x, strict=False):
+            ax.plot(w.numpy(), linewidth=0.8)
+        for ax in axes.flat:
+            ax.set_yticks([])
+        fig.tight_layout()
+        fig.savefig(path, dpi=80)
+        plt.close(fig)
+        return [path]
+
+    def catalog(self) -> dict[str, list[str]]:
+        return {
+            "models": models.names(),
+            "datasets": data.DATASETS.names(),
+            "sources": ["sines", "random_walk"],  # source.kind
+        }
+
+
+modality = ToyModality()
+
+__all__ = ["ToyModality", "modality"]

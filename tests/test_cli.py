@@ -1,0 +1,115 @@
+"""The command line: every command's help, and every error path exits 2 with one line and no traceback."""
+
+import json
+
+import pytest
+
+from tests.conftest import run_cli
+
+COMMANDS = ["run", "teacher", "eval", "check", "preview", "list"]
+
+
+def test_top_level_help_lists_commands():
+    r = run_cli("--help")
+    assert r.returncode == 0
+    for c in COMMANDS:
+        assert c in r.stdout
+
+
+@pytest.mark.parametrize("command", COMMANDS)
+def test_each_command_has_help(command):
+    r = run_cli(command, "--help")
+    assert r.returncode == 0 and "Usage" in r.stdout
+
+
+def test_list_shows_the_image_modality():
+    r = run_cli("list", "--json")
+    assert r.returncode == 0
+    catalog = json.loads(r.stdout)
+    assert "fashion-mnist" in catalog["image"]["datasets"] and "wrn_16_4" in catalog["image"]["models"]
+
+
+def test_check_prints_resolved_recipe(tiny_recipe):
+    r = run_cli("check", str(tiny_recipe), "--set", "train.epochs=5")
+    assert r.returncode == 0
+    assert "epochs = 5" in r.stdout and "scale = [" in r.stdout
+
+
+def assert_one_line_error(r, *fragments):
+    assert r.returncode == 2, (r.stdout, r.stderr)
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: "), r.stderr
+    assert "Traceback" not in r.stderr
+    for f in fragments:
+        assert f in lines[0]
+
+
+def test_unknown_key_and_wrong_type(tiny_recipe):
+    assert_one_line_error(run_cli("check", str(tiny_recipe), "--set", "train.epoch=3"), "train.epoch")
+    assert_one_line_error(run_cli("run", str(tiny_recipe), "--set", "train.lr=fast"), "train.lr", "a number")
+
+
+def test_missing_recipe_file(tmp_path):
+    assert_one_line_error(run_cli("run", str(tmp_path / "nope.toml")), "does not exist")
+
+
+def test_missing_and_corrupt_source_image(tiny_recipe, tmp_path):
+    assert_one_line_error(run_cli("preview", str(tiny_recipe), "--set", f"source.uri='{tmp_path}/none.jpg'"),
+                          "does not exist")
+    bad = tmp_path / "bad.jpg"
+    bad.write_bytes(b"garbage")
+    assert_one_line_error(run_cli("preview", str(tiny_recipe), "--set", f"source.uri='{bad}'"), "could not be decoded")
+
+
+def test_unreachable_url(tiny_recipe):
+    assert_one_line_error(run_cli("preview", str(tiny_recipe), "--set", "source.uri='http://127.0.0.1:9/x.png'"),
+                          "could not download")
+
+
+def test_unknown_model_and_dataset(tiny_recipe):
+    assert_one_line_error(run_cli("teacher", str(tiny_recipe), "--set", "teacher.arch=resnet9000"), "resnet9000")
+    assert_one_line_error(run_cli("check", str(tiny_recipe), "--set", "eval.dataset=mnist"), "mnist", "fashion-mnist")
+
+
+def test_missing_dataset_folder(tiny_recipe, tmp_path):
+    assert_one_line_error(run_cli("teacher", str(tiny_recipe), "--set", f"eval.root='{tmp_path}/nothing'"),
+                          "nothing")
+
+
+def test_class_count_mismatch(tiny_recipe, tmp_path):
+    """A 10-class teacher checkpoint for a 4-class dataset is refused before any training."""
+    import torch
+
+    from modalities.image.models import build
+
+    model = build("cnn", num_classes=10, in_channels=3, pretrained=False, kwargs={"width": 8},
+                  dataset_norm=([0.5] * 3, [0.25] * 3))
+    ck = tmp_path / "teacher10.pt"
+    torch.save(model.state_dict(), ck)
+    r = run_cli("run", str(tiny_recipe), "--out", str(tmp_path / "run"), "--device", "cpu",
+                "--set", "teacher.kind='checkpoint'", "--set", f"teacher.checkpoint='{ck}'",
+                "--set", "teacher.kwargs={width=8}")
+    assert_one_line_error(r, "10", "4")
+    assert not (tmp_path / "run" / "last.pt").exists()
+
+
+def test_unwritable_run_dir(tiny_recipe, tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("a file where a folder should be")
+    assert_one_line_error(run_cli("run", str(tiny_recipe), "--out", str(blocker / "run"), "--device", "cpu"),
+                          "not writable")
+
+
+def test_eval_needs_an_existing_checkpoint(tiny_recipe, tmp_path):
+    assert_one_line_error(run_cli("eval", str(tiny_recipe), "--checkpoint", str(tmp_path / "x.pt")), "does not exist")
+
+
+def test_bad_device(tiny_recipe):
+    assert_one_line_error(run_cli("preview", str(tiny_recipe), "--device", "tpu"), "unknown device")
+
+
+def test_preview_writes_pngs(tiny_recipe, tmp_path):
+    r = run_cli("preview", str(tiny_recipe), "--out", str(tmp_path / "p"), "--count", "16")
+    assert r.returncode == 0, r.stderr
+    assert (tmp_path / "p" / "views.png").stat().st_size > 1000
+    assert (tmp_path / "p" / "augmented.png").stat().st_size > 1000

@@ -1,0 +1,90 @@
+"""End to end on CPU: train a teacher, distil a student from one photo, learn, write the files, resume."""
+
+import json
+
+import pytest
+import torch
+
+from aip import checkpoint
+from aip import recipe as R
+from aip.errors import AipError
+from aip.run import run, train_teacher
+from tests.conftest import TINY_RECIPE, run_cli
+
+CPU = torch.device("cpu")
+pytestmark = pytest.mark.slow
+
+
+def test_teacher_then_distillation_learns_and_writes_the_contract(tiny_recipe, tmp_path):
+    recipe = R.load(tiny_recipe)
+    info = train_teacher(recipe, device=CPU)
+    assert info["top1"] > 90.0  # the stripes set is easy for a supervised teacher
+    out = tmp_path / "run"
+    metrics = run(recipe, out=out, device=CPU)
+    assert {p.name for p in out.iterdir()} >= {"metrics.json", "metrics.jsonl", "recipe.toml", "last.pt",
+                                              "best.pt", "curves.png"}
+    saved = json.loads((out / "metrics.json").read_text())
+    assert saved["teacher"]["top1"] == pytest.approx(info["top1"])
+    assert {"top1", "top5"} <= set(saved["student"]) and saved["chance"] == 25.0 and saved["wall_seconds"] > 0
+    # it learns: well above chance (25 %) from views of one photo, and the loss falls
+    assert metrics["student"]["top1"] > 50.0, metrics
+    rows = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    assert [r["epoch"] for r in rows] == [1, 2, 3]
+    assert rows[-1]["loss"] < rows[0]["loss"]
+    # the resolved recipe is saved and loads back to the same experiment
+    assert R.load(out / "recipe.toml").fingerprint("train", "student", "teacher") == \
+        recipe.fingerprint("train", "student", "teacher")
+
+
+def test_interrupted_run_resumes_to_the_same_weights(tiny_recipe, tmp_path):
+    recipe = R.load(tiny_recipe)
+    train_teacher(recipe, device=CPU)
+    straight, resumed = tmp_path / "straight", tmp_path / "resumed"
+    run(recipe, out=straight, device=CPU)
+    partial = run(recipe, out=resumed, device=CPU, stop_after_epochs=1)
+    assert partial["steps"] == recipe.train.steps_per_epoch and not partial["finished"]
+    done = run(recipe, out=resumed, device=CPU)
+    assert done["finished"] and done["steps"] == recipe.train.total_steps
+    a, b = checkpoint.load(straight / "last.pt"), checkpoint.load(resumed / "last.pt")
+    for k, v in a["student"].items():
+        assert torch.equal(v, b["student"][k]), k  # optimiser, scheduler and RNG were restored exactly
+    epochs = [json.loads(line)["epoch"] for line in (resumed / "metrics.jsonl").read_text().splitlines()]
+    assert epochs == [1, 2, 3]
+
+
+def test_run_dir_of_another_recipe_is_refused(tiny_recipe, tmp_path):
+    recipe = R.load(tiny_recipe)
+    out = tmp_path / "run"
+    run(recipe, out=out, device=CPU, stop_after_epochs=1)
+    other = R.load(tiny_recipe, ["train.lr=0.001"])
+    with pytest.raises(AipError, match="holds a run of a different recipe"):
+        run(other, out=out, device=CPU)
+    assert checkpoint.load(out / "last.pt")["step"] == recipe.train.steps_per_epoch  # untouched
+
+
+def test_cli_run_killed_mid_training_resumes(tmp_path, stripes_root):
+    """A real interruption: the process is killed after its first checkpoint; the same command resumes."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    recipe = tmp_path / "tiny.toml"
+    recipe.write_text(TINY_RECIPE.format(root=stripes_root.as_posix(), epochs=4))
+    out = tmp_path / "run"
+    env = {**os.environ}
+    assert run_cli("teacher", str(recipe), "--device", "cpu").returncode == 0
+    proc = subprocess.Popen([sys.executable, "-m", "aip", "run", str(recipe), "--out", str(out), "--device", "cpu"],
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env)
+    deadline = time.time() + 240
+    while not (out / "last.pt").exists() and time.time() < deadline and proc.poll() is None:
+        time.sleep(0.2)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    step = checkpoint.load(out / "last.pt")["step"]
+    assert 0 < step < 64
+    again = run_cli("run", str(recipe), "--out", str(out), "--device", "cpu")
+    assert again.returncode == 0, again.stderr
+    assert f"resuming {out} at step {step}/64" in again.stderr + again.stdout
+    assert "student top-1" in again.stdout and json.loads((out / "metrics.json").read_text())["finished"]
