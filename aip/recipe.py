@@ -103,7 +103,10 @@ class LossConfig:
 
 @dataclass(frozen=True)
 class TrainConfig:
-    """The distillation loop. One epoch is ``samples_per_epoch`` views (the paper: 50,000 patches for CIFAR)."""
+    """The distillation loop. One epoch is ``samples_per_epoch`` views (the paper: 50,000 patches for CIFAR).
+
+    ``view_pool`` > 1 turns on class-balanced view selection (an aip extension, see :mod:`aip.select`).
+    """
 
     epochs: int = 10
     samples_per_epoch: int = 50_000
@@ -117,6 +120,8 @@ class TrainConfig:
     milestones: list[float] = field(default_factory=list)
     gamma: float = 0.5
     grad_clip: float = 0.0
+    #: > 1: draw view_pool x batch_size views and keep a teacher-class-balanced batch (aip.select)
+    view_pool: int = 1
     seed: int = 0
     amp: Literal["auto", "bf16", "off"] = "auto"
     channels_last: Literal["auto", "on", "off"] = "auto"
@@ -137,6 +142,7 @@ class TrainConfig:
               "train.schedule = 'step' needs at least one milestone")
         check(self.grad_clip >= 0, "train.grad_clip", "must be >= 0 (0 disables clipping)")
         check(self.log_every >= 1, "train.log_every", "must be at least 1")
+        check(self.view_pool >= 1, "train.view_pool", "must be at least 1 (1 disables view selection)")
 
     @property
     def steps_per_epoch(self) -> int:

@@ -24,6 +24,7 @@ from aip.loss import distillation_loss
 from aip.modality import Augmenter, SourceSampler
 from aip.optim import make_optimizer, make_scheduler
 from aip.recipe import Recipe
+from aip.select import balanced_indices
 
 
 @dataclass
@@ -111,11 +112,14 @@ def fit(
     try:
         while step < total:
             # (B, C, H, W) raw views of the one datum -> augmented; teacher and student see the same tensor
-            x = augmenter(sampler.sample(cfg.batch_size))
+            x = augmenter(sampler.sample(cfg.batch_size * cfg.view_pool))
             if x.dim() == 4:  # channels-last is a layout of 4-D image batches only
                 x = x.contiguous(memory_format=memory_format)
             with torch.no_grad(), autocast(device, amp):
-                t_logits = teacher(x)  # (B, K)
+                t_logits = teacher(x)  # (B * view_pool, K)
+            if cfg.view_pool > 1:  # keep a batch the teacher labels evenly over the classes
+                keep = balanced_indices(t_logits, cfg.batch_size)
+                x, t_logits = x[keep], t_logits[keep]
             with autocast(device, amp):
                 s_logits = train_model(x)  # (B, K)
             loss = distillation_loss(s_logits, t_logits, kind=recipe.loss.kind,

@@ -88,3 +88,17 @@ def test_cli_run_killed_mid_training_resumes(tmp_path, stripes_root):
     assert again.returncode == 0, again.stderr
     assert f"resuming {out} at step {step}/64" in again.stderr + again.stdout
     assert "student top-1" in again.stdout and json.loads((out / "metrics.json").read_text())["finished"]
+
+
+def test_bn_recalibration_is_off_by_default_and_labelled_when_on(tiny_recipe, tmp_path):
+    recipe = R.load(tiny_recipe, ["train.epochs=1"])
+    train_teacher(recipe, device=CPU)
+    plain = run(recipe, out=tmp_path / "plain", device=CPU)
+    assert not any("recalibrated" in k for k in plain)
+    tuned = run(R.load(tiny_recipe, ["train.epochs=1", "eval.bn_recalibrate=true"]), out=tmp_path / "tuned", device=CPU)
+    extra = tuned["student_bn_recalibrated_on_test_inputs"]
+    assert 0 <= extra["top1"] <= 100
+    assert tuned["student"]["top1"] == pytest.approx(plain["student"]["top1"])  # the method's number is unchanged
+    from aip.cli import _table
+
+    assert "BN re-estimated on TEST inputs" in _table(tuned)

@@ -45,3 +45,18 @@ def test_argmax_is_cross_entropy_with_teacher_label():
 def test_unknown_kind_raises():
     with pytest.raises(ValueError):
         distillation_loss(torch.zeros(1, 2), torch.zeros(1, 2), kind="mse", temperature=1)
+
+
+def test_balanced_selection_gives_every_class_its_share():
+    from aip.select import balanced_indices
+
+    torch.manual_seed(0)
+    # a pool where class 0 dominates: 90 % of views are "class 0", few look like class 2
+    logits = torch.randn(400, 3)
+    logits[:360, 0] += 5
+    idx = balanced_indices(logits, 30)
+    assert len(idx) == 30 and len(set(idx.tolist())) == 30
+    counts = torch.bincount(logits[idx].argmax(-1), minlength=3)
+    assert counts.min() >= 8  # about 10 per class instead of 27/3/0
+    with pytest.raises(ValueError):
+        balanced_indices(logits[:10], 30)
