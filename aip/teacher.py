@@ -104,6 +104,12 @@ def teacher_path(recipe: Recipe, data: LabelledData) -> Path:
     return cache_dir("teachers") / f"{cache_key(recipe, data)}.pt"
 
 
+def _classes_in(state: dict[str, Any]) -> int | None:
+    """Output size of a classifier state dict: rows of its last 2-D weight (the final linear layer)."""
+    weights = [v for k, v in state.items() if k.endswith("weight") and getattr(v, "ndim", 0) == 2]
+    return int(weights[-1].shape[0]) if weights else None
+
+
 def load_teacher(recipe: Recipe, modality: Any, *, device: torch.device, data: LabelledData,
                  train_if_missing: bool = True) -> FrozenTeacher:
     """The recipe's teacher, frozen, on ``device``; its output size is checked against ``data.num_classes``."""
@@ -114,9 +120,10 @@ def load_teacher(recipe: Recipe, modality: Any, *, device: torch.device, data: L
     elif t.kind == "hub":
         model = load_hub(t.hub_repo, t.hub_entry, **t.kwargs)
     elif t.kind == "checkpoint":
-        model = build_model(modality, recipe, t, num_classes=k, pretrained=False)
         state = checkpoint.load(Path(t.checkpoint).expanduser())
         state = state.get("state_dict", state.get("student", state))
+        # build with the checkpoint's own class count, so a mismatch is reported as such (check_outputs)
+        model = build_model(modality, recipe, t, num_classes=_classes_in(state) or k, pretrained=False)
         try:
             model.load_state_dict(state)
         except RuntimeError as e:

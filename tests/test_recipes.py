@@ -68,8 +68,7 @@ def test_models_exist(path: Path):
     with torch.device("meta"):
         specs = [r.student] + ([r.teacher] if r.teacher.kind != "hub" else [])
         for spec in specs:
-            model = modality.model(spec, num_classes=k, dataset=r.eval.dataset, pretrained=False,
-                                   channels=channels)
+            model = modality.model(spec, recipe=r, num_classes=k, pretrained=False)
             out = model(torch.empty(2, channels, r.source.size, r.source.size))
             assert tuple(out.shape) == (2, k), spec.arch
 
