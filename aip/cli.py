@@ -19,7 +19,9 @@ app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_
                   help="Distil a classifier for a real dataset from a single datum (The Augmented Image Prior).")
 
 RecipeArg = Annotated[Path, typer.Argument(help="Recipe TOML file, e.g. recipes/fashion-mnist.toml.")]
-SetOpt = Annotated[list[str] | None, typer.Option("--set", help="Override a recipe key: --set train.epochs=3 (repeatable).")]
+SetOpt = Annotated[
+    list[str] | None, typer.Option("--set", help="Override a recipe key: --set train.epochs=3 (repeatable).")
+]
 DeviceOpt = Annotated[str, typer.Option(help="auto, cpu, cuda or cuda:N.")]
 
 
@@ -30,7 +32,8 @@ def _table(m: dict) -> str:
         ("student top-5", f"{m['student']['top5']:.2f} %"),
         ("chance", f"{m['chance']:.2f} %"),
         ("student / teacher", f"{100 * m['ratio']:.1f} %"),
-        ("wall time", f"{m['wall_seconds'] / 60:.1f} min (this invocation; training {m['train_seconds'] / 60:.1f} min in all)"),
+        ("wall time", f"{m['wall_seconds'] / 60:.1f} min (this invocation; "
+                      f"distillation {m['train_seconds'] / 60:.1f} min in all)"),
         ("run directory", m["run_dir"]),
     ]
     if "student_bn_recalibrated_on_test_inputs" in m:
@@ -72,7 +75,8 @@ def teacher(
     from aip.run import resolve_device, train_teacher
 
     info = train_teacher(recipe_mod.load(recipe, list(set_ or [])), device=resolve_device(device), force=force)
-    typer.echo(f"teacher top-1 {info['top1']:.2f} % (top-5 {info['top5']:.2f} %), {info['num_classes']} classes: {info['path']}")
+    typer.echo(f"teacher top-1 {info['top1']:.2f} % (top-5 {info['top5']:.2f} %), "
+               f"{info['num_classes']} classes: {info['path']}")
 
 
 @app.command("eval")
@@ -109,7 +113,8 @@ def preview(
     from aip.run import preview as preview_views
     from aip.run import resolve_device
 
-    files = preview_views(recipe_mod.load(recipe, list(set_ or [])), out=out, count=count, device=resolve_device(device))
+    r = recipe_mod.load(recipe, list(set_ or []))
+    files = preview_views(r, out=out, count=count, device=resolve_device(device))
     for f in files:
         typer.echo(str(f))
 

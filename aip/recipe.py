@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import hashlib
 import json
-import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
 import tomli_w
+import tomllib
 
 from aip.errors import RecipeError
 from aip.registry import load_modality

@@ -53,7 +53,8 @@ def prepare_run_dir(path: Path) -> Path:
         probe.write_text("ok")
         probe.unlink()
     except OSError as e:
-        raise AipError(f"run directory {path} is not writable ({e.strerror}); pass --out to a writable folder") from None
+        raise AipError(f"run directory {path} is not writable ({e.strerror}); "
+                       "pass --out to a writable folder") from None
     return path
 
 

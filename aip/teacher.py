@@ -128,7 +128,8 @@ def load_teacher(recipe: Recipe, modality: Any, *, device: torch.device, data: L
             model.load_state_dict(state)
         except RuntimeError as e:
             first = str(e).strip().splitlines()[0]
-            raise AipError(f"teacher checkpoint {t.checkpoint} does not fit teacher.arch {t.arch!r} ({first})") from None
+            raise AipError(f"teacher checkpoint {t.checkpoint} does not fit teacher.arch {t.arch!r} "
+                           f"({first})") from None
     else:  # train: cached after the first time
         path = teacher_path(recipe, data)
         if path.exists():
@@ -148,13 +149,15 @@ def check_outputs(teacher: nn.Module, student: nn.Module, views: torch.Tensor, *
         try:
             t_out = teacher(views)
         except RuntimeError as e:
-            raise AipError(f"the teacher cannot take views of shape {tuple(views.shape[1:])} ({str(e).splitlines()[0]})") from None
+            raise AipError(f"the teacher cannot take views of shape {tuple(views.shape[1:])} "
+                           f"({str(e).splitlines()[0]})") from None
         try:
             was = student.training
             s_out = student.eval()(views)
             student.train(was)
         except RuntimeError as e:
-            raise AipError(f"the student cannot take views of shape {tuple(views.shape[1:])} ({str(e).splitlines()[0]})") from None
+            raise AipError(f"the student cannot take views of shape {tuple(views.shape[1:])} "
+                           f"({str(e).splitlines()[0]})") from None
     if t_out.shape[-1] != num_classes:
         raise AipError(f"the teacher predicts {t_out.shape[-1]} classes but the dataset has {num_classes}; "
                        "use a teacher trained on this dataset (or teacher.kind = 'train')")

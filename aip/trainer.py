@@ -154,7 +154,8 @@ def fit(
                     history.append(row)
                     with open(log_path, "a") as f:
                         f.write(json.dumps(row) + "\n")
-                    tqdm.write(f"epoch {epoch}: loss {row['loss']:.4f}  top1 {acc['top1']:.2f}%  top5 {acc['top5']:.2f}%")
+                    tqdm.write(f"epoch {epoch}: loss {row['loss']:.4f}  "
+                               f"top1 {acc['top1']:.2f}%  top5 {acc['top5']:.2f}%")
                     final = acc
                     if acc["top1"] > best["top1"]:
                         best = {**acc, "epoch": epoch}

@@ -40,8 +40,8 @@ def main() -> None:
     p.add_argument("--source", default="skimage:astronaut")
     args = p.parse_args()
     device = torch.device(args.device)
-    print(f"# {platform.processor() or platform.machine()}, torch {torch.__version__}, {torch.get_num_threads()} threads, "
-          f"device {device}, batch {args.batch}")
+    print(f"# {platform.processor() or platform.machine()}, torch {torch.__version__}, "
+          f"{torch.get_num_threads()} threads, device {device}, batch {args.batch}")
     print("| view size | channels | sampler views/s | augmenter views/s | both views/s |")
     print("|---|---|---|---|---|")
     for size in args.sizes:
@@ -51,9 +51,9 @@ def main() -> None:
         crop = "rrc" if size >= 64 else "pad"
         aug = ImageAugmenter(ImageAugmentConfig(crop=crop), size=size, channels=channels).to(device)
         views = sampler.sample(args.batch)
-        t_s = timed(lambda: sampler.sample(args.batch), args.repeats, device)
-        t_a = timed(lambda: aug(views), args.repeats, device)
-        t_b = timed(lambda: aug(sampler.sample(args.batch)), args.repeats, device)
+        t_s = timed(lambda s=sampler: s.sample(args.batch), args.repeats, device)
+        t_a = timed(lambda a=aug, v=views: a(v), args.repeats, device)
+        t_b = timed(lambda s=sampler, a=aug: a(s.sample(args.batch)), args.repeats, device)
         n = args.batch
         print(f"| {size} | {channels} | {n / t_s:,.0f} | {n / t_a:,.0f} | {n / t_b:,.0f} |")
 

@@ -16,7 +16,8 @@ def test_cosine_with_warmup():
 
 
 def test_step_and_constant():
-    assert [lr_factor(s, total=30, schedule="step", milestones=(10, 20), gamma=0.5) for s in (0, 10, 25)] == [1, 0.5, 0.25]
+    factors = [lr_factor(s, total=30, schedule="step", milestones=(10, 20), gamma=0.5) for s in (0, 10, 25)]
+    assert factors == [1, 0.5, 0.25]
     assert lr_factor(7, total=30, schedule="constant") == 1.0
 
 

@@ -42,7 +42,7 @@ def test_minimal_recipe_fills_defaults(tmp_path):
         ("[train]\nepoch = 3", r"unknown recipe key train\.epoch \(did you mean train\.epochs\?\)"),
         ("[train]\nepochs = 'ten'", r"train\.epochs: expected an integer, got 'ten'"),
         ("[train]\nepochs = 0", r"train\.epochs: must be at least 1"),
-        ("[train]\noptimizer = 'lion'", r"train\.optimizer: 'lion' is not allowed; choose one of 'adamw', 'adam', 'sgd'"),
+        ("[train]\noptimizer = 'lion'", r"train\.optimizer: 'lion' is not allowed; choose one of 'adamw', 'adam'"),
         ("[train]\nbatch_size = true", r"train\.batch_size: expected an integer, got True"),
         ("[loss]\ntemperature = -1", r"loss\.temperature: must be positive"),
         ("[augment]\nhflip = 2.0", r"augment\.hflip: is a probability"),

@@ -54,7 +54,7 @@ class ColorJitter(nn.Module):
         s = self._factor(self.s, n, on)
         eye = torch.eye(3, device=dev).expand(n, 3, 3)
         sat = s[:, None, None] * eye + (1 - s)[:, None, None] * self.luma[None, None, :]  # blend with grey
-        theta = torch.empty(n, device=dev).uniform_(-self.h, self.h) * 2 * math.pi if self.h > 0 else torch.zeros(n, device=dev)
+        theta = torch.empty(n, device=dev).uniform_(-self.h, self.h) * 2 * math.pi
         theta = torch.where(on, theta, torch.zeros_like(theta))
         cos, sin = torch.cos(theta), torch.sin(theta)
         rot = torch.zeros(n, 3, 3, device=dev)

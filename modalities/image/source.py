@@ -118,7 +118,8 @@ def load_image(cfg: ImageSourceConfig) -> torch.Tensor:
         elif kind == "dead_leaves":
             img = dead_leaves(cfg.synthetic_side, seed=cfg.seed)
         else:
-            raise AipError(f"unknown synthetic source {uri!r}; known: " + ", ".join(f"synthetic:{s}" for s in SYNTHETIC))
+            known = ", ".join(f"synthetic:{s}" for s in SYNTHETIC)
+            raise AipError(f"unknown synthetic source {uri!r}; known: {known}")
     elif uri.startswith("skimage:"):
         img = _skimage(uri.split(":", 1)[1])
     elif uri.startswith(("http://", "https://")):
