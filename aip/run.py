@@ -103,6 +103,7 @@ def run(recipe: Recipe, *, out: Path, device: torch.device, stop_after_epochs: i
     """Distil the recipe's teacher into its student and evaluate it; returns what ``metrics.json`` holds."""
     started = time.perf_counter()
     run_dir = prepare_run_dir(out)
+    torch.manual_seed(recipe.train.seed)  # the student's initial weights depend on the recipe's seed only
     parts = build_parts(recipe, device=device)
     sampler = parts.modality.sampler(recipe, device=device)
     augmenter = parts.modality.augmenter(recipe, device=device)
