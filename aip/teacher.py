@@ -27,6 +27,7 @@ from aip.hub import load_hub
 from aip.modality import LabelledData
 from aip.optim import make_optimizer, make_scheduler
 from aip.recipe import Recipe
+from aip.trainer import use_amp, use_channels_last
 
 
 class FrozenTeacher(nn.Module):
@@ -74,13 +75,17 @@ def fit_teacher(recipe: Recipe, modality: Any, *, device: torch.device, path: Pa
         raise AipError(f"the training split of {recipe.eval.dataset} has fewer items than teacher.fit.batch_size")
     opt = make_optimizer(list(model.parameters()), name=cfg.optimizer, lr=cfg.lr, weight_decay=cfg.weight_decay)
     sched = make_scheduler(opt, total=total, schedule=cfg.schedule)
-    amp = recipe.train.amp == "bf16" or (recipe.train.amp == "auto" and device.type == "cuda")
+    amp = use_amp(recipe, device)
+    memory_format = torch.channels_last if use_channels_last(recipe, device) else torch.contiguous_format
+    model.to(memory_format=memory_format)
     model.train()
     start = time.perf_counter()
     bar = tqdm(total=total, desc=f"teacher {recipe.teacher.arch}", dynamic_ncols=True, unit="step")
     for _epoch in range(cfg.epochs):
         for x, y in batches:
             x, y = x.to(device), y.to(device)
+            if x.dim() == 4:
+                x = x.contiguous(memory_format=memory_format)
             with autocast(device, amp):
                 loss = F.cross_entropy(model(x).float(), y, label_smoothing=cfg.label_smoothing)
             opt.zero_grad(set_to_none=True)

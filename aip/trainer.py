@@ -42,8 +42,10 @@ def use_amp(recipe: Recipe, device: torch.device) -> bool:
     return recipe.train.amp == "bf16" or (recipe.train.amp == "auto" and device.type == "cuda")
 
 
-def use_channels_last(recipe: Recipe, device: torch.device) -> bool:
-    return recipe.train.channels_last == "on" or (recipe.train.channels_last == "auto" and device.type == "cuda")
+def use_channels_last(recipe: Recipe, device: torch.device) -> bool:  # noqa: ARG001
+    """Channels-last for 4-D batches: ``auto`` turns it on everywhere, since convolutions ran faster in it on
+    both CUDA and CPU (about 2x for a training step of the Fashion-MNIST CNN on CPU, docs/benchmarks.md)."""
+    return recipe.train.channels_last in ("on", "auto")
 
 
 def fit(
