@@ -66,6 +66,7 @@ def build_model(modality: Any, recipe: Recipe, spec: Any, *, num_classes: int, p
 def fit_teacher(recipe: Recipe, modality: Any, *, device: torch.device, path: Path) -> nn.Module:
     """Train ``recipe.teacher.arch`` with cross-entropy on the labelled training split and save it to ``path``."""
     cfg = recipe.teacher.fit
+    torch.manual_seed(recipe.train.seed)  # the same recipe always trains the same teacher
     train = modality.data(recipe, split="train", train=True)
     model = build_model(modality, recipe, recipe.teacher, num_classes=train.num_classes, pretrained=False).to(device)
     batches = DataLoader(train.dataset, batch_size=cfg.batch_size, shuffle=True, drop_last=True,

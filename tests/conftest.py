@@ -81,8 +81,9 @@ temperature = 4.0
 epochs = {epochs}
 samples_per_epoch = 1024
 batch_size = 64
-lr = 5e-3
+lr = 1e-2
 schedule = "cosine"
+view_pool = 2
 log_every = 4
 
 [eval]
@@ -96,7 +97,7 @@ batch_size = 100
 def tiny_recipe(tmp_path: Path, stripes_root: Path) -> Path:
     """A recipe that trains a teacher on the stripes set and distils a student from one photo, in seconds."""
     path = tmp_path / "tiny.toml"
-    path.write_text(TINY_RECIPE.format(root=stripes_root.as_posix(), epochs=3))
+    path.write_text(TINY_RECIPE.format(root=stripes_root.as_posix(), epochs=6))
     return path
 
 

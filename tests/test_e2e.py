@@ -26,10 +26,10 @@ def test_teacher_then_distillation_learns_and_writes_the_contract(tiny_recipe, t
     saved = json.loads((out / "metrics.json").read_text())
     assert saved["teacher"]["top1"] == pytest.approx(info["top1"])
     assert {"top1", "top5"} <= set(saved["student"]) and saved["chance"] == 25.0 and saved["wall_seconds"] > 0
-    # it learns: well above chance (25 %) from views of one photo, and the loss falls
-    assert metrics["student"]["top1"] > 50.0, metrics
+    # it learns: far above chance (25 %) from views of one photo, and the loss falls
+    assert metrics["student"]["top1"] > 60.0, metrics  # measured 92 % (seed 0)
     rows = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
-    assert [r["epoch"] for r in rows] == [1, 2, 3]
+    assert [r["epoch"] for r in rows] == [1, 2, 3, 4, 5, 6]
     assert rows[-1]["loss"] < rows[0]["loss"]
     # the resolved recipe is saved and loads back to the same experiment
     assert R.load(out / "recipe.toml").fingerprint("train", "student", "teacher") == \
@@ -49,7 +49,7 @@ def test_interrupted_run_resumes_to_the_same_weights(tiny_recipe, tmp_path):
     for k, v in a["student"].items():
         assert torch.equal(v, b["student"][k]), k  # optimiser, scheduler and RNG were restored exactly
     epochs = [json.loads(line)["epoch"] for line in (resumed / "metrics.jsonl").read_text().splitlines()]
-    assert epochs == [1, 2, 3]
+    assert epochs == [1, 2, 3, 4, 5, 6]
 
 
 def test_run_dir_of_another_recipe_is_refused(tiny_recipe, tmp_path):
@@ -71,7 +71,7 @@ def test_cli_run_killed_mid_training_resumes(tmp_path, stripes_root):
     import time
 
     recipe = tmp_path / "tiny.toml"
-    recipe.write_text(TINY_RECIPE.format(root=stripes_root.as_posix(), epochs=4))
+    recipe.write_text(TINY_RECIPE.format(root=stripes_root.as_posix(), epochs=8))
     out = tmp_path / "run"
     env = {**os.environ}
     assert run_cli("teacher", str(recipe), "--device", "cpu").returncode == 0
@@ -83,10 +83,10 @@ def test_cli_run_killed_mid_training_resumes(tmp_path, stripes_root):
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     step = checkpoint.load(out / "last.pt")["step"]
-    assert 0 < step < 64
+    assert 0 < step < 128
     again = run_cli("run", str(recipe), "--out", str(out), "--device", "cpu")
     assert again.returncode == 0, again.stderr
-    assert f"resuming {out} at step {step}/64" in again.stderr + again.stdout
+    assert f"resuming {out} at step {step}/128" in again.stderr + again.stdout
     assert "student top-1" in again.stdout and json.loads((out / "metrics.json").read_text())["finished"]
 
 
