@@ -96,9 +96,13 @@ def eval_(
 @app.command()
 def check(recipe: RecipeArg, set_: SetOpt = None) -> None:
     """Validate the recipe and print it fully resolved (every default filled in)."""
+    from aip.run import describe_models
+
     r = recipe_mod.load(recipe, list(set_ or []))
+    models = describe_models(r)
     typer.echo(r.to_toml(), nl=False)
-    typer.echo(f"# OK: {r.train.total_steps} steps of {r.train.batch_size} views", err=True)
+    typer.echo(f"# OK: {r.train.total_steps} steps of {r.train.batch_size} views; models build: "
+               + ", ".join(models), err=True)
 
 
 @app.command()

@@ -147,6 +147,22 @@ def run(recipe: Recipe, *, out: Path, device: torch.device, stop_after_epochs: i
     return metrics
 
 
+def describe_models(recipe: Recipe) -> dict[str, int]:
+    """Build the recipe's student (and teacher, unless it comes from torch.hub) on the meta device, so an
+    unknown architecture or a bad ``kwargs`` key fails at ``aip check`` time; returns their parameter counts
+    (with a 10-class head: the real class count needs the dataset)."""
+    modality = load_modality(recipe.modality)
+    specs = {"student": recipe.student}
+    if recipe.teacher.kind != "hub":
+        specs["teacher"] = recipe.teacher
+    counts = {}
+    with torch.device("meta"):  # no memory, no weights downloaded
+        for role, spec in specs.items():
+            model = build_model(modality, recipe, spec, num_classes=10, pretrained=False)
+            counts[f"{role} {spec.arch}"] = sum(p.numel() for p in model.parameters())
+    return counts
+
+
 def train_teacher(recipe: Recipe, *, device: torch.device, force: bool = False) -> dict[str, Any]:
     """Train (or find cached) the recipe's ``teacher.kind = "train"`` teacher; returns its test accuracy."""
     if recipe.teacher.kind != "train":

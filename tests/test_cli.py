@@ -68,6 +68,7 @@ def test_unreachable_url(tiny_recipe):
 
 def test_unknown_model_and_dataset(tiny_recipe):
     assert_one_line_error(run_cli("teacher", str(tiny_recipe), "--set", "teacher.arch=resnet9000"), "resnet9000")
+    assert_one_line_error(run_cli("check", str(tiny_recipe), "--set", "student.arch=wrn_17_2"), "6n+4")
     assert_one_line_error(run_cli("check", str(tiny_recipe), "--set", "eval.dataset=mnist"), "mnist", "fashion-mnist")
 
 
