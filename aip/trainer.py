@@ -7,6 +7,7 @@ student, optimiser, scheduler, RNG state and step are restored and training cont
 from __future__ import annotations
 
 import json
+import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -109,8 +110,9 @@ def fit(
     epochs_done = 0
     start = time.perf_counter()
     bar = tqdm(total=total, initial=step, desc=recipe.name, dynamic_ncols=True, unit="step")
-    running, seen, tick = 0.0, 0, time.perf_counter()
-    epoch_loss, epoch_n = 0.0, 0
+    # losses are summed on the device and read back only when logging: no host sync in every step
+    running, seen, tick = torch.zeros((), device=device), 0, time.perf_counter()
+    epoch_loss, epoch_n = torch.zeros((), device=device), 0
     try:
         while step < total:
             # (B, C, H, W) raw views of the one datum -> augmented; teacher and student see the same tensor
@@ -126,8 +128,6 @@ def fit(
                 s_logits = train_model(x)  # (B, K)
             loss = distillation_loss(s_logits, t_logits, kind=recipe.loss.kind,
                                      temperature=recipe.loss.temperature, t2_scale=recipe.loss.t2_scale)
-            if not torch.isfinite(loss):
-                raise AipError(f"loss became {loss.item()} at step {step}; lower train.lr or enable train.grad_clip")
             opt.zero_grad(set_to_none=True)
             loss.backward()
             if cfg.grad_clip > 0:
@@ -135,15 +135,17 @@ def fit(
             opt.step()
             sched.step()
             step += 1
-            lv = loss.item()
-            running, seen = running + lv, seen + 1
-            epoch_loss, epoch_n = epoch_loss + lv, epoch_n + 1
+            running, seen = running + loss.detach(), seen + 1
+            epoch_loss, epoch_n = epoch_loss + loss.detach(), epoch_n + 1
             bar.update(1)
             if step % cfg.log_every == 0 or step == total:
+                mean = running.item() / seen
+                if not math.isfinite(mean):
+                    raise AipError(f"the loss became {mean} before step {step}; lower train.lr or set train.grad_clip")
                 now = time.perf_counter()
-                bar.set_postfix(loss=f"{running / seen:.4f}", lr=f"{sched.get_last_lr()[0]:.2e}",
+                bar.set_postfix(loss=f"{mean:.4f}", lr=f"{sched.get_last_lr()[0]:.2e}",
                                 samples_s=f"{seen * cfg.batch_size / (now - tick):.0f}")
-                running, seen, tick = 0.0, 0, now
+                running, seen, tick = torch.zeros((), device=device), 0, now
             if step % spe == 0:  # end of an epoch
                 epoch = step // spe
                 epochs_done += 1
@@ -151,7 +153,7 @@ def fit(
                 if epoch % recipe.eval.every_epochs == 0 or step == total:
                     acc = evaluate(student)
                     student.train()
-                    row = {"epoch": epoch, "step": step, "loss": epoch_loss / max(epoch_n, 1),
+                    row = {"epoch": epoch, "step": step, "loss": epoch_loss.item() / max(epoch_n, 1),
                            "lr": sched.get_last_lr()[0], **acc, "seconds": round(seconds_now, 1)}
                     history.append(row)
                     with open(log_path, "a") as f:
@@ -163,8 +165,8 @@ def fit(
                         best = {**acc, "epoch": epoch}
                         checkpoint.save_atomic({"student": student.state_dict(), "recipe": recipe.to_dict(),
                                                 "epoch": epoch, "metrics": acc}, best_path)
-                epoch_loss, epoch_n = 0.0, 0
-                running, seen, tick = 0.0, 0, time.perf_counter()  # samples/s counts training only
+                epoch_loss, epoch_n = torch.zeros((), device=device), 0
+                running, seen, tick = torch.zeros((), device=device), 0, time.perf_counter()  # training only
                 seconds = seconds + time.perf_counter() - start
                 start = time.perf_counter()
                 save_last()

@@ -102,3 +102,25 @@ def test_bn_recalibration_is_off_by_default_and_labelled_when_on(tiny_recipe, tm
     from aip.cli import _table
 
     assert "BN re-estimated on TEST inputs" in _table(tuned)
+
+
+def test_a_diverging_loss_stops_with_a_clear_error(tiny_recipe, tmp_path):
+    from torch import nn
+
+    from aip.trainer import fit
+
+    recipe = R.load(tiny_recipe, ["train.log_every=2"])
+
+    class NanTeacher(nn.Module):
+        def forward(self, x):
+            return torch.full((x.shape[0], 4), float("nan"))
+
+    class Views:
+        def sample(self, n):
+            return torch.rand(n, 3, 24, 24)
+
+    student = nn.Sequential(nn.Flatten(), nn.Linear(3 * 24 * 24, 4))
+    with pytest.raises(AipError, match=r"the loss became nan before step 2; lower train.lr"):
+        fit(recipe=recipe, student=student, teacher=NanTeacher(), sampler=Views(), augmenter=lambda v: v,
+            evaluate=lambda m: {"top1": 0.0, "top5": 0.0}, run_dir=tmp_path, device=CPU)
+    assert not (tmp_path / "last.pt").exists()  # nothing half-written
