@@ -87,7 +87,7 @@ def teacher_accuracy(recipe: Recipe, teacher: torch.nn.Module, test: Any, *, dev
     acc = evaluate(teacher, loader(test, batch_size=recipe.eval.batch_size, workers=recipe.eval.workers,
                                    limit=recipe.eval.limit), device=device, amp=use_amp(recipe, device),
                    desc="teacher eval")
-    path.write_text(json.dumps(acc))
+    checkpoint.write_text_atomic(json.dumps(acc), path)
     return acc
 
 

@@ -176,8 +176,8 @@ def fit(
         seconds += time.perf_counter() - start
         start = time.perf_counter()
         save_last()
-        bar.close()
         raise
-    bar.close()
+    finally:
+        bar.close()
     seconds += time.perf_counter() - start
     return FitResult(step=step, final=final, best=best, history=history, seconds=seconds)

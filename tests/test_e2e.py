@@ -124,3 +124,18 @@ def test_a_diverging_loss_stops_with_a_clear_error(tiny_recipe, tmp_path):
         fit(recipe=recipe, student=student, teacher=NanTeacher(), sampler=Views(), augmenter=lambda v: v,
             evaluate=lambda m: {"top1": 0.0, "top5": 0.0}, run_dir=tmp_path, device=CPU)
     assert not (tmp_path / "last.pt").exists()  # nothing half-written
+
+
+def test_eval_of_a_saved_student_matches_the_run(tiny_recipe, tmp_path):
+    """`aip eval` (evaluate_checkpoint) reproduces the accuracy the run reported for its final weights."""
+    from aip.run import evaluate_checkpoint
+
+    recipe = R.load(tiny_recipe, ["train.epochs=2"])
+    train_teacher(recipe, device=CPU)
+    metrics = run(recipe, out=tmp_path / "run", device=CPU)
+    acc = evaluate_checkpoint(recipe, tmp_path / "run" / "last.pt", device=CPU)
+    assert acc["top1"] == pytest.approx(metrics["student"]["top1"]) and acc["n"] == 100
+    r = run_cli("eval", str(tiny_recipe), "--set", "train.epochs=2", "--checkpoint", str(tmp_path / "run" / "best.pt"),
+                "--device", "cpu")
+    assert r.returncode == 0, r.stderr
+    assert f"top-1 {metrics['student_best']['top1']:.2f} %" in r.stdout
