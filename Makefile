@@ -10,9 +10,9 @@ BIN := $(VENV)/bin
 # downloader and the tests that need these packages are skipped.
 system:
 	@if [ "$$(id -u)" = "0" ] && command -v apt-get >/dev/null; then \
-	  (dpkg -s dataset-fashion-mnist >/dev/null 2>&1 || \
-	   (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq dataset-fashion-mnist >/dev/null)) \
-	  || echo "note: could not install dataset-fashion-mnist; Fashion-MNIST will be downloaded by torchvision"; \
+	  (dpkg -s dataset-fashion-mnist espeak-ng >/dev/null 2>&1 || \
+	   (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq dataset-fashion-mnist espeak-ng >/dev/null)) \
+	  || echo "note: could not install dataset-fashion-mnist/espeak-ng; Fashion-MNIST will be downloaded by torchvision"; \
 	else echo "note: not root; skipping system packages (Fashion-MNIST will be downloaded by torchvision)"; fi
 
 $(BIN)/aip: pyproject.toml constraints.txt
