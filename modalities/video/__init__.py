@@ -1,0 +1,97 @@
+"""The video modality: clips synthesized from one image (or one video), AugMix and CutMix on clips, PyTorchVideo
+and torchvision video models, Kinetics-400 / UCF101 / folder datasets decoded with PyAV, multi-clip evaluation.
+
+Registered under the entry-point group ``aip.modalities`` as ``video`` (see ``pyproject.toml``); the core never
+imports this package. Clips are ``(B, C, T, H, W)`` float tensors in [0, 1]. Heavy imports (PyAV, PyTorchVideo,
+torchvision) happen inside the methods that need them, so validating a recipe stays fast.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from aip.cache import cache_dir
+from aip.errors import AipError, RecipeError
+from aip.modality import LabelledData
+from modalities.video.config import VideoAugmentConfig, VideoSourceConfig
+
+
+def dataset_root(recipe: Any) -> Path:
+    return Path(recipe.eval.root).expanduser() if recipe.eval.root else cache_dir("datasets") / recipe.eval.dataset
+
+
+#: whether the core averages several views per labelled item (``LabelledData.views``)
+VIEWS_SUPPORTED = "views" in {f.name for f in dataclasses.fields(LabelledData)}
+
+
+class VideoModality:
+    """The built-in video modality (see :class:`aip.modality.Modality`)."""
+
+    name = "video"
+    SourceConfig = VideoSourceConfig
+    AugmentConfig = VideoAugmentConfig
+
+    def validate(self, recipe: Any) -> None:
+        """Cross-section checks: known dataset and models, and an augmentation crop that fits the clips."""
+        from modalities.video import datasets, models
+
+        datasets.DatasetName.parse(recipe.eval.dataset)
+        for role in ("teacher", "student"):
+            spec = getattr(recipe, role)
+            if spec.arch and spec.arch not in models.names():
+                models.build(spec.arch, num_classes=1, frames=1, size=recipe.source.size, pretrained=False)
+        if recipe.augment.short_side[0] < recipe.source.size:
+            raise RecipeError(f"recipe key augment.short_side: the smallest short side "
+                              f"({recipe.augment.short_side[0]}) must be at least source.size = {recipe.source.size}")
+
+    def sampler(self, recipe: Any, *, device: torch.device):
+        from modalities.video.source import ClipSampler, load_source
+
+        return ClipSampler(load_source(recipe.source), recipe.source, device=device)
+
+    def augmenter(self, recipe: Any, *, device: torch.device):
+        from modalities.video.augment import VideoAugmenter
+
+        return VideoAugmenter(recipe.augment, size=recipe.source.size).to(device)
+
+    def model(self, spec: Any, *, recipe: Any, num_classes: int, pretrained: bool) -> nn.Module:
+        from modalities.video import models
+
+        return models.build(spec.arch, num_classes=num_classes, frames=recipe.source.frames, size=recipe.source.size,
+                            pretrained=pretrained, weights=getattr(spec, "weights", "DEFAULT"),
+                            kwargs=dict(spec.kwargs), norm=(spec.mean, spec.std) if spec.mean else None)
+
+    def data(self, recipe: Any, *, split: str, train: bool) -> LabelledData:
+        from modalities.video import datasets
+
+        return datasets.load(recipe.eval.dataset, root=dataset_root(recipe), split=split, train=train,
+                             cfg=recipe.source, download=recipe.eval.download, views_supported=VIEWS_SUPPORTED)
+
+    def preview(self, views: torch.Tensor, path: Path) -> list[Path]:
+        """A PNG with one clip per row (frames side by side) and an animated GIF of the clips next to it."""
+        from modalities.video.preview import clip_gif, clip_grid
+
+        if views.dim() != 5:
+            raise AipError(f"video preview takes clips (B, C, T, H, W), got shape {tuple(views.shape)}")
+        views = views[:16]  # a readable grid
+        return [clip_grid(views, path), clip_gif(views, path.with_suffix(".gif"), fps=4.0)]
+
+    def catalog(self) -> dict[str, list[str]]:
+        from modalities.video import datasets, models
+
+        return {
+            "models": models.names(),
+            "datasets": [*datasets.names(), "ucf101:2", "ucf101:3"],
+            "sources": ["PATH (any image file)", "http(s)://URL (cached)", "skimage:NAME (e.g. skimage:astronaut)",
+                        "PATH.mp4|.avi|.mkv|.webm|.mov (one video, decoded with PyAV)"],
+        }
+
+
+modality = VideoModality()
+
+__all__ = ["VideoModality", "modality"]

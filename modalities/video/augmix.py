@@ -1,0 +1,120 @@
+"""AugMix (Hendrycks et al. 2020) for batches of clips, with per-clip parameters shared by all frames.
+
+``width`` chains each apply a random subset of operations (rotate, shear, translate, posterize, solarize,
+autocontrast, sharpness, brightness, contrast); the chains are mixed with Dirichlet(1) weights and the mixture
+is blended with the clip by ``m ~ Beta(1, 1)``. Each chain draws its own parameters per clip.
+
+Every operation is a few tensor operations on the selected clips only, and the geometric ones of a chain are
+composed into one affine map sampled with a single ``grid_sample`` over all frames. kornia's equivalents under
+``VideoSequential`` measured about 7 clips/s (4 x 160 x 160) on one CPU core for three chains; this is several
+times faster. Equalize is replaced by autocontrast (a per-clip histogram stretch), which is cheap batched.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+_LUMA = (0.299, 0.587, 0.114)
+
+
+def _grey(x: torch.Tensor) -> torch.Tensor:
+    """Luma of ``(n, 3, T, H, W)`` as ``(n, 1, T, H, W)``."""
+    w = torch.tensor(_LUMA, device=x.device, dtype=x.dtype).view(1, 3, 1, 1, 1)
+    return (x * w).sum(1, keepdim=True)
+
+
+def _blend(a: torch.Tensor, b: torch.Tensor, f: torch.Tensor) -> torch.Tensor:
+    """``b + f * (a - b)`` with one factor per clip (``f``: ``(n,)``), clamped to [0, 1]."""
+    return (b + f.view(-1, 1, 1, 1, 1) * (a - b)).clamp_(0, 1)
+
+
+def _affine(x: torch.Tensor, theta: torch.Tensor) -> torch.Tensor:
+    """Warp every frame of each clip by its clip's ``(n, 2, 3)`` map (output -> input, normalised coords)."""
+    n, c, t, h, w = x.shape
+    frames = x.transpose(1, 2).reshape(n * t, c, h, w)
+    grid = F.affine_grid(theta.repeat_interleave(t, 0), [n * t, c, h, w], align_corners=False)
+    out = F.grid_sample(frames, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
+    return out.reshape(n, t, c, h, w).transpose(1, 2)
+
+
+class AugMix(nn.Module):
+    """``(B, C, T, H, W)`` in [0, 1] -> AugMix'ed clips of the same shape (per-clip parameters).
+
+    Args:
+        width: number of chains.
+        severity: 1..10, scales the operations' magnitudes (AugMix's default is 3).
+        depth: expected number of operations per chain (each is applied with probability ``depth / 9``).
+    """
+
+    OPS = ("rotate", "shear", "translate", "posterize", "solarize", "autocontrast", "sharpness", "brightness",
+           "contrast")
+
+    def __init__(self, *, width: int = 3, severity: int = 3, depth: float = 2.0) -> None:
+        super().__init__()
+        self.width, self.s, self.p = width, severity / 10, min(depth / len(self.OPS), 1.0)
+
+    def _geometry(self, n: int, dev: torch.device) -> torch.Tensor:
+        """Per-clip ``(n, 2, 3)`` composition of a random rotation, shear and translation (each maybe off)."""
+        s = self.s
+
+        def draw(limit: float) -> torch.Tensor:
+            v = (torch.rand(n, device=dev) * 2 - 1) * limit
+            return torch.where(torch.rand(n, device=dev) < self.p, v, torch.zeros_like(v))
+
+        rot, shear = draw(math.radians(30 * s)), draw(0.3 * s * 3)
+        tx, ty = draw(s / 3 * 2), draw(s / 3 * 2)  # a third of the side at severity 10 (coords span 2)
+        cos, sin = torch.cos(rot), torch.sin(rot)
+        a = torch.stack([torch.stack([cos, -sin + cos * shear], -1), torch.stack([sin, cos + sin * shear], -1)], 1)
+        return torch.cat([a, torch.stack([tx, ty], -1)[..., None]], -1)
+
+    def _chain(self, x: torch.Tensor) -> torch.Tensor:
+        n, dev, s = x.shape[0], x.device, self.s
+        theta = self._geometry(n, dev)
+        moved = (theta - torch.eye(2, 3, device=dev)).abs().amax(dim=(1, 2)) > 0
+        if moved.any():  # warp only the clips whose map is not the identity
+            idx = moved.nonzero()[:, 0]
+            x = x.index_copy(0, idx, _affine(x[idx], theta[idx]))
+        for op in self.OPS[3:]:
+            idx = (torch.rand(n, device=dev) < self.p).nonzero()[:, 0]
+            if len(idx) == 0:
+                continue
+            y, k = x[idx], len(idx)
+            u = torch.rand(k, device=dev)
+            if op == "posterize":  # keep 8 - 4s .. 8 bits
+                bits = (8 - u * 4 * s).round()
+                levels = (2**bits).view(-1, 1, 1, 1, 1)
+                y = torch.floor(y * (levels - 1) + 0.5) / (levels - 1)
+            elif op == "solarize":  # invert pixels above a threshold in [1 - s, 1]
+                thr = (1 - u * s).view(-1, 1, 1, 1, 1)
+                y = torch.where(y >= thr, 1 - y, y)
+            elif op == "autocontrast":  # stretch each clip's channels to [0, 1]
+                lo = y.amin(dim=(2, 3, 4), keepdim=True)
+                hi = y.amax(dim=(2, 3, 4), keepdim=True)
+                y = torch.where(hi > lo, (y - lo) / (hi - lo).clamp(min=1e-6), y)
+            elif op == "sharpness":  # blend with a 3x3 smoothed copy (PIL's kernel)
+                kern = torch.tensor([[1.0, 1, 1], [1, 5, 1], [1, 1, 1]], device=dev) / 13
+                c, t, h, w = y.shape[1:]
+                flat = y.reshape(k * c * t, 1, h, w)
+                smooth = F.conv2d(F.pad(flat, (1, 1, 1, 1), mode="replicate"), kern.view(1, 1, 3, 3)).view_as(y)
+                y = _blend(y, smooth, 1 + (u * 2 - 1) * 0.9 * s)
+            elif op == "brightness":
+                y = _blend(y, torch.zeros_like(y), 1 + (u * 2 - 1) * 0.9 * s)
+            elif op == "contrast":
+                mean = _grey(y).mean(dim=(2, 3, 4), keepdim=True)
+                y = _blend(y, mean.expand_as(y), 1 + (u * 2 - 1) * 0.9 * s)
+            x = x.index_copy(0, idx, y)
+        return x
+
+    @torch.no_grad()
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        b, dev = x.shape[0], x.device
+        weights = torch.distributions.Dirichlet(torch.ones(self.width)).sample((b,)).to(dev)  # (B, width)
+        mixed = torch.zeros_like(x)
+        for i in range(self.width):
+            mixed += weights[:, i].view(-1, 1, 1, 1, 1) * self._chain(x)
+        m = torch.rand(b, device=dev).view(-1, 1, 1, 1, 1)  # Beta(1, 1)
+        return (m * x + (1 - m) * mixed).clamp_(0, 1)

@@ -1,0 +1,103 @@
+"""The video modality's recipe sections: ``[source]`` (how clips are made from the one image or video, and how
+clips are cut from the real videos of the evaluation set) and ``[augment]`` (training-time augmentation)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from aip.schema import check
+
+
+@dataclass(frozen=True)
+class VideoSourceConfig:
+    """Where the single datum comes from, how clips are synthesized from it, and the clip shape.
+
+    Synthesized clips follow the paper's fake-video generator: an initial random crop of ``init_crop`` x the
+    short side and colour jitter (once per clip), then two random-resized-crop boxes (scale ``scale``, aspect
+    ratio ``ratio``); a "camera" moves linearly from the first box to the second over ``pan_frames`` frames
+    played at ``fps``, and a clip is ``frames`` of them, ``stride`` apart, from a random start (the paper: 16
+    frames at 12 fps, 4 frames at rate 1). ``hflip``/``vflip`` flip whole clips.
+
+    ``uri``: an image (a file path, an ``http(s)`` URL downloaded once into the cache, ``skimage:NAME``) or one
+    video file (``.mp4``, ``.avi``, ``.mkv``, ``.webm``, ``.mov``), decoded with PyAV at ``fps``; clips of a
+    video are ``frames`` frames ``stride`` apart from a random start, cut with the same random boxes (the camera
+    then moves over a moving scene).
+
+    The evaluation set's videos are read at ``data_fps`` with ``data_stride`` frames between clip frames (X3D's
+    4x12 at 30 fps), resized to ``test_short_side`` on the short side and centre-cropped to ``size``;
+    ``test_clips`` uniformly spaced clips per video are scored (softmax averaged per video).
+    """
+
+    uri: str = "skimage:astronaut"
+    frames: int = 4
+    size: int = 160
+    fps: float = 12.0
+    pan_frames: int = 16
+    stride: int = 1
+    max_side: int = 1024
+    init_crop: float = 0.5
+    scale: tuple[float, float] = (0.002, 1.0)
+    ratio: tuple[float, float] = (0.75, 4 / 3)
+    jitter: tuple[float, float, float, float] = (0.4, 0.4, 0.4, 0.1)
+    jitter_p: float = 0.5
+    hflip: float = 0.5
+    vflip: float = 0.0
+    data_fps: float = 30.0
+    data_stride: int = 12
+    test_clips: int = 10
+    test_short_side: int = 182
+
+    @property
+    def span(self) -> int:
+        """Frames of the underlying sequence one clip covers: ``(frames - 1) * stride + 1``."""
+        return (self.frames - 1) * self.stride + 1
+
+    def __post_init__(self) -> None:
+        check(self.frames >= 1, "source.frames", "must be at least 1")
+        check(self.size >= 16, "source.size", "must be at least 16 pixels")
+        check(self.fps > 0, "source.fps", "must be positive (frames per second)")
+        check(self.stride >= 1, "source.stride", "must be at least 1")
+        check(self.pan_frames >= self.span, "source.pan_frames",
+              f"must be at least (frames - 1) * stride + 1 = {self.span} so one clip fits in the pan")
+        check(self.max_side == 0 or self.max_side >= self.size, "source.max_side",
+              "must be 0 (keep the image as it is) or at least source.size")
+        check(0 <= self.init_crop <= 1, "source.init_crop", "must be in [0, 1] (0 disables the initial crop)")
+        check(0 < self.scale[0] <= self.scale[1] <= 1, "source.scale", "must satisfy 0 < min <= max <= 1")
+        check(0 < self.ratio[0] <= self.ratio[1], "source.ratio", "must satisfy 0 < min <= max")
+        check(all(j >= 0 for j in self.jitter) and self.jitter[3] <= 0.5, "source.jitter",
+              "is [brightness, contrast, saturation, hue], all >= 0 and hue <= 0.5")
+        for key in ("jitter_p", "hflip", "vflip"):
+            check(0 <= getattr(self, key) <= 1, f"source.{key}", "is a probability in [0, 1]")
+        check(self.data_fps > 0, "source.data_fps", "must be positive (frames per second)")
+        check(self.data_stride >= 1, "source.data_stride", "must be at least 1")
+        check(self.test_clips >= 1, "source.test_clips", "must be at least 1")
+        check(self.test_short_side >= self.size, "source.test_short_side", "must be at least source.size")
+
+
+@dataclass(frozen=True)
+class VideoAugmentConfig:
+    """Training-time augmentation of each batch of clips: per-clip random parameters, the same on every frame.
+
+    ``augmix``: AugMix (Hendrycks et al. 2020) with ``augmix_width`` chains of random operations (affine,
+    posterize, solarize, equalize, sharpness, colour), mixed with Dirichlet weights and blended with the clip;
+    ``augmix_severity`` in 1..10 scales the operations. ``short_side``: the clip is scaled so its short side is
+    a random value in this range and a random ``source.size`` crop is taken (the paper: 183..229 for 160 px
+    crops). ``cutmix``: the Beta parameter of CutMix (one box per clip, the same on all frames, a random
+    partner clip), applied with probability ``cutmix_p``; 0 disables it.
+    """
+
+    augmix: bool = True
+    augmix_width: int = 3
+    augmix_severity: int = 3
+    short_side: tuple[int, int] = (183, 229)
+    hflip: float = 0.5
+    cutmix: float = 1.0
+    cutmix_p: float = 1.0
+
+    def __post_init__(self) -> None:
+        check(self.augmix_width >= 1, "augment.augmix_width", "must be at least 1")
+        check(1 <= self.augmix_severity <= 10, "augment.augmix_severity", "must be in 1..10")
+        check(0 < self.short_side[0] <= self.short_side[1], "augment.short_side", "must satisfy 0 < min <= max")
+        for key in ("hflip", "cutmix_p"):
+            check(0 <= getattr(self, key) <= 1, f"augment.{key}", "is a probability in [0, 1]")
+        check(self.cutmix >= 0, "augment.cutmix", "is the Beta parameter, >= 0 (0 disables CutMix)")

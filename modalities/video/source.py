@@ -1,0 +1,164 @@
+"""The single source datum (one image, or one video file) and the sampler that synthesizes batches of clips.
+
+The paper writes 200,000 fake videos to disk: per clip an initial random crop and colour jitter of the image,
+two random-resized-crop boxes, and 16 frames whose crop box moves linearly from the first box to the second
+(a camera pan and zoom). Here every frame's box is one affine map from output pixels to source pixels, so a
+batch of ``B`` clips of ``T`` frames is sampled with ``grid_sample`` over all ``B*T`` frames at once; frames
+whose box shrinks a large region read from an anti-aliased pyramid level (mip-mapping), so they do not alias.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from aip.errors import AipError
+from modalities.image.color import ColorJitter
+from modalities.image.config import ImageSourceConfig
+from modalities.image.source import download, load_image
+from modalities.video.config import VideoSourceConfig
+from modalities.video.decode import VIDEO_EXTENSIONS, DecodeError, decode, frames_at
+
+
+def is_video(uri: str) -> bool:
+    """Whether ``uri`` names a video file (by its extension)."""
+    return Path(uri.split("?")[0]).suffix.lower() in VIDEO_EXTENSIONS
+
+
+def _resize_max_side(x: torch.Tensor, max_side: int) -> torch.Tensor:
+    h, w = x.shape[-2:]
+    if max_side and max(h, w) > max_side:
+        f = max_side / max(h, w)
+        x = F.interpolate(x, size=(round(h * f), round(w * f)), mode="bilinear", antialias=True)
+    return x
+
+
+def load_source(cfg: VideoSourceConfig) -> torch.Tensor:
+    """The source as ``(N, 3, H, W)`` float in [0, 1]: ``N = 1`` for an image, else the video's frames at
+    ``cfg.fps`` (a video must last at least one clip: ``(frames - 1) * stride + 1`` frames)."""
+    if not is_video(cfg.uri):
+        image_cfg = ImageSourceConfig(uri=cfg.uri, size=cfg.size, max_side=cfg.max_side)
+        return load_image(image_cfg)[None]
+    path = download(cfg.uri) if cfg.uri.startswith(("http://", "https://")) else Path(cfg.uri).expanduser()
+    if not path.is_file():
+        raise AipError(f"source video {path} does not exist; set source.uri to a video file, an image or skimage:NAME")
+
+    def every_frame_at_fps(times: np.ndarray, duration: float) -> np.ndarray:
+        grid = np.arange(max(int(duration * cfg.fps), 1)) / cfg.fps
+        return frames_at(times, grid)
+
+    try:
+        frames = decode(path, every_frame_at_fps)
+    except DecodeError as e:
+        raise AipError(f"source video could not be decoded ({e}); is it a valid video file?") from None
+    if len(frames) < cfg.span:
+        raise AipError(f"source video {path} has {len(frames)} frames at source.fps = {cfg.fps:g}, fewer than one "
+                       f"clip needs ({cfg.span}); lower source.frames/source.stride or raise source.fps")
+    video = torch.from_numpy(frames).permute(0, 3, 1, 2).float().div_(255)  # (N, 3, H, W)
+    if min(video.shape[-2:]) < cfg.size:
+        raise AipError(f"source video is {video.shape[-1]}x{video.shape[-2]}, smaller than source.size = {cfg.size}")
+    return _resize_max_side(video, cfg.max_side).clamp_(0, 1).contiguous()
+
+
+def _pyramid(src: torch.Tensor, min_side: int) -> list[torch.Tensor]:
+    """Anti-aliased levels of ``(N, C, H, W)``, each half the size of the previous, down to about ``min_side``."""
+    levels = [src]
+    while min(levels[-1].shape[-2:]) >= 2 * min_side:
+        h, w = levels[-1].shape[-2:]
+        levels.append(F.interpolate(levels[-1], size=(h // 2, w // 2), mode="bilinear", antialias=True))
+    return levels
+
+
+class ClipSampler:
+    """Batches of synthetic clips ``(B, 3, T, S, S)`` in [0, 1] from one image or video, on ``device``.
+
+    Per clip (parameters drawn independently per clip, from torch's global RNG): an initial square crop of
+    ``init_crop`` x the short side at a random place; two random-resized-crop boxes inside it (area ``scale``,
+    aspect ``ratio``); a pan of ``pan_frames`` frames whose box moves linearly from the first box to the
+    second, of which ``frames`` frames ``stride`` apart from a random start form the clip; colour jitter with
+    probability ``jitter_p``; horizontal/vertical flips of the whole clip.
+    """
+
+    def __init__(self, source: torch.Tensor, cfg: VideoSourceConfig, *, device: torch.device) -> None:
+        if source.dim() == 3:
+            source = source[None]
+        self.cfg = cfg
+        self.device = device
+        self.source = source.to(device)  # (N, C, H, W)
+        self.levels = _pyramid(self.source, cfg.size)
+        self.jitter = ColorJitter(*cfg.jitter, p=cfg.jitter_p).to(device)
+
+    def _box_pair(self, n: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """Two random-resized-crop boxes per clip, ``(n, 2, 4)`` as (centre x, centre y, width, height)."""
+        cfg, dev = self.cfg, self.device
+        H, W = self.source.shape[-2:]
+        if cfg.init_crop > 0:  # a square crop of init_crop x the short side, at a random place
+            side = max(cfg.init_crop * min(H, W), float(min(cfg.size, H, W)))
+            rw = rh = torch.full((n,), side, device=dev)
+        else:
+            rw, rh = torch.full((n,), float(W), device=dev), torch.full((n,), float(H), device=dev)
+        rx = torch.rand(n, device=dev) * (W - rw)
+        ry = torch.rand(n, device=dev) * (H - rh)
+        boxes = []
+        for _ in range(2):
+            tries = 10  # candidate boxes per clip; the first that fits is kept (the paper loops until one fits)
+            a = (rw * rh)[:, None] * torch.empty(n, tries, device=dev).uniform_(*cfg.scale)
+            logr = torch.empty(n, tries, device=dev).uniform_(math.log(cfg.ratio[0]), math.log(cfg.ratio[1]))
+            w, h = torch.sqrt(a * torch.exp(logr)), torch.sqrt(a / torch.exp(logr))
+            ok = (w <= rw[:, None]) & (h <= rh[:, None])
+            first = torch.where(ok.any(1), ok.float().argmax(1), torch.zeros(n, dtype=torch.long, device=dev))
+            w = torch.minimum(w.gather(1, first[:, None])[:, 0], rw)
+            h = torch.minimum(h.gather(1, first[:, None])[:, 0], rh)
+            cx = rx + w / 2 + torch.rand(n, device=dev) * (rw - w)
+            cy = ry + h / 2 + torch.rand(n, device=dev) * (rh - h)
+            boxes.append(torch.stack([cx, cy, w, h], -1))
+        return boxes[0], boxes[1]
+
+    def frame_boxes(self, n: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """Per-frame boxes ``(n, T, 4)`` and source frame indices ``(n, T)`` of ``n`` random clips."""
+        cfg, dev = self.cfg, self.device
+        first, last = self._box_pair(n)
+        start = torch.randint(0, cfg.pan_frames - cfg.span + 1, (n,), device=dev)
+        pos = start[:, None] + torch.arange(cfg.frames, device=dev)[None] * cfg.stride  # (n, T) index in the pan
+        alpha = (pos.float() / max(cfg.pan_frames - 1, 1))[..., None]  # (n, T, 1)
+        boxes = (1 - alpha) * first[:, None] + alpha * last[:, None]  # linear camera motion, (n, T, 4)
+        count = self.source.shape[0]
+        if count == 1:
+            index = torch.zeros_like(pos)
+        else:  # a video: the clip also moves through its frames, from a random start
+            offset = torch.randint(0, max(count - cfg.pan_frames, 0) + 1, (n,), device=dev)
+            index = (offset[:, None] + pos).clamp_(max=count - 1)
+        return boxes, index
+
+    @torch.no_grad()
+    def sample(self, batch_size: int) -> torch.Tensor:
+        """``(B, 3, frames, size, size)`` clips in [0, 1] on the sampler's device."""
+        cfg, n, s, t = self.cfg, batch_size, self.cfg.size, self.cfg.frames
+        H, W = self.source.shape[-2:]
+        boxes, index = self.frame_boxes(n)
+        boxes, index = boxes.reshape(n * t, 4), index.reshape(n * t)  # every frame of every clip
+        cx, cy, w, h = boxes.unbind(-1)
+        lin = (torch.arange(s, device=self.device, dtype=torch.float32) + 0.5) / s * 2 - 1  # pixel centres
+        gx = (cx[:, None] + lin[None] * w[:, None] / 2) / W * 2 - 1  # (B*T, S)
+        gy = (cy[:, None] + lin[None] * h[:, None] / 2) / H * 2 - 1
+        grid = torch.stack([gx[:, None, :].expand(-1, s, -1), gy[:, :, None].expand(-1, -1, s)], -1)
+        # source pixels per output pixel decides the pyramid level
+        level = torch.clamp(torch.floor(torch.log2((torch.maximum(w, h) / s).clamp(min=1.0))), 0,
+                            len(self.levels) - 1).long()
+        out = torch.empty(n * t, self.source.shape[1], s, s, device=self.device)
+        for k in level.unique().tolist():
+            idx = (level == k).nonzero()[:, 0]
+            src = self.levels[k]
+            src = src.expand(len(idx), -1, -1, -1) if src.shape[0] == 1 else src[index[idx]]
+            out[idx] = F.grid_sample(src, grid[idx], mode="bilinear", padding_mode="border", align_corners=False)
+        clips = out.reshape(n, t, -1, s, s).transpose(1, 2)  # (B, C, T, S, S)
+        clips = self.jitter(clips)
+        for p, dim in ((cfg.hflip, -1), (cfg.vflip, -2)):
+            if p > 0:
+                flip = torch.rand(n, device=self.device) < p
+                clips = torch.where(flip[:, None, None, None, None], clips.flip(dim), clips)
+        return clips.clamp_(0, 1).contiguous()
