@@ -40,6 +40,10 @@ def _table(m: dict) -> str:
         tta = m["student_bn_recalibrated_on_test_inputs"]
         rows.insert(3, ("student top-1, BN re-estimated on TEST inputs (test-time adaptation, not the method)",
                         f"{tta['top1']:.2f} %"))
+    if not m.get("finished", True):
+        rows.append(("stopped early", "run the same command again to continue"))
+    if m.get("processes", 1) > 1:
+        rows.append(("processes", f"{m['processes']} (effective batch {m['effective_batch']}, lr {m['lr']:.3g})"))
     width = max(len(k) for k, _ in rows)
     line = "-" * (width + 40)
     body = "\n".join(f"{k:<{width}}  {v}" for k, v in rows)
@@ -53,15 +57,25 @@ def run(
     set_: SetOpt = None,
     out: Annotated[Path | None, typer.Option(help="Run directory (default runs/RECIPE-NAME).")] = None,
     device: DeviceOpt = "auto",
+    stop_after_epochs: Annotated[int | None, typer.Option(
+        min=1, help="Stop after this many epochs of this invocation (e.g. to fit a cluster time limit); "
+                    "the same command resumes.")] = None,
 ) -> None:
-    """Distil the recipe's teacher into its student from the single source datum, then evaluate."""
+    """Distil the recipe's teacher into its student from the single source datum, then evaluate.
+
+    Under `torchrun --nproc-per-node N -m aip run RECIPE` it trains data-parallel on N processes.
+    """
+    from aip import distributed
     from aip.run import default_run_dir, resolve_device
     from aip.run import run as run_recipe
 
     overrides = list(set_ or [])
     r = recipe_mod.load(recipe, overrides)
-    metrics = run_recipe(r, out=out or default_run_dir(recipe, overrides), device=resolve_device(device))
-    typer.echo(_table(metrics))
+    with distributed.session(resolve_device(device)) as dev:
+        metrics = run_recipe(r, out=out or default_run_dir(recipe, overrides), device=dev,
+                             stop_after_epochs=stop_after_epochs)
+        if distributed.current().is_main:
+            typer.echo(_table(metrics))
 
 
 @app.command()

@@ -11,15 +11,21 @@ from torch import nn
 from torch.utils.data import DataLoader, Subset
 from tqdm.auto import tqdm
 
+from aip import distributed
 from aip.modality import LabelledData
 
 
-def loader(data: LabelledData, *, batch_size: int, workers: int = 0, limit: int = 0) -> DataLoader:
+def loader(data: LabelledData, *, batch_size: int, workers: int = 0, limit: int = 0,
+           shard: bool = False) -> DataLoader:
+    """Batches of a labelled split (``limit``: an evenly spread subset; ``shard``: this rank's share of it)."""
     ds = data.dataset
     if limit and limit < len(ds):  # type: ignore[arg-type]
         # an evenly spread subset, so every class is represented in quick evaluations
         step = len(ds) / limit  # type: ignore[arg-type]
         ds = Subset(ds, [int(i * step) for i in range(limit)])
+    d = distributed.current()
+    if shard and d.active:  # every item exactly once over all ranks (no padding, unlike DistributedSampler)
+        ds = Subset(ds, range(d.rank, len(ds), d.world))  # type: ignore[arg-type]
     return DataLoader(ds, batch_size=batch_size, shuffle=False, num_workers=workers)
 
 
@@ -27,17 +33,34 @@ def autocast(device: torch.device, enabled: bool):
     return torch.autocast(device.type, dtype=torch.bfloat16) if enabled else nullcontext()
 
 
+def scores(model: nn.Module, x: torch.Tensor, *, views: int = 1, middle_only: bool = False) -> torch.Tensor:
+    """Class scores ``(B, K)`` of a batch: logits, or for multi-view items ``(B, V, *view)`` the softmax averaged
+    over the ``V`` views of each item (``middle_only``: the logits of the middle view alone)."""
+    if views <= 1:
+        return model(x)
+    if middle_only:
+        return model(x[:, views // 2])
+    b = x.shape[0]
+    probs = model(x.flatten(0, 1)).float().softmax(-1)  # (B * V, K)
+    return probs.view(b, views, -1).mean(1)
+
+
 @torch.no_grad()
 def evaluate(model: nn.Module, batches: DataLoader, *, device: torch.device, amp: bool = False,
-             desc: str = "eval") -> dict[str, float]:
-    """Accuracy (%) of ``model`` in eval mode: ``{"top1", "top5", "n"}``."""
+             desc: str = "eval", views: int = 1, middle_only: bool = False,
+             sharded: bool = False) -> dict[str, float]:
+    """Accuracy (%) of ``model`` in eval mode: ``{"top1", "top5", "n"}``.
+
+    ``views`` > 1: items are stacks of views whose softmax is averaged (see :func:`scores`).
+    ``sharded``: ``batches`` is this rank's shard (``loader(shard=True)``); the counts are summed over ranks, so
+    every rank returns the accuracy on the whole split (every rank must call this together)."""
     was_training = model.training
     model.eval()
     correct1 = correct5 = total = 0
     for x, y in tqdm(batches, desc=desc, leave=False, dynamic_ncols=True):
         x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
         with autocast(device, amp):
-            logits = model(x)
+            logits = scores(model, x, views=views, middle_only=middle_only)
         k = min(5, logits.shape[-1])
         top = logits.float().topk(k, dim=-1).indices
         hit = top == y[:, None]
@@ -45,12 +68,16 @@ def evaluate(model: nn.Module, batches: DataLoader, *, device: torch.device, amp
         correct5 += hit.any(-1).sum().item()
         total += y.numel()
     model.train(was_training)
+    if sharded:
+        counts = distributed.all_sum(torch.tensor([correct1, correct5, total], dtype=torch.float64, device=device))
+        correct1, correct5, total = (int(c) for c in counts.tolist())
     total = max(total, 1)
     return {"top1": 100.0 * correct1 / total, "top5": 100.0 * correct5 / total, "n": float(total)}
 
 
 @torch.no_grad()
-def recalibrate_bn(model: nn.Module, batches: DataLoader, *, device: torch.device, max_batches: int = 50) -> nn.Module:
+def recalibrate_bn(model: nn.Module, batches: DataLoader, *, device: torch.device, max_batches: int = 50,
+                   views: int = 1) -> nn.Module:
     """A copy of ``model`` whose BatchNorm statistics are re-estimated on the (unlabelled) inputs of ``batches``.
 
     This looks at test images, so it is a test-time adaptation, not part of the method: off by default
@@ -65,5 +92,5 @@ def recalibrate_bn(model: nn.Module, batches: DataLoader, *, device: torch.devic
     for i, (x, _) in enumerate(batches):
         if i >= max_batches:
             break
-        model(x.to(device))
+        model(x.to(device).flatten(0, 1) if views > 1 else x.to(device))
     return model.eval()

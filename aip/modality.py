@@ -38,11 +38,17 @@ class Augmenter(Protocol):
 
 @dataclass(frozen=True)
 class LabelledData:
-    """A labelled split of the target dataset: items are ``(input tensor, int label)``."""
+    """A labelled split of the target dataset: items are ``(input tensor, int label)``.
+
+    ``views`` > 1 means every item stacks several views of one example, ``(views, *view_shape)`` (e.g. the
+    temporal clips of a video): the evaluator averages the softmax over an item's views (the multi-view test
+    protocol), and evaluations during training use only the middle view (a cheaper validation).
+    """
 
     dataset: Dataset
     num_classes: int
     classes: list[str] = field(default_factory=list)
+    views: int = 1
 
 
 class Modality(Protocol):

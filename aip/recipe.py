@@ -105,6 +105,11 @@ class LossConfig:
 class TrainConfig:
     """The distillation loop. One epoch is ``samples_per_epoch`` views (the paper: 50,000 patches for CIFAR).
 
+    ``batch_size`` is per process and per micro-batch: one optimiser step sees the *effective batch*
+    ``batch_size x grad_accum x processes`` (processes: ``torchrun --nproc-per-node``, 1 for a plain ``aip run``).
+    ``lr`` is the rate for one process; ``lr_scaling`` says how it grows with the number of processes
+    (``linear``: x N, ``sqrt``: x sqrt(N), ``none``: unchanged). An epoch always has ``samples_per_epoch`` views
+    in all, so more processes make fewer, larger steps.
     ``view_pool`` > 1 turns on class-balanced view selection (an aip extension, see :mod:`aip.select`).
     """
 
@@ -127,9 +132,13 @@ class TrainConfig:
     channels_last: Literal["auto", "on", "off"] = "auto"
     compile: bool = False
     log_every: int = 20
+    #: micro-batches of ``batch_size`` whose gradients are summed into one optimiser step (for small GPUs)
+    grad_accum: int = 1
+    lr_scaling: Literal["none", "linear", "sqrt"] = "none"
 
     def __post_init__(self) -> None:
         check(self.epochs >= 1, "train.epochs", "must be at least 1")
+        check(self.grad_accum >= 1, "train.grad_accum", "must be at least 1 (1 disables accumulation)")
         check(self.samples_per_epoch >= self.batch_size, "train.samples_per_epoch",
               "must be at least train.batch_size")
         check(self.batch_size >= 2, "train.batch_size", "must be at least 2 (CutMix mixes pairs)")
@@ -144,9 +153,22 @@ class TrainConfig:
         check(self.log_every >= 1, "train.log_every", "must be at least 1")
         check(self.view_pool >= 1, "train.view_pool", "must be at least 1 (1 disables view selection)")
 
+    def effective_batch(self, world: int = 1) -> int:
+        """Views per optimiser step over all ``world`` processes."""
+        return self.batch_size * self.grad_accum * world
+
+    def steps_per_epoch_at(self, world: int = 1) -> int:
+        return max(1, -(-self.samples_per_epoch // self.effective_batch(world)))
+
+    def lr_at(self, world: int = 1) -> float:
+        """The learning rate for ``world`` processes under ``lr_scaling``."""
+        factor = {"none": 1.0, "linear": float(world), "sqrt": world**0.5}[self.lr_scaling]
+        return self.lr * factor
+
     @property
     def steps_per_epoch(self) -> int:
-        return -(-self.samples_per_epoch // self.batch_size)
+        """Optimiser steps per epoch of one process."""
+        return self.steps_per_epoch_at(1)
 
     @property
     def total_steps(self) -> int:

@@ -16,7 +16,7 @@ from typing import Any
 
 import torch
 
-from aip import checkpoint
+from aip import checkpoint, distributed
 from aip.cache import cache_dir
 from aip.errors import AipError
 from aip.evaluate import evaluate, loader, recalibrate_bn
@@ -82,66 +82,87 @@ def teacher_accuracy(recipe: Recipe, teacher: torch.nn.Module, test: Any, *, dev
                                      "limit": recipe.eval.limit, "shape": list(test.dataset[0][0].shape)},
                                     sort_keys=True).encode()).hexdigest()[:16]
     path = cache_dir("teachers") / f"accuracy-{key}.json"
-    if path.exists():
+    if distributed.agree(path.exists()):
         return json.loads(path.read_text())
     acc = evaluate(teacher, loader(test, batch_size=recipe.eval.batch_size, workers=recipe.eval.workers,
-                                   limit=recipe.eval.limit), device=device, amp=use_amp(recipe, device),
-                   desc="teacher eval")
-    checkpoint.write_text_atomic(json.dumps(acc), path)
+                                   limit=recipe.eval.limit, shard=True), device=device, amp=use_amp(recipe, device),
+                   desc="teacher eval", views=test.views, sharded=True)
+    if distributed.current().is_main:
+        checkpoint.write_text_atomic(json.dumps(acc), path)
     return acc
 
 
 def build_parts(recipe: Recipe, *, device: torch.device) -> Parts:
     modality = load_modality(recipe.modality)
-    test = modality.data(recipe, split="test", train=False)
-    teacher = load_teacher(recipe, modality, device=device, data=test)
+    with distributed.main_first():  # rank 0 downloads the dataset and trains the teacher; the others reuse them
+        test = modality.data(recipe, split="test", train=False)
+        teacher = load_teacher(recipe, modality, device=device, data=test)
     student = build_model(modality, recipe, recipe.student, num_classes=test.num_classes, pretrained=False)
     return Parts(modality=modality, test=test, teacher=teacher, student=student.to(device), device=device)
 
 
 def run(recipe: Recipe, *, out: Path, device: torch.device, stop_after_epochs: int | None = None) -> dict[str, Any]:
-    """Distil the recipe's teacher into its student and evaluate it; returns what ``metrics.json`` holds."""
+    """Distil the recipe's teacher into its student and evaluate it; returns what ``metrics.json`` holds.
+
+    Under ``torchrun`` every rank calls this (see :mod:`aip.distributed`); rank 0 alone writes ``out``.
+    """
     started = time.perf_counter()
-    run_dir = prepare_run_dir(out)
+    d = distributed.current()
+    if d.is_main:
+        prepare_run_dir(out)
+    run_dir = out
     torch.manual_seed(recipe.train.seed)  # the student's initial weights depend on the recipe's seed only
     parts = build_parts(recipe, device=device)
     sampler = parts.modality.sampler(recipe, device=device)
     augmenter = parts.modality.augmenter(recipe, device=device)
     check_outputs(parts.teacher, parts.student, augmenter(sampler.sample(2)), num_classes=parts.test.num_classes)
-    (run_dir / "recipe.toml").write_text(recipe.to_toml())
+    if d.is_main:
+        (run_dir / "recipe.toml").write_text(recipe.to_toml())
     teacher_acc = teacher_accuracy(recipe, parts.teacher, parts.test, device=device)
     test_batches = loader(parts.test, batch_size=recipe.eval.batch_size, workers=recipe.eval.workers,
-                          limit=recipe.eval.limit)
-    amp = use_amp(recipe, device)
+                          limit=recipe.eval.limit, shard=True)
+    amp, views = use_amp(recipe, device), parts.test.views
 
-    def evaluate_student(model: torch.nn.Module) -> dict[str, float]:
-        return evaluate(model, test_batches, device=device, amp=amp, desc="eval")
+    def evaluate_student(model: torch.nn.Module, *, all_views: bool = False) -> dict[str, float]:
+        # during training, multi-view items are judged by their middle view alone (a cheaper validation)
+        return evaluate(model, test_batches, device=device, amp=amp, desc="eval", views=views,
+                        middle_only=not all_views, sharded=True)
 
     result = fit(recipe=recipe, student=parts.student, teacher=parts.teacher, sampler=sampler, augmenter=augmenter,
                  evaluate=evaluate_student, run_dir=run_dir, device=device, stop_after_epochs=stop_after_epochs)
+    final = result.final
+    if views > 1 and final:  # the full protocol: softmax averaged over every view of each test item
+        final = {**evaluate_student(parts.student, all_views=True), "views": views}
     k = parts.test.num_classes
     metrics: dict[str, Any] = {
         "recipe": recipe.name,
         "dataset": recipe.eval.dataset,
         "source": describe_source(recipe),
         "teacher": {"top1": teacher_acc["top1"], "top5": teacher_acc["top5"]},
-        "student": {"top1": result.final.get("top1", float("nan")), "top5": result.final.get("top5", float("nan"))},
+        "student": {"top1": final.get("top1", float("nan")), "top5": final.get("top5", float("nan"))},
         "student_best": result.best,
         "chance": 100.0 / k,
-        "ratio": result.final.get("top1", float("nan")) / max(teacher_acc["top1"], 1e-9),
+        "ratio": final.get("top1", float("nan")) / max(teacher_acc["top1"], 1e-9),
         "steps": result.step,
-        "finished": result.step >= recipe.train.total_steps,
-        "eval_items": int(result.final.get("n", 0)),
+        "finished": result.step >= recipe.train.epochs * recipe.train.steps_per_epoch_at(d.world),
+        "eval_items": int(final.get("n", 0)),
+        "eval_views": views,
         "train_seconds": round(result.seconds, 1),
         "wall_seconds": round(time.perf_counter() - started, 1),
         "device": str(device),
+        "processes": d.world,
+        "effective_batch": recipe.train.effective_batch(d.world),
+        "lr": recipe.train.lr_at(d.world),
         "run_dir": str(run_dir),
     }
-    if recipe.eval.bn_recalibrate and result.final:
+    if views > 1:  # what the training-time validation (middle view only) measured last, for comparison
+        metrics["student_middle_view"] = {"top1": result.final.get("top1", float("nan")),
+                                          "top5": result.final.get("top5", float("nan"))}
+    if recipe.eval.bn_recalibrate and final:
         # test-time adaptation: looks at unlabelled TEST inputs; reported apart from the method's number
-        tuned = recalibrate_bn(parts.student, test_batches, device=device)
-        metrics["student_bn_recalibrated_on_test_inputs"] = evaluate_student(tuned)
-    if result.history:
+        tuned = recalibrate_bn(parts.student, test_batches, device=device, views=views)
+        metrics["student_bn_recalibrated_on_test_inputs"] = evaluate_student(tuned, all_views=True)
+    if result.history and d.is_main:
         (run_dir / "metrics.json").write_text(json.dumps(metrics, indent=2))
         plot_curves(result.history, run_dir / "curves.png", title=recipe.name, teacher_top1=teacher_acc["top1"])
     return metrics
@@ -189,7 +210,7 @@ def evaluate_checkpoint(recipe: Recipe, path: Path, *, device: torch.device) -> 
         raise AipError(f"checkpoint {path} does not fit student.arch {recipe.student.arch!r} "
                        f"({str(e).strip().splitlines()[0]}); pass the recipe the run used") from None
     batches = loader(test, batch_size=recipe.eval.batch_size, workers=recipe.eval.workers, limit=recipe.eval.limit)
-    return evaluate(student.to(device), batches, device=device, amp=use_amp(recipe, device))
+    return evaluate(student.to(device), batches, device=device, amp=use_amp(recipe, device), views=test.views)
 
 
 def preview(recipe: Recipe, *, out: Path, count: int = 64, device: torch.device) -> list[Path]:

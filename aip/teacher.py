@@ -98,7 +98,7 @@ def fit_teacher(recipe: Recipe, modality: Any, *, device: torch.device, path: Pa
     bar.close()
     test = modality.data(recipe, split="test", train=False)
     acc = evaluate(model, loader(test, batch_size=recipe.eval.batch_size, workers=recipe.eval.workers),
-                   device=device, amp=amp, desc="teacher eval")
+                   device=device, amp=amp, desc="teacher eval", views=test.views)
     checkpoint.save_atomic({"state_dict": model.state_dict(), "num_classes": train.num_classes,
                             "teacher": recipe.to_dict()["teacher"], "dataset": recipe.eval.dataset,
                             "test": acc, "train_seconds": time.perf_counter() - start}, path)

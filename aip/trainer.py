@@ -1,7 +1,8 @@
 """The distillation loop: sample -> augment -> teacher (no grad) -> student -> KD loss -> step -> log -> checkpoint.
 
-One readable ``fit()``. Resume is automatic: if the run directory holds ``last.pt`` of the same recipe, the
-student, optimiser, scheduler, RNG state and step are restored and training continues where it stopped.
+One readable ``fit()``; gradient accumulation (``train.grad_accum``) and data parallelism (``torchrun``, see
+:mod:`aip.distributed`) are handled inline. Resume is automatic: if the run directory holds ``last.pt`` of the
+same recipe, the student, optimiser, scheduler, RNG state and step are restored and training continues.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ import json
 import math
 import time
 from collections.abc import Callable
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -18,7 +20,7 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from aip import checkpoint
+from aip import checkpoint, distributed
 from aip.errors import AipError
 from aip.evaluate import autocast
 from aip.loss import distillation_loss
@@ -63,18 +65,25 @@ def fit(
 ) -> FitResult:
     """Distil ``teacher`` into ``student`` from views of the single source datum.
 
+    Under ``torchrun`` every rank calls this together (see :mod:`aip.distributed`): each draws its own views,
+    gradients are averaged by DistributedDataParallel, and rank 0 alone writes the run directory.
+
     Args:
-        evaluate: returns ``{"top1", "top5", ...}`` of the model it is given on the real test split.
+        evaluate: returns ``{"top1", "top5", ...}`` of the model it is given on the real test split (called on
+            every rank at the same steps).
         run_dir: holds ``last.pt``, ``best.pt`` and ``metrics.jsonl``; an existing ``last.pt`` is resumed.
         stop_after_epochs: stop (as if interrupted) after this many epochs of this call.
     """
     cfg = recipe.train
-    spe, total = cfg.steps_per_epoch, cfg.total_steps
+    d = distributed.current()
+    spe = cfg.steps_per_epoch_at(d.world)
+    total = cfg.epochs * spe
+    lr = cfg.lr_at(d.world)
     amp, channels_last = use_amp(recipe, device), use_channels_last(recipe, device)
     memory_format = torch.channels_last if channels_last else torch.contiguous_format
     student.to(device, memory_format=memory_format)
     teacher.to(device, memory_format=memory_format)
-    opt = make_optimizer(list(student.parameters()), name=cfg.optimizer, lr=cfg.lr,
+    opt = make_optimizer(list(student.parameters()), name=cfg.optimizer, lr=lr,
                          weight_decay=cfg.weight_decay, momentum=cfg.momentum)
     sched = make_scheduler(opt, total=total, schedule=cfg.schedule, warmup=round(cfg.warmup_epochs * spe),
                            milestones=tuple(round(m * spe) for m in cfg.milestones), gamma=cfg.gamma)
@@ -82,69 +91,90 @@ def fit(
     fingerprint = recipe.fingerprint("modality", "source", "augment", "teacher", "student", "loss", "train")
     last_path, best_path, log_path = run_dir / "last.pt", run_dir / "best.pt", run_dir / "metrics.jsonl"
     step, best, final, history, seconds = 0, {"top1": -1.0}, {}, [], 0.0
-    if last_path.exists():
+    if distributed.agree(last_path.exists()):
         state = checkpoint.load(last_path)
         if state.get("fingerprint") != fingerprint:
             raise AipError(f"{run_dir} holds a run of a different recipe; pass --out NEW_DIR or delete {last_path}")
+        if state.get("world", 1) != d.world:
+            raise AipError(f"{run_dir} was trained by {state.get('world', 1)} process(es), not {d.world}; resume "
+                           "it with the same number of processes, or pass --out NEW_DIR")
         student.load_state_dict(state["student"])
         opt.load_state_dict(state["optimizer"])
         sched.load_state_dict(state["scheduler"])
-        checkpoint.set_rng_state(state["rng"])
+        checkpoint.set_rng_state(state["rng_per_rank"][d.rank] if "rng_per_rank" in state else state["rng"])
         step, best, final = state["step"], state["best"], state["final"]
         history, seconds = state["history"], state["seconds"]
-        if step < total:
+        if step < total and d.is_main:
             tqdm.write(f"resuming {run_dir} at step {step}/{total} (epoch {step // spe})")
     else:
-        torch.manual_seed(cfg.seed)
+        torch.manual_seed(cfg.seed + d.rank)  # every rank draws different views; rank 0 as a single process
+    if d.active and d.is_main:
+        tqdm.write(f"{d.world} processes: effective batch {cfg.effective_batch(d.world)} "
+                   f"({cfg.batch_size} x {cfg.grad_accum} accumulation x {d.world}), lr {lr:.3g} "
+                   f"(lr_scaling = {cfg.lr_scaling!r}), {spe} steps per epoch")
 
     def save_last() -> None:
-        checkpoint.save_atomic({
-            "fingerprint": fingerprint, "recipe": recipe.to_dict(), "student": student.state_dict(),
-            "optimizer": opt.state_dict(), "scheduler": sched.state_dict(), "rng": checkpoint.rng_state(),
-            "step": step, "best": best, "final": final, "history": history, "seconds": seconds,
-        }, last_path)
+        rngs = distributed.gather(checkpoint.rng_state())  # a collective: every rank calls save_last together
+        if d.is_main:
+            checkpoint.save_atomic({
+                "fingerprint": fingerprint, "recipe": recipe.to_dict(), "student": student.state_dict(),
+                "optimizer": opt.state_dict(), "scheduler": sched.state_dict(), "rng": rngs[0],
+                "rng_per_rank": rngs, "world": d.world, "step": step, "best": best, "final": final,
+                "history": history, "seconds": seconds,
+            }, last_path)
 
-    train_model = torch.compile(student) if cfg.compile else student
+    train_model: nn.Module = student
+    if d.active:
+        from torch.nn.parallel import DistributedDataParallel
+
+        # the teacher is not wrapped: it has no gradients to average
+        train_model = DistributedDataParallel(student, device_ids=[device] if device.type == "cuda" else None)
+    if cfg.compile:
+        train_model = torch.compile(train_model)
     teacher.eval()
     student.train()
     epochs_done = 0
     start = time.perf_counter()
-    bar = tqdm(total=total, initial=step, desc=recipe.name, dynamic_ncols=True, unit="step")
+    bar = tqdm(total=total, initial=step, desc=recipe.name, dynamic_ncols=True, unit="step", disable=not d.is_main)
     # losses are summed on the device and read back only when logging: no host sync in every step
     running, seen, tick = torch.zeros((), device=device), 0, time.perf_counter()
     epoch_loss, epoch_n = torch.zeros((), device=device), 0
     try:
         while step < total:
-            # (B, C, H, W) raw views of the one datum -> augmented; teacher and student see the same tensor
-            x = augmenter(sampler.sample(cfg.batch_size * cfg.view_pool))
-            if x.dim() == 4:  # channels-last is a layout of 4-D image batches only
-                x = x.contiguous(memory_format=memory_format)
-            with torch.no_grad(), autocast(device, amp):
-                t_logits = teacher(x)  # (B * view_pool, K)
-            if cfg.view_pool > 1:  # keep a batch the teacher labels evenly over the classes
-                keep = balanced_indices(t_logits, cfg.batch_size)
-                x, t_logits = x[keep], t_logits[keep]
-            with autocast(device, amp):
-                s_logits = train_model(x)  # (B, K)
-            loss = distillation_loss(s_logits, t_logits, kind=recipe.loss.kind,
-                                     temperature=recipe.loss.temperature, t2_scale=recipe.loss.t2_scale)
             opt.zero_grad(set_to_none=True)
-            loss.backward()
+            for micro in range(cfg.grad_accum):
+                # (B, ...) raw views of the one datum -> augmented; teacher and student see the same tensor
+                x = augmenter(sampler.sample(cfg.batch_size * cfg.view_pool))
+                if x.dim() == 4:  # channels-last is a layout of 4-D image batches only
+                    x = x.contiguous(memory_format=memory_format)
+                with torch.no_grad(), autocast(device, amp):
+                    t_logits = teacher(x)  # (B * view_pool, K)
+                if cfg.view_pool > 1:  # keep a batch the teacher labels evenly over the classes
+                    keep = balanced_indices(t_logits, cfg.batch_size)
+                    x, t_logits = x[keep], t_logits[keep]
+                # DDP averages gradients on the last micro-batch only
+                sync = nullcontext() if micro == cfg.grad_accum - 1 or not d.active else train_model.no_sync()
+                with sync:
+                    with autocast(device, amp):
+                        s_logits = train_model(x)  # (B, K)
+                    loss = distillation_loss(s_logits, t_logits, kind=recipe.loss.kind,
+                                             temperature=recipe.loss.temperature, t2_scale=recipe.loss.t2_scale)
+                    (loss / cfg.grad_accum).backward()
+                running, epoch_loss = running + loss.detach(), epoch_loss + loss.detach()
             if cfg.grad_clip > 0:
                 nn.utils.clip_grad_norm_(student.parameters(), cfg.grad_clip)
             opt.step()
             sched.step()
             step += 1
-            running, seen = running + loss.detach(), seen + 1
-            epoch_loss, epoch_n = epoch_loss + loss.detach(), epoch_n + 1
+            seen, epoch_n = seen + cfg.grad_accum, epoch_n + cfg.grad_accum
             bar.update(1)
             if step % cfg.log_every == 0 or step == total:
-                mean = running.item() / seen
+                mean = distributed.all_mean(running).item() / seen
                 if not math.isfinite(mean):
                     raise AipError(f"the loss became {mean} before step {step}; lower train.lr or set train.grad_clip")
                 now = time.perf_counter()
                 bar.set_postfix(loss=f"{mean:.4f}", lr=f"{sched.get_last_lr()[0]:.2e}",
-                                samples_s=f"{seen * cfg.batch_size / (now - tick):.0f}")
+                                samples_s=f"{seen * cfg.batch_size * d.world / (now - tick):.0f}")
                 running, seen, tick = torch.zeros((), device=device), 0, now
             if step % spe == 0:  # end of an epoch
                 epoch = step // spe
@@ -153,18 +183,21 @@ def fit(
                 if epoch % recipe.eval.every_epochs == 0 or step == total:
                     acc = evaluate(student)
                     student.train()
-                    row = {"epoch": epoch, "step": step, "loss": epoch_loss.item() / max(epoch_n, 1),
+                    row = {"epoch": epoch, "step": step,
+                           "loss": distributed.all_mean(epoch_loss).item() / max(epoch_n, 1),
                            "lr": sched.get_last_lr()[0], **acc, "seconds": round(seconds_now, 1)}
                     history.append(row)
-                    with open(log_path, "a") as f:
-                        f.write(json.dumps(row) + "\n")
-                    tqdm.write(f"epoch {epoch}: loss {row['loss']:.4f}  "
-                               f"top1 {acc['top1']:.2f}%  top5 {acc['top5']:.2f}%")
+                    if d.is_main:
+                        with open(log_path, "a") as f:
+                            f.write(json.dumps(row) + "\n")
+                        tqdm.write(f"epoch {epoch}: loss {row['loss']:.4f}  "
+                                   f"top1 {acc['top1']:.2f}%  top5 {acc['top5']:.2f}%")
                     final = acc
                     if acc["top1"] > best["top1"]:
                         best = {**acc, "epoch": epoch}
-                        checkpoint.save_atomic({"student": student.state_dict(), "recipe": recipe.to_dict(),
-                                                "epoch": epoch, "metrics": acc}, best_path)
+                        if d.is_main:
+                            checkpoint.save_atomic({"student": student.state_dict(), "recipe": recipe.to_dict(),
+                                                    "epoch": epoch, "metrics": acc}, best_path)
                 epoch_loss, epoch_n = torch.zeros((), device=device), 0
                 running, seen, tick = torch.zeros((), device=device), 0, time.perf_counter()  # training only
                 seconds = seconds + time.perf_counter() - start
@@ -175,7 +208,8 @@ def fit(
     except KeyboardInterrupt:
         seconds += time.perf_counter() - start
         start = time.perf_counter()
-        save_last()
+        if not d.active:  # with several processes the others may be gone: keep the last epoch's checkpoint
+            save_last()
         raise
     finally:
         bar.close()
