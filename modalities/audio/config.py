@@ -1,0 +1,85 @@
+"""The audio modality's recipe sections: ``[source]`` (the one long recording and how windows are cut from it)
+and ``[augment]`` (the per-sample augmentation applied on the device to every batch of windows)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from aip.schema import check
+
+
+@dataclass(frozen=True)
+class AudioSourceConfig:
+    """The single recording and the windows cut from it.
+
+    ``uri``: a file path (WAV/FLAC/OGG/MP3 through soundfile, other containers through PyAV), an ``http(s)``
+    URL (downloaded once into the cache), ``espeak:prose`` (a fixed English prose text, read by several
+    espeak-ng voices and cached; it contains none of the SpeechCommands words), ``synthetic:noise``
+    (coloured noise) or ``dataset:train`` (the labelled training clips, labels unused: the upper bound).
+    The recording is mixed down to mono and resampled once to ``rate``; at most ``max_seconds`` of it are
+    kept (0 keeps all).
+    """
+
+    uri: str = "espeak:prose"
+    rate: int = 16_000
+    window: float = 1.0
+    max_seconds: float = 3600.0
+    synthetic_seconds: float = 120.0
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        check(4000 <= self.rate <= 96_000, "source.rate", "must be a sample rate in Hz in [4000, 96000]")
+        check(0.05 <= self.window <= 30, "source.window", "is the window length in seconds, in [0.05, 30]")
+        check(self.max_seconds == 0 or self.max_seconds >= self.window, "source.max_seconds",
+              "must be 0 (keep the whole recording) or at least source.window")
+        check(self.synthetic_seconds >= self.window, "source.synthetic_seconds", "must be at least source.window")
+
+    @property
+    def samples(self) -> int:
+        """Window length in samples."""
+        return round(self.window * self.rate)
+
+
+@dataclass(frozen=True)
+class AudioAugmentConfig:
+    """Per-sample waveform augmentation, all batched on the device; teacher and student hear the result.
+
+    In order: ``gain_db`` (uniform gain in dB), ``speed`` (resampling factor range: changes tempo and pitch
+    together, as Kaldi's speed perturbation) with a random ``shift`` of up to that many seconds, ``reverb_p``
+    (convolution with a synthetic exponentially decaying impulse response, decay time ``rt60`` seconds),
+    additive coloured noise with probability ``noise_p`` at an SNR drawn from ``snr_db``, SpecAugment-style
+    masks (``time_masks`` zeroed stretches of up to ``time_mask`` seconds; ``freq_masks`` notched bands of up
+    to ``freq_mask`` of the mel range, cut from the waveform's spectrum), and CutMix along time: with
+    probability ``cutmix_p`` a stretch of ``1 - lambda`` of the window, lambda ~ Beta(``cutmix``, ``cutmix``),
+    comes from another window of the batch (``mixup`` > 0 instead blends whole windows, MixUp).
+    """
+
+    gain_db: tuple[float, float] = (-12.0, 6.0)
+    speed: tuple[float, float] = (0.8, 1.25)
+    shift: float = 0.1
+    reverb_p: float = 0.2
+    rt60: tuple[float, float] = (0.1, 0.6)
+    noise_p: float = 0.5
+    snr_db: tuple[float, float] = (5.0, 30.0)
+    time_masks: int = 2
+    time_mask: float = 0.05
+    freq_masks: int = 2
+    freq_mask: float = 0.1
+    cutmix: float = 1.0
+    cutmix_p: float = 0.5
+    mixup: float = 0.0
+
+    def __post_init__(self) -> None:
+        check(self.gain_db[0] <= self.gain_db[1], "augment.gain_db", "must satisfy min <= max")
+        check(0 < self.speed[0] <= self.speed[1] <= 4, "augment.speed", "must satisfy 0 < min <= max <= 4")
+        check(self.shift >= 0, "augment.shift", "is a time shift in seconds, >= 0")
+        check(0 < self.rt60[0] <= self.rt60[1] <= 5, "augment.rt60", "must satisfy 0 < min <= max <= 5 seconds")
+        check(self.snr_db[0] <= self.snr_db[1], "augment.snr_db", "must satisfy min <= max")
+        for key in ("reverb_p", "noise_p", "cutmix_p"):
+            check(0 <= getattr(self, key) <= 1, f"augment.{key}", "is a probability in [0, 1]")
+        check(self.time_masks >= 0 and self.freq_masks >= 0, "augment.time_masks",
+              "time_masks and freq_masks are counts, >= 0")
+        check(0 <= self.time_mask <= 1, "augment.time_mask", "is the longest time mask in seconds, in [0, 1]")
+        check(0 <= self.freq_mask <= 1, "augment.freq_mask", "is the widest band as a fraction of the mel range")
+        check(self.cutmix >= 0 and self.mixup >= 0, "augment.cutmix",
+              "cutmix and mixup are Beta parameters, >= 0 (0 disables)")

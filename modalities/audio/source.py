@@ -1,0 +1,114 @@
+"""The one long source recording and the sampler that cuts batches of random windows from it on the device.
+
+The recording is decoded and resampled once, kept on the training device as one mono waveform, and every
+batch is one gather: window ``b`` is ``wave[start_b : start_b + L]`` with random starts. Randomness comes from
+torch's global RNG only, so a resumed run continues the same stream.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import shutil
+import urllib.request
+from pathlib import Path
+
+import torch
+
+from aip.cache import cache_dir
+from aip.errors import AipError
+from modalities.audio.config import AudioSourceConfig
+from modalities.audio.decode import read_audio
+
+SOURCES = ("PATH (WAV/FLAC/OGG/MP3/M4A...)", "http(s)://URL (cached)", "espeak:prose", "synthetic:noise",
+           "dataset:train")
+
+
+def download(url: str) -> Path:
+    """Download ``url`` once into the cache (atomically: a ``.part`` file renamed when complete)."""
+    name = Path(url.split("?")[0]).name or "download"
+    target = cache_dir("sources") / f"{hashlib.sha256(url.encode()).hexdigest()[:12]}-{name}"
+    if target.is_file():
+        return target
+    tmp = target.with_name(target.name + ".part")
+    try:
+        with urllib.request.urlopen(url, timeout=60) as r, open(tmp, "wb") as f:
+            shutil.copyfileobj(r, f)
+    except (OSError, ValueError) as e:
+        tmp.unlink(missing_ok=True)
+        raise AipError(f"could not download {url} ({e}); check the URL, or download it and give the file path") \
+            from None
+    tmp.replace(target)
+    return target
+
+
+def coloured_noise(seconds: float, *, rate: int, seed: int) -> torch.Tensor:
+    """Noise whose colour (spectral slope 1/f^beta, beta in [0, 2]: white to brown) and level change every
+    second, so windows of it differ from each other."""
+    g = torch.Generator().manual_seed(seed)
+    n_seg = max(1, round(seconds))
+    seg = round(seconds * rate) // n_seg
+    white = torch.randn(n_seg, seg, generator=g)
+    spec = torch.fft.rfft(white)
+    f = torch.fft.rfftfreq(seg, 1 / rate).clamp(min=20.0)
+    beta = torch.rand(n_seg, 1, generator=g) * 2
+    coloured = torch.fft.irfft(spec * f ** (-beta / 2), n=seg)
+    coloured = coloured / coloured.std(dim=1, keepdim=True)
+    level = 10 ** (torch.empty(n_seg, 1).uniform_(-2, -0.5, generator=g))  # -40 .. -10 dB
+    return (coloured * level).flatten()
+
+
+def load_recording(cfg: AudioSourceConfig) -> torch.Tensor:
+    """The source as a mono waveform ``(samples,)`` at ``cfg.rate``, checked to be long and loud enough."""
+    uri = cfg.uri
+    if uri.startswith("synthetic:"):
+        if uri != "synthetic:noise":
+            raise AipError(f"unknown synthetic source {uri!r}; known: synthetic:noise")
+        wave = coloured_noise(cfg.synthetic_seconds, rate=cfg.rate, seed=cfg.seed)
+    elif uri.startswith("espeak:"):
+        if uri != "espeak:prose":
+            raise AipError(f"unknown espeak source {uri!r}; known: espeak:prose")
+        from modalities.audio.espeak import prose_recording
+
+        wave = read_audio(prose_recording(), rate=cfg.rate, what="source recording")
+    elif uri.startswith(("http://", "https://")):
+        wave = read_audio(download(uri), rate=cfg.rate, what="source recording")
+    else:
+        wave = read_audio(uri, rate=cfg.rate, what="source recording")
+    if cfg.max_seconds:
+        wave = wave[: round(cfg.max_seconds * cfg.rate)]
+    if wave.numel() < cfg.samples:
+        raise AipError(f"source recording {uri} lasts {wave.numel() / cfg.rate:.2f} s, shorter than one window "
+                       f"(source.window = {cfg.window} s); use a longer recording")
+    if float(wave.abs().max()) < 1e-4:
+        raise AipError(f"source recording {uri} is silent (peak below -80 dBFS); use a recording with sound in it")
+    return wave.contiguous()
+
+
+class WindowSampler:
+    """Random windows of one recording: ``sample(B) -> (B, 1, L)`` float waveforms on ``device``."""
+
+    def __init__(self, wave: torch.Tensor, *, samples: int, device: torch.device) -> None:
+        if wave.dim() != 1 or wave.numel() < samples:
+            raise AipError(f"the source needs at least {samples} samples, got {tuple(wave.shape)}")
+        self.wave = wave.to(device)
+        self.samples = samples
+        self.device = device
+
+    @torch.no_grad()
+    def sample(self, batch_size: int) -> torch.Tensor:
+        span = self.wave.numel() - self.samples + 1
+        starts = torch.randint(span, (batch_size, 1), device=self.device)  # (B, 1)
+        idx = starts + torch.arange(self.samples, device=self.device)  # (B, L)
+        return self.wave[idx].unsqueeze(1)  # one gather -> (B, 1, L)
+
+
+class DatasetSampler:
+    """``dataset:train``: random clips of the labelled training split (labels unused): the upper bound."""
+
+    def __init__(self, clips: torch.utils.data.Dataset, *, device: torch.device) -> None:
+        self.data = clips
+        self.device = device
+
+    def sample(self, batch_size: int) -> torch.Tensor:
+        idx = torch.randint(len(self.data), (batch_size,)).tolist()  # the global RNG (checkpointed)
+        return torch.stack([self.data[i][0] for i in idx]).to(self.device)
