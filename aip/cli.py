@@ -108,6 +108,30 @@ def eval_(
 
 
 @app.command()
+def bench(
+    recipe: RecipeArg,
+    set_: SetOpt = None,
+    device: DeviceOpt = "auto",
+    steps: Annotated[int, typer.Option(min=1, help="Timed steps per stage.")] = 10,
+    warmup: Annotated[int, typer.Option(min=0, help="Untimed steps first (compilation, caches).")] = 3,
+    num_classes: Annotated[int, typer.Option(min=0, help="Class count of the models (0: the dataset's).")] = 0,
+    vs_reference: Annotated[bool, typer.Option(
+        "--vs-reference", help="Also time the paper's pipeline (patches on disk, PIL augmentation in workers).")
+    ] = False,
+    workers: Annotated[int | None, typer.Option(min=0, help="DataLoader workers of the reference (default: cores).")
+                       ] = None,
+) -> None:
+    """Time the recipe's distillation step stage by stage: data, teacher, student, whole step; peak memory."""
+    from aip.bench import bench as run_bench
+    from aip.run import resolve_device
+
+    r = recipe_mod.load(recipe, list(set_ or []))
+    result = run_bench(r, device=resolve_device(device), steps=steps, warmup=warmup, num_classes=num_classes,
+                       vs_reference=vs_reference, workers=workers)
+    typer.echo(result.table())
+
+
+@app.command()
 def check(recipe: RecipeArg, set_: SetOpt = None) -> None:
     """Validate the recipe and print it fully resolved (every default filled in)."""
     from aip.run import describe_models

@@ -87,6 +87,15 @@ class ImageModality:
         save_image(views.float().cpu(), path, nrow=nrow, padding=2, pad_value=1.0)
         return [path]
 
+    def reference_pipeline(self, recipe: Any, *, root: Path, batch_size: int, workers: int,
+                           count: int) -> Any:
+        """The paper's pipeline (pre-generated patches, PIL augmentation in DataLoader workers), for
+        ``aip bench --vs-reference``; patches are written under ``root``."""
+        from modalities.image.reference import reference_loader
+
+        sampler = self.sampler(recipe, device=torch.device("cpu"))
+        return reference_loader(recipe, sampler, root=root, batch_size=batch_size, workers=workers, count=count)
+
     def catalog(self) -> dict[str, list[str]]:
         from modalities.image import datasets, models
 

@@ -1,0 +1,226 @@
+"""``aip bench``: where the time of a distillation step goes, for a recipe's shapes and models, on this machine.
+
+It times, with the recipe's batch size, view pool, AMP, channels-last and compile settings: producing the data
+(source sampler + augmenter), the teacher's forward pass, the student's forward+backward+optimiser step, and the
+whole distillation step as :func:`aip.trainer.fit` runs it. Models get random weights (speed does not depend on
+them, and nothing is downloaded or trained). With ``vs_reference`` it also times the modality's reference
+pipeline (for images: the paper's per-image PIL augmentation of pre-generated patches through a DataLoader with
+workers). Figures, never pass/fail.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import resource
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from aip.errors import AipError
+from aip.evaluate import autocast
+from aip.loss import distillation_loss
+from aip.optim import make_optimizer
+from aip.recipe import Recipe
+from aip.registry import load_modality
+from aip.select import balanced_indices
+from aip.teacher import FrozenTeacher, build_model
+from aip.trainer import use_amp, use_channels_last
+
+
+@dataclass
+class Stage:
+    name: str
+    seconds: float  # per step
+    samples: int  # per step
+
+    @property
+    def per_second(self) -> float:
+        return self.samples / self.seconds if self.seconds > 0 else float("inf")
+
+
+@dataclass
+class BenchResult:
+    device: str
+    recipe: str
+    shape: tuple[int, ...]
+    batch: int
+    pool: int
+    stages: list[Stage] = field(default_factory=list)
+    peak_memory_bytes: int = 0
+    memory_kind: str = ""
+    reference: dict[str, float] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+
+    def stage(self, name: str) -> Stage:
+        return next(s for s in self.stages if s.name == name)
+
+    @property
+    def data_share(self) -> float:
+        """Share of a full step spent producing the data (sampler + augmenter)."""
+        return self.stage("source + augment").seconds / self.stage("full distillation step").seconds
+
+    def table(self) -> str:
+        lines = [f"# {self.recipe} on {self.device}",
+                 f"# views {tuple(self.shape)}, student batch {self.batch}, teacher labels {self.batch * self.pool}"
+                 f" views per step (view_pool {self.pool})",
+                 "| stage | ms per step | samples/s |", "|---|---|---|"]
+        for s in self.stages:
+            lines.append(f"| {s.name} ({s.samples} per step) | {1000 * s.seconds:,.1f} | {s.per_second:,.0f} |")
+        lines.append(f"| share of the step producing data | {100 * self.data_share:.1f} % | |")
+        lines.append(f"| peak memory ({self.memory_kind}) | {self.peak_memory_bytes / 2**30:.2f} GiB | |")
+        if self.reference:
+            r = self.reference
+            lines.append(f"| reference pipeline ({r['workers']:.0f} workers) | "
+                         f"{1000 * self.batch * self.pool / r['views_per_second']:,.1f} | "
+                         f"{r['views_per_second']:,.0f} |")
+            ours = self.stage("source + augment").per_second
+            lines.append(f"| aip data / reference | {ours / r['views_per_second']:.2f}x | |")
+            lines.append(f"| per core: aip data ({torch.get_num_threads()} threads) vs reference | "
+                         f"{ours / torch.get_num_threads():,.0f} vs "
+                         f"{r['views_per_second'] / max(r['workers'], 1):,.0f} views/s | |")
+        lines += [f"# {n}" for n in self.notes]
+        return "\n".join(lines)
+
+
+def device_name(device: torch.device) -> str:
+    if device.type == "cuda":
+        return f"{torch.cuda.get_device_name(device)} (torch {torch.__version__})"
+    cpu = platform.processor() or platform.machine()
+    return f"CPU {cpu}, {os.cpu_count()} cores, {torch.get_num_threads()} threads (torch {torch.__version__})"
+
+
+def _timed(fn: Callable[[], Any], *, steps: int, warmup: int, device: torch.device) -> float:
+    for _ in range(warmup):
+        fn()
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    start = time.perf_counter()
+    for _ in range(steps):
+        fn()
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    return (time.perf_counter() - start) / steps
+
+
+def _num_classes(modality: Any, recipe: Recipe, given: int, notes: list[str]) -> int:
+    if given:
+        return given
+    try:
+        return modality.data(recipe, split="test", train=False).num_classes
+    except AipError as e:
+        notes.append(f"dataset not readable here ({e}); models built with 1000 classes (pass --num-classes)")
+        return 1000
+
+
+def bench(recipe: Recipe, *, device: torch.device, steps: int = 10, warmup: int = 3, num_classes: int = 0,
+          vs_reference: bool = False, workers: int | None = None) -> BenchResult:
+    """Time each stage of the recipe's distillation step on ``device`` (see the module docstring)."""
+    modality = load_modality(recipe.modality)
+    cfg = recipe.train
+    notes: list[str] = ["random weights; teacher kind and dataset do not change the speed"]
+    k = _num_classes(modality, recipe, num_classes, notes)
+    torch.manual_seed(cfg.seed)
+    if recipe.teacher.kind == "hub":
+        notes.append("teacher.kind = 'hub': timed the student architecture as the teacher (hub models need a "
+                     "download)")
+        teacher_spec = recipe.student
+    else:
+        teacher_spec = recipe.teacher
+    teacher = FrozenTeacher(build_model(modality, recipe, teacher_spec, num_classes=k, pretrained=False)).to(device)
+    student = build_model(modality, recipe, recipe.student, num_classes=k, pretrained=False).to(device)
+    sampler = modality.sampler(recipe, device=device)
+    augmenter = modality.augmenter(recipe, device=device)
+    amp = use_amp(recipe, device)
+    memory_format = torch.channels_last if use_channels_last(recipe, device) else torch.contiguous_format
+    teacher.to(memory_format=memory_format)
+    student.to(memory_format=memory_format)
+    opt = make_optimizer(list(student.parameters()), name=cfg.optimizer, lr=cfg.lr, weight_decay=cfg.weight_decay,
+                         momentum=cfg.momentum)
+    train_model = torch.compile(student) if cfg.compile else student
+    b, pool = cfg.batch_size, cfg.view_pool
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)
+
+    def layout(x: torch.Tensor) -> torch.Tensor:
+        return x.contiguous(memory_format=memory_format) if x.dim() == 4 else x
+
+    def data() -> torch.Tensor:
+        return layout(augmenter(sampler.sample(b * pool)))
+
+    fixed = data()
+    shape = tuple(fixed.shape[1:])
+
+    def teacher_forward() -> torch.Tensor:
+        with torch.no_grad(), autocast(device, amp):
+            return teacher(fixed)
+
+    t_fixed = teacher_forward()[:b].float()
+
+    def student_step() -> None:
+        with autocast(device, amp):
+            s = train_model(fixed[:b])
+        loss = distillation_loss(s, t_fixed, kind=recipe.loss.kind, temperature=recipe.loss.temperature,
+                                 t2_scale=recipe.loss.t2_scale)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+
+    def full_step() -> None:  # what aip.trainer.fit does in one step
+        x = data()
+        with torch.no_grad(), autocast(device, amp):
+            t = teacher(x)
+        if pool > 1:
+            keep = balanced_indices(t, b)
+            x, t = x[keep], t[keep]
+        with autocast(device, amp):
+            s = train_model(x)
+        loss = distillation_loss(s, t, kind=recipe.loss.kind, temperature=recipe.loss.temperature,
+                                 t2_scale=recipe.loss.t2_scale)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+
+    result = BenchResult(device=device_name(device), recipe=recipe.name, shape=shape, batch=b, pool=pool,
+                         notes=notes)
+    for name, fn, n in (("source + augment", data, b * pool), ("teacher forward", teacher_forward, b * pool),
+                        ("student forward + backward + step", student_step, b),
+                        ("full distillation step", full_step, b)):
+        result.stages.append(Stage(name, _timed(fn, steps=steps, warmup=warmup, device=device), n))
+    if device.type == "cuda":
+        result.peak_memory_bytes, result.memory_kind = torch.cuda.max_memory_allocated(device), "CUDA allocated"
+    else:  # ru_maxrss is KiB on Linux
+        result.peak_memory_bytes = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+        result.memory_kind = "process RSS"
+    if vs_reference:
+        reference = getattr(modality, "reference_pipeline", None)
+        if reference is None:
+            notes.append(f"modality {recipe.modality!r} has no reference pipeline; --vs-reference skipped")
+        else:
+            n_workers = workers if workers is not None else max(1, (os.cpu_count() or 1))
+            with tempfile.TemporaryDirectory(prefix="aip-bench-") as tmp:
+                batches = reference(recipe, root=Path(tmp), batch_size=b * pool, workers=n_workers,
+                                    count=min(max(2 * b * pool, 256), 4096))
+                rate = _reference_rate(batches, warmup=max(warmup, n_workers), steps=max(steps, 2 * n_workers))
+                result.reference = {"views_per_second": rate, "workers": float(n_workers)}
+    return result
+
+
+def _reference_rate(batches: Any, *, warmup: int, steps: int) -> float:
+    """Views/s of a re-iterable loader: ``warmup`` batches (worker start-up), then ``steps`` timed batches."""
+    def forever() -> Any:
+        while True:
+            yield from batches
+
+    it = forever()
+    for _ in range(warmup):
+        next(it)
+    n, start = 0, time.perf_counter()
+    for _ in range(steps):
+        n += next(it)[0].shape[0]
+    return n / (time.perf_counter() - start)

@@ -1,0 +1,42 @@
+"""``aip bench``: every stage is timed, the data share and peak memory are reported, the reference runs."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+import torch
+
+from aip import recipe as R
+from aip.bench import BenchResult, Stage, bench
+from tests.conftest import run_cli
+
+
+def test_data_share_is_data_time_over_step_time():
+    r = BenchResult(device="cpu", recipe="x", shape=(3, 8, 8), batch=4, pool=1, stages=[
+        Stage("source + augment", 0.01, 4), Stage("teacher forward", 0.02, 4),
+        Stage("student forward + backward + step", 0.03, 4), Stage("full distillation step", 0.2, 4)])
+    assert r.data_share == pytest.approx(0.05)
+    assert r.stage("teacher forward").per_second == pytest.approx(200.0)
+    assert "| share of the step producing data | 5.0 % |" in r.table()
+
+
+def test_bench_times_the_recipe_step_and_the_reference_pipeline(tiny_recipe):
+    result = bench(R.load(tiny_recipe), device=torch.device("cpu"), steps=1, warmup=0, vs_reference=True,
+                   workers=0)
+    assert [s.name for s in result.stages] == ["source + augment", "teacher forward",
+                                               "student forward + backward + step", "full distillation step"]
+    assert result.shape == (3, 24, 24) and result.batch == 64 and result.pool == 2
+    assert result.stage("source + augment").samples == 128 and all(s.seconds > 0 for s in result.stages)
+    assert 0 < result.data_share < 5 and result.peak_memory_bytes > 0
+    assert result.reference["views_per_second"] > 0
+
+
+def test_cli_bench_prints_the_table(tiny_recipe):
+    res = run_cli("bench", str(tiny_recipe), "--device", "cpu", "--steps", "1", "--warmup", "0",
+                  "--set", "train.batch_size=16")
+    assert res.returncode == 0, res.stderr
+    assert re.search(r"\| full distillation step \(16 per step\) \| [\d,.]+ \| [\d,]+ \|", res.stdout), res.stdout
+    assert "share of the step producing data" in res.stdout and "peak memory" in res.stdout
+    bad = run_cli("bench", str(tiny_recipe), "--steps", "0")
+    assert bad.returncode == 2
