@@ -25,7 +25,9 @@ class VideoSourceConfig:
 
     The evaluation set's videos are read at ``data_fps`` with ``data_stride`` frames between clip frames (X3D's
     4x12 at 30 fps), resized to ``test_short_side`` on the short side and centre-cropped to ``size``;
-    ``test_clips`` uniformly spaced clips per video are scored (softmax averaged per video).
+    ``test_clips`` uniformly spaced clips per video are scored (softmax averaged per video). A teacher trained
+    by ``aip teacher`` sees one random clip per video, scaled to 1..1.25 x ``test_short_side``, randomly cropped
+    and flipped with probability ``train_hflip`` (0 for datasets whose classes depend on left/right).
     """
 
     uri: str = "skimage:astronaut"
@@ -45,7 +47,8 @@ class VideoSourceConfig:
     data_fps: float = 30.0
     data_stride: int = 12
     test_clips: int = 10
-    test_short_side: int = 182
+    test_short_side: int = 183
+    train_hflip: float = 0.5
 
     @property
     def span(self) -> int:
@@ -66,7 +69,7 @@ class VideoSourceConfig:
         check(0 < self.ratio[0] <= self.ratio[1], "source.ratio", "must satisfy 0 < min <= max")
         check(all(j >= 0 for j in self.jitter) and self.jitter[3] <= 0.5, "source.jitter",
               "is [brightness, contrast, saturation, hue], all >= 0 and hue <= 0.5")
-        for key in ("jitter_p", "hflip", "vflip"):
+        for key in ("jitter_p", "hflip", "vflip", "train_hflip"):
             check(0 <= getattr(self, key) <= 1, f"source.{key}", "is a probability in [0, 1]")
         check(self.data_fps > 0, "source.data_fps", "must be positive (frames per second)")
         check(self.data_stride >= 1, "source.data_stride", "must be at least 1")

@@ -66,7 +66,7 @@ class VideoClips(Dataset):
         else:
             top, left = (nh - cfg.size) // 2, (nw - cfg.size) // 2
         x = x[..., top:top + cfg.size, left:left + cfg.size]
-        if self.train and float(torch.rand(())) < 0.5:
+        if self.train and float(torch.rand(())) < cfg.train_hflip:
             x = x.flip(-1)
         return x.reshape(self.views, cfg.frames, 3, cfg.size, cfg.size).transpose(1, 2).clamp_(0, 1).contiguous()
 
