@@ -38,11 +38,15 @@ class AudioModality:
     AugmentConfig = AudioAugmentConfig
 
     def validate(self, recipe: Any) -> None:
-        """Unknown dataset names fail when the recipe loads, listing the known ones."""
+        """Fail when the recipe loads on an unknown dataset name (listing the known ones) or a missing file."""
         from modalities.audio.datasets import DATASETS
 
         if recipe.eval.dataset not in DATASETS:
             raise AipError(f"unknown audio dataset {recipe.eval.dataset!r}; known: {', '.join(DATASETS)}")
+        uri = recipe.source.uri
+        if ":" not in uri.split("/")[0] and not Path(uri).expanduser().is_file():
+            raise AipError(f"source recording {uri} does not exist; set source.uri to an audio file, an http(s) "
+                           "URL, espeak:prose, synthetic:noise or dataset:train")
 
     def sampler(self, recipe: Any, *, device: torch.device) -> WindowSampler | DatasetSampler:
         src: AudioSourceConfig = recipe.source

@@ -37,6 +37,17 @@ def speed_and_shift(x: torch.Tensor, speed: torch.Tensor, shift: torch.Tensor) -
     return y * valid
 
 
+def isolate(x: torch.Tensor, length: torch.Tensor, *, fade: int) -> torch.Tensor:
+    """Keep one random stretch of ``length`` samples per window (with ``fade``-sample ramps) and silence the
+    rest, so a stretch of continuous speech sounds like one word alone in a quiet clip."""
+    b, n = x.shape
+    start = torch.rand(b, device=x.device) * (n - length)
+    t = torch.arange(n, device=x.device, dtype=x.dtype)[None]
+    rise = ((t - start[:, None]) / fade).clamp(0, 1)
+    fall = ((start + length)[:, None] - t).div(fade).clamp(0, 1)
+    return x * rise * fall
+
+
 def reverb(x: torch.Tensor, rt60: torch.Tensor, *, rate: int) -> torch.Tensor:
     """Convolve each window with a synthetic room response: a direct path plus exponentially decaying noise
     that falls by 60 dB in ``rt60`` seconds (FFT convolution), at the dry window's loudness."""
@@ -120,6 +131,9 @@ class AudioAugmenter(nn.Module):
         lo, hi = math.log(cfg.speed[0]), math.log(cfg.speed[1])
         if cfg.speed != (1.0, 1.0) or cfg.shift > 0:
             x = speed_and_shift(x, _uniform(b, lo, hi, dev).exp(), _uniform(b, -cfg.shift, cfg.shift, dev) * rate)
+        if cfg.isolate_p > 0:
+            alone = isolate(x, (_uniform(b, *cfg.isolate, dev) * rate).clamp(max=n), fade=rate // 100)
+            x = torch.where(torch.rand(b, 1, device=dev) < cfg.isolate_p, alone, x)
         if cfg.reverb_p > 0:
             wet = reverb(x, _uniform(b, *cfg.rt60, dev), rate=rate)
             x = torch.where(torch.rand(b, 1, device=dev) < cfg.reverb_p, wet, x)

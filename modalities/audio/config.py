@@ -44,19 +44,23 @@ class AudioSourceConfig:
 class AudioAugmentConfig:
     """Per-sample waveform augmentation, all batched on the device; teacher and student hear the result.
 
-    In order: ``gain_db`` (uniform gain in dB), ``speed`` (resampling factor range: changes tempo and pitch
-    together, as Kaldi's speed perturbation) with a random ``shift`` of up to that many seconds, ``reverb_p``
+    In order: ``speed`` (resampling factor range: changes tempo and pitch together, as Kaldi's speed
+    perturbation) with a random ``shift`` of up to that many seconds; with probability ``isolate_p`` only one
+    stretch of ``isolate`` seconds is kept and the rest silenced (not in the paper: an isolated-word view, as
+    keyword clips hold one short word in a quiet second); ``reverb_p``
     (convolution with a synthetic exponentially decaying impulse response, decay time ``rt60`` seconds),
-    additive coloured noise with probability ``noise_p`` at an SNR drawn from ``snr_db``, SpecAugment-style
+    ``gain_db`` (uniform gain in dB), additive coloured noise with probability ``noise_p`` at an SNR drawn from ``snr_db``, SpecAugment-style
     masks (``time_masks`` zeroed stretches of up to ``time_mask`` seconds; ``freq_masks`` notched bands of up
     to ``freq_mask`` of the mel range, cut from the waveform's spectrum), and CutMix along time: with
     probability ``cutmix_p`` a stretch of ``1 - lambda`` of the window, lambda ~ Beta(``cutmix``, ``cutmix``),
-    comes from another window of the batch (``mixup`` > 0 instead blends whole windows, MixUp).
+    comes from another window of the batch; ``mixup`` > 0 then blends every window with another (MixUp).
     """
 
     gain_db: tuple[float, float] = (-12.0, 6.0)
     speed: tuple[float, float] = (0.8, 1.25)
     shift: float = 0.1
+    isolate_p: float = 0.0
+    isolate: tuple[float, float] = (0.3, 0.8)
     reverb_p: float = 0.2
     rt60: tuple[float, float] = (0.1, 0.6)
     noise_p: float = 0.5
@@ -72,10 +76,12 @@ class AudioAugmentConfig:
     def __post_init__(self) -> None:
         check(self.gain_db[0] <= self.gain_db[1], "augment.gain_db", "must satisfy min <= max")
         check(0 < self.speed[0] <= self.speed[1] <= 4, "augment.speed", "must satisfy 0 < min <= max <= 4")
+        check(0 < self.isolate[0] <= self.isolate[1], "augment.isolate",
+              "is a range of seconds, 0 < min <= max (at most source.window is used)")
         check(self.shift >= 0, "augment.shift", "is a time shift in seconds, >= 0")
         check(0 < self.rt60[0] <= self.rt60[1] <= 5, "augment.rt60", "must satisfy 0 < min <= max <= 5 seconds")
         check(self.snr_db[0] <= self.snr_db[1], "augment.snr_db", "must satisfy min <= max")
-        for key in ("reverb_p", "noise_p", "cutmix_p"):
+        for key in ("isolate_p", "reverb_p", "noise_p", "cutmix_p"):
             check(0 <= getattr(self, key) <= 1, f"augment.{key}", "is a probability in [0, 1]")
         check(self.time_masks >= 0 and self.freq_masks >= 0, "augment.time_masks",
               "time_masks and freq_masks are counts, >= 0")

@@ -45,8 +45,9 @@ class LogMel(nn.Module):
                            f"f_min={f_min}, f_max={f_max} at {rate} Hz): need 0 < hop <= window, n_mels >= 8, "
                            "0 <= f_min < f_max <= rate / 2")
         n_fft = n_fft or 1 << (win - 1).bit_length()
-        self.mel = T.MelSpectrogram(sample_rate=rate, n_fft=n_fft, win_length=win, hop_length=hop,
-                                    f_min=f_min, f_max=f_max, n_mels=n_mels, power=2.0)
+        with torch.device("cpu"):  # its filter bank is computed eagerly, so not on the meta device of `aip check`
+            self.mel = T.MelSpectrogram(sample_rate=rate, n_fft=n_fft, win_length=win, hop_length=hop,
+                                        f_min=f_min, f_max=f_max, n_mels=n_mels, power=2.0)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         with torch.autocast(x.device.type, enabled=False):

@@ -1,0 +1,142 @@
+"""Audio datasets: Speech Commands' layout and lists, the 12- and 35-class protocols, bad clips, folders."""
+
+from __future__ import annotations
+
+import re
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from aip.errors import AipError
+from modalities.audio import datasets as D
+from modalities.audio.espeak import PROSE
+
+RATE = 16_000
+SPEAKERS = [f"{i:08x}" for i in range(6)]  # speakers 0-3 train, 4 validation, 5 test
+
+
+def write_speechcommands(root: Path, words: tuple[str, ...]) -> Path:
+    """A small Speech Commands v0.02 tree (torchaudio's layout) of tones: 6 speakers x 2 clips per word."""
+    folder = root / "SpeechCommands" / "speech_commands_v0.02"
+    rng = np.random.default_rng(0)
+    val, test = [], []
+    for k, w in enumerate(words):
+        (folder / w).mkdir(parents=True)
+        for s, spk in enumerate(SPEAKERS):
+            for n in range(2):
+                length = RATE if n == 0 else RATE // 2  # some clips are shorter than 1 s
+                t = np.arange(length) / RATE
+                clip = 0.3 * np.sin(2 * np.pi * (200 + 40 * k) * t) + 0.01 * rng.standard_normal(length)
+                rel = f"{w}/{spk}_nohash_{n}.wav"
+                sf.write(str(folder / rel), clip.astype(np.float32), RATE, subtype="PCM_16")
+                (val if s == 4 else test if s == 5 else []).append(rel)
+    (folder / "validation_list.txt").write_text("\n".join(val) + "\n")
+    (folder / "testing_list.txt").write_text("\n".join(test) + "\n")
+    (folder / D.NOISE_DIR).mkdir()
+    sf.write(str(folder / D.NOISE_DIR / "white_noise.wav"), rng.standard_normal(RATE * 5).astype(np.float32) * 0.1,
+             RATE)
+    return root
+
+
+@pytest.fixture
+def sc_root(tmp_path: Path) -> Path:
+    D.index_speechcommands.cache_clear()
+    return write_speechcommands(tmp_path, D.KEYWORDS + ("cat", "dog", "marvin"))
+
+
+def load(root: Path, name: str = "speechcommands", split: str = "test", train: bool = False):
+    return D.load(name, root=root, split=split, train=train, download=False, rate=RATE, samples=RATE)
+
+
+def test_twelve_class_protocol_is_balanced(sc_root: Path):
+    test = load(sc_root)
+    assert test.num_classes == 12 and test.classes[-2:] == [D.UNKNOWN, D.SILENCE]
+    labels = [test.dataset[i][1] for i in range(len(test.dataset))]
+    counts = np.bincount(labels, minlength=12)
+    assert counts.tolist() == [2] * 12  # one test speaker x 2 clips; unknown subsampled, silence matched
+    x, _ = test.dataset[0]
+    assert x.shape == (1, RATE)
+    train = load(sc_root, split="train", train=True)
+    assert np.bincount([y for _, y in (train.dataset[i] for i in range(len(train.dataset)))]).tolist() == [8] * 12
+
+
+def test_short_clips_are_padded_and_lists_split_by_speaker(sc_root: Path):
+    test = load(sc_root)
+    files = test.dataset.files
+    assert all(f.name.startswith(SPEAKERS[5]) for f in files)
+    short = next(i for i, f in enumerate(files) if f.name.endswith("_1.wav"))
+    x, _ = test.dataset[short]
+    assert x[0, :RATE // 4 - 1].abs().max() == 0 and x[0, RATE // 2].abs() > 0  # centred, zero-padded
+    silence = test.dataset[len(files)]
+    assert silence[1] == 11 and silence[0].shape == (1, RATE)
+
+
+def test_thirty_five_class_protocol_uses_every_word(sc_root: Path):
+    data = load(sc_root, "speechcommands35")
+    assert data.num_classes == 13 and "cat" in data.classes and D.SILENCE not in data.classes
+    assert len(data.dataset) == 13 * 2
+
+
+def test_bad_clips_are_counted_and_skipped(sc_root: Path, capsys: pytest.CaptureFixture):
+    folder = sc_root / "SpeechCommands" / "speech_commands_v0.02"
+    sf.write(str(folder / "yes" / f"{SPEAKERS[5]}_nohash_0.wav"), np.zeros(8000, np.float32), 8000)
+    (folder / "no" / f"{SPEAKERS[5]}_nohash_0.wav").write_bytes(b"garbage")
+    data = load(sc_root)
+    assert re.search(r"warning: skipped 2 of \d+ clips .*1 8000 Hz instead of 16000 Hz, 1 unreadable",
+                     capsys.readouterr().err)
+    assert len(data.dataset) == 12 * 2 - 2
+
+
+def test_missing_or_wrong_dataset_is_one_line(tmp_path: Path):
+    with pytest.raises(AipError, match="Speech Commands v0.02 is not in"):
+        load(tmp_path)
+    with pytest.raises(AipError, match="unknown audio dataset 'speechcommand'.*known: speechcommands"):
+        load(tmp_path, "speechcommand")
+    root = write_speechcommands(tmp_path / "few", ("yes", "no"))
+    with pytest.raises(AipError, match="no clips of the keywords up, down"):
+        load(root)
+
+
+def test_every_clip_of_a_split_bad_is_an_error(tmp_path: Path):
+    root = tmp_path / "af"
+    for split in ("train", "test"):
+        (root / split / "a").mkdir(parents=True)
+        sf.write(str(root / split / "a" / "x.wav"), np.ones(100, np.float32) * 0.1, 8000)
+    with pytest.raises(AipError, match="no usable clip .*16000 Hz"):
+        D.load("audiofolder", root=root, split="test", train=False, download=False, rate=RATE, samples=RATE)
+
+
+def test_audiofolder(sc_root: Path, tmp_path: Path):
+    folder = sc_root / "SpeechCommands" / "speech_commands_v0.02"
+    root = tmp_path / "af"
+    for split in ("train", "val"):
+        for w in ("yes", "no"):
+            shutil.copytree(folder / w, root / split / w)
+    data = D.load("audiofolder", root=root, split="test", train=True, download=False, rate=RATE, samples=RATE)
+    assert data.classes == ["no", "yes"] and len(data.dataset) == 24
+    assert data.dataset[0][0].shape == (1, RATE)
+
+
+def test_prose_contains_none_of_the_words():
+    words = set(re.findall(r"[a-z]+", PROSE.lower()))
+    assert not words & set(D.KEYWORDS + D.UNKNOWN_WORDS)
+    assert len(words) > 150
+
+
+@pytest.mark.skipif(shutil.which("espeak-ng") is None, reason="espeak-ng is not installed (apt-get install espeak-ng)")
+def test_keyword_set_has_speechcommands_layout(tmp_path: Path):
+    from modalities.audio.keywords import build_keyword_set
+
+    folder = build_keyword_set(tmp_path, n_voices=8, reps=1, words=D.KEYWORDS + ("cat",))
+    assert build_keyword_set(tmp_path, n_voices=8, reps=1, words=D.KEYWORDS + ("cat",)) == folder  # cached
+    assert (folder / "testing_list.txt").read_text().count("yes/") == 2  # voices 3 and 7 are test voices
+    assert len(list((folder / D.NOISE_DIR).glob("*.wav"))) == 4
+    info = sf.info(str(next((folder / "stop").glob("*.wav"))))
+    assert info.samplerate == RATE and info.frames == RATE
+    D.index_speechcommands.cache_clear()
+    test = D.load("speechcommands", root=folder, split="test", train=False, download=False, rate=RATE,
+                  samples=RATE)
+    assert len(test.dataset) == 12 * 2

@@ -1,0 +1,102 @@
+"""Audio source: decoding (soundfile, PyAV), resampling, the one-gather window sampler and its errors."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+import torch
+
+from aip.errors import AipError
+from modalities.audio.config import AudioSourceConfig
+from modalities.audio.decode import read_audio
+from modalities.audio.source import WindowSampler, coloured_noise, download, load_recording
+
+
+def tone(seconds: float, rate: int, freq: float = 440.0) -> np.ndarray:
+    t = np.arange(round(seconds * rate)) / rate
+    return (0.5 * np.sin(2 * np.pi * freq * t)).astype(np.float32)
+
+
+@pytest.mark.parametrize("fmt", ["WAV", "FLAC", "OGG", "MP3"])
+def test_formats_decode_mono_and_resample(tmp_path: Path, fmt: str):
+    assert fmt in sf.available_formats()  # the soundfile wheel's libsndfile decodes all four
+    path = tmp_path / f"a.{fmt.lower()}"
+    stereo = np.stack([tone(2.0, 44_100), tone(2.0, 44_100)], 1)
+    sf.write(str(path), stereo, 44_100)
+    wave = read_audio(path, rate=16_000)
+    assert wave.dim() == 1 and abs(wave.numel() - 32_000) < 1200  # MP3 adds encoder padding
+    spectrum = torch.fft.rfft(wave[4000:20000]).abs()
+    assert abs(int(spectrum.argmax()) - 440) <= 2  # 16000 samples at 16 kHz: 1 Hz bins
+
+
+def test_pyav_decodes_what_libsndfile_cannot(tmp_path: Path):
+    import av
+
+    path = tmp_path / "a.m4a"
+    with av.open(str(path), "w") as out:
+        stream = out.add_stream("aac", rate=16_000)
+        frame = av.AudioFrame.from_ndarray(tone(1.5, 16_000)[None], format="fltp", layout="mono")
+        frame.sample_rate = 16_000
+        for packet in stream.encode(frame):
+            out.mux(packet)
+        for packet in stream.encode(None):
+            out.mux(packet)
+    wave = read_audio(path, rate=16_000)
+    assert 20_000 < wave.numel() < 28_000 and float(wave.abs().max()) > 0.3
+
+
+def test_bad_files_are_one_line_errors(tmp_path: Path):
+    with pytest.raises(AipError, match="does not exist"):
+        read_audio(tmp_path / "missing.wav", rate=16_000)
+    bad = tmp_path / "bad.wav"
+    bad.write_bytes(b"RIFF not really a wave file" * 10)
+    with pytest.raises(AipError, match="not a readable audio file"):
+        read_audio(bad, rate=16_000)
+    short = tmp_path / "short.wav"
+    sf.write(str(short), tone(0.5, 16_000), 16_000)
+    with pytest.raises(AipError, match="shorter than one window"):
+        load_recording(AudioSourceConfig(uri=str(short)))
+    silent = tmp_path / "silent.wav"
+    sf.write(str(silent), np.zeros(32_000, np.float32), 16_000)
+    with pytest.raises(AipError, match="is silent"):
+        load_recording(AudioSourceConfig(uri=str(silent)))
+    with pytest.raises(AipError, match="known: synthetic:noise"):
+        load_recording(AudioSourceConfig(uri="synthetic:pink"))
+
+
+def test_download_is_cached_and_failures_are_one_line(tmp_path: Path, isolated_cache: Path):
+    src = tmp_path / "rec.wav"
+    sf.write(str(src), tone(2.0, 16_000), 16_000)
+    first = download(src.as_uri())
+    assert first.is_file() and first.parent == isolated_cache / "sources"
+    src.unlink()
+    assert download(src.as_uri()) == first  # reused, not fetched again
+    with pytest.raises(AipError, match="could not download"):
+        download((tmp_path / "nothing.wav").as_uri())
+    assert not list((isolated_cache / "sources").glob("*.part"))
+
+
+def test_sampler_shape_range_and_determinism():
+    wave = torch.arange(50_000, dtype=torch.float32)
+    sampler = WindowSampler(wave, samples=16_000, device=torch.device("cpu"))
+    torch.manual_seed(0)
+    a = sampler.sample(8)
+    torch.manual_seed(0)
+    b = sampler.sample(8)
+    assert a.shape == (8, 1, 16_000) and torch.equal(a, b)
+    diffs = a[:, 0, 1:] - a[:, 0, :-1]
+    assert torch.all(diffs == 1)  # contiguous windows of the recording
+    assert a.min() >= 0 and a.max() <= 49_999
+    assert len(set(a[:, 0, 0].tolist())) > 1  # random starts
+
+
+def test_synthetic_noise_and_max_seconds():
+    noise = coloured_noise(10, rate=8000, seed=0)
+    assert noise.numel() == 80_000 and torch.isfinite(noise).all()
+    per_second = noise.view(10, 8000).std(1)
+    assert per_second.max() / per_second.min() > 2  # the level changes from second to second
+    cfg = AudioSourceConfig(uri="synthetic:noise", rate=8000, synthetic_seconds=10, max_seconds=4)
+    assert load_recording(cfg).numel() == 32_000
