@@ -47,9 +47,10 @@ def main() -> None:
     for size in args.sizes:
         channels = 1 if size == 28 else 3
         src = ImageSourceConfig(uri=args.source, size=size, channels=channels)
-        sampler = ImageViewSampler(load_image(src), src, device=device)
-        crop = "rrc" if size >= 64 else "pad"
-        aug = ImageAugmenter(ImageAugmentConfig(crop=crop), size=size, channels=channels).to(device)
+        acfg = ImageAugmentConfig(crop="rrc" if size >= 64 else "pad")
+        # as the image modality builds them: the augmentation's crop and flip folded into the sampler
+        sampler = ImageViewSampler(load_image(src), src, device=device, crop=acfg)
+        aug = ImageAugmenter(acfg, size=size, channels=channels, geometry=False).to(device)
         views = sampler.sample(args.batch)
         t_s = timed(lambda s=sampler: s.sample(args.batch), args.repeats, device)
         t_a = timed(lambda a=aug, v=views: a(v), args.repeats, device)

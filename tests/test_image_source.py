@@ -182,3 +182,63 @@ def test_augmenter_keeps_shape_and_range(crop):
     out = aug(v)
     assert out.shape == v.shape and 0 <= out.min() and out.max() <= 1
     assert not torch.equal(out, v)
+
+
+def _plain(**kw) -> ImageSourceConfig:
+    """No random geometry or colour: the view is the centre 1/sqrt(2) of the whole image."""
+    base = dict(size=16, init_crop=0, scale=(1.0, 1.0), ratio=(1.0, 1.0), degrees=0, shear=0, jitter_p=0)
+    return ImageSourceConfig(**{**base, **kw})
+
+
+def _ramp() -> torch.Tensor:
+    ramp = torch.linspace(0, 1, 64)
+    return torch.stack([ramp[None, :].expand(64, 64), ramp[:, None].expand(64, 64), torch.full((64, 64), 0.3)])
+
+
+def test_folded_horizontal_flip_mirrors_the_view_exactly():
+    cfg = _plain()
+    torch.manual_seed(0)
+    a = ImageViewSampler(_ramp(), cfg, device=CPU).sample(4)
+    torch.manual_seed(0)
+    b = ImageViewSampler(_ramp(), cfg, device=CPU, crop=ImageAugmentConfig(crop="none", hflip=1.0)).sample(4)
+    assert torch.equal(a.flip(-1), b)
+
+
+def test_folded_random_resized_crop_zooms_into_the_view():
+    full = ImageViewSampler(_ramp(), _plain(), device=CPU).sample(8)
+    crop = ImageAugmentConfig(crop="rrc", crop_scale=(0.25, 0.25), hflip=0.0)
+    zoomed = ImageViewSampler(_ramp(), _plain(), device=CPU, crop=crop).sample(8)
+    span_full = full[:, 0].amax((-1, -2)) - full[:, 0].amin((-1, -2))  # the red channel ramps left to right
+    span_zoom = zoomed[:, 0].amax((-1, -2)) - zoomed[:, 0].amin((-1, -2))
+    # a crop of a quarter of the area (aspect 3/4..4/3) covers about half the width
+    assert ((span_zoom / span_full) < 0.65).all() and ((span_zoom / span_full) > 0.35).all()
+
+
+def test_folded_pad_crop_shifts_by_whole_pixels_onto_black():
+    crop = ImageAugmentConfig(crop="pad", pad=4, hflip=0.0)
+    v = ImageViewSampler(torch.ones(3, 64, 64), _plain(size=32), device=CPU, crop=crop).sample(64)
+    black_cols = (v[:, 0] == 0).all(1).sum(-1)  # fully black columns per view: the horizontal shift
+    assert black_cols.max() <= 4 and black_cols.float().mean() > 0.5
+    sharp = (v < 1e-5) | (v > 1 - 1e-5)
+    assert sharp.all()  # whole-pixel shifts: no blur at the padding edge
+
+
+def test_modality_folds_geometry_into_the_sampler_except_for_dataset_views(tiny_recipe):
+    from aip import recipe as R
+    from modalities.image import modality
+
+    r = R.load(tiny_recipe)
+    assert modality.sampler(r, device=CPU).crop == r.augment
+    assert not any("Crop" in type(op).__name__ for op in modality.augmenter(r, device=CPU).ops)
+    r_data = R.load(tiny_recipe, ["source.uri='dataset:train'"])
+    assert any("Crop" in type(op).__name__ for op in modality.augmenter(r_data, device=CPU).ops)
+
+
+def test_solarize_inverts_bright_pixels_out_of_place():
+    from modalities.image.augment import Solarize
+
+    x = torch.tensor([0.2, 0.6, 0.9]).view(1, 3, 1, 1).repeat(2, 1, 1, 1)
+    y = Solarize(1.0)(x)
+    assert torch.allclose(y[:, :, 0, 0], torch.tensor([0.2, 0.4, 0.1]).expand(2, 3))
+    assert torch.equal(x[0, :, 0, 0], torch.tensor([0.2, 0.6, 0.9]))  # the input is untouched
+    assert torch.equal(Solarize(0.0)(x), x)

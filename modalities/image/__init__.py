@@ -45,10 +45,13 @@ class ImageModality:
         if src.uri == "dataset:train":
             data = self.data(recipe, split="train", train=False)
             return DatasetSampler(data.dataset, device=device)
-        return ImageViewSampler(load_image(src), src, device=device)
+        # the augmentation's crop and flip are folded into the sampler's one resampling (see ImageViewSampler)
+        return ImageViewSampler(load_image(src), src, device=device, crop=recipe.augment)
 
     def augmenter(self, recipe: Any, *, device: torch.device) -> ImageAugmenter:
-        return ImageAugmenter(recipe.augment, size=recipe.source.size, channels=recipe.source.channels).to(device)
+        geometry = recipe.source.uri == "dataset:train"  # other sources' views come cropped by the sampler
+        return ImageAugmenter(recipe.augment, size=recipe.source.size, channels=recipe.source.channels,
+                              geometry=geometry).to(device)
 
     def model(self, spec: Any, *, recipe: Any, num_classes: int, pretrained: bool) -> nn.Module:
         from modalities.image import datasets, models

@@ -42,28 +42,50 @@ def cutmix(x: torch.Tensor, *, alpha: float, p: float = 1.0) -> torch.Tensor:
     return torch.where(box[:, None], x[partner], x)
 
 
-class ImageAugmenter(nn.Module):
-    """``views (B, C, S, S) in [0, 1]`` -> augmented, CutMix'ed views of the same shape."""
+class Solarize(nn.Module):
+    """PIL's solarize (invert pixels above one half) on a random subset of the batch, each sample with prob. p."""
 
-    def __init__(self, cfg: ImageAugmentConfig, *, size: int, channels: int) -> None:
+    def __init__(self, p: float) -> None:
+        super().__init__()
+        self.p = p
+
+    @torch.no_grad()
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        idx = (torch.rand(x.shape[0], device=x.device) < self.p).nonzero()[:, 0]
+        if len(idx):
+            sub = x[idx]
+            x = x.clone()  # out of place, like every other op
+            x[idx] = torch.where(sub > 0.5, 1 - sub, sub)
+        return x
+
+
+class ImageAugmenter(nn.Module):
+    """``views (B, C, S, S) in [0, 1]`` -> augmented, CutMix'ed views of the same shape.
+
+    ``geometry = False`` leaves out the crop and horizontal flip: the image modality folds them into the view
+    sampler's single resampling (:class:`~modalities.image.source.ImageViewSampler`'s ``crop``), which is
+    faster and interpolates once instead of twice; views from other samplers (``dataset:train``) keep them here.
+    """
+
+    def __init__(self, cfg: ImageAugmentConfig, *, size: int, channels: int, geometry: bool = True) -> None:
         super().__init__()
         self.cfg = cfg
         ops: list[nn.Module] = []
-        if cfg.crop == "rrc":
+        if geometry and cfg.crop == "rrc":
             ops.append(K.RandomResizedCrop((size, size), scale=cfg.crop_scale))
-        elif cfg.crop == "pad" and cfg.pad > 0:
+        elif geometry and cfg.crop == "pad" and cfg.pad > 0:
             ops.append(K.RandomCrop((size, size), padding=cfg.pad))
-        if cfg.hflip > 0:
+        if geometry and cfg.hflip > 0:
             ops.append(K.RandomHorizontalFlip(p=cfg.hflip))
         if cfg.jitter_p > 0 and any(cfg.jitter):
             ops.append(ColorJitter(*cfg.jitter, p=cfg.jitter_p))
         if cfg.grayscale_p > 0 and channels == 3:
             ops.append(K.RandomGrayscale(p=cfg.grayscale_p))
-        if cfg.solarize_p > 0:  # PIL's default: invert pixels above one half
-            ops.append(K.RandomSolarize(thresholds=0.0, additions=0.0, p=cfg.solarize_p))
+        if cfg.solarize_p > 0:
+            ops.append(Solarize(cfg.solarize_p))
         self.ops = nn.Sequential(*ops)
 
     @torch.no_grad()
     def forward(self, views: torch.Tensor) -> torch.Tensor:
-        x = self.ops(views) if len(self.ops) else views
+        x = self.ops(views) if len(self.ops) else views.clone()  # never write into the caller's tensor
         return cutmix(x, alpha=self.cfg.cutmix, p=self.cfg.cutmix_p).clamp_(0, 1)

@@ -46,8 +46,9 @@ class ColorJitter(nn.Module):
         on = torch.rand(n, device=dev) < self.p
         b, ct = self._factor(self.b, n, on), self._factor(self.c, n, on)
         flat = x.reshape(n, c, -1)
-        grey = (flat * self.luma.to(x.dtype)[:, None]).sum(1) if c == 3 else flat[:, 0]  # (B, P)
-        offset = (1 - ct) * b * grey.mean(-1)  # contrast blends towards the (brightened) mean grey
+        means = flat.mean(-1)  # (B, C): the mean grey is the luma of the channel means (one reduction pass)
+        grey_mean = means @ self.luma.to(x.dtype) if c == 3 else means[:, 0]
+        offset = (1 - ct) * b * grey_mean  # contrast blends towards the (brightened) mean grey
         if c == 1:
             out = flat * (ct * b)[:, None, None] + offset[:, None, None]
             return out.reshape_as(x).clamp_(0, 1)
@@ -62,5 +63,6 @@ class ColorJitter(nn.Module):
         rot[:, 1, 1], rot[:, 1, 2], rot[:, 2, 1], rot[:, 2, 2] = cos, -sin, sin, cos
         hue = self.yiq2rgb @ rot @ self.rgb2yiq
         a = (ct * b)[:, None, None] * (hue @ sat)  # (B, 3, 3)
-        out = torch.einsum("bij,bjp->bip", a.to(x.dtype), flat) + offset[:, None, None].to(x.dtype)
+        off = offset[:, None, None].to(x.dtype).expand(n, 3, 1)
+        out = torch.baddbmm(off, a.to(x.dtype), flat)  # (B, 3, 3) @ (B, 3, P) + offset, one pass
         return out.reshape_as(x).clamp_(0, 1)

@@ -23,7 +23,7 @@ from PIL import Image, UnidentifiedImageError
 from aip.cache import cache_dir
 from aip.errors import AipError
 from modalities.image.color import ColorJitter
-from modalities.image.config import ImageSourceConfig
+from modalities.image.config import ImageAugmentConfig, ImageSourceConfig
 
 SYNTHETIC = ("noise", "dead_leaves")
 
@@ -153,14 +153,26 @@ class ImageViewSampler:
     Per view (all parameters drawn independently per sample): initial random crop of ``init_crop`` x the
     short side; random-resized-crop box of ``scale`` x that area with aspect ratio in ``ratio``; rotation
     and shear; centre crop to ``size``; colour jitter with probability ``jitter_p``; vertical flip.
+
+    ``crop`` (optional): the training augmentation's geometric part (random-resized or padded crop and
+    horizontal flip, ``augment.crop``/``crop_scale``/``pad``/``hflip``), folded into the same map, so a
+    training view is resampled from the image once, at the output size, instead of twice. The whole chain
+    (output pixel -> augmentation crop -> flip -> zoom-out -> rotation/shear -> box -> source pixel) is one
+    affine map per view: one ``grid_sample`` from the level of an anti-aliasing pyramid that matches the view's
+    scale, with pixels outside the sheared box (or the zoomed-out view, or the padding) black.
     """
 
-    def __init__(self, image: torch.Tensor, cfg: ImageSourceConfig, *, device: torch.device) -> None:
+    def __init__(self, image: torch.Tensor, cfg: ImageSourceConfig, *, device: torch.device,
+                 crop: ImageAugmentConfig | None = None) -> None:
         self.cfg = cfg
+        self.crop = crop
         self.device = device
         self.image = image.to(device)
         self.levels = _pyramid(self.image, cfg.size)
         self.jitter = ColorJitter(*cfg.jitter, p=cfg.jitter_p).to(device)
+        # output pixel centres in [-1, 1], exactly antisymmetric (a flipped view is exactly a flipped view)
+        half = (torch.arange(cfg.size, device=device, dtype=torch.float32) + 0.5) / cfg.size * 2 - 1
+        self.lin = (half - half.flip(0)) / 2
 
     def _boxes(self, n: int) -> tuple[torch.Tensor, ...]:
         """Per-sample random-resized-crop boxes (centre x, centre y, width, height) in source pixels."""
@@ -173,23 +185,13 @@ class ImageViewSampler:
             rw, rh = torch.full((n,), float(W), device=dev), torch.full((n,), float(H), device=dev)
         rx = torch.rand(n, device=dev) * (W - rw)
         ry = torch.rand(n, device=dev) * (H - rh)
-        # draw 10 candidate boxes per view and keep the first that fits (the paper loops until one fits)
-        tries = 10
-        area = rw * rh
-        a = area[:, None] * torch.empty(n, tries, device=dev).uniform_(*cfg.scale)
-        logr = torch.empty(n, tries, device=dev).uniform_(math.log(cfg.ratio[0]), math.log(cfg.ratio[1]))
-        w = torch.sqrt(a * torch.exp(logr))
-        h = torch.sqrt(a / torch.exp(logr))
-        ok = (w <= rw[:, None]) & (h <= rh[:, None])
-        first = torch.where(ok.any(1), ok.float().argmax(1), torch.zeros_like(rw, dtype=torch.long))
-        w = torch.minimum(w.gather(1, first[:, None])[:, 0], rw)
-        h = torch.minimum(h.gather(1, first[:, None])[:, 0], rh)
+        w, h = _fit_boxes(rw * rh, rw, rh, cfg.scale, cfg.ratio)
         cx = rx + w / 2 + torch.rand(n, device=dev) * (rw - w)
         cy = ry + h / 2 + torch.rand(n, device=dev) * (rh - h)
         return cx, cy, w, h
 
     def _theta(self, n: int) -> tuple[torch.Tensor, torch.Tensor]:
-        """Per-view 2x3 maps from output coordinates to box coordinates (both in [-1, 1])."""
+        """Per-view 2x2 maps from output coordinates to box coordinates (both in [-1, 1])."""
         cfg, dev = self.cfg, self.device
         rot = torch.deg2rad(torch.empty(n, device=dev).uniform_(-cfg.degrees, cfg.degrees))
         shear = torch.deg2rad(torch.empty(n, device=dev).uniform_(-cfg.shear, cfg.shear))
@@ -200,43 +202,123 @@ class ImageViewSampler:
         inv = torch.linalg.inv(m) / math.sqrt(2.0)
         return inv, rot
 
+    def _crop_map(self, n: int) -> tuple[torch.Tensor, bool]:
+        """The augmentation's crop + horizontal flip as ``(B, 3, 3)`` maps output -> view coords; whether the
+        crop can leave the view (padding, to be black)."""
+        a = _affine(n, self.device)
+        if self.crop is None:
+            return a, False
+        c, dev = self.crop, self.device
+        padded = False
+        if c.crop == "rrc":  # a box of area crop_scale x the view, aspect 3/4..4/3, inside the view
+            one = torch.ones(n, device=dev)
+            fw, fh = _fit_boxes(one, one, one, c.crop_scale, (3 / 4, 4 / 3))
+            a[:, 0, 0], a[:, 1, 1] = fw, fh
+            a[:, 0, 2] = (torch.rand(n, device=dev) * 2 - 1) * (1 - fw)
+            a[:, 1, 2] = (torch.rand(n, device=dev) * 2 - 1) * (1 - fh)
+        elif c.crop == "pad" and c.pad > 0:  # shift by whole pixels within the zero padding
+            s = self.cfg.size
+            shift = torch.randint(-c.pad, c.pad + 1, (n, 2), device=dev).float() * 2 / s
+            a[:, 0, 2], a[:, 1, 2] = shift[:, 0], shift[:, 1]
+            padded = True
+        if c.hflip > 0:
+            flip = torch.rand(n, device=dev) < c.hflip
+            a[:, 0, 0] = torch.where(flip, -a[:, 0, 0], a[:, 0, 0])
+        return a, padded
+
+    def _apply(self, m: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The two coordinates ``(B, S, S)`` of the affine maps ``m`` ``(B, 3, 3)`` at every output pixel; one
+        broadcast add per coordinate (the column terms are summed on the small ``(B, 1, S)`` tensors first)."""
+        x, y = self.lin[None, None, :], self.lin[None, :, None]
+        u = (m[:, 0, 0, None, None] * x + m[:, 0, 2, None, None]) + m[:, 0, 1, None, None] * y
+        v = (m[:, 1, 0, None, None] * x + m[:, 1, 2, None, None]) + m[:, 1, 1, None, None] * y
+        return u, v
+
+    def _grid(self, m: torch.Tensor) -> torch.Tensor:
+        """``grid_sample`` coordinates ``(B, S, S, 2)`` of the maps ``m``, built by one broadcast add."""
+        x, y = self.lin[None, None, :, None], self.lin[None, :, None, None]
+        cols = m[:, None, None, :2, 0] * x + m[:, None, None, :2, 2]  # (B, 1, S, 2)
+        rows = m[:, None, None, :2, 1] * y  # (B, S, 1, 2)
+        return cols + rows
+
+    @staticmethod
+    def _inside(u: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+        return (u.abs_() <= 1) & (v.abs_() <= 1)
+
     @torch.no_grad()
     def sample(self, batch_size: int) -> torch.Tensor:
         """``(B, C, size, size)`` views in [0, 1] on the sampler's device."""
-        cfg, n, s = self.cfg, batch_size, self.cfg.size
+        cfg, n, s, dev = self.cfg, batch_size, self.cfg.size, self.device
         H, W = self.image.shape[-2:]
         cx, cy, w, h = self._boxes(n)
         inv, _ = self._theta(n)
-        # output pixel grid -> box coords q (B, s, s, 2) -> source pixels -> grid_sample coords
-        lin = (torch.arange(s, device=self.device, dtype=torch.float32) + 0.5) / s * 2 - 1
-        p = torch.stack(torch.meshgrid(lin, lin, indexing="xy"), -1).reshape(1, -1, 2)  # (1, s*s, 2) as (x, y)
-        inside = torch.ones(n, s * s, dtype=torch.bool, device=self.device)
+        crop, padded = self._crop_map(n)  # output -> view
+        zoom = None
         if cfg.zoom_out_p > 0:  # shrink the view by z and move it by t on a black canvas: p -> (p - t) / z
-            z = torch.empty(n, device=self.device).uniform_(*cfg.zoom_out)
-            z = torch.where(torch.rand(n, device=self.device) < cfg.zoom_out_p, z, torch.ones_like(z))
-            t = (torch.rand(n, 2, device=self.device) * 2 - 1) * (1 - z)[:, None]
-            p = (p - t[:, None, :]) / z[:, None, None]
-            inside &= (p.abs() <= 1).all(-1)
-        q = p @ inv.transpose(1, 2)  # (B, s*s, 2)
-        inside &= (q.abs() <= 1).all(-1)  # sheared corners are black, as in the paper
-        inside = inside.reshape(n, 1, s, s)
-        gx = (cx[:, None] + q[..., 0] * w[:, None] / 2) / W * 2 - 1
-        gy = (cy[:, None] + q[..., 1] * h[:, None] / 2) / H * 2 - 1
-        grid = torch.stack([gx, gy], -1).reshape(n, s, s, 2)
-        # source pixels per output pixel decides the pyramid level (box of w px spans sqrt(2) * s px)
-        footprint = torch.maximum(w, h) / (math.sqrt(2.0) * s)
+            z = torch.empty(n, device=dev).uniform_(*cfg.zoom_out)
+            z = torch.where(torch.rand(n, device=dev) < cfg.zoom_out_p, z, torch.ones_like(z))
+            t = (torch.rand(n, 2, device=dev) * 2 - 1) * (1 - z)[:, None]
+            zoom = _affine(n, dev)
+            zoom[:, 0, 0] = zoom[:, 1, 1] = 1 / z
+            zoom[:, :2, 2] = -t / z[:, None]
+        view = crop
+        if cfg.vflip > 0:  # the raw view is flipped before the augmentation crops it: negate the view's y
+            flip = torch.where(torch.rand(n, device=dev) < cfg.vflip, -1.0, 1.0)
+            view = view * torch.stack([torch.ones_like(flip), flip, torch.ones_like(flip)], -1)[:, :, None]
+        zoomed = zoom is not None and bool((zoom[:, 0, 0] > 1).any())
+        if zoom is not None:
+            view = zoom @ view
+        rot = _affine(n, dev)
+        rot[:, :2, :2] = inv
+        box = rot @ view  # output -> box coords (black outside [-1, 1]^2: the sheared corners)
+        to_grid = _affine(n, dev)  # box coords -> grid_sample coords of the source
+        to_grid[:, 0, 0], to_grid[:, 0, 2] = w / W, cx / W * 2 - 1
+        to_grid[:, 1, 1], to_grid[:, 1, 2] = h / H, cy / H * 2 - 1
+        full = to_grid @ box
+        grid = self._grid(full)  # (B, S, S, (x, y))
+        outside = ~self._inside(*self._apply(box))
+        if zoomed:
+            outside |= ~self._inside(*self._apply(view))
+        if padded:
+            outside |= ~self._inside(*self._apply(crop))
+        grid[..., 0].masked_fill_(outside, 4.0)  # far outside the image: grid_sample's zero padding: black
+        # source pixels per output pixel (longest axis of the map's Jacobian) picks the pyramid level
+        jac = full[:, :2, :2] * torch.tensor([W / s, H / s], device=dev)[None, :, None]
+        footprint = jac.norm(dim=1).amax(1)
         level = torch.clamp(torch.floor(torch.log2(footprint.clamp(min=1.0))), 0, len(self.levels) - 1).long()
-        out = torch.empty(n, self.image.shape[0], s, s, device=self.device)
-        for k in level.unique().tolist():
-            idx = (level == k).nonzero()[:, 0]
-            src = self.levels[k].expand(len(idx), -1, -1, -1)
-            out[idx] = F.grid_sample(src, grid[idx], mode="bilinear", padding_mode="border", align_corners=False)
-        out = out * inside
-        out = self.jitter(out)
-        if cfg.vflip > 0:
-            flip = torch.rand(n, device=self.device) < cfg.vflip
-            out = torch.where(flip[:, None, None, None], out.flip(-2), out)
-        return out.clamp_(0, 1)
+        used = level.unique().tolist()
+        if len(used) == 1:
+            src = self.levels[used[0]].expand(n, -1, -1, -1)
+            out = F.grid_sample(src, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
+        else:
+            out = torch.empty(n, self.image.shape[0], s, s, device=dev)
+            for k in used:
+                idx = (level == k).nonzero()[:, 0]
+                src = self.levels[k].expand(len(idx), -1, -1, -1)
+                out[idx] = F.grid_sample(src, grid[idx], mode="bilinear", padding_mode="zeros", align_corners=False)
+        # bilinear taps of an image in [0, 1] stay in [0, 1] (up to rounding), and the jitter clamps
+        return self.jitter(out) if self.jitter.p > 0 else out.clamp_(0, 1)
+
+
+def _affine(n: int, device: torch.device) -> torch.Tensor:
+    """``n`` identity maps ``(n, 3, 3)`` in homogeneous 2-D coordinates."""
+    return torch.eye(3, device=device).repeat(n, 1, 1)
+
+
+def _fit_boxes(area: torch.Tensor, rw: torch.Tensor, rh: torch.Tensor, scale: tuple[float, float],
+               ratio: tuple[float, float], tries: int = 10) -> tuple[torch.Tensor, torch.Tensor]:
+    """Random-resized-crop box sizes: ``area x U(scale)`` with log-uniform aspect ``ratio``, the first of ``tries``
+    candidates that fits in ``rw x rh`` (as torchvision and the paper loop until one fits), else clipped."""
+    n, dev = area.shape[0], area.device
+    a = area[:, None] * torch.empty(n, tries, device=dev).uniform_(*scale)
+    logr = torch.empty(n, tries, device=dev).uniform_(math.log(ratio[0]), math.log(ratio[1]))
+    w = torch.sqrt(a * torch.exp(logr))
+    h = torch.sqrt(a / torch.exp(logr))
+    ok = (w <= rw[:, None]) & (h <= rh[:, None])
+    first = torch.where(ok.any(1), ok.float().argmax(1), torch.zeros_like(rw, dtype=torch.long))
+    w = torch.minimum(w.gather(1, first[:, None])[:, 0], rw)
+    h = torch.minimum(h.gather(1, first[:, None])[:, 0], rh)
+    return w, h
 
 
 class DatasetSampler:
