@@ -242,3 +242,14 @@ def test_solarize_inverts_bright_pixels_out_of_place():
     assert torch.allclose(y[:, :, 0, 0], torch.tensor([0.2, 0.4, 0.1]).expand(2, 3))
     assert torch.equal(x[0, :, 0, 0], torch.tensor([0.2, 0.6, 0.9]))  # the input is untouched
     assert torch.equal(Solarize(0.0)(x), x)
+
+
+def test_grayscale_joins_the_colour_matrix():
+    x = torch.rand(6, 3, 8, 8)
+    g = ColorJitter(0, 0, 0, 0, p=0.0, grayscale_p=1.0)(x)
+    luma = (x * torch.tensor([0.299, 0.587, 0.114])[None, :, None, None]).sum(1, keepdim=True)
+    torch.testing.assert_close(g, luma.expand_as(x), atol=1e-5, rtol=0)
+    assert torch.equal(ColorJitter(0, 0, 0, 0, p=0.0, grayscale_p=0.0)(x), x)
+    mixed = ColorJitter(0.4, 0.4, 0.4, 0.1, p=1.0, grayscale_p=0.5)(x.repeat(20, 1, 1, 1))
+    is_grey = (mixed.std(1) < 1e-5).flatten(1).all(1)
+    assert 0 < is_grey.sum() < len(is_grey)  # about half of the samples

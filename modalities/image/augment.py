@@ -77,10 +77,10 @@ class ImageAugmenter(nn.Module):
             ops.append(K.RandomCrop((size, size), padding=cfg.pad))
         if geometry and cfg.hflip > 0:
             ops.append(K.RandomHorizontalFlip(p=cfg.hflip))
-        if cfg.jitter_p > 0 and any(cfg.jitter):
-            ops.append(ColorJitter(*cfg.jitter, p=cfg.jitter_p))
-        if cfg.grayscale_p > 0 and channels == 3:
-            ops.append(K.RandomGrayscale(p=cfg.grayscale_p))
+        jitter_p = cfg.jitter_p if any(cfg.jitter) else 0.0
+        grayscale_p = cfg.grayscale_p if channels == 3 else 0.0
+        if jitter_p > 0 or grayscale_p > 0:  # colour jitter then grayscale: one colour matrix per sample
+            ops.append(ColorJitter(*cfg.jitter, p=jitter_p, grayscale_p=grayscale_p))
         if cfg.solarize_p > 0:
             ops.append(Solarize(cfg.solarize_p))
         self.ops = nn.Sequential(*ops)

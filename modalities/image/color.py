@@ -24,11 +24,15 @@ class ColorJitter(nn.Module):
     Args:
         brightness, contrast, saturation: factors are drawn from ``[1 - v, 1 + v]``.
         hue: shift drawn from ``[-hue, hue]`` turns (0.5 = half a turn).
+        grayscale_p: then, with this probability per sample, replace the colour by its luma (also linear, so
+            it joins the same matrix; RGB input only).
     """
 
-    def __init__(self, brightness: float, contrast: float, saturation: float, hue: float, *, p: float) -> None:
+    def __init__(self, brightness: float, contrast: float, saturation: float, hue: float, *, p: float,
+                 grayscale_p: float = 0.0) -> None:
         super().__init__()
         self.b, self.c, self.s, self.h, self.p = brightness, contrast, saturation, hue, p
+        self.grayscale_p = grayscale_p
         self.register_buffer("luma", _LUMA, persistent=False)
         self.register_buffer("rgb2yiq", _RGB2YIQ, persistent=False)
         self.register_buffer("yiq2rgb", torch.linalg.inv(_RGB2YIQ), persistent=False)
@@ -40,7 +44,7 @@ class ColorJitter(nn.Module):
     @torch.no_grad()
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """``x``: ``(B, C, ...)`` with C = 1 or 3, values in [0, 1]."""
-        if self.p <= 0:
+        if self.p <= 0 and (self.grayscale_p <= 0 or x.shape[1] != 3):
             return x
         n, c, dev = x.shape[0], x.shape[1], x.device
         on = torch.rand(n, device=dev) < self.p
@@ -63,6 +67,10 @@ class ColorJitter(nn.Module):
         rot[:, 1, 1], rot[:, 1, 2], rot[:, 2, 1], rot[:, 2, 2] = cos, -sin, sin, cos
         hue = self.yiq2rgb @ rot @ self.rgb2yiq
         a = (ct * b)[:, None, None] * (hue @ sat)  # (B, 3, 3)
+        if self.grayscale_p > 0:  # luma in every channel: L @ a, with L = ones(3, 1) @ luma(1, 3)
+            grey = torch.rand(n, device=dev) < self.grayscale_p
+            to_grey = self.luma.expand(3, 3)
+            a = torch.where(grey[:, None, None], to_grey @ a, a)
         off = offset[:, None, None].to(x.dtype).expand(n, 3, 1)
         out = torch.baddbmm(off, a.to(x.dtype), flat)  # (B, 3, 3) @ (B, 3, P) + offset, one pass
         return out.reshape_as(x).clamp_(0, 1)
