@@ -30,7 +30,7 @@ from aip.recipe import Recipe
 from aip.registry import load_modality
 from aip.select import balanced_indices
 from aip.teacher import FrozenTeacher, build_model
-from aip.trainer import use_amp, use_channels_last
+from aip.trainer import to_memory_format, use_amp, use_channels_last
 
 
 @dataclass
@@ -138,8 +138,8 @@ def bench(recipe: Recipe, *, device: torch.device, steps: int = 10, warmup: int 
     augmenter = modality.augmenter(recipe, device=device)
     amp = use_amp(recipe, device)
     memory_format = torch.channels_last if use_channels_last(recipe, device) else torch.contiguous_format
-    teacher.to(memory_format=memory_format)
-    student.to(memory_format=memory_format)
+    to_memory_format(teacher, memory_format)
+    to_memory_format(student, memory_format)
     opt = make_optimizer(list(student.parameters()), name=cfg.optimizer, lr=cfg.lr, weight_decay=cfg.weight_decay,
                          momentum=cfg.momentum)
     train_model = torch.compile(student) if cfg.compile else student

@@ -27,7 +27,7 @@ from aip.hub import load_hub
 from aip.modality import LabelledData
 from aip.optim import make_optimizer, make_scheduler
 from aip.recipe import Recipe
-from aip.trainer import use_amp, use_channels_last
+from aip.trainer import to_memory_format, use_amp, use_channels_last
 
 
 class FrozenTeacher(nn.Module):
@@ -78,7 +78,7 @@ def fit_teacher(recipe: Recipe, modality: Any, *, device: torch.device, path: Pa
     sched = make_scheduler(opt, total=total, schedule=cfg.schedule)
     amp = use_amp(recipe, device)
     memory_format = torch.channels_last if use_channels_last(recipe, device) else torch.contiguous_format
-    model.to(memory_format=memory_format)
+    to_memory_format(model, memory_format)
     model.train()
     start = time.perf_counter()
     bar = tqdm(total=total, desc=f"teacher {recipe.teacher.arch}", dynamic_ncols=True, unit="step")

@@ -51,6 +51,14 @@ def use_channels_last(recipe: Recipe, device: torch.device) -> bool:  # noqa: AR
     return recipe.train.channels_last in ("on", "auto")
 
 
+def to_memory_format(model: nn.Module, memory_format: torch.memory_format) -> nn.Module:
+    """``model.to(memory_format=...)``, leaving models with 3-D convolutions (video) as they are: channels-last
+    is a layout of 4-D tensors only."""
+    if memory_format == torch.channels_last and any(p.dim() == 5 for p in model.parameters()):
+        return model
+    return model.to(memory_format=memory_format)
+
+
 def fit(
     *,
     recipe: Recipe,
@@ -81,8 +89,8 @@ def fit(
     lr = cfg.lr_at(d.world)
     amp, channels_last = use_amp(recipe, device), use_channels_last(recipe, device)
     memory_format = torch.channels_last if channels_last else torch.contiguous_format
-    student.to(device, memory_format=memory_format)
-    teacher.to(device, memory_format=memory_format)
+    to_memory_format(student.to(device), memory_format)
+    to_memory_format(teacher.to(device), memory_format)
     opt = make_optimizer(list(student.parameters()), name=cfg.optimizer, lr=lr,
                          weight_decay=cfg.weight_decay, momentum=cfg.momentum)
     sched = make_scheduler(opt, total=total, schedule=cfg.schedule, warmup=round(cfg.warmup_epochs * spe),

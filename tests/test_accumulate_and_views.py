@@ -81,3 +81,14 @@ def test_multi_view_items_average_softmax_and_middle_view_validation():
     batches = loader(data, batch_size=2)
     assert evaluate(Probe(), batches, device=CPU, views=3)["top1"] == 100.0
     assert evaluate(Probe(), batches, device=CPU, views=3, middle_only=True)["top1"] == 0.0
+
+
+def test_channels_last_skips_models_with_3d_convolutions():
+    from aip.trainer import to_memory_format
+
+    video = nn.Sequential(nn.Conv3d(3, 4, 3), nn.Flatten())
+    to_memory_format(video, torch.channels_last)  # would raise "required rank 4 tensor" without the check
+    assert video[0].weight.is_contiguous()
+    image = nn.Conv2d(3, 4, 3)
+    to_memory_format(image, torch.channels_last)
+    assert image.weight.is_contiguous(memory_format=torch.channels_last) and not image.weight.is_contiguous()
