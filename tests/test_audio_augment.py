@@ -84,3 +84,14 @@ def test_augmenter_shapes_determinism_and_identity_settings():
     signal = views * 10 ** (6 / 20)
     snr = 10 * torch.log10(signal.pow(2).mean() / (out - signal).pow(2).mean())
     assert abs(float(snr) - 10.0) < 0.5
+
+
+def test_isolate_keeps_one_stretch_and_silences_the_rest():
+    x = torch.ones(3, RATE)
+    out = A.isolate(x, torch.tensor([4000.0, 8000.0, 1000.0]), fade=160)
+    kept = (out > 0).sum(1).float()
+    assert torch.allclose(kept, torch.tensor([4000.0, 8000.0, 1000.0]), atol=2)
+    for row in out:
+        nz = torch.nonzero(row)[:, 0]
+        assert int(nz[-1] - nz[0]) + 1 == len(nz)  # one contiguous stretch
+    assert out.max() == 1.0 and out[0][out[0] > 0].min() < 0.05  # faded in and out

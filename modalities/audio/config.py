@@ -47,11 +47,11 @@ class AudioAugmentConfig:
     In order: ``speed`` (resampling factor range: changes tempo and pitch together, as Kaldi's speed
     perturbation) with a random ``shift`` of up to that many seconds; with probability ``isolate_p`` only one
     stretch of ``isolate`` seconds is kept and the rest silenced (not in the paper: an isolated-word view, as
-    keyword clips hold one short word in a quiet second); ``reverb_p``
-    (convolution with a synthetic exponentially decaying impulse response, decay time ``rt60`` seconds),
-    ``gain_db`` (uniform gain in dB), additive coloured noise with probability ``noise_p`` at an SNR drawn from ``snr_db``, SpecAugment-style
+    keyword clips hold one short word in a quiet second); ``reverb_p`` (convolution with a synthetic
+    exponentially decaying impulse response, decay time ``rt60`` seconds); ``gain_db`` (uniform gain in dB);
+    additive coloured noise with probability ``noise_p`` at an SNR drawn from ``snr_db``; SpecAugment-style
     masks (``time_masks`` zeroed stretches of up to ``time_mask`` seconds; ``freq_masks`` notched bands of up
-    to ``freq_mask`` of the mel range, cut from the waveform's spectrum), and CutMix along time: with
+    to ``freq_mask`` of the mel range, cut from the waveform's spectrum); and CutMix along time: with
     probability ``cutmix_p`` a stretch of ``1 - lambda`` of the window, lambda ~ Beta(``cutmix``, ``cutmix``),
     comes from another window of the batch; ``mixup`` > 0 then blends every window with another (MixUp).
     """

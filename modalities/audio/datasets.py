@@ -98,8 +98,8 @@ class ClipDataset(Dataset):
         self.noise = [n for n in noise if n.numel() >= samples]
         self.silence_label = silence_label
         g = torch.Generator().manual_seed(seed)  # fixed silence windows for evaluation
-        self.silence = [(int(torch.randint(max(len(self.noise), 1), (), generator=g)), float(torch.rand((), generator=g)),
-                         float(torch.rand((), generator=g))) for _ in range(silence)]
+        pick = lambda: float(torch.rand((), generator=g))  # noqa: E731
+        self.silence = [(int(pick() * 1e6), pick(), pick()) for _ in range(silence)]  # (file, place, volume)
 
     def __len__(self) -> int:
         return len(self.files) + len(self.silence)
