@@ -28,7 +28,8 @@ def test_speed_changes_pitch_and_shift_moves():
     assert fast[0, :1000].abs().max() == 0  # read from before the window: silent
     ramp = torch.arange(1000.0)[None]
     moved = A.speed_and_shift(ramp, torch.tensor([1.0]), torch.tensor([10.0]))
-    assert torch.allclose(moved[0, 10:], ramp[0, :-10]) and moved[0, :10].abs().max() == 0
+    # interpolation positions are normalised to [-1, 1] in float32: exact to about 1e-4 of a sample here
+    assert torch.allclose(moved[0, 10:], ramp[0, :-10], atol=1e-3) and moved[0, :10].abs().max() == 0
 
 
 def test_reverb_keeps_loudness_and_adds_a_tail():

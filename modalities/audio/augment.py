@@ -11,6 +11,7 @@ from __future__ import annotations
 import math
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from modalities.audio.config import AudioAugmentConfig
@@ -30,11 +31,10 @@ def speed_and_shift(x: torch.Tensor, speed: torch.Tensor, shift: torch.Tensor) -
     b, n = x.shape
     t = torch.arange(n, device=x.device, dtype=x.dtype)[None]  # (1, L)
     pos = (t - n / 2 - shift[:, None]) * speed[:, None] + n / 2  # (B, L) input position of each output sample
-    valid = (pos >= 0) & (pos <= n - 1)
-    p0 = pos.floor().clamp(0, n - 2).long()
-    frac = (pos - p0).clamp(0, 1)
-    y = x.gather(1, p0) * (1 - frac) + x.gather(1, p0 + 1) * frac  # linear interpolation, one gather each
-    return y * valid
+    # linear interpolation as a 1-pixel-high grid_sample (zero outside the window): one fused pass
+    grid = torch.stack([(2 * pos + 1) / n - 1, torch.zeros_like(pos)], -1)[:, None]  # (B, 1, L, 2)
+    y = F.grid_sample(x[:, None, None], grid, mode="bilinear", padding_mode="zeros", align_corners=False)
+    return y[:, 0, 0]
 
 
 def isolate(x: torch.Tensor, length: torch.Tensor, *, fade: int) -> torch.Tensor:
@@ -62,31 +62,43 @@ def reverb(x: torch.Tensor, rt60: torch.Tensor, *, rate: int) -> torch.Tensor:
     return wet * scale
 
 
+def _noise_spectrum(b: int, n: int, *, rate: int, device: torch.device) -> torch.Tensor:
+    """``rfft`` of unit-RMS noise of random colour per window (spectral slope 1/f^beta, beta in [0, 2])."""
+    spec = torch.fft.rfft(torch.randn(b, n, device=device))
+    f = torch.fft.rfftfreq(n, 1 / rate, device=device).clamp(min=20.0)
+    beta = torch.rand(b, 1, device=device) * 2
+    spec = spec * f ** (-beta / 2)
+    # Parseval: the time-domain power is the full spectrum's power over n^2 (rfft bins 1..n/2-1 count twice)
+    power = spec.abs().pow(2)
+    total = 2 * power.sum(1, keepdim=True) - power[:, :1] - (power[:, -1:] if n % 2 == 0 else 0)
+    return spec / (total.sqrt() / n).clamp(min=1e-8)
+
+
 def coloured_noise_like(x: torch.Tensor, *, rate: int) -> torch.Tensor:
     """Unit-RMS noise of random colour per window (spectral slope 1/f^beta, beta in [0, 2])."""
     b, n = x.shape
-    spec = torch.fft.rfft(torch.randn(b, n, device=x.device))
-    f = torch.fft.rfftfreq(n, 1 / rate, device=x.device).clamp(min=20.0)
-    beta = torch.rand(b, 1, device=x.device) * 2
-    noise = torch.fft.irfft(spec * f ** (-beta / 2), n)
-    return noise / noise.pow(2).mean(1, keepdim=True).sqrt().clamp(min=1e-8)
+    return torch.fft.irfft(_noise_spectrum(b, n, rate=rate, device=x.device), n)
 
 
 def _mel(hz: torch.Tensor | float) -> torch.Tensor:
     return 2595.0 * torch.log10(1.0 + torch.as_tensor(hz) / 700.0)
 
 
+def _band(b: int, n: int, width: torch.Tensor, *, rate: int, device: torch.device) -> torch.Tensor:
+    """``(B, F)`` masks of one band per window: ``width`` (a fraction) of the mel range at a uniform place."""
+    top = float(_mel(rate / 2))
+    lo_mel = torch.rand(b, device=device) * (1 - width) * top
+    hi_mel = lo_mel + width * top
+    to_hz = lambda m: 700.0 * (10 ** (m / 2595.0) - 1.0)  # noqa: E731
+    f = torch.fft.rfftfreq(n, 1 / rate, device=device)[None]  # (1, F)
+    return (f >= to_hz(lo_mel)[:, None]) & (f <= to_hz(hi_mel)[:, None])
+
+
 def freq_mask(x: torch.Tensor, width: torch.Tensor, *, rate: int) -> torch.Tensor:
     """Remove one band per window from its spectrum; the band is ``width`` (a fraction) of the mel range,
     placed uniformly on the mel scale, as SpecAugment masks mel bins."""
     b, n = x.shape
-    top = float(_mel(rate / 2))
-    lo_mel = torch.rand(b, device=x.device) * (1 - width) * top
-    hi_mel = lo_mel + width * top
-    to_hz = lambda m: 700.0 * (10 ** (m / 2595.0) - 1.0)  # noqa: E731
-    f = torch.fft.rfftfreq(n, 1 / rate, device=x.device)[None]  # (1, F)
-    band = (f >= to_hz(lo_mel)[:, None]) & (f <= to_hz(hi_mel)[:, None])
-    return torch.fft.irfft(torch.fft.rfft(x) * ~band, n)
+    return torch.fft.irfft(torch.fft.rfft(x) * ~_band(b, n, width, rate=rate, device=x.device), n)
 
 
 def time_mask(x: torch.Tensor, width: torch.Tensor) -> torch.Tensor:
@@ -134,17 +146,24 @@ class AudioAugmenter(nn.Module):
         if cfg.isolate_p > 0:
             alone = isolate(x, (_uniform(b, *cfg.isolate, dev) * rate).clamp(max=n), fade=rate // 100)
             x = torch.where(torch.rand(b, 1, device=dev) < cfg.isolate_p, alone, x)
-        if cfg.reverb_p > 0:
-            wet = reverb(x, _uniform(b, *cfg.rt60, dev), rate=rate)
-            x = torch.where(torch.rand(b, 1, device=dev) < cfg.reverb_p, wet, x)
+        if cfg.reverb_p > 0:  # only the windows that get it (an FFT convolution each)
+            rt60 = _uniform(b, *cfg.rt60, dev)
+            idx = (torch.rand(b, device=dev) < cfg.reverb_p).nonzero()[:, 0]
+            if len(idx):
+                x = x.clone()
+                x[idx] = reverb(x[idx], rt60[idx], rate=rate)
         x = x * 10 ** (_uniform(b, *cfg.gain_db, dev)[:, None] / 20)
-        if cfg.noise_p > 0:
-            rms = x.pow(2).mean(1, keepdim=True).sqrt().clamp(min=1e-4)
-            snr = _uniform(b, *cfg.snr_db, dev)[:, None]
-            noisy = x + coloured_noise_like(x, rate=rate) * rms / 10 ** (snr / 20)
-            x = torch.where(torch.rand(b, 1, device=dev) < cfg.noise_p, noisy, x)
-        for _ in range(cfg.freq_masks if cfg.freq_mask > 0 else 0):
-            x = freq_mask(x, _uniform(b, 0, cfg.freq_mask, dev), rate=rate)
+        masks = cfg.freq_masks if cfg.freq_mask > 0 else 0
+        if cfg.noise_p > 0 or masks:  # noise and frequency masks in one trip through the spectrum
+            spec = torch.fft.rfft(x)  # (B, F)
+            if cfg.noise_p > 0:
+                rms = x.pow(2).mean(1, keepdim=True).sqrt().clamp(min=1e-4)
+                snr = _uniform(b, *cfg.snr_db, dev)[:, None]
+                on = torch.rand(b, 1, device=dev) < cfg.noise_p
+                spec = spec + _noise_spectrum(b, n, rate=rate, device=dev) * (rms / 10 ** (snr / 20) * on)
+            for _ in range(masks):  # the masks also notch the noise, as masks on the noisy spectrogram would
+                spec = spec * ~_band(b, n, _uniform(b, 0, cfg.freq_mask, dev), rate=rate, device=dev)
+            x = torch.fft.irfft(spec, n)
         for _ in range(cfg.time_masks if cfg.time_mask > 0 else 0):
             x = time_mask(x, _uniform(b, 0, cfg.time_mask * rate, dev))
         if cfg.cutmix > 0 and cfg.cutmix_p > 0:
