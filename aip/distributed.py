@@ -51,7 +51,7 @@ def launched_by_torchrun() -> bool:
 
 
 @contextmanager
-def session(device: torch.device, *, timeout_minutes: float = 30.0) -> Iterator[torch.device]:
+def session(device: torch.device, *, timeout_minutes: float = 120.0) -> Iterator[torch.device]:
     """Join the torchrun job (if any) for the duration of the block; yields this process's device.
 
     With ``device`` cuda, rank r of a node uses ``cuda:LOCAL_RANK`` and NCCL; on CPU, gloo.
