@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
+import shutil
+import urllib.request
 from pathlib import Path
+
+from aip.errors import AipError
 
 
 def cache_dir(kind: str = "") -> Path:
@@ -12,3 +17,25 @@ def cache_dir(kind: str = "") -> Path:
     path = root / kind if kind else root
     path.mkdir(parents=True, exist_ok=True)
     return path
+
+
+def download(url: str, *, kind: str = "sources", timeout: float = 60.0) -> Path:
+    """Download ``url`` once into ``cache_dir(kind)`` and return the local file (reused on later calls).
+
+    The file is written as ``NAME.part`` and renamed when complete, so an interrupted download is never
+    mistaken for a finished one.
+    """
+    name = Path(url.split("?")[0]).name or "download"
+    target = cache_dir(kind) / f"{hashlib.sha256(url.encode()).hexdigest()[:12]}-{name}"
+    if target.is_file():
+        return target
+    tmp = target.with_name(target.name + ".part")
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as r, open(tmp, "wb") as f:
+            shutil.copyfileobj(r, f)
+    except (OSError, ValueError) as e:
+        tmp.unlink(missing_ok=True)
+        raise AipError(f"could not download {url} ({e}); check the URL, or download it and give the file path") \
+            from None
+    tmp.replace(target)
+    return target

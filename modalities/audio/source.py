@@ -7,38 +7,15 @@ torch's global RNG only, so a resumed run continues the same stream.
 
 from __future__ import annotations
 
-import hashlib
-import shutil
-import urllib.request
-from pathlib import Path
-
 import torch
 
-from aip.cache import cache_dir
+from aip.cache import download
 from aip.errors import AipError
 from modalities.audio.config import AudioSourceConfig
 from modalities.audio.decode import read_audio
 
 SOURCES = ("PATH (WAV/FLAC/OGG/MP3/M4A...)", "http(s)://URL (cached)", "espeak:prose", "synthetic:noise",
            "dataset:train")
-
-
-def download(url: str) -> Path:
-    """Download ``url`` once into the cache (atomically: a ``.part`` file renamed when complete)."""
-    name = Path(url.split("?")[0]).name or "download"
-    target = cache_dir("sources") / f"{hashlib.sha256(url.encode()).hexdigest()[:12]}-{name}"
-    if target.is_file():
-        return target
-    tmp = target.with_name(target.name + ".part")
-    try:
-        with urllib.request.urlopen(url, timeout=60) as r, open(tmp, "wb") as f:
-            shutil.copyfileobj(r, f)
-    except (OSError, ValueError) as e:
-        tmp.unlink(missing_ok=True)
-        raise AipError(f"could not download {url} ({e}); check the URL, or download it and give the file path") \
-            from None
-    tmp.replace(target)
-    return target
 
 
 def coloured_noise(seconds: float, *, rate: int, seed: int) -> torch.Tensor:

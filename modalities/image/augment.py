@@ -20,13 +20,13 @@ def cutmix(x: torch.Tensor, *, alpha: float, p: float = 1.0) -> torch.Tensor:
     """Paste a random box of a random partner into each sample (per-sample box and lambda ~ Beta(alpha, alpha)).
 
     Args:
-        x: ``(B, C, H, W)``.
+        x: ``(B, C, H, W)``, or ``(B, C, T, H, W)`` clips, which get one box on all their frames.
         alpha: Beta parameter; the pasted box covers ``1 - lambda`` of the area.
         p: probability that a sample gets a box at all.
     """
     if alpha <= 0 or p <= 0:
         return x
-    b, _, h, w = x.shape
+    b, h, w = x.shape[0], x.shape[-2], x.shape[-1]
     dev = x.device
     lam = torch.distributions.Beta(alpha, alpha).sample((b,)).to(dev)
     cut = torch.sqrt(1.0 - lam)
@@ -39,7 +39,8 @@ def cutmix(x: torch.Tensor, *, alpha: float, p: float = 1.0) -> torch.Tensor:
     box = (ys >= y0[:, None, None]) & (ys < y1[:, None, None]) & (xs >= x0[:, None, None]) & (xs < x1[:, None, None])
     box &= (torch.rand(b, device=dev) < p)[:, None, None]
     partner = torch.randperm(b, device=dev)
-    return torch.where(box[:, None], x[partner], x)
+    box = box.view(b, *([1] * (x.dim() - 3)), h, w)  # (B, 1, [1,] H, W): the same box on every channel/frame
+    return torch.where(box, x[partner], x)
 
 
 class Solarize(nn.Module):

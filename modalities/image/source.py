@@ -9,10 +9,7 @@ anti-aliased pyramid level (mip-mapping), so small views do not alias.
 
 from __future__ import annotations
 
-import hashlib
 import math
-import shutil
-import urllib.request
 from pathlib import Path
 
 import numpy as np
@@ -20,7 +17,7 @@ import torch
 import torch.nn.functional as F
 from PIL import Image, UnidentifiedImageError
 
-from aip.cache import cache_dir
+from aip.cache import download
 from aip.errors import AipError
 from modalities.image.color import ColorJitter
 from modalities.image.config import ImageAugmentConfig, ImageSourceConfig
@@ -49,23 +46,6 @@ def _read_file(path: Path) -> torch.Tensor:
             return _to_tensor(np.asarray(im.convert("RGB")))
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as e:
         raise AipError(f"source image {path} could not be decoded ({e}); is it a valid image file?") from None
-
-
-def download(url: str, *, kind: str = "sources") -> Path:
-    """Download ``url`` once into the cache and return the local file (reused on later calls)."""
-    name = Path(url.split("?")[0]).name or "download"
-    target = cache_dir(kind) / f"{hashlib.sha256(url.encode()).hexdigest()[:12]}-{name}"
-    if target.is_file():
-        return target
-    tmp = target.with_suffix(target.suffix + ".part")
-    try:
-        with urllib.request.urlopen(url, timeout=30) as r, open(tmp, "wb") as f:
-            shutil.copyfileobj(r, f)
-    except (OSError, ValueError) as e:
-        tmp.unlink(missing_ok=True)
-        raise AipError(f"could not download {url} ({e}); check the URL or download it and give the file path") from None
-    tmp.replace(target)
-    return target
 
 
 def _skimage(name: str) -> torch.Tensor:

@@ -12,34 +12,9 @@ import kornia.augmentation as K
 import torch
 from torch import nn
 
+from modalities.image.augment import cutmix  # one box on all frames of a (B, C, T, H, W) clip
 from modalities.video.augmix import AugMix
 from modalities.video.config import VideoAugmentConfig
-
-
-def cutmix(x: torch.Tensor, *, alpha: float, p: float = 1.0) -> torch.Tensor:
-    """Paste one box of a random partner clip into each clip, the same box on all frames.
-
-    Args:
-        x: ``(B, C, T, H, W)``.
-        alpha: Beta parameter; the pasted box covers ``1 - lambda`` of the area, ``lambda ~ Beta(alpha, alpha)``.
-        p: probability that a clip gets a box at all.
-    """
-    if alpha <= 0 or p <= 0:
-        return x
-    b, _, _, h, w = x.shape
-    dev = x.device
-    lam = torch.distributions.Beta(alpha, alpha).sample((b,)).to(dev)
-    cut = torch.sqrt(1.0 - lam)
-    bh, bw = (cut * h).round(), (cut * w).round()
-    cy, cx = torch.rand(b, device=dev) * h, torch.rand(b, device=dev) * w
-    y0, y1 = (cy - bh / 2).clamp(0, h), (cy + bh / 2).clamp(0, h)
-    x0, x1 = (cx - bw / 2).clamp(0, w), (cx + bw / 2).clamp(0, w)
-    ys = torch.arange(h, device=dev)[None, :, None] + 0.5  # (1, H, 1)
-    xs = torch.arange(w, device=dev)[None, None, :] + 0.5  # (1, 1, W)
-    box = (ys >= y0[:, None, None]) & (ys < y1[:, None, None]) & (xs >= x0[:, None, None]) & (xs < x1[:, None, None])
-    box &= (torch.rand(b, device=dev) < p)[:, None, None]
-    partner = torch.randperm(b, device=dev)
-    return torch.where(box[:, None, None], x[partner], x)  # box (B, 1, 1, H, W): one box for all frames
 
 
 def _video(*ops: nn.Module) -> K.VideoSequential:
