@@ -84,7 +84,8 @@ def test_unknown_modality_exits_2_with_one_line(site: Path, tmp_path: Path) -> N
     assert proc.returncode == 2
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1, proc.stderr
-    assert lines[0].startswith("error: modality 'seismic' is not installed; installed modalities: audio, image, toy, video")
+    assert lines[0].startswith(
+        "error: modality 'seismic' is not installed; installed modalities: audio, image, toy, video")
     assert "Traceback" not in proc.stderr
 
 

@@ -16,10 +16,11 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from aip.cache import download
 from aip.errors import AipError
 from modalities.image.color import ColorJitter
 from modalities.image.config import ImageSourceConfig
-from modalities.image.source import download, load_image
+from modalities.image.source import load_image
 from modalities.video.config import VideoSourceConfig
 from modalities.video.decode import VIDEO_EXTENSIONS, DecodeError, decode, frames_at
 
