@@ -30,7 +30,7 @@ from aip.recipe import Recipe
 from aip.registry import load_modality
 from aip.select import balanced_indices
 from aip.teacher import FrozenTeacher, build_model
-from aip.trainer import to_memory_format, use_amp, use_channels_last
+from aip.trainer import to_memory_format, tune_backends, use_amp, use_channels_last
 
 
 @dataclass
@@ -56,6 +56,7 @@ class BenchResult:
     memory_kind: str = ""
     reference: dict[str, float] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
+    profile: str = ""
 
     def stage(self, name: str) -> Stage:
         return next(s for s in self.stages if s.name == name)
@@ -85,6 +86,8 @@ class BenchResult:
                          f"{ours / torch.get_num_threads():,.0f} vs "
                          f"{r['views_per_second'] / max(r['workers'], 1):,.0f} views/s | |")
         lines += [f"# {n}" for n in self.notes]
+        if self.profile:
+            lines += ["", "# profile of the full distillation step (torch.profiler, ops by own time)", self.profile]
         return "\n".join(lines)
 
 
@@ -119,8 +122,12 @@ def _num_classes(modality: Any, recipe: Recipe, given: int, notes: list[str]) ->
 
 
 def bench(recipe: Recipe, *, device: torch.device, steps: int = 10, warmup: int = 3, num_classes: int = 0,
-          vs_reference: bool = False, workers: int | None = None) -> BenchResult:
-    """Time each stage of the recipe's distillation step on ``device`` (see the module docstring)."""
+          vs_reference: bool = False, workers: int | None = None, profile: int = 0) -> BenchResult:
+    """Time each stage of the recipe's distillation step on ``device`` (see the module docstring).
+
+    ``profile``: also run that many full steps under ``torch.profiler`` and keep its table of the ops that take
+    the most time of their own (on the GPU when ``device`` is CUDA) in ``BenchResult.profile``.
+    """
     modality = load_modality(recipe.modality)
     cfg = recipe.train
     notes: list[str] = ["random weights; teacher kind and dataset do not change the speed"]
@@ -142,7 +149,11 @@ def bench(recipe: Recipe, *, device: torch.device, steps: int = 10, warmup: int 
     to_memory_format(student, memory_format)
     opt = make_optimizer(list(student.parameters()), name=cfg.optimizer, lr=cfg.lr, weight_decay=cfg.weight_decay,
                          momentum=cfg.momentum)
+    tune_backends(device)
     train_model = torch.compile(student) if cfg.compile else student
+    label_model = torch.compile(teacher) if cfg.compile else teacher
+    if cfg.compile:
+        notes.append("train.compile: student and teacher compiled by torch.compile (compilation is in the warm-up)")
     b, pool = cfg.batch_size, cfg.view_pool
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
@@ -158,7 +169,7 @@ def bench(recipe: Recipe, *, device: torch.device, steps: int = 10, warmup: int 
 
     def teacher_forward() -> torch.Tensor:
         with torch.no_grad(), autocast(device, amp):
-            return teacher(fixed)
+            return label_model(fixed)
 
     t_fixed = teacher_forward()[:b].float()
 
@@ -174,7 +185,7 @@ def bench(recipe: Recipe, *, device: torch.device, steps: int = 10, warmup: int 
     def full_step() -> None:  # what aip.trainer.fit does in one step
         x = data()
         with torch.no_grad(), autocast(device, amp):
-            t = teacher(x)
+            t = label_model(x)
         if pool > 1:
             keep = balanced_indices(t, b)
             x, t = x[keep], t[keep]
@@ -197,6 +208,8 @@ def bench(recipe: Recipe, *, device: torch.device, steps: int = 10, warmup: int 
     else:  # ru_maxrss is KiB on Linux
         result.peak_memory_bytes = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
         result.memory_kind = "process RSS"
+    if profile:
+        result.profile = _profile(full_step, steps=profile, device=device)
     if vs_reference:
         reference = getattr(modality, "reference_pipeline", None)
         if reference is None:
@@ -209,6 +222,19 @@ def bench(recipe: Recipe, *, device: torch.device, steps: int = 10, warmup: int 
                 rate = _reference_rate(batches, warmup=max(warmup, n_workers), steps=max(steps, 2 * n_workers))
                 result.reference = {"views_per_second": rate, "workers": float(n_workers)}
     return result
+
+
+def _profile(step: Callable[[], Any], *, steps: int, device: torch.device, rows: int = 20) -> str:
+    from torch.profiler import ProfilerActivity, profile
+
+    activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if device.type == "cuda" else [])
+    with profile(activities=activities) as prof:
+        for _ in range(steps):
+            step()
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+    key = "self_cuda_time_total" if device.type == "cuda" else "self_cpu_time_total"
+    return prof.key_averages().table(sort_by=key, row_limit=rows)
 
 
 def _reference_rate(batches: Any, *, warmup: int, steps: int) -> float:

@@ -120,6 +120,8 @@ def bench(
     ] = False,
     workers: Annotated[int | None, typer.Option(min=0, help="DataLoader workers of the reference (default: cores).")
                        ] = None,
+    profile: Annotated[int, typer.Option(min=0, help="Also profile this many full steps (torch.profiler) and "
+                                                     "print the ops that take the most time.")] = 0,
 ) -> None:
     """Time the recipe's distillation step stage by stage: data, teacher, student, whole step; peak memory."""
     from aip.bench import bench as run_bench
@@ -127,7 +129,7 @@ def bench(
 
     r = recipe_mod.load(recipe, list(set_ or []))
     result = run_bench(r, device=resolve_device(device), steps=steps, warmup=warmup, num_classes=num_classes,
-                       vs_reference=vs_reference, workers=workers)
+                       vs_reference=vs_reference, workers=workers, profile=profile)
     typer.echo(result.table())
 
 

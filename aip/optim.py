@@ -10,12 +10,15 @@ from torch import nn
 
 def make_optimizer(params: list[nn.Parameter], *, name: str, lr: float, weight_decay: float,
                    momentum: float = 0.9) -> torch.optim.Optimizer:
+    """The named optimiser; on CUDA its fused kernels (one launch per step instead of several per tensor)."""
+    fused = bool(params) and all(p.is_cuda for p in params)
     if name == "adamw":
-        return torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay)
+        return torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay, fused=fused or None)
     if name == "adam":
-        return torch.optim.Adam(params, lr=lr, weight_decay=weight_decay)
+        return torch.optim.Adam(params, lr=lr, weight_decay=weight_decay, fused=fused or None)
     if name == "sgd":
-        return torch.optim.SGD(params, lr=lr, momentum=momentum, weight_decay=weight_decay, nesterov=True)
+        return torch.optim.SGD(params, lr=lr, momentum=momentum, weight_decay=weight_decay, nesterov=True,
+                               fused=fused or None)
     raise ValueError(f"unknown optimizer {name!r}")
 
 

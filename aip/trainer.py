@@ -51,6 +51,14 @@ def use_channels_last(recipe: Recipe, device: torch.device) -> bool:  # noqa: AR
     return recipe.train.channels_last in ("on", "auto")
 
 
+def tune_backends(device: torch.device) -> None:
+    """On CUDA: let cuDNN pick the fastest convolution algorithms for the (fixed) view shapes, and run the
+    float32 matrix products that autocast leaves in float32 on TF32 tensor cores."""
+    if device.type == "cuda":
+        torch.backends.cudnn.benchmark = True
+        torch.set_float32_matmul_precision("high")
+
+
 def to_memory_format(model: nn.Module, memory_format: torch.memory_format) -> nn.Module:
     """``model.to(memory_format=...)``, leaving models with 3-D convolutions (video) as they are: channels-last
     is a layout of 4-D tensors only."""
@@ -88,6 +96,7 @@ def fit(
     total = cfg.epochs * spe
     lr = cfg.lr_at(d.world)
     amp, channels_last = use_amp(recipe, device), use_channels_last(recipe, device)
+    tune_backends(device)
     memory_format = torch.channels_last if channels_last else torch.contiguous_format
     to_memory_format(student.to(device), memory_format)
     to_memory_format(teacher.to(device), memory_format)
@@ -137,8 +146,9 @@ def fit(
 
         # the teacher is not wrapped: it has no gradients to average
         train_model = DistributedDataParallel(student, device_ids=[device] if device.type == "cuda" else None)
+    label_model: nn.Module = teacher
     if cfg.compile:
-        train_model = torch.compile(train_model)
+        train_model, label_model = torch.compile(train_model), torch.compile(teacher)
     teacher.eval()
     student.train()
     epochs_done = 0
@@ -156,7 +166,7 @@ def fit(
                 if x.dim() == 4:  # channels-last is a layout of 4-D image batches only
                     x = x.contiguous(memory_format=memory_format)
                 with torch.no_grad(), autocast(device, amp):
-                    t_logits = teacher(x)  # (B * view_pool, K)
+                    t_logits = label_model(x)  # (B * view_pool, K)
                 if cfg.view_pool > 1:  # keep a batch the teacher labels evenly over the classes
                     keep = balanced_indices(t_logits, cfg.batch_size)
                     x, t_logits = x[keep], t_logits[keep]

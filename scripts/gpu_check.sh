@@ -1,0 +1,70 @@
+#!/usr/bin/env bash
+# Every GPU figure of docs/benchmarks.md, plus a CUDA end-to-end run, in one pass on one GPU:
+#
+#     scripts/gpu_check.sh LOGFILE
+#
+# 1. the image view generator alone at 28, 32 and 224 px (scripts/bench_views.py, batches of 1,024 and 4,096);
+# 2. `aip bench` of the ImageNet recipe (ResNet-18 -> ResNet-50, 224 px, bf16, channels-last) at batch 256 with
+#    the paper's PIL pipeline beside it, at the recipe's batch 512 with a profile, and at batch 256 compiled;
+# 3. `aip bench` of the CIFAR-10, Kinetics-400, Speech Commands and spoken-keywords recipes;
+# 4. a tiny recipe end to end on CUDA: `aip teacher`, `aip run`, the same run under torchrun (NCCL, 1 process)
+#    and `aip eval` of its checkpoint.
+#
+# The recipes' own source files are downloads, so every bench points `source.uri` at a bundled photo or at
+# synthetic noise (the speed does not depend on the picture). Each step has its own time limit; a failing
+# step is reported and the next one runs. Everything goes to LOGFILE and a summary to stdout.
+set -u
+LOG=${1:-gpu-check.log}
+PY=${PY:-python3}
+WORK=$(mktemp -d)
+export AIP_CACHE=$WORK/cache PYTHONUNBUFFERED=1
+: >"$LOG"
+
+step() {  # step NAME LIMIT_S COMMAND...
+  local name=$1 limit=$2; shift 2
+  local start=$SECONDS rc
+  echo "=== $name: $*" >>"$LOG"
+  timeout "$limit" "$@" >>"$LOG" 2>&1
+  rc=$?
+  echo "=== $name: exit $rc after $((SECONDS - start)) s" >>"$LOG"
+  echo "$name: exit $rc after $((SECONDS - start)) s"
+}
+
+BENCH=(-m aip bench --device cuda)
+PHOTO=(--set source.uri=skimage:astronaut)
+
+step machine 60 bash -c "nvidia-smi -L; $PY -c 'import torch, torchvision, kornia; print(torch.__version__, torchvision.__version__, kornia.__version__, torch.cuda.get_device_name())'"
+step views-1024 120 "$PY" scripts/bench_views.py --device cuda --sizes 28 32 224 --batch 1024 --repeats 20
+step imagenet-256 240 "$PY" "${BENCH[@]}" recipes/imagenet.toml --num-classes 1000 "${PHOTO[@]}" \
+  --set train.batch_size=256 --steps 30 --warmup 10 --vs-reference --workers "$(nproc)"
+step imagenet-512-profile 180 "$PY" "${BENCH[@]}" recipes/imagenet.toml --num-classes 1000 "${PHOTO[@]}" \
+  --steps 20 --warmup 10 --profile 3
+
+# a tiny recipe end to end on CUDA (the test suite's stripes set and recipe)
+"$PY" - "$WORK" <<'EOF'
+import sys
+from pathlib import Path
+sys.path.insert(0, "tests")
+from conftest import TINY_RECIPE, write_stripes_folder
+work = Path(sys.argv[1])
+root = write_stripes_folder(work / "stripes")
+(work / "tiny.toml").write_text(TINY_RECIPE.format(root=root.as_posix(), epochs=6))
+EOF
+step tiny-teacher 120 "$PY" -m aip teacher "$WORK/tiny.toml" --device cuda
+step tiny-run 180 "$PY" -m aip run "$WORK/tiny.toml" --device cuda --out "$WORK/run"
+step tiny-torchrun-nccl 180 "$PY" -m torch.distributed.run --nproc-per-node 1 -m aip run "$WORK/tiny.toml" \
+  --device cuda --out "$WORK/ddp"
+step tiny-eval 60 "$PY" -m aip eval "$WORK/tiny.toml" --checkpoint "$WORK/ddp/best.pt" --device cuda
+
+step cifar10 120 "$PY" "${BENCH[@]}" recipes/cifar10.toml --num-classes 10 "${PHOTO[@]}" --steps 30 --warmup 10 \
+  --vs-reference --workers "$(nproc)"
+step kinetics400 180 "$PY" "${BENCH[@]}" recipes/kinetics400.toml --num-classes 400 "${PHOTO[@]}" --steps 20 \
+  --warmup 5
+step speechcommands 120 "$PY" "${BENCH[@]}" recipes/speechcommands.toml --num-classes 12 \
+  --set source.uri=synthetic:noise --steps 30 --warmup 10
+step spoken-keywords 120 "$PY" "${BENCH[@]}" recipes/spoken-keywords.toml --num-classes 12 \
+  --set source.uri=synthetic:noise --steps 30 --warmup 10
+step views-4096 120 "$PY" scripts/bench_views.py --device cuda --sizes 28 32 224 --batch 4096 --repeats 10
+step imagenet-256-compile 200 "$PY" "${BENCH[@]}" recipes/imagenet.toml --num-classes 1000 "${PHOTO[@]}" \
+  --set train.batch_size=256 --set train.compile=true --steps 30 --warmup 5
+rm -rf "$WORK"
