@@ -66,6 +66,17 @@ class BenchResult:
         """Share of a full step spent producing the data (sampler + augmenter)."""
         return self.stage("source + augment").seconds / self.stage("full distillation step").seconds
 
+    @property
+    def data_overhead(self) -> float | None:
+        """Share of a full step that making its data adds: (full step - the same step on one fixed, already
+        made batch) / full step. Lower than :attr:`data_share` where the device overlaps the data work with the
+        models' (CUDA runs asynchronously); ``None`` if that stage was not timed."""
+        names = {s.name for s in self.stages}
+        if "step on a fixed batch" not in names:
+            return None
+        full = self.stage("full distillation step").seconds
+        return max(0.0, full - self.stage("step on a fixed batch").seconds) / full
+
     def table(self) -> str:
         lines = [f"# {self.recipe} on {self.device}",
                  f"# views {tuple(self.shape)}, student batch {self.batch}, teacher labels {self.batch * self.pool}"
@@ -74,6 +85,9 @@ class BenchResult:
         for s in self.stages:
             lines.append(f"| {s.name} ({s.samples} per step) | {1000 * s.seconds:,.1f} | {s.per_second:,.0f} |")
         lines.append(f"| share of the step producing data | {100 * self.data_share:.1f} % | |")
+        if self.data_overhead is not None:
+            lines.append(f"| time the data adds to the step (full step - step on a fixed batch) | "
+                         f"{100 * self.data_overhead:.1f} % | |")
         lines.append(f"| peak memory ({self.memory_kind}) | {self.peak_memory_bytes / 2**30:.2f} GiB | |")
         if self.reference:
             r = self.reference
@@ -182,8 +196,8 @@ def bench(recipe: Recipe, *, device: torch.device, steps: int = 10, warmup: int 
         loss.backward()
         opt.step()
 
-    def full_step() -> None:  # what aip.trainer.fit does in one step
-        x = data()
+    def full_step(x: torch.Tensor | None = None) -> None:  # what aip.trainer.fit does in one step
+        x = data() if x is None else x
         with torch.no_grad(), autocast(device, amp):
             t = label_model(x)
         if pool > 1:
@@ -201,7 +215,8 @@ def bench(recipe: Recipe, *, device: torch.device, steps: int = 10, warmup: int 
                          notes=notes)
     for name, fn, n in (("source + augment", data, b * pool), ("teacher forward", teacher_forward, b * pool),
                         ("student forward + backward + step", student_step, b),
-                        ("full distillation step", full_step, b)):
+                        ("full distillation step", full_step, b),
+                        ("step on a fixed batch", lambda: full_step(fixed), b)):
         result.stages.append(Stage(name, _timed(fn, steps=steps, warmup=warmup, device=device), n))
     if device.type == "cuda":
         result.peak_memory_bytes, result.memory_kind = torch.cuda.max_memory_allocated(device), "CUDA allocated"

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Every GPU figure of docs/benchmarks.md, plus a CUDA end-to-end run, in one pass on one GPU:
 #
-#     scripts/gpu_check.sh LOGFILE
+#     scripts/gpu_check.sh LOGFILE [STEP ...]
 #
+# With STEP names (the names in the log: views-1024, imagenet-256, ...), only those steps run.
 # 1. the image view generator alone at 28, 32 and 224 px (scripts/bench_views.py, batches of 1,024 and 4,096);
 # 2. `aip bench` of the ImageNet recipe (ResNet-18 -> ResNet-50, 224 px, bf16, channels-last) at batch 256 with
 #    the paper's PIL pipeline beside it, at the recipe's batch 512 with a profile, and at batch 256 compiled;
@@ -15,6 +16,8 @@
 # step is reported and the next one runs. Everything goes to LOGFILE and a summary to stdout.
 set -u
 LOG=${1:-gpu-check.log}
+shift || true
+ONLY=" $* "
 PY=${PY:-python3}
 WORK=$(mktemp -d)
 export AIP_CACHE=$WORK/cache PYTHONUNBUFFERED=1
@@ -23,6 +26,7 @@ export AIP_CACHE=$WORK/cache PYTHONUNBUFFERED=1
 step() {  # step NAME LIMIT_S COMMAND...
   local name=$1 limit=$2; shift 2
   local start=$SECONDS rc
+  if [ "$ONLY" != "  " ] && [[ "$ONLY" != *" $name "* ]]; then return; fi
   echo "=== $name: $*" >>"$LOG"
   timeout "$limit" "$@" >>"$LOG" 2>&1
   rc=$?
@@ -36,12 +40,14 @@ PHOTO=(--set source.uri=skimage:astronaut)
 step machine 60 bash -c "nvidia-smi -L; $PY -c 'import torch, torchvision, kornia; print(torch.__version__, torchvision.__version__, kornia.__version__, torch.cuda.get_device_name())'"
 step views-1024 120 "$PY" scripts/bench_views.py --device cuda --sizes 28 32 224 --batch 1024 --repeats 20
 step imagenet-256 240 "$PY" "${BENCH[@]}" recipes/imagenet.toml --num-classes 1000 "${PHOTO[@]}" \
-  --set train.batch_size=256 --steps 30 --warmup 10 --vs-reference --workers "$(nproc)"
+  --set train.batch_size=256 --steps 30 --warmup 10
+step reference-224 240 "$PY" "${BENCH[@]}" recipes/imagenet.toml --num-classes 1000 "${PHOTO[@]}" \
+  --set train.batch_size=256 --steps 5 --warmup 2 --vs-reference --workers "$(nproc)"
 step imagenet-512-profile 180 "$PY" "${BENCH[@]}" recipes/imagenet.toml --num-classes 1000 "${PHOTO[@]}" \
   --steps 20 --warmup 10 --profile 3
 
 # a tiny recipe end to end on CUDA (the test suite's stripes set and recipe)
-"$PY" - "$WORK" <<'EOF'
+[[ "$ONLY" == "  " || "$ONLY" == *" tiny-"* ]] && "$PY" - "$WORK" <<'EOF'
 import sys
 from pathlib import Path
 sys.path.insert(0, "tests")
@@ -56,10 +62,11 @@ step tiny-torchrun-nccl 180 "$PY" -m torch.distributed.run --nproc-per-node 1 -m
   --device cuda --out "$WORK/ddp"
 step tiny-eval 60 "$PY" -m aip eval "$WORK/tiny.toml" --checkpoint "$WORK/ddp/best.pt" --device cuda
 
-step cifar10 120 "$PY" "${BENCH[@]}" recipes/cifar10.toml --num-classes 10 "${PHOTO[@]}" --steps 30 --warmup 10 \
+step cifar10 120 "$PY" "${BENCH[@]}" recipes/cifar10.toml --num-classes 10 "${PHOTO[@]}" --steps 30 --warmup 10
+step reference-32 120 "$PY" "${BENCH[@]}" recipes/cifar10.toml --num-classes 10 "${PHOTO[@]}" --steps 5 --warmup 2 \
   --vs-reference --workers "$(nproc)"
 step kinetics400 180 "$PY" "${BENCH[@]}" recipes/kinetics400.toml --num-classes 400 "${PHOTO[@]}" --steps 20 \
-  --warmup 5
+  --warmup 5 --profile 2
 step speechcommands 120 "$PY" "${BENCH[@]}" recipes/speechcommands.toml --num-classes 12 \
   --set source.uri=synthetic:noise --steps 30 --warmup 10
 step spoken-keywords 120 "$PY" "${BENCH[@]}" recipes/spoken-keywords.toml --num-classes 12 \

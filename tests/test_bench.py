@@ -19,16 +19,22 @@ def test_data_share_is_data_time_over_step_time():
     assert r.data_share == pytest.approx(0.05)
     assert r.stage("teacher forward").per_second == pytest.approx(200.0)
     assert "| share of the step producing data | 5.0 % |" in r.table()
+    assert r.data_overhead is None
+    r.stages.append(Stage("step on a fixed batch", 0.19, 4))
+    assert r.data_overhead == pytest.approx(0.05) and "| time the data adds to the step" in r.table()
 
 
 def test_bench_times_the_recipe_step_and_the_reference_pipeline(tiny_recipe):
     result = bench(R.load(tiny_recipe), device=torch.device("cpu"), steps=1, warmup=0, vs_reference=True,
                    workers=0)
     assert [s.name for s in result.stages] == ["source + augment", "teacher forward",
-                                               "student forward + backward + step", "full distillation step"]
+                                               "student forward + backward + step", "full distillation step",
+                                               "step on a fixed batch"]
     assert result.shape == (3, 24, 24) and result.batch == 64 and result.pool == 2
     assert result.stage("source + augment").samples == 128 and all(s.seconds > 0 for s in result.stages)
     assert 0 < result.data_share < 5 and result.peak_memory_bytes > 0
+    full, fixed = result.stage("full distillation step").seconds, result.stage("step on a fixed batch").seconds
+    assert result.data_overhead == pytest.approx(max(0.0, full - fixed) / full)
     assert result.reference["views_per_second"] > 0
 
 

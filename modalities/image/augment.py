@@ -12,6 +12,7 @@ import kornia.augmentation as K
 import torch
 from torch import nn
 
+from aip.devices import upload
 from modalities.image.color import ColorJitter
 from modalities.image.config import ImageAugmentConfig
 
@@ -28,7 +29,7 @@ def cutmix(x: torch.Tensor, *, alpha: float, p: float = 1.0) -> torch.Tensor:
         return x
     b, h, w = x.shape[0], x.shape[-2], x.shape[-1]
     dev = x.device
-    lam = torch.distributions.Beta(alpha, alpha).sample((b,)).to(dev)
+    lam = upload(torch.distributions.Beta(alpha, alpha).sample((b,)), dev)  # drawn on the host
     cut = torch.sqrt(1.0 - lam)
     bh, bw = (cut * h).round(), (cut * w).round()
     cy, cx = torch.rand(b, device=dev) * h, torch.rand(b, device=dev) * w
@@ -52,7 +53,10 @@ class Solarize(nn.Module):
 
     @torch.no_grad()
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        idx = (torch.rand(x.shape[0], device=x.device) < self.p).nonzero()[:, 0]
+        on = torch.rand(x.shape[0], device=x.device) < self.p
+        if x.device.type == "cuda":  # one pass over the batch: picking the subset would read the mask back
+            return torch.where(on.view(-1, *([1] * (x.dim() - 1))) & (x > 0.5), 1 - x, x)
+        idx = on.nonzero()[:, 0]
         if len(idx):
             sub = x[idx]
             x = x.clone()  # out of place, like every other op

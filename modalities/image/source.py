@@ -18,6 +18,7 @@ import torch.nn.functional as F
 from PIL import Image, UnidentifiedImageError
 
 from aip.cache import download
+from aip.devices import params_device, upload
 from aip.errors import AipError
 from modalities.image.color import ColorJitter
 from modalities.image.config import ImageAugmentConfig, ImageSourceConfig
@@ -147,6 +148,7 @@ class ImageViewSampler:
         self.cfg = cfg
         self.crop = crop
         self.device = device
+        self.pdev = params_device(device)  # per-view parameters are drawn here (the host, for CUDA)
         self.image = image.to(device)
         self.levels = _pyramid(self.image, cfg.size)
         self.jitter = ColorJitter(*cfg.jitter, p=cfg.jitter_p).to(device)
@@ -156,7 +158,7 @@ class ImageViewSampler:
 
     def _boxes(self, n: int) -> tuple[torch.Tensor, ...]:
         """Per-sample random-resized-crop boxes (centre x, centre y, width, height) in source pixels."""
-        cfg, dev = self.cfg, self.device
+        cfg, dev = self.cfg, self.pdev
         H, W = self.image.shape[-2:]
         if cfg.init_crop > 0:  # a square crop of init_crop x the short side, at a random place
             side = max(cfg.init_crop * min(H, W), float(cfg.size))
@@ -172,7 +174,7 @@ class ImageViewSampler:
 
     def _theta(self, n: int) -> tuple[torch.Tensor, torch.Tensor]:
         """Per-view 2x2 maps from output coordinates to box coordinates (both in [-1, 1])."""
-        cfg, dev = self.cfg, self.device
+        cfg, dev = self.cfg, self.pdev
         rot = torch.deg2rad(torch.empty(n, device=dev).uniform_(-cfg.degrees, cfg.degrees))
         shear = torch.deg2rad(torch.empty(n, device=dev).uniform_(-cfg.shear, cfg.shear))
         cos, sin, tan = torch.cos(rot), torch.sin(rot), torch.tan(shear)
@@ -185,10 +187,10 @@ class ImageViewSampler:
     def _crop_map(self, n: int) -> tuple[torch.Tensor, bool]:
         """The augmentation's crop + horizontal flip as ``(B, 3, 3)`` maps output -> view coords; whether the
         crop can leave the view (padding, to be black)."""
-        a = _affine(n, self.device)
+        a = _affine(n, self.pdev)
         if self.crop is None:
             return a, False
-        c, dev = self.crop, self.device
+        c, dev = self.crop, self.pdev
         padded = False
         if c.crop == "rrc":  # a box of area crop_scale x the view, aspect 3/4..4/3, inside the view
             one = torch.ones(n, device=dev)
@@ -228,7 +230,7 @@ class ImageViewSampler:
     @torch.no_grad()
     def sample(self, batch_size: int) -> torch.Tensor:
         """``(B, C, size, size)`` views in [0, 1] on the sampler's device."""
-        cfg, n, s, dev = self.cfg, batch_size, self.cfg.size, self.device
+        cfg, n, s, dev = self.cfg, batch_size, self.cfg.size, self.pdev  # small maps: on self.pdev
         H, W = self.image.shape[-2:]
         cx, cy, w, h = self._boxes(n)
         inv, _ = self._theta(n)
@@ -255,6 +257,13 @@ class ImageViewSampler:
         to_grid[:, 0, 0], to_grid[:, 0, 2] = w / W, cx / W * 2 - 1
         to_grid[:, 1, 1], to_grid[:, 1, 2] = h / H, cy / H * 2 - 1
         full = to_grid @ box
+        # source pixels per output pixel (longest axis of the map's Jacobian) picks the pyramid level
+        jac = full[:, :2, :2] * torch.tensor([W / s, H / s], device=dev)[None, :, None]
+        footprint = jac.norm(dim=1).amax(1)
+        level = torch.clamp(torch.floor(torch.log2(footprint.clamp(min=1.0))), 0, len(self.levels) - 1).long()
+        used = level.unique().tolist()
+        # the maps go to the view device in one (asynchronous, for CUDA) copy; the pixels are made there
+        full, box, view, crop = upload(torch.stack([full, box, view, crop]), self.device).unbind(0)
         grid = self._grid(full)  # (B, S, S, (x, y))
         outside = ~self._inside(*self._apply(box))
         if zoomed:
@@ -262,18 +271,13 @@ class ImageViewSampler:
         if padded:
             outside |= ~self._inside(*self._apply(crop))
         grid[..., 0].masked_fill_(outside, 4.0)  # far outside the image: grid_sample's zero padding: black
-        # source pixels per output pixel (longest axis of the map's Jacobian) picks the pyramid level
-        jac = full[:, :2, :2] * torch.tensor([W / s, H / s], device=dev)[None, :, None]
-        footprint = jac.norm(dim=1).amax(1)
-        level = torch.clamp(torch.floor(torch.log2(footprint.clamp(min=1.0))), 0, len(self.levels) - 1).long()
-        used = level.unique().tolist()
         if len(used) == 1:
             src = self.levels[used[0]].expand(n, -1, -1, -1)
             out = F.grid_sample(src, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
         else:
-            out = torch.empty(n, self.image.shape[0], s, s, device=dev)
+            out = torch.empty(n, self.image.shape[0], s, s, device=self.device)
             for k in used:
-                idx = (level == k).nonzero()[:, 0]
+                idx = upload((level == k).nonzero()[:, 0], self.device)
                 src = self.levels[k].expand(len(idx), -1, -1, -1)
                 out[idx] = F.grid_sample(src, grid[idx], mode="bilinear", padding_mode="zeros", align_corners=False)
         # bilinear taps of an image in [0, 1] stay in [0, 1] (up to rounding), and the jitter clamps

@@ -17,6 +17,7 @@ import torch
 import torch.nn.functional as F
 
 from aip.cache import download
+from aip.devices import params_device, upload
 from aip.errors import AipError
 from modalities.image.color import ColorJitter
 from modalities.image.config import ImageSourceConfig
@@ -89,13 +90,14 @@ class ClipSampler:
             source = source[None]
         self.cfg = cfg
         self.device = device
+        self.pdev = params_device(device)  # per-clip parameters are drawn here (the host, for CUDA)
         self.source = source.to(device)  # (N, C, H, W)
         self.levels = _pyramid(self.source, cfg.size)
         self.jitter = ColorJitter(*cfg.jitter, p=cfg.jitter_p).to(device)
 
     def _box_pair(self, n: int) -> tuple[torch.Tensor, torch.Tensor]:
         """Two random-resized-crop boxes per clip, ``(n, 2, 4)`` as (centre x, centre y, width, height)."""
-        cfg, dev = self.cfg, self.device
+        cfg, dev = self.cfg, self.pdev
         H, W = self.source.shape[-2:]
         if cfg.init_crop > 0:  # a square crop of init_crop x the short side, at a random place
             side = max(cfg.init_crop * min(H, W), float(min(cfg.size, H, W)))
@@ -120,8 +122,9 @@ class ClipSampler:
         return boxes[0], boxes[1]
 
     def frame_boxes(self, n: int) -> tuple[torch.Tensor, torch.Tensor]:
-        """Per-frame boxes ``(n, T, 4)`` and source frame indices ``(n, T)`` of ``n`` random clips."""
-        cfg, dev = self.cfg, self.device
+        """Per-frame boxes ``(n, T, 4)`` and source frame indices ``(n, T)`` of ``n`` random clips (on the
+        parameter device ``self.pdev``)."""
+        cfg, dev = self.cfg, self.pdev
         first, last = self._box_pair(n)
         start = torch.randint(0, cfg.pan_frames - cfg.span + 1, (n,), device=dev)
         pos = start[:, None] + torch.arange(cfg.frames, device=dev)[None] * cfg.stride  # (n, T) index in the pan
@@ -142,17 +145,20 @@ class ClipSampler:
         H, W = self.source.shape[-2:]
         boxes, index = self.frame_boxes(n)
         boxes, index = boxes.reshape(n * t, 4), index.reshape(n * t)  # every frame of every clip
+        # source pixels per output pixel decides the pyramid level
+        w, h = boxes[:, 2], boxes[:, 3]
+        level = torch.clamp(torch.floor(torch.log2((torch.maximum(w, h) / s).clamp(min=1.0))), 0,
+                            len(self.levels) - 1).long()
+        groups = [(k, (level == k).nonzero()[:, 0]) for k in level.unique().tolist()]
+        boxes, index = upload(boxes, self.device), upload(index, self.device)
         cx, cy, w, h = boxes.unbind(-1)
         lin = (torch.arange(s, device=self.device, dtype=torch.float32) + 0.5) / s * 2 - 1  # pixel centres
         gx = (cx[:, None] + lin[None] * w[:, None] / 2) / W * 2 - 1  # (B*T, S)
         gy = (cy[:, None] + lin[None] * h[:, None] / 2) / H * 2 - 1
         grid = torch.stack([gx[:, None, :].expand(-1, s, -1), gy[:, :, None].expand(-1, -1, s)], -1)
-        # source pixels per output pixel decides the pyramid level
-        level = torch.clamp(torch.floor(torch.log2((torch.maximum(w, h) / s).clamp(min=1.0))), 0,
-                            len(self.levels) - 1).long()
         out = torch.empty(n * t, self.source.shape[1], s, s, device=self.device)
-        for k in level.unique().tolist():
-            idx = (level == k).nonzero()[:, 0]
+        for k, idx in groups:
+            idx = upload(idx, self.device)
             src = self.levels[k]
             src = src.expand(len(idx), -1, -1, -1) if src.shape[0] == 1 else src[index[idx]]
             out[idx] = F.grid_sample(src, grid[idx], mode="bilinear", padding_mode="border", align_corners=False)
