@@ -47,14 +47,15 @@ def cutmix(x: torch.Tensor, *, alpha: float, p: float = 1.0) -> torch.Tensor:
 class Solarize(nn.Module):
     """PIL's solarize (invert pixels above one half) on a random subset of the batch, each sample with prob. p."""
 
-    def __init__(self, p: float) -> None:
+    def __init__(self, p: float, *, whole: bool | None = None) -> None:
         super().__init__()
         self.p = p
+        self.whole = whole  # one masked pass over the batch (None: on CUDA) instead of the picked subset
 
     @torch.no_grad()
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         on = torch.rand(x.shape[0], device=x.device) < self.p
-        if x.device.type == "cuda":  # one pass over the batch: picking the subset would read the mask back
+        if self.whole or (self.whole is None and x.device.type == "cuda"):  # picking would read the mask back
             return torch.where(on.view(-1, *([1] * (x.dim() - 1))) & (x > 0.5), 1 - x, x)
         idx = on.nonzero()[:, 0]
         if len(idx):

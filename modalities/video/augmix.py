@@ -51,13 +51,16 @@ class AugMix(nn.Module):
         width: number of chains.
         severity: 1..10, scales the operations' magnitudes (AugMix's default is 3).
         depth: expected number of operations per chain (each is applied with probability ``depth / 9``).
+        whole: run each operation on the whole batch and keep it under a mask where drawn (the default on CUDA,
+            where picking the subset would read the mask back to the host), rather than on the picked clips.
     """
 
     OPS = ("rotate", "shear", "translate", "posterize", "solarize", "autocontrast", "sharpness", "brightness",
            "contrast")
 
-    def __init__(self, *, width: int = 3, severity: int = 3, depth: float = 2.0) -> None:
+    def __init__(self, *, width: int = 3, severity: int = 3, depth: float = 2.0, whole: bool | None = None) -> None:
         super().__init__()
+        self.whole = whole  # ops on the whole batch under a mask (None: on CUDA), else on the picked clips
         self.width, self.s, self.p = width, severity / 10, min(depth / len(self.OPS), 1.0)
 
     def _geometry(self, n: int, dev: torch.device) -> torch.Tensor:
@@ -78,7 +81,7 @@ class AugMix(nn.Module):
         n, dev, s = x.shape[0], x.device, self.s
         # on CUDA every op runs on the whole batch and a mask keeps it where drawn: picking the subset would
         # read the mask back to the host and stall the queue; on the CPU only the picked clips are computed
-        whole = dev.type == "cuda"
+        whole = dev.type == "cuda" if self.whole is None else self.whole
         theta = self._geometry(n, dev)
         moved = (theta - torch.eye(2, 3, device=dev)).abs().amax(dim=(1, 2)) > 0
         if whole:
