@@ -7,6 +7,7 @@ from functools import partial
 import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
 from PIL import Image
 
 from aip.errors import AipError
@@ -253,3 +254,22 @@ def test_grayscale_joins_the_colour_matrix():
     mixed = ColorJitter(0.4, 0.4, 0.4, 0.1, p=1.0, grayscale_p=0.5)(x.repeat(20, 1, 1, 1))
     is_grey = (mixed.std(1) < 1e-5).flatten(1).all(1)
     assert 0 < is_grey.sum() < len(is_grey)  # about half of the samples
+
+
+def test_one_sample_of_the_atlas_equals_sampling_each_pyramid_level():
+    from modalities.image.source import _atlas, _pyramid
+
+    torch.manual_seed(0)
+    levels = _pyramid(torch.rand(3, 100, 140), 12)
+    assert len(levels) >= 3
+    atlas, maps = _atlas(levels)
+    for k, lev in enumerate(levels):
+        h, w = lev.shape[-2:]
+        # coordinates inside the level and up to one pixel outside it (where the zero padding shows)
+        grid = torch.rand(1, 9, 11, 2) * 2 - 1
+        grid = grid * torch.tensor([1 + 2 / w, 1 + 2 / h])
+        direct = F.grid_sample(lev, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
+        sx, sy, tx, ty = maps[k].float()
+        moved = torch.stack([grid[..., 0] * sx + tx, grid[..., 1] * sy + ty], -1)
+        via_atlas = F.grid_sample(atlas, moved, mode="bilinear", padding_mode="zeros", align_corners=False)
+        assert torch.allclose(direct, via_atlas, atol=1e-4), k

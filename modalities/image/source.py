@@ -128,6 +128,31 @@ def _pyramid(img: torch.Tensor, min_side: int) -> list[torch.Tensor]:
     return levels
 
 
+def _atlas(levels: list[torch.Tensor], gap: int = 2) -> tuple[torch.Tensor, torch.Tensor]:
+    """The pyramid's levels in one image with zero gaps between them (level 0 on the left, the smaller ones
+    stacked in a column to its right), and per level the ``(4,)`` map ``(sx, sy, tx, ty)`` from the level's
+    ``grid_sample`` coordinates to the atlas's (``x -> sx * x + tx``). One ``grid_sample`` of the atlas then
+    samples every view from its own level; the gaps read as the zero padding each level had on its own (only
+    coordinates inside a level, or at most a pixel outside it, are ever sampled: the rest are sent far outside)."""
+    c = levels[0].shape[1]
+    h0, w0 = levels[0].shape[-2:]
+    places = [(gap, gap)]
+    x, y = gap + w0 + gap, gap
+    for lev in levels[1:]:
+        places.append((x, y))
+        y += lev.shape[-2] + gap
+    aw = x + (levels[1].shape[-1] + gap if len(levels) > 1 else 0)
+    ah = max(gap + h0 + gap, y)
+    atlas = levels[0].new_zeros(1, c, ah, aw)
+    maps = []
+    for lev, (ox, oy) in zip(levels, places, strict=True):
+        h, w = lev.shape[-2:]
+        atlas[..., oy:oy + h, ox:ox + w] = lev
+        # pixel p = ((x + 1) * w - 1) / 2 of the level is pixel p + ox of the atlas
+        maps.append([w / aw, h / ah, (w + 2 * ox) / aw - 1, (h + 2 * oy) / ah - 1])
+    return atlas, torch.tensor(maps, dtype=torch.float64)
+
+
 class ImageViewSampler:
     """Batches of random views of one image: the paper's patch generator, batched, on ``device``.
 
@@ -150,7 +175,10 @@ class ImageViewSampler:
         self.device = device
         self.pdev = params_device(device)  # per-view parameters are drawn here (the host, for CUDA)
         self.image = image.to(device)
-        self.levels = _pyramid(self.image, cfg.size)
+        levels = _pyramid(self.image, cfg.size)
+        self.num_levels = len(levels)
+        self.atlas, maps = _atlas(levels)  # (1, C, AH, AW); (levels, 4)
+        self.atlas_maps = maps.to(self.pdev)
         self.jitter = ColorJitter(*cfg.jitter, p=cfg.jitter_p).to(device)
         # output pixel centres in [-1, 1], exactly antisymmetric (a flipped view is exactly a flipped view)
         half = (torch.arange(cfg.size, device=device, dtype=torch.float32) + 0.5) / cfg.size * 2 - 1
@@ -260,8 +288,12 @@ class ImageViewSampler:
         # source pixels per output pixel (longest axis of the map's Jacobian) picks the pyramid level
         jac = full[:, :2, :2] * torch.tensor([W / s, H / s], device=dev)[None, :, None]
         footprint = jac.norm(dim=1).amax(1)
-        level = torch.clamp(torch.floor(torch.log2(footprint.clamp(min=1.0))), 0, len(self.levels) - 1).long()
-        used = level.unique().tolist()
+        level = torch.clamp(torch.floor(torch.log2(footprint.clamp(min=1.0))), 0, self.num_levels - 1).long()
+        # ... and the level's place in the atlas: one map from output pixels to atlas coordinates per view
+        sx, sy, tx, ty = self.atlas_maps[level].to(full.dtype).unbind(-1)
+        to_atlas = _affine(n, dev)
+        to_atlas[:, 0, 0], to_atlas[:, 0, 2], to_atlas[:, 1, 1], to_atlas[:, 1, 2] = sx, tx, sy, ty
+        full = to_atlas @ full
         # the maps go to the view device in one (asynchronous, for CUDA) copy; the pixels are made there
         full, box, view, crop = upload(torch.stack([full, box, view, crop]), self.device).unbind(0)
         grid = self._grid(full)  # (B, S, S, (x, y))
@@ -270,16 +302,9 @@ class ImageViewSampler:
             outside |= ~self._inside(*self._apply(view))
         if padded:
             outside |= ~self._inside(*self._apply(crop))
-        grid[..., 0].masked_fill_(outside, 4.0)  # far outside the image: grid_sample's zero padding: black
-        if len(used) == 1:
-            src = self.levels[used[0]].expand(n, -1, -1, -1)
-            out = F.grid_sample(src, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
-        else:
-            out = torch.empty(n, self.image.shape[0], s, s, device=self.device)
-            for k in used:
-                idx = upload((level == k).nonzero()[:, 0], self.device)
-                src = self.levels[k].expand(len(idx), -1, -1, -1)
-                out[idx] = F.grid_sample(src, grid[idx], mode="bilinear", padding_mode="zeros", align_corners=False)
+        grid[..., 0].masked_fill_(outside, 4.0)  # far outside the atlas: grid_sample's zero padding: black
+        out = F.grid_sample(self.atlas.expand(n, -1, -1, -1), grid, mode="bilinear", padding_mode="zeros",
+                            align_corners=False)
         # bilinear taps of an image in [0, 1] stay in [0, 1] (up to rounding), and the jitter clamps
         return self.jitter(out) if self.jitter.p > 0 else out.clamp_(0, 1)
 
