@@ -256,20 +256,23 @@ def test_grayscale_joins_the_colour_matrix():
     assert 0 < is_grey.sum() < len(is_grey)  # about half of the samples
 
 
-def test_one_sample_of_the_atlas_equals_sampling_each_pyramid_level():
+@pytest.mark.parametrize(("mode", "padding"), [("constant", "zeros"), ("replicate", "border")])
+def test_one_sample_of_the_atlas_equals_sampling_each_pyramid_level(mode, padding):
     from modalities.image.source import _atlas, _pyramid
 
     torch.manual_seed(0)
-    levels = _pyramid(torch.rand(3, 100, 140), 12)
+    levels = _pyramid(torch.rand(2, 3, 100, 140), 12)  # two frames
     assert len(levels) >= 3
-    atlas, maps = _atlas(levels)
+    atlas, maps = _atlas(levels, mode=mode)
+    assert atlas.shape[:2] == (2, 3)
     for k, lev in enumerate(levels):
         h, w = lev.shape[-2:]
         # coordinates inside the level and up to one pixel outside it (where the zero padding shows)
         grid = torch.rand(1, 9, 11, 2) * 2 - 1
         grid = grid * torch.tensor([1 + 2 / w, 1 + 2 / h])
-        direct = F.grid_sample(lev, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
+        grid = grid.expand(2, -1, -1, -1)
+        direct = F.grid_sample(lev, grid, mode="bilinear", padding_mode=padding, align_corners=False)
         sx, sy, tx, ty = maps[k].float()
         moved = torch.stack([grid[..., 0] * sx + tx, grid[..., 1] * sy + ty], -1)
-        via_atlas = F.grid_sample(atlas, moved, mode="bilinear", padding_mode="zeros", align_corners=False)
+        via_atlas = F.grid_sample(atlas, moved, mode="bilinear", padding_mode=padding, align_corners=False)
         assert torch.allclose(direct, via_atlas, atol=1e-4), k

@@ -120,34 +120,37 @@ def load_image(cfg: ImageSourceConfig) -> torch.Tensor:
 
 # ---------------------------------------------------------------------------------------------- sampling
 def _pyramid(img: torch.Tensor, min_side: int) -> list[torch.Tensor]:
-    """Anti-aliased levels, each half the size of the previous, down to about ``min_side``."""
-    levels = [img[None]]
+    """Anti-aliased levels of ``(C, H, W)`` or ``(N, C, H, W)`` (as ``(N, C, h, w)``), each half the size of the
+    previous, down to about ``min_side``."""
+    levels = [img if img.dim() == 4 else img[None]]
     while min(levels[-1].shape[-2:]) >= 2 * min_side:
         h, w = levels[-1].shape[-2:]
         levels.append(F.interpolate(levels[-1], size=(h // 2, w // 2), mode="bilinear", antialias=True))
     return levels
 
 
-def _atlas(levels: list[torch.Tensor], gap: int = 2) -> tuple[torch.Tensor, torch.Tensor]:
-    """The pyramid's levels in one image with zero gaps between them (level 0 on the left, the smaller ones
-    stacked in a column to its right), and per level the ``(4,)`` map ``(sx, sy, tx, ty)`` from the level's
-    ``grid_sample`` coordinates to the atlas's (``x -> sx * x + tx``). One ``grid_sample`` of the atlas then
-    samples every view from its own level; the gaps read as the zero padding each level had on its own (only
-    coordinates inside a level, or at most a pixel outside it, are ever sampled: the rest are sent far outside)."""
-    c = levels[0].shape[1]
-    h0, w0 = levels[0].shape[-2:]
-    places = [(gap, gap)]
-    x, y = gap + w0 + gap, gap
+def _atlas(levels: list[torch.Tensor], gap: int = 2, mode: str = "constant") -> tuple[torch.Tensor, torch.Tensor]:
+    """The pyramid's levels (each ``(N, C, h, w)``) in one ``(N, C, AH, AW)`` image, level 0 on the left and the
+    smaller ones stacked in a column to its right, each in a margin of ``gap`` pixels; and per level the ``(4,)``
+    map ``(sx, sy, tx, ty)`` from the level's ``grid_sample`` coordinates to the atlas's (``x -> sx * x + tx``).
+
+    One ``grid_sample`` of the atlas then samples every view from its own level. The margins hold what each
+    level's own padding would read: zeros (``mode = "constant"``, for ``padding_mode="zeros"``) or the edge
+    pixels (``"replicate"``, for ``padding_mode="border"``); views only ever sample inside their level or up to
+    a pixel outside it (anything else is sent far outside the atlas)."""
+    n, c, h0, w0 = levels[0].shape
+    places = [(gap, gap)]  # (x, y) of each level's first pixel
+    col, y = w0 + 2 * gap, 0
     for lev in levels[1:]:
-        places.append((x, y))
-        y += lev.shape[-2] + gap
-    aw = x + (levels[1].shape[-1] + gap if len(levels) > 1 else 0)
-    ah = max(gap + h0 + gap, y)
-    atlas = levels[0].new_zeros(1, c, ah, aw)
+        places.append((col + gap, y + gap))
+        y += lev.shape[-2] + 2 * gap
+    aw = col + (levels[1].shape[-1] + 2 * gap if len(levels) > 1 else 0)
+    ah = max(h0 + 2 * gap, y)
+    atlas = levels[0].new_zeros(n, c, ah, aw)
     maps = []
     for lev, (ox, oy) in zip(levels, places, strict=True):
         h, w = lev.shape[-2:]
-        atlas[..., oy:oy + h, ox:ox + w] = lev
+        atlas[..., oy - gap:oy + h + gap, ox - gap:ox + w + gap] = F.pad(lev, (gap,) * 4, mode=mode)
         # pixel p = ((x + 1) * w - 1) / 2 of the level is pixel p + ox of the atlas
         maps.append([w / aw, h / ah, (w + 2 * ox) / aw - 1, (h + 2 * oy) / ah - 1])
     return atlas, torch.tensor(maps, dtype=torch.float64)

@@ -21,7 +21,7 @@ from aip.devices import params_device, upload
 from aip.errors import AipError
 from modalities.image.color import ColorJitter
 from modalities.image.config import ImageSourceConfig
-from modalities.image.source import load_image
+from modalities.image.source import _atlas, _pyramid, load_image
 from modalities.video.config import VideoSourceConfig
 from modalities.video.decode import VIDEO_EXTENSIONS, DecodeError, decode, frames_at
 
@@ -66,15 +66,6 @@ def load_source(cfg: VideoSourceConfig) -> torch.Tensor:
     return _resize_max_side(video, cfg.max_side).clamp_(0, 1).contiguous()
 
 
-def _pyramid(src: torch.Tensor, min_side: int) -> list[torch.Tensor]:
-    """Anti-aliased levels of ``(N, C, H, W)``, each half the size of the previous, down to about ``min_side``."""
-    levels = [src]
-    while min(levels[-1].shape[-2:]) >= 2 * min_side:
-        h, w = levels[-1].shape[-2:]
-        levels.append(F.interpolate(levels[-1], size=(h // 2, w // 2), mode="bilinear", antialias=True))
-    return levels
-
-
 class ClipSampler:
     """Batches of synthetic clips ``(B, 3, T, S, S)`` in [0, 1] from one image or video, on ``device``.
 
@@ -92,7 +83,13 @@ class ClipSampler:
         self.device = device
         self.pdev = params_device(device)  # per-clip parameters are drawn here (the host, for CUDA)
         self.source = source.to(device)  # (N, C, H, W)
-        self.levels = _pyramid(self.source, cfg.size)
+        levels = _pyramid(self.source, cfg.size)
+        self.num_levels = len(levels)
+        # every level of every frame in one atlas; its margins repeat the edges (grid_sample's border padding)
+        atlas, maps = _atlas(levels, mode="replicate")  # (N, C, AH, AW)
+        self.atlas_maps = maps.to(self.pdev)
+        # a video is sampled as a volume (C, N, AH, AW) whose depth coordinate picks each frame's source frame
+        self.atlas = atlas if atlas.shape[0] == 1 else atlas.transpose(0, 1)[None].contiguous()
         self.jitter = ColorJitter(*cfg.jitter, p=cfg.jitter_p).to(device)
 
     def _box_pair(self, n: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -145,23 +142,25 @@ class ClipSampler:
         H, W = self.source.shape[-2:]
         boxes, index = self.frame_boxes(n)
         boxes, index = boxes.reshape(n * t, 4), index.reshape(n * t)  # every frame of every clip
-        # source pixels per output pixel decides the pyramid level
+        # source pixels per output pixel decides the pyramid level, and its place in the atlas
         w, h = boxes[:, 2], boxes[:, 3]
         level = torch.clamp(torch.floor(torch.log2((torch.maximum(w, h) / s).clamp(min=1.0))), 0,
-                            len(self.levels) - 1).long()
-        groups = [(k, (level == k).nonzero()[:, 0]) for k in level.unique().tolist()]
-        boxes, index = upload(boxes, self.device), upload(index, self.device)
-        cx, cy, w, h = boxes.unbind(-1)
+                            self.num_levels - 1).long()
+        count = self.source.shape[0]
+        depth = (2 * index.to(boxes.dtype) + 1) / count - 1  # the centre of each frame's source frame
+        params = torch.cat([boxes, self.atlas_maps[level].to(boxes.dtype), depth[:, None]], 1)
+        cx, cy, w, h, sx, sy, tx, ty, z = upload(params, self.device).unbind(-1)  # one (asynchronous) copy
         lin = (torch.arange(s, device=self.device, dtype=torch.float32) + 0.5) / s * 2 - 1  # pixel centres
-        gx = (cx[:, None] + lin[None] * w[:, None] / 2) / W * 2 - 1  # (B*T, S)
-        gy = (cy[:, None] + lin[None] * h[:, None] / 2) / H * 2 - 1
+        gx = ((cx[:, None] + lin[None] * w[:, None] / 2) / W * 2 - 1) * sx[:, None] + tx[:, None]  # (B*T, S)
+        gy = ((cy[:, None] + lin[None] * h[:, None] / 2) / H * 2 - 1) * sy[:, None] + ty[:, None]
         grid = torch.stack([gx[:, None, :].expand(-1, s, -1), gy[:, :, None].expand(-1, -1, s)], -1)
-        out = torch.empty(n * t, self.source.shape[1], s, s, device=self.device)
-        for k, idx in groups:
-            idx = upload(idx, self.device)
-            src = self.levels[k]
-            src = src.expand(len(idx), -1, -1, -1) if src.shape[0] == 1 else src[index[idx]]
-            out[idx] = F.grid_sample(src, grid[idx], mode="bilinear", padding_mode="border", align_corners=False)
+        if count == 1:  # one image: every frame of every clip samples the same atlas
+            out = F.grid_sample(self.atlas.expand(n * t, -1, -1, -1), grid, mode="bilinear",
+                                padding_mode="border", align_corners=False)
+        else:  # a video: a depth coordinate at a frame's centre samples exactly that frame
+            grid = torch.cat([grid, z[:, None, None, None].expand(-1, s, s, 1)], -1)[None]  # (1, B*T, S, S, 3)
+            out = F.grid_sample(self.atlas, grid, mode="bilinear", padding_mode="border",
+                                align_corners=False)[0].transpose(0, 1)  # (B*T, C, S, S)
         clips = out.reshape(n, t, -1, s, s).transpose(1, 2)  # (B, C, T, S, S)
         clips = self.jitter(clips)
         for p, dim in ((cfg.hflip, -1), (cfg.vflip, -2)):
