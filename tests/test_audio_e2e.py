@@ -65,8 +65,8 @@ def write_recipe(tmp_path: Path, *, uri: str, root: Path) -> Path:
 @ESPEAK
 @pytest.mark.slow
 def test_teacher_then_student_from_one_recording_runs_end_to_end(tmp_path: Path):
-    """The whole pipeline through the CLI on a tiny espeak-ng set. The student is NOT yet shown to beat chance
-    (docs/audio.md, "Status"): this checks the teacher learns and the run writes its contract."""
+    """The whole pipeline through the CLI on a tiny espeak-ng set in the 12-class protocol: the teacher learns
+    and the run writes its contract (the student's accuracy is checked by the test below, on 4 classes)."""
     from modalities.audio.keywords import build_keyword_set
 
     folder = build_keyword_set(tmp_path, n_voices=8, reps=2, words=KEYWORDS + ("cat", "dog", "bird"))
@@ -83,6 +83,96 @@ def test_teacher_then_student_from_one_recording_runs_end_to_end(tmp_path: Path)
     assert m["finished"] and m["steps"] == 48 and 0 <= m["student"]["top1"] <= 100, m
     rows = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
     assert [r["epoch"] for r in rows] == [1, 2]
+
+
+STUDENT_RECIPE = """
+modality = "audio"
+name = "tiny-student"
+
+[source]
+uri = "espeak:prose"
+
+[augment]
+isolate_p = 0.8
+reverb_p = 0.1
+cutmix_p = 0.3
+
+[teacher]
+kind = "train"
+arch = "cnn"
+kwargs = {{ width = 8, n_mels = 40, hop_ms = 16.0 }}
+fit = {{ epochs = {teacher_epochs}, batch_size = 32, lr = 5e-3, label_smoothing = 0.1 }}
+
+[student]
+arch = "cnn"
+kwargs = {{ width = 8, n_mels = 40, hop_ms = 16.0 }}
+
+[loss]
+temperature = 4.0
+
+[train]
+epochs = {epochs}
+samples_per_epoch = {samples_per_epoch}
+batch_size = 64
+optimizer = "adamw"
+lr = 3e-3
+weight_decay = 5e-4
+schedule = "onecycle"
+view_pool = 3
+log_every = 20
+seed = 0
+
+[eval]
+dataset = "audiofolder"
+root = "{root}"
+"""
+
+#: four keywords whose vowels differ (the set's test voices are never heard in training)
+STUDENT_WORDS = ("yes", "no", "up", "right")
+
+
+def keyword_audiofolder(tmp_path: Path, *, words: tuple[str, ...], n_voices: int, reps: int) -> Path:
+    """The espeak-ng keyword set for ``words`` as an ``audiofolder`` (train/WORD, test/WORD; the set's
+    validation voices are left out), so every class is one keyword."""
+    from modalities.audio.keywords import build_keyword_set
+
+    sc = build_keyword_set(tmp_path / "sc", n_voices=n_voices, reps=reps, words=words)
+    test = set((sc / "testing_list.txt").read_text().split())
+    val = set((sc / "validation_list.txt").read_text().split())
+    root = tmp_path / "keywords"
+    for word in words:
+        for clip in sorted((sc / word).glob("*.wav")):
+            rel = f"{word}/{clip.name}"
+            if rel not in val:
+                dest = root / ("test" if rel in test else "train") / rel
+                dest.parent.mkdir(parents=True, exist_ok=True)
+                shutil.copyfile(clip, dest)
+    return root
+
+
+@ESPEAK
+@pytest.mark.slow
+def test_student_from_one_prose_recording_beats_chance(tmp_path: Path):
+    """The paper's claim in miniature, through the real CLI: a teacher trained on labelled keyword clips, then
+    a student that only ever hears augmented windows of ONE espeak-ng prose recording (which contains none of
+    the words) recognises the keywords spoken by voices neither network heard."""
+    root = keyword_audiofolder(tmp_path, words=STUDENT_WORDS, n_voices=12, reps=3)
+    recipe = tmp_path / "tiny-student.toml"
+    recipe.write_text(STUDENT_RECIPE.format(root=root.as_posix(), teacher_epochs=25, epochs=3,
+                                            samples_per_epoch=6400))
+    teacher = run_cli("teacher", str(recipe), "--device", "cpu")
+    assert teacher.returncode == 0, teacher.stderr[-2000:]
+    out = tmp_path / "run"
+    result = run_cli("run", str(recipe), "--device", "cpu", "--out", str(out))
+    assert result.returncode == 0, result.stderr[-2000:]
+    m = json.loads((out / "metrics.json").read_text())
+    assert m["chance"] == pytest.approx(25.0) and m["eval_items"] == 36, m  # 3 test voices x 3 clips x 4 words
+    assert m["finished"] and m["steps"] == 300, m
+    # measured on 2 CPU cores (about 90 s for the test): teacher 94.4 %, student 61.1 % (30.6, 55.6, 61.1 % after
+    # epochs 1-3); with train.seed = 1 instead: teacher 86.1 %, student 58.3 %. A student that learnt nothing
+    # from the prose stays near chance (25 %).
+    assert m["teacher"]["top1"] >= 70, m
+    assert m["student"]["top1"] >= 2 * m["chance"], m
 
 
 def test_preview_writes_log_mel_grids_and_wavs(tmp_path: Path):

@@ -52,3 +52,41 @@ def test_builds_on_the_meta_device():
     with torch.device("meta"):
         m = models.build("bcresnet1", num_classes=10, rate=16_000)
     assert next(m.parameters()).is_meta
+
+
+def test_log_mel_front_end_matches_torchaudio():
+    """The front end takes the STFT power as re^2 + im^2; it must equal torchaudio's MelSpectrogram."""
+    torch.manual_seed(0)
+    front = models.LogMel(rate=16_000, n_mels=40, hop_ms=16.0)
+    x = torch.randn(3, 1, 16_000) * 0.1
+    ref = (torch.log(front.mel(x) + 1e-6) - models.LOG_MEL_MEAN) / models.LOG_MEL_STD
+    out = front(x)
+    assert out.shape == ref.shape == (3, 1, 40, 63)  # 16 ms hop: 1 + 16000 // 256 frames
+    assert torch.allclose(out, ref, atol=1e-4)
+
+
+@pytest.mark.parametrize("channels_last", [False, True])
+def test_cnn_eval_mode_runs_fused_and_equals_the_plain_layers(channels_last: bool):
+    """In eval mode the cnn folds BatchNorm into its convolutions and pools before the affine map and ReLU;
+    with BatchNorm scales of both signs it must give the logits of the plain layer-by-layer network."""
+    torch.manual_seed(0)
+    m = models.build("cnn", num_classes=12, rate=16_000, kwargs={"width": 8, "n_mels": 40})
+    bns = [mod for mod in m.modules() if isinstance(mod, torch.nn.BatchNorm2d)]
+    for bn in bns:
+        bn.weight.data.normal_()
+        bn.bias.data.normal_()
+        bn.running_mean.normal_()
+        bn.running_var.uniform_(0.5, 2.0)
+    assert all((bn.weight < 0).any() and (bn.weight > 0).any() for bn in bns)
+    if channels_last:
+        m = m.to(memory_format=torch.channels_last)
+    m.eval()
+    x = torch.randn(4, 1, 16_000) * 0.1
+    with torch.no_grad():
+        plain = torch.nn.Sequential(*m.net)(m.front(x))  # layer by layer, BatchNorm with running statistics
+        fused = m(x)
+    assert torch.allclose(fused, plain, atol=1e-4), (fused - plain).abs().max()
+    m.train()
+    assert m(x).shape == (4, 12)  # training mode is the ordinary Sequential (batch statistics)
+    keys = {k for k in m.state_dict() if k.startswith("net.")}  # the plain Sequential's: old checkpoints load
+    assert keys == {f"net.{k}" for k in torch.nn.Sequential(*m.net).state_dict()} and "net.1.running_var" in keys

@@ -63,15 +63,22 @@ def reverb(x: torch.Tensor, rt60: torch.Tensor, *, rate: int) -> torch.Tensor:
 
 
 def _noise_spectrum(b: int, n: int, *, rate: int, device: torch.device) -> torch.Tensor:
-    """``rfft`` of unit-RMS noise of random colour per window (spectral slope 1/f^beta, beta in [0, 2])."""
-    spec = torch.fft.rfft(torch.randn(b, n, device=device))
-    f = torch.fft.rfftfreq(n, 1 / rate, device=device).clamp(min=20.0)
+    """``rfft`` of unit-RMS noise of random colour per window (spectral slope 1/f^beta, beta in [0, 2]).
+
+    Drawn directly in the frequency domain: the rfft of white Gaussian noise has independent Gaussian real and
+    imaginary parts (the DC and Nyquist bins are real), so no time-domain noise and no FFT are needed."""
+    bins = n // 2 + 1
+    parts = torch.randn(b, bins, 2, device=device)
+    parts[:, 0, 1] = 0.0
+    if n % 2 == 0:
+        parts[:, -1, 1] = 0.0
+    log_f = torch.fft.rfftfreq(n, 1 / rate, device=device).clamp(min=20.0).log()  # (F,)
     beta = torch.rand(b, 1, device=device) * 2
-    spec = spec * f ** (-beta / 2)
+    parts = parts * torch.exp(log_f * (-beta / 2))[..., None]
     # Parseval: the time-domain power is the full spectrum's power over n^2 (rfft bins 1..n/2-1 count twice)
-    power = spec.abs().pow(2)
+    power = parts.pow(2).sum(-1)  # (B, F)
     total = 2 * power.sum(1, keepdim=True) - power[:, :1] - (power[:, -1:] if n % 2 == 0 else 0)
-    return spec / (total.sqrt() / n).clamp(min=1e-8)
+    return torch.view_as_complex(parts / (total.sqrt() / n).clamp(min=1e-8)[..., None])
 
 
 def coloured_noise_like(x: torch.Tensor, *, rate: int) -> torch.Tensor:
@@ -103,10 +110,15 @@ def freq_mask(x: torch.Tensor, width: torch.Tensor, *, rate: int) -> torch.Tenso
 
 def time_mask(x: torch.Tensor, width: torch.Tensor) -> torch.Tensor:
     """Zero ``width`` samples (per window) at a random place."""
+    return x * _time_keep(x, width)
+
+
+def _time_keep(x: torch.Tensor, width: torch.Tensor) -> torch.Tensor:
+    """``(B, L)`` bool: False on one stretch of ``width`` samples per window at a random place."""
     b, n = x.shape
     start = torch.rand(b, device=x.device) * (n - width)
     t = torch.arange(n, device=x.device)[None]
-    return x * ~((t >= start[:, None]) & (t < (start + width)[:, None]))
+    return (t < start[:, None]) | (t >= (start + width)[:, None])
 
 
 def cutmix_time(x: torch.Tensor, *, alpha: float, p: float) -> torch.Tensor:
@@ -161,11 +173,17 @@ class AudioAugmenter(nn.Module):
                 snr = _uniform(b, *cfg.snr_db, dev)[:, None]
                 on = torch.rand(b, 1, device=dev) < cfg.noise_p
                 spec = spec + _noise_spectrum(b, n, rate=rate, device=dev) * (rms / 10 ** (snr / 20) * on)
-            for _ in range(masks):  # the masks also notch the noise, as masks on the noisy spectrogram would
-                spec = spec * ~_band(b, n, _uniform(b, 0, cfg.freq_mask, dev), rate=rate, device=dev)
+            if masks:  # the masks also notch the noise, as masks on the noisy spectrogram would
+                keep = ~_band(b, n, _uniform(b, 0, cfg.freq_mask, dev), rate=rate, device=dev)
+                for _ in range(masks - 1):
+                    keep &= ~_band(b, n, _uniform(b, 0, cfg.freq_mask, dev), rate=rate, device=dev)
+                torch.view_as_real(spec).mul_(keep[..., None])
             x = torch.fft.irfft(spec, n)
-        for _ in range(cfg.time_masks if cfg.time_mask > 0 else 0):
-            x = time_mask(x, _uniform(b, 0, cfg.time_mask * rate, dev))
+        if cfg.time_masks > 0 and cfg.time_mask > 0:  # all time masks as one product
+            keep = _time_keep(x, _uniform(b, 0, cfg.time_mask * rate, dev))
+            for _ in range(cfg.time_masks - 1):
+                keep &= _time_keep(x, _uniform(b, 0, cfg.time_mask * rate, dev))
+            x = x * keep
         if cfg.cutmix > 0 and cfg.cutmix_p > 0:
             x = cutmix_time(x, alpha=cfg.cutmix, p=cfg.cutmix_p)
         if cfg.mixup > 0:
