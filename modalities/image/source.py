@@ -153,7 +153,7 @@ def _atlas(levels: list[torch.Tensor], gap: int = 2, mode: str = "constant") -> 
         atlas[..., oy - gap:oy + h + gap, ox - gap:ox + w + gap] = F.pad(lev, (gap,) * 4, mode=mode)
         # pixel p = ((x + 1) * w - 1) / 2 of the level is pixel p + ox of the atlas
         maps.append([w / aw, h / ah, (w + 2 * ox) / aw - 1, (h + 2 * oy) / ah - 1])
-    return atlas, torch.tensor(maps, dtype=torch.float64)
+    return atlas, torch.tensor(maps)
 
 
 class ImageViewSampler:
