@@ -5,9 +5,10 @@
 #
 # With STEP names (the names in the log: views-1024, imagenet-256, ...), only those steps run.
 # 1. the image view generator alone at 28, 32 and 224 px (scripts/bench_views.py, batches of 1,024 and 4,096);
-# 2. `aip bench` of the ImageNet recipe (ResNet-18 -> ResNet-50, 224 px, bf16, channels-last) at batch 256 with
-#    the paper's PIL pipeline beside it, at the recipe's batch 512 with a profile, and at batch 256 compiled;
+# 2. `aip bench` of the ImageNet recipe (ResNet-18 -> ResNet-50, 224 px, bf16, channels-last) at batch 256, at
+#    the recipe's batch 512 with a profile, and at batch 256 compiled;
 # 3. `aip bench` of the CIFAR-10, Kinetics-400, Speech Commands and spoken-keywords recipes;
+#    the paper's PIL pipeline (`--vs-reference`) at 224 and 32 px in the steps reference-224 and reference-32;
 # 4. a tiny recipe end to end on CUDA: `aip teacher`, `aip run`, the same run under torchrun (NCCL, 1 process)
 #    and `aip eval` of its checkpoint.
 #

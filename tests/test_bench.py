@@ -46,3 +46,12 @@ def test_cli_bench_prints_the_table(tiny_recipe):
     assert "share of the step producing data" in res.stdout and "peak memory" in res.stdout
     bad = run_cli("bench", str(tiny_recipe), "--steps", "0")
     assert bad.returncode == 2
+
+
+def test_profile_lists_the_ops_of_the_full_step(tiny_recipe):
+    result = bench(R.load(tiny_recipe, ["train.batch_size=16"]), device=torch.device("cpu"), steps=1, warmup=0,
+                   profile=1)
+    assert "Self CPU" in result.profile and "aten::" in result.profile
+    assert "# profile of the full distillation step" in result.table()
+    assert bench(R.load(tiny_recipe, ["train.batch_size=16"]), device=torch.device("cpu"), steps=1,
+                 warmup=0).profile == ""

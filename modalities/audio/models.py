@@ -115,11 +115,13 @@ class ConvNet(nn.Sequential):
                 shift = bn.bias - bn.running_mean * scale
                 pool = mods[i + 3] if i + 3 < len(mods) and isinstance(mods[i + 3], nn.MaxPool2d) else None
                 if pool is None:
-                    x = F.relu_(F.conv2d(x, m.weight * scale[:, None, None, None], shift, m.stride, m.padding))
+                    x = F.relu_(F.conv2d(x, m.weight * scale[:, None, None, None], shift, m.stride, m.padding,
+                                            m.dilation, m.groups))
                     i += 3
                     continue
                 sign = torch.where(scale < 0, -1.0, 1.0).to(scale)
-                y = pool(F.conv2d(x, m.weight * sign[:, None, None, None], None, m.stride, m.padding))
+                y = pool(F.conv2d(x, m.weight * sign[:, None, None, None], None, m.stride, m.padding, m.dilation,
+                                  m.groups))
                 x = F.relu_(torch.addcmul(shift[:, None, None], y, (scale * sign)[:, None, None]))
                 i += 4
                 continue

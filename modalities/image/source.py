@@ -177,8 +177,9 @@ class ImageViewSampler:
         self.crop = crop
         self.device = device
         self.pdev = params_device(device)  # per-view parameters are drawn here (the host, for CUDA)
-        self.image = image.to(device)
-        levels = _pyramid(self.image, cfg.size)
+        # only the atlas of the pyramid stays on the device (its level 0 is the image itself)
+        levels = _pyramid(image.to(device), cfg.size)
+        self.channels, self.height, self.width = image.shape[-3:]
         self.num_levels = len(levels)
         self.atlas, maps = _atlas(levels)  # (1, C, AH, AW); (levels, 4)
         self.atlas_maps = maps.to(self.pdev)
@@ -190,7 +191,7 @@ class ImageViewSampler:
     def _boxes(self, n: int) -> tuple[torch.Tensor, ...]:
         """Per-sample random-resized-crop boxes (centre x, centre y, width, height) in source pixels."""
         cfg, dev = self.cfg, self.pdev
-        H, W = self.image.shape[-2:]
+        H, W = self.height, self.width
         if cfg.init_crop > 0:  # a square crop of init_crop x the short side, at a random place
             side = max(cfg.init_crop * min(H, W), float(cfg.size))
             rw = rh = torch.full((n,), side, device=dev)
@@ -262,7 +263,7 @@ class ImageViewSampler:
     def sample(self, batch_size: int) -> torch.Tensor:
         """``(B, C, size, size)`` views in [0, 1] on the sampler's device."""
         cfg, n, s, dev = self.cfg, batch_size, self.cfg.size, self.pdev  # small maps: on self.pdev
-        H, W = self.image.shape[-2:]
+        H, W = self.height, self.width
         cx, cy, w, h = self._boxes(n)
         inv, _ = self._theta(n)
         crop, padded = self._crop_map(n)  # output -> view

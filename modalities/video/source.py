@@ -82,8 +82,9 @@ class ClipSampler:
         self.cfg = cfg
         self.device = device
         self.pdev = params_device(device)  # per-clip parameters are drawn here (the host, for CUDA)
-        self.source = source.to(device)  # (N, C, H, W)
-        levels = _pyramid(self.source, cfg.size)
+        # only the atlas of the pyramid stays on the device (its level 0 is the source itself)
+        levels = _pyramid(source.to(device), cfg.size)
+        self.count, _, self.height, self.width = source.shape  # (N, C, H, W)
         self.num_levels = len(levels)
         # every level of every frame in one atlas; its margins repeat the edges (grid_sample's border padding)
         atlas, maps = _atlas(levels, mode="replicate")  # (N, C, AH, AW)
@@ -95,7 +96,7 @@ class ClipSampler:
     def _box_pair(self, n: int) -> tuple[torch.Tensor, torch.Tensor]:
         """Two random-resized-crop boxes per clip, ``(n, 2, 4)`` as (centre x, centre y, width, height)."""
         cfg, dev = self.cfg, self.pdev
-        H, W = self.source.shape[-2:]
+        H, W = self.height, self.width
         if cfg.init_crop > 0:  # a square crop of init_crop x the short side, at a random place
             side = max(cfg.init_crop * min(H, W), float(min(cfg.size, H, W)))
             rw = rh = torch.full((n,), side, device=dev)
@@ -127,7 +128,7 @@ class ClipSampler:
         pos = start[:, None] + torch.arange(cfg.frames, device=dev)[None] * cfg.stride  # (n, T) index in the pan
         alpha = (pos.float() / max(cfg.pan_frames - 1, 1))[..., None]  # (n, T, 1)
         boxes = (1 - alpha) * first[:, None] + alpha * last[:, None]  # linear camera motion, (n, T, 4)
-        count = self.source.shape[0]
+        count = self.count
         if count == 1:
             index = torch.zeros_like(pos)
         else:  # a video: the clip also moves through its frames, from a random start
@@ -139,14 +140,14 @@ class ClipSampler:
     def sample(self, batch_size: int) -> torch.Tensor:
         """``(B, 3, frames, size, size)`` clips in [0, 1] on the sampler's device."""
         cfg, n, s, t = self.cfg, batch_size, self.cfg.size, self.cfg.frames
-        H, W = self.source.shape[-2:]
+        H, W = self.height, self.width
         boxes, index = self.frame_boxes(n)
         boxes, index = boxes.reshape(n * t, 4), index.reshape(n * t)  # every frame of every clip
         # source pixels per output pixel decides the pyramid level, and its place in the atlas
         w, h = boxes[:, 2], boxes[:, 3]
         level = torch.clamp(torch.floor(torch.log2((torch.maximum(w, h) / s).clamp(min=1.0))), 0,
                             self.num_levels - 1).long()
-        count = self.source.shape[0]
+        count = self.count
         depth = (2 * index.to(boxes.dtype) + 1) / count - 1  # the centre of each frame's source frame
         params = torch.cat([boxes, self.atlas_maps[level].to(boxes.dtype), depth[:, None]], 1)
         cx, cy, w, h, sx, sy, tx, ty, z = upload(params, self.device).unbind(-1)  # one (asynchronous) copy
