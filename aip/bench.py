@@ -22,6 +22,7 @@ from typing import Any
 
 import torch
 
+from aip import graphs
 from aip.errors import AipError
 from aip.evaluate import autocast
 from aip.loss import distillation_loss
@@ -30,7 +31,7 @@ from aip.recipe import Recipe
 from aip.registry import load_modality
 from aip.select import balanced_indices
 from aip.teacher import FrozenTeacher, build_model
-from aip.trainer import to_memory_format, tune_backends, use_amp, use_channels_last
+from aip.trainer import data_path, to_memory_format, tune_backends, use_amp, use_channels_last
 
 
 @dataclass
@@ -172,13 +173,15 @@ def bench(recipe: Recipe, *, device: torch.device, steps: int = 10, warmup: int 
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
 
-    def layout(x: torch.Tensor) -> torch.Tensor:
-        return x.contiguous(memory_format=memory_format) if x.dim() == 4 else x
-
-    def data() -> torch.Tensor:
-        return layout(augmenter(sampler.sample(b * pool)))
-
+    data = data_path(recipe, sampler, augmenter, device=device, memory_format=memory_format)
     fixed = data()
+    if data.active:
+        notes.append("data path replayed from a CUDA graph (train.graph_data; aip.graphs)")
+    elif data.error:
+        notes.append(f"data path not capturable, run eagerly: {data.error}")
+    elif device.type == "cuda":
+        notes.append(f"data path run eagerly (train.graph_data = {cfg.graph_data!r}"
+                     f"{'' if graphs.capturable(sampler, augmenter) else '; the modality did not mark it capturable'})")
     shape = tuple(fixed.shape[1:])
 
     def teacher_forward() -> torch.Tensor:

@@ -20,7 +20,7 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from aip import checkpoint, distributed
+from aip import checkpoint, distributed, graphs
 from aip.errors import AipError
 from aip.evaluate import autocast
 from aip.loss import distillation_loss
@@ -65,6 +65,22 @@ def to_memory_format(model: nn.Module, memory_format: torch.memory_format) -> nn
     if memory_format == torch.channels_last and any(p.dim() == 5 for p in model.parameters()):
         return model
     return model.to(memory_format=memory_format)
+
+
+def data_path(recipe: Recipe, sampler: SourceSampler, augmenter: Augmenter, *, device: torch.device,
+              memory_format: torch.memory_format = torch.contiguous_format) -> graphs.GraphedData:
+    """One training batch per call: ``view_pool x batch_size`` raw views, augmented (4-D image batches in
+    ``memory_format``); on CUDA replayed from a CUDA graph when ``train.graph_data`` allows it and the modality
+    marked its sampler and augmenter capturable (:mod:`aip.graphs`)."""
+    n = recipe.train.batch_size * recipe.train.view_pool
+
+    def make() -> torch.Tensor:
+        x = augmenter(sampler.sample(n))
+        return x.contiguous(memory_format=memory_format) if x.dim() == 4 else x  # channels-last: 4-D only
+
+    mode = recipe.train.graph_data
+    enabled = graphs.wanted(recipe, device) and (mode == "on" or graphs.capturable(sampler, augmenter))
+    return graphs.GraphedData(make, device=device, enabled=enabled)
 
 
 def fit(
@@ -149,6 +165,7 @@ def fit(
     label_model: nn.Module = teacher
     if cfg.compile:
         train_model, label_model = torch.compile(train_model), torch.compile(teacher)
+    make_batch = data_path(recipe, sampler, augmenter, device=device, memory_format=memory_format)
     teacher.eval()
     student.train()
     epochs_done = 0
@@ -162,9 +179,11 @@ def fit(
             opt.zero_grad(set_to_none=True)
             for micro in range(cfg.grad_accum):
                 # (B, ...) raw views of the one datum -> augmented; teacher and student see the same tensor
-                x = augmenter(sampler.sample(cfg.batch_size * cfg.view_pool))
-                if x.dim() == 4:  # channels-last is a layout of 4-D image batches only
-                    x = x.contiguous(memory_format=memory_format)
+                x = make_batch()
+                if make_batch.error and d.is_main:
+                    tqdm.write(f"note: the data path could not be captured in a CUDA graph and runs eagerly "
+                               f"({make_batch.error}); set train.graph_data = 'off' to skip the attempt")
+                    make_batch.error = ""
                 with torch.no_grad(), autocast(device, amp):
                     t_logits = label_model(x)  # (B * view_pool, K)
                 if cfg.view_pool > 1:  # keep a batch the teacher labels evenly over the classes

@@ -4,10 +4,12 @@
 #     scripts/gpu_check.sh LOGFILE [STEP ...]
 #
 # With STEP names (the names in the log: views-1024, imagenet-256, ...), only those steps run.
+# 0. whether each recipe's data path is captured into a CUDA graph, and replays vs eager (scripts/check_graphs.py);
 # 1. the image view generator alone at 28, 32 and 224 px (scripts/bench_views.py, batches of 1,024 and 4,096);
 # 2. `aip bench` of the ImageNet recipe (ResNet-18 -> ResNet-50, 224 px, bf16, channels-last) at batch 256, at
 #    the recipe's batch 512 with a profile, and at batch 256 compiled;
-# 3. `aip bench` of the CIFAR-10, Kinetics-400, Speech Commands and spoken-keywords recipes;
+# 3. `aip bench` of the CIFAR-10, Kinetics-400, Speech Commands and spoken-keywords recipes, and of CIFAR-10,
+#    Kinetics-400 and spoken-keywords with the data path run eagerly (`train.graph_data=off`, steps *-eager);
 #    the paper's PIL pipeline (`--vs-reference`) at 224 and 32 px in the steps reference-224 and reference-32;
 # 4. a tiny recipe end to end on CUDA: `aip teacher`, `aip run`, the same run under torchrun (NCCL, 1 process)
 #    and `aip eval` of its checkpoint.
@@ -39,6 +41,7 @@ BENCH=(-m aip bench --device cuda)
 PHOTO=(--set source.uri=skimage:astronaut)
 
 step machine 60 bash -c "nvidia-smi -L; $PY -c 'import torch, torchvision, kornia; print(torch.__version__, torchvision.__version__, kornia.__version__, torch.cuda.get_device_name())'"
+step check-graphs 240 "$PY" scripts/check_graphs.py
 step views-1024 120 "$PY" scripts/bench_views.py --device cuda --sizes 28 32 224 --batch 1024 --repeats 20
 step imagenet-256 240 "$PY" "${BENCH[@]}" recipes/imagenet.toml --num-classes 1000 "${PHOTO[@]}" \
   --set train.batch_size=256 --steps 30 --warmup 10
@@ -64,14 +67,20 @@ step tiny-torchrun-nccl 180 "$PY" -m torch.distributed.run --nproc-per-node 1 -m
 step tiny-eval 60 "$PY" -m aip eval "$WORK/tiny.toml" --checkpoint "$WORK/ddp/best.pt" --device cuda
 
 step cifar10 120 "$PY" "${BENCH[@]}" recipes/cifar10.toml --num-classes 10 "${PHOTO[@]}" --steps 30 --warmup 10
+step cifar10-eager 120 "$PY" "${BENCH[@]}" recipes/cifar10.toml --num-classes 10 "${PHOTO[@]}" --steps 30 \
+  --warmup 10 --set train.graph_data=off
 step reference-32 120 "$PY" "${BENCH[@]}" recipes/cifar10.toml --num-classes 10 "${PHOTO[@]}" --steps 5 --warmup 2 \
   --vs-reference --workers "$(nproc)"
 step kinetics400 180 "$PY" "${BENCH[@]}" recipes/kinetics400.toml --num-classes 400 "${PHOTO[@]}" --steps 20 \
   --warmup 5 --profile 2
+step kinetics400-eager 180 "$PY" "${BENCH[@]}" recipes/kinetics400.toml --num-classes 400 "${PHOTO[@]}" --steps 20 \
+  --warmup 5 --set train.graph_data=off
 step speechcommands 120 "$PY" "${BENCH[@]}" recipes/speechcommands.toml --num-classes 12 \
   --set source.uri=synthetic:noise --steps 30 --warmup 10
 step spoken-keywords 120 "$PY" "${BENCH[@]}" recipes/spoken-keywords.toml --num-classes 12 \
   --set source.uri=synthetic:noise --steps 30 --warmup 10
+step spoken-keywords-eager 120 "$PY" "${BENCH[@]}" recipes/spoken-keywords.toml --num-classes 12 \
+  --set source.uri=synthetic:noise --steps 30 --warmup 10 --set train.graph_data=off
 step views-4096 120 "$PY" scripts/bench_views.py --device cuda --sizes 28 32 224 --batch 4096 --repeats 10
 step imagenet-256-compile 200 "$PY" "${BENCH[@]}" recipes/imagenet.toml --num-classes 1000 "${PHOTO[@]}" \
   --set train.batch_size=256 --set train.compile=true --steps 30 --warmup 5

@@ -15,6 +15,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from aip import graphs
 from aip.cache import cache_dir
 from aip.errors import AipError
 from aip.modality import LabelledData
@@ -46,12 +47,13 @@ class ImageModality:
             data = self.data(recipe, split="train", train=False)
             return DatasetSampler(data.dataset, device=device)
         # the augmentation's crop and flip are folded into the sampler's one resampling (see ImageViewSampler)
-        return ImageViewSampler(load_image(src), src, device=device, crop=recipe.augment)
+        return ImageViewSampler(load_image(src), src, device=device, crop=recipe.augment,
+                                capture=graphs.wanted(recipe, device))
 
     def augmenter(self, recipe: Any, *, device: torch.device) -> ImageAugmenter:
         geometry = recipe.source.uri == "dataset:train"  # other sources' views come cropped by the sampler
         return ImageAugmenter(recipe.augment, size=recipe.source.size, channels=recipe.source.channels,
-                              geometry=geometry).to(device)
+                              geometry=geometry, capture=graphs.wanted(recipe, device)).to(device)
 
     def model(self, spec: Any, *, recipe: Any, num_classes: int, pretrained: bool) -> nn.Module:
         from modalities.image import datasets, models

@@ -17,19 +17,31 @@ from modalities.image.color import ColorJitter
 from modalities.image.config import ImageAugmentConfig
 
 
-def cutmix(x: torch.Tensor, *, alpha: float, p: float = 1.0) -> torch.Tensor:
+def beta(alpha: float, n: int, device: torch.device) -> torch.Tensor:
+    """``n`` draws of Beta(alpha, alpha) made on ``device`` (as ``X / (X + Y)`` of two Gamma(alpha) draws), so a
+    CUDA graph can capture them (``torch.distributions`` would draw on the host, once, at capture)."""
+    g = torch._standard_gamma(torch.full((2, n), float(alpha), device=device))
+    return g[0] / (g[0] + g[1]).clamp(min=1e-12)
+
+
+def cutmix(x: torch.Tensor, *, alpha: float, p: float = 1.0, capture: bool = False) -> torch.Tensor:
     """Paste a random box of a random partner into each sample (per-sample box and lambda ~ Beta(alpha, alpha)).
 
     Args:
         x: ``(B, C, H, W)``, or ``(B, C, T, H, W)`` clips, which get one box on all their frames.
         alpha: Beta parameter; the pasted box covers ``1 - lambda`` of the area.
         p: probability that a sample gets a box at all.
+        capture: draw everything on ``x``'s device (for a CUDA graph, :mod:`aip.graphs`); else lambda is drawn
+            on the host and uploaded, and the partner is a ``randperm``.
     """
     if alpha <= 0 or p <= 0:
         return x
     b, h, w = x.shape[0], x.shape[-2], x.shape[-1]
     dev = x.device
-    lam = upload(torch.distributions.Beta(alpha, alpha).sample((b,)), dev)  # drawn on the host
+    if capture:
+        lam = beta(alpha, b, dev)
+    else:
+        lam = upload(torch.distributions.Beta(alpha, alpha).sample((b,)), dev)  # drawn on the host
     cut = torch.sqrt(1.0 - lam)
     bh, bw = (cut * h).round(), (cut * w).round()
     cy, cx = torch.rand(b, device=dev) * h, torch.rand(b, device=dev) * w
@@ -39,7 +51,7 @@ def cutmix(x: torch.Tensor, *, alpha: float, p: float = 1.0) -> torch.Tensor:
     xs = torch.arange(w, device=dev)[None, None, :] + 0.5  # (1, 1, W)
     box = (ys >= y0[:, None, None]) & (ys < y1[:, None, None]) & (xs >= x0[:, None, None]) & (xs < x1[:, None, None])
     box &= (torch.rand(b, device=dev) < p)[:, None, None]
-    partner = torch.randperm(b, device=dev)
+    partner = torch.rand(b, device=dev).argsort() if capture else torch.randperm(b, device=dev)
     box = box.view(b, *([1] * (x.dim() - 3)), h, w)  # (B, 1, [1,] H, W): the same box on every channel/frame
     return torch.where(box, x[partner], x)
 
@@ -73,9 +85,14 @@ class ImageAugmenter(nn.Module):
     faster and interpolates once instead of twice; views from other samplers (``dataset:train``) keep them here.
     """
 
-    def __init__(self, cfg: ImageAugmentConfig, *, size: int, channels: int, geometry: bool = True) -> None:
+    def __init__(self, cfg: ImageAugmentConfig, *, size: int, channels: int, geometry: bool = True,
+                 capture: bool = False) -> None:
         super().__init__()
         self.cfg = cfg
+        # kornia's crop and flip draw on the host and read the device: only without them can a graph capture this
+        self.capture = capture and not (geometry and (cfg.crop == "rrc" or (cfg.crop == "pad" and cfg.pad > 0)
+                                                      or cfg.hflip > 0))
+        self.capturable = self.capture
         ops: list[nn.Module] = []
         if geometry and cfg.crop == "rrc":
             ops.append(K.RandomResizedCrop((size, size), scale=cfg.crop_scale))
@@ -88,10 +105,10 @@ class ImageAugmenter(nn.Module):
         if jitter_p > 0 or grayscale_p > 0:  # colour jitter then grayscale: one colour matrix per sample
             ops.append(ColorJitter(*cfg.jitter, p=jitter_p, grayscale_p=grayscale_p))
         if cfg.solarize_p > 0:
-            ops.append(Solarize(cfg.solarize_p))
+            ops.append(Solarize(cfg.solarize_p, whole=True if self.capture else None))
         self.ops = nn.Sequential(*ops)
 
     @torch.no_grad()
     def forward(self, views: torch.Tensor) -> torch.Tensor:
         x = self.ops(views) if len(self.ops) else views.clone()  # never write into the caller's tensor
-        return cutmix(x, alpha=self.cfg.cutmix, p=self.cfg.cutmix_p).clamp_(0, 1)
+        return cutmix(x, alpha=self.cfg.cutmix, p=self.cfg.cutmix_p, capture=self.capture).clamp_(0, 1)

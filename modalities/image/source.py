@@ -172,11 +172,14 @@ class ImageViewSampler:
     """
 
     def __init__(self, image: torch.Tensor, cfg: ImageSourceConfig, *, device: torch.device,
-                 crop: ImageAugmentConfig | None = None) -> None:
+                 crop: ImageAugmentConfig | None = None, capture: bool = False) -> None:
         self.cfg = cfg
         self.crop = crop
         self.device = device
-        self.pdev = params_device(device)  # per-view parameters are drawn here (the host, for CUDA)
+        # per-view parameters are drawn on the host for CUDA (no read backs), unless the sampler is built to be
+        # captured in a CUDA graph (aip.graphs): then everything, random numbers included, is on the device
+        self.capturable = capture
+        self.pdev = device if capture else params_device(device)
         # only the atlas of the pyramid stays on the device (its level 0 is the image itself)
         levels = _pyramid(image.to(device), cfg.size)
         self.channels, self.height, self.width = image.shape[-3:]
@@ -187,6 +190,7 @@ class ImageViewSampler:
         # output pixel centres in [-1, 1], exactly antisymmetric (a flipped view is exactly a flipped view)
         half = (torch.arange(cfg.size, device=device, dtype=torch.float32) + 0.5) / cfg.size * 2 - 1
         self.lin = (half - half.flip(0)) / 2
+        self.px = torch.tensor([self.width / cfg.size, self.height / cfg.size], device=self.pdev)  # per output px
 
     def _boxes(self, n: int) -> tuple[torch.Tensor, ...]:
         """Per-sample random-resized-crop boxes (centre x, centre y, width, height) in source pixels."""
@@ -212,8 +216,9 @@ class ImageViewSampler:
         cos, sin, tan = torch.cos(rot), torch.sin(rot), torch.tan(shear)
         # forward map box -> rotated/sheared frame is M = R @ S with S = [[1, tan], [0, 1]];
         # the centre crop of size/(sqrt(2) size) scales output coords by 1/sqrt(2); we need M^-1 / sqrt(2)
-        m = torch.stack([torch.stack([cos, cos * tan - sin], -1), torch.stack([sin, sin * tan + cos], -1)], -2)
-        inv = torch.linalg.inv(m) / math.sqrt(2.0)
+        # M = [[cos, cos tan - sin], [sin, sin tan + cos]] has determinant 1: its inverse is its adjugate
+        inv = torch.stack([torch.stack([sin * tan + cos, sin - cos * tan], -1), torch.stack([-sin, cos], -1)], -2)
+        inv = inv / math.sqrt(2.0)
         return inv, rot
 
     def _crop_map(self, n: int) -> tuple[torch.Tensor, bool]:
@@ -262,7 +267,7 @@ class ImageViewSampler:
     @torch.no_grad()
     def sample(self, batch_size: int) -> torch.Tensor:
         """``(B, C, size, size)`` views in [0, 1] on the sampler's device."""
-        cfg, n, s, dev = self.cfg, batch_size, self.cfg.size, self.pdev  # small maps: on self.pdev
+        cfg, n, dev = self.cfg, batch_size, self.pdev  # small maps: on self.pdev
         H, W = self.height, self.width
         cx, cy, w, h = self._boxes(n)
         inv, _ = self._theta(n)
@@ -279,7 +284,8 @@ class ImageViewSampler:
         if cfg.vflip > 0:  # the raw view is flipped before the augmentation crops it: negate the view's y
             flip = torch.where(torch.rand(n, device=dev) < cfg.vflip, -1.0, 1.0)
             view = view * torch.stack([torch.ones_like(flip), flip, torch.ones_like(flip)], -1)[:, :, None]
-        zoomed = zoom is not None and bool((zoom[:, 0, 0] > 1).any())
+        # (a captured sampler cannot read the device: it masks the zoomed-out margins of every batch)
+        zoomed = zoom is not None and (self.capturable or bool((zoom[:, 0, 0] > 1).any()))
         if zoom is not None:
             view = zoom @ view
         rot = _affine(n, dev)
@@ -290,7 +296,7 @@ class ImageViewSampler:
         to_grid[:, 1, 1], to_grid[:, 1, 2] = h / H, cy / H * 2 - 1
         full = to_grid @ box
         # source pixels per output pixel (longest axis of the map's Jacobian) picks the pyramid level
-        jac = full[:, :2, :2] * torch.tensor([W / s, H / s], device=dev)[None, :, None]
+        jac = full[:, :2, :2] * self.px[None, :, None]
         footprint = jac.norm(dim=1).amax(1)
         level = torch.clamp(torch.floor(torch.log2(footprint.clamp(min=1.0))), 0, self.num_levels - 1).long()
         # ... and the level's place in the atlas: one map from output pixels to atlas coordinates per view

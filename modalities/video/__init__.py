@@ -15,6 +15,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from aip import graphs
 from aip.cache import cache_dir
 from aip.errors import AipError, RecipeError
 from aip.modality import LabelledData
@@ -50,14 +51,20 @@ class VideoModality:
                               f"({recipe.augment.short_side[0]}) must be at least source.size = {recipe.source.size}")
 
     def sampler(self, recipe: Any, *, device: torch.device):
+        from modalities.video.augment import crop_scale
         from modalities.video.source import ClipSampler, load_source
 
-        return ClipSampler(load_source(recipe.source), recipe.source, device=device)
+        # the augmentation's crop and flip are folded into the sampler's one resampling (see ClipSampler)
+        lo, hi = crop_scale(recipe.augment, recipe.source.size)
+        return ClipSampler(load_source(recipe.source), recipe.source, device=device,
+                           crop=(lo, hi) if lo < 1.0 else None, crop_hflip=recipe.augment.hflip,
+                           capture=graphs.wanted(recipe, device))
 
     def augmenter(self, recipe: Any, *, device: torch.device):
         from modalities.video.augment import VideoAugmenter
 
-        return VideoAugmenter(recipe.augment, size=recipe.source.size).to(device)
+        return VideoAugmenter(recipe.augment, size=recipe.source.size, geometry=False,
+                              capture=graphs.wanted(recipe, device)).to(device)
 
     def model(self, spec: Any, *, recipe: Any, num_classes: int, pretrained: bool) -> nn.Module:
         from modalities.video import models

@@ -17,6 +17,12 @@ from modalities.video.augmix import AugMix
 from modalities.video.config import VideoAugmentConfig
 
 
+def crop_scale(cfg: VideoAugmentConfig, size: int) -> tuple[float, float]:
+    """The short-side scale and ``size`` crop as a square crop of the clip: the range of its area fraction."""
+    lo, hi = (min(size / s, 1.0) ** 2 for s in (cfg.short_side[1], cfg.short_side[0]))
+    return lo, hi
+
+
 def _video(*ops: nn.Module) -> K.VideoSequential:
     return K.VideoSequential(*ops, data_format="BCTHW", same_on_frame=True)
 
@@ -28,19 +34,27 @@ class VideoAugmenter(nn.Module):
         cfg: the recipe's ``[augment]`` section.
         size: the clips' side (``source.size``); the short-side scale crops ``size`` out of a clip scaled to
             a short side in ``cfg.short_side``, i.e. a random square of ``size / short_side`` of the clip's side.
+        geometry: do that crop and the horizontal flip here (kornia, after AugMix). The video modality passes
+            ``False`` and folds them into the clip sampler's one resampling instead
+            (:class:`~modalities.video.source.ClipSampler`'s ``crop``), before AugMix.
+        capture: draw every random number on the device and read nothing back (for a CUDA graph).
     """
 
-    def __init__(self, cfg: VideoAugmentConfig, *, size: int) -> None:
+    def __init__(self, cfg: VideoAugmentConfig, *, size: int, geometry: bool = True, capture: bool = False) -> None:
         super().__init__()
         self.cfg = cfg
-        self.augmix = AugMix(width=cfg.augmix_width, severity=cfg.augmix_severity) if cfg.augmix else None
-        lo, hi = (min(size / s, 1.0) ** 2 for s in (cfg.short_side[1], cfg.short_side[0]))
+        self.augmix = (AugMix(width=cfg.augmix_width, severity=cfg.augmix_severity, capture=capture)
+                       if cfg.augmix else None)
+        lo, hi = crop_scale(cfg, size)
         ops: list[nn.Module] = []
-        if lo < 1.0:
+        if geometry and lo < 1.0:
             ops.append(K.RandomResizedCrop((size, size), scale=(lo, hi), ratio=(1.0, 1.0)))
-        if cfg.hflip > 0:
+        if geometry and cfg.hflip > 0:
             ops.append(K.RandomHorizontalFlip(p=cfg.hflip))
         self.geometry = _video(*ops) if ops else None
+        # kornia draws its parameters on the host: only without its ops can a CUDA graph capture this
+        self.capture = capture
+        self.capturable = capture and self.geometry is None
 
     @torch.no_grad()
     def forward(self, clips: torch.Tensor) -> torch.Tensor:
@@ -49,4 +63,4 @@ class VideoAugmenter(nn.Module):
             x = self.augmix(x)
         if self.geometry is not None:
             x = self.geometry(x)
-        return cutmix(x, alpha=self.cfg.cutmix, p=self.cfg.cutmix_p).clamp_(0, 1)
+        return cutmix(x, alpha=self.cfg.cutmix, p=self.cfg.cutmix_p, capture=self.capture).clamp_(0, 1)

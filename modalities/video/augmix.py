@@ -24,10 +24,9 @@ from aip.devices import upload
 _LUMA = (0.299, 0.587, 0.114)
 
 
-def _grey(x: torch.Tensor) -> torch.Tensor:
-    """Luma of ``(n, 3, T, H, W)`` as ``(n, 1, T, H, W)``."""
-    w = torch.tensor(_LUMA, device=x.device, dtype=x.dtype).view(1, 3, 1, 1, 1)
-    return (x * w).sum(1, keepdim=True)
+def _grey(x: torch.Tensor, luma: torch.Tensor) -> torch.Tensor:
+    """Luma of ``(n, 3, T, H, W)`` as ``(n, 1, T, H, W)`` (``luma``: the ``(3,)`` weights)."""
+    return (x * luma.to(x.dtype).view(1, 3, 1, 1, 1)).sum(1, keepdim=True)
 
 
 def _blend(a: torch.Tensor, b: torch.Tensor, f: torch.Tensor) -> torch.Tensor:
@@ -53,15 +52,24 @@ class AugMix(nn.Module):
         depth: expected number of operations per chain (each is applied with probability ``depth / 9``).
         whole: run each operation on the whole batch and keep it under a mask where drawn (the default on CUDA,
             where picking the subset would read the mask back to the host), rather than on the picked clips.
+        capture: draw every random number on the clips' device and read nothing back (implies ``whole``), so a
+            CUDA graph can capture it (:mod:`aip.graphs`).
     """
 
     OPS = ("rotate", "shear", "translate", "posterize", "solarize", "autocontrast", "sharpness", "brightness",
            "contrast")
 
-    def __init__(self, *, width: int = 3, severity: int = 3, depth: float = 2.0, whole: bool | None = None) -> None:
+    def __init__(self, *, width: int = 3, severity: int = 3, depth: float = 2.0, whole: bool | None = None,
+                 capture: bool = False) -> None:
         super().__init__()
-        self.whole = whole  # ops on the whole batch under a mask (None: on CUDA), else on the picked clips
+        self.capture = capture
+        # ops on the whole batch under a mask (None: on CUDA), else on the picked clips
+        self.whole = True if capture else whole
         self.width, self.s, self.p = width, severity / 10, min(depth / len(self.OPS), 1.0)
+        self.register_buffer("luma", torch.tensor(_LUMA), persistent=False)
+        self.register_buffer("sharp", torch.tensor([[1.0, 1, 1], [1, 5, 1], [1, 1, 1]]).view(1, 1, 3, 3) / 13,
+                             persistent=False)
+        self.register_buffer("identity", torch.eye(2, 3), persistent=False)
 
     def _geometry(self, n: int, dev: torch.device) -> torch.Tensor:
         """Per-clip ``(n, 2, 3)`` composition of a random rotation, shear and translation (each maybe off)."""
@@ -83,7 +91,7 @@ class AugMix(nn.Module):
         # read the mask back to the host and stall the queue; on the CPU only the picked clips are computed
         whole = dev.type == "cuda" if self.whole is None else self.whole
         theta = self._geometry(n, dev)
-        moved = (theta - torch.eye(2, 3, device=dev)).abs().amax(dim=(1, 2)) > 0
+        moved = (theta - self.identity).abs().amax(dim=(1, 2)) > 0
         if whole:
             x = torch.where(moved.view(-1, 1, 1, 1, 1), _affine(x, theta), x)
         elif moved.any():  # warp only the clips whose map is not the identity
@@ -111,15 +119,14 @@ class AugMix(nn.Module):
                 hi = y.amax(dim=(2, 3, 4), keepdim=True)
                 y = torch.where(hi > lo, (y - lo) / (hi - lo).clamp(min=1e-6), y)
             elif op == "sharpness":  # blend with a 3x3 smoothed copy (PIL's kernel)
-                kern = torch.tensor([[1.0, 1, 1], [1, 5, 1], [1, 1, 1]], device=dev) / 13
                 c, t, h, w = y.shape[1:]
                 flat = y.reshape(k * c * t, 1, h, w)
-                smooth = F.conv2d(F.pad(flat, (1, 1, 1, 1), mode="replicate"), kern.view(1, 1, 3, 3)).view_as(y)
+                smooth = F.conv2d(F.pad(flat, (1, 1, 1, 1), mode="replicate"), self.sharp.to(y.dtype)).view_as(y)
                 y = _blend(y, smooth, 1 + (u * 2 - 1) * 0.9 * s)
             elif op == "brightness":
                 y = _blend(y, torch.zeros_like(y), 1 + (u * 2 - 1) * 0.9 * s)
             elif op == "contrast":
-                mean = _grey(y).mean(dim=(2, 3, 4), keepdim=True)
+                mean = _grey(y, self.luma).mean(dim=(2, 3, 4), keepdim=True)
                 y = _blend(y, mean.expand_as(y), 1 + (u * 2 - 1) * 0.9 * s)
             x = torch.where(on.view(-1, 1, 1, 1, 1), y, x) if whole else x.index_copy(0, idx, y)
         return x
@@ -127,7 +134,11 @@ class AugMix(nn.Module):
     @torch.no_grad()
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         b, dev = x.shape[0], x.device
-        weights = upload(torch.distributions.Dirichlet(torch.ones(self.width)).sample((b,)), dev)  # (B, width)
+        if self.capture:  # Dirichlet(1, ..., 1): normalised Exponential(1) draws, made on the device
+            e = torch.empty(b, self.width, device=dev).exponential_()
+            weights = e / e.sum(1, keepdim=True)
+        else:
+            weights = upload(torch.distributions.Dirichlet(torch.ones(self.width)).sample((b,)), dev)  # (B, width)
         mixed = torch.zeros_like(x)
         for i in range(self.width):
             mixed += weights[:, i].view(-1, 1, 1, 1, 1) * self._chain(x)

@@ -74,14 +74,24 @@ class ClipSampler:
     aspect ``ratio``); a pan of ``pan_frames`` frames whose box moves linearly from the first box to the
     second, of which ``frames`` frames ``stride`` apart from a random start form the clip; colour jitter with
     probability ``jitter_p``; horizontal/vertical flips of the whole clip.
+
+    ``crop`` (optional): the training augmentation's square crop, as the range of its area fraction of the clip
+    (``augment.short_side``'s scale and crop, :func:`~modalities.video.augment.crop_scale`), and ``crop_hflip``
+    its horizontal flip probability: both are folded into each frame's box, so a training clip is resampled
+    from the source once, at the output size, and the crop comes before AugMix rather than after it.
+    ``capture``: draw everything on the device, for a CUDA graph (:mod:`aip.graphs`).
     """
 
-    def __init__(self, source: torch.Tensor, cfg: VideoSourceConfig, *, device: torch.device) -> None:
+    def __init__(self, source: torch.Tensor, cfg: VideoSourceConfig, *, device: torch.device,
+                 crop: tuple[float, float] | None = None, crop_hflip: float = 0.0, capture: bool = False) -> None:
         if source.dim() == 3:
             source = source[None]
         self.cfg = cfg
         self.device = device
-        self.pdev = params_device(device)  # per-clip parameters are drawn here (the host, for CUDA)
+        self.crop, self.crop_hflip = crop, crop_hflip
+        self.capturable = capture
+        # per-clip parameters are drawn on the host for CUDA (no read backs), on the device for a CUDA graph
+        self.pdev = device if capture else params_device(device)
         # only the atlas of the pyramid stays on the device (its level 0 is the source itself)
         levels = _pyramid(source.to(device), cfg.size)
         self.count, _, self.height, self.width = source.shape  # (N, C, H, W)
@@ -142,17 +152,26 @@ class ClipSampler:
         cfg, n, s, t = self.cfg, batch_size, self.cfg.size, self.cfg.frames
         H, W = self.height, self.width
         boxes, index = self.frame_boxes(n)
-        boxes, index = boxes.reshape(n * t, 4), index.reshape(n * t)  # every frame of every clip
+        dev = self.pdev
+        sign = torch.ones(n, t, 1, device=dev)  # +1, or -1 for a horizontally flipped clip
+        if self.crop is not None:  # the same square sub-box of every frame's box, per clip
+            f = torch.empty(n, 1, device=dev).uniform_(*self.crop).sqrt_()  # side, as a fraction of the clip's
+            off = torch.rand(n, 2, device=dev) * (1 - f) + f / 2 - 0.5  # its centre, from the clip's centre
+            boxes = torch.cat([boxes[..., :2] + off[:, None] * boxes[..., 2:], boxes[..., 2:] * f[:, None]], -1)
+        if self.crop_hflip > 0:
+            flip = torch.rand(n, device=dev) < self.crop_hflip
+            sign = torch.where(flip[:, None, None], -sign, sign)
+        boxes, index, sign = boxes.reshape(n * t, 4), index.reshape(n * t), sign.reshape(n * t, 1)
         # source pixels per output pixel decides the pyramid level, and its place in the atlas
         w, h = boxes[:, 2], boxes[:, 3]
         level = torch.clamp(torch.floor(torch.log2((torch.maximum(w, h) / s).clamp(min=1.0))), 0,
                             self.num_levels - 1).long()
         count = self.count
         depth = (2 * index.to(boxes.dtype) + 1) / count - 1  # the centre of each frame's source frame
-        params = torch.cat([boxes, self.atlas_maps[level].to(boxes.dtype), depth[:, None]], 1)
-        cx, cy, w, h, sx, sy, tx, ty, z = upload(params, self.device).unbind(-1)  # one (asynchronous) copy
+        params = torch.cat([boxes, self.atlas_maps[level].to(boxes.dtype), depth[:, None], sign], 1)
+        cx, cy, w, h, sx, sy, tx, ty, z, sg = upload(params, self.device).unbind(-1)  # one (asynchronous) copy
         lin = (torch.arange(s, device=self.device, dtype=torch.float32) + 0.5) / s * 2 - 1  # pixel centres
-        gx = ((cx[:, None] + lin[None] * w[:, None] / 2) / W * 2 - 1) * sx[:, None] + tx[:, None]  # (B*T, S)
+        gx = ((cx[:, None] + lin[None] * (sg * w)[:, None] / 2) / W * 2 - 1) * sx[:, None] + tx[:, None]  # (B*T, S)
         gy = ((cy[:, None] + lin[None] * h[:, None] / 2) / H * 2 - 1) * sy[:, None] + ty[:, None]
         grid = torch.stack([gx[:, None, :].expand(-1, s, -1), gy[:, :, None].expand(-1, -1, s)], -1)
         if count == 1:  # one image: every frame of every clip samples the same atlas

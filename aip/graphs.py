@@ -1,0 +1,125 @@
+"""The data path as one CUDA graph: a batch of views for the cost of one launch.
+
+Making a batch (source sampler, then augmenter) is a few dozen small kernels. With small views or small models
+(32-px images, tiny audio CNNs) the host spends longer launching them than the GPU spends running them, and
+that host time is added to every step. Captured once into a CUDA graph (``torch.cuda.CUDAGraph``), the whole
+path is replayed with one call; its random numbers still change at every replay (PyTorch's CUDA generator is
+graph-safe: each replay advances its offset), so every batch is new.
+
+A sampler or augmenter can be captured only if, when built for capture, it
+
+- draws all its randomness on the device (no host RNG: a captured graph would replay the same host draw);
+- never reads the device from the host (no ``.item()``, ``bool(t)``, ``nonzero``, boolean-mask indexing);
+- creates no tensors from host data while sampling (constants are made once, at construction);
+- keeps its shapes fixed (they are, for a fixed batch size).
+
+A modality asks :func:`wanted` whether to build its objects that way, and marks them with the attribute
+``capturable = True``; the core captures the data path only when both are marked (``train.graph_data =
+"auto"``, the default) or when the recipe forces it (``"on"``). :func:`forbid_host_reads` lets tests check the
+second rule on the CPU.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import torch
+from torch.utils._python_dispatch import TorchDispatchMode
+
+#: ops whose result the host must read from the device (they would break a CUDA graph's capture)
+HOST_READS = ("_local_scalar_dense", "nonzero", "is_nonzero", "item", "equal", "masked_select", "unique",
+              "_unique", "_unique2", "unique_consecutive", "unique_dim", "repeat_interleave")
+
+
+def wanted(recipe: Any, device: torch.device) -> bool:
+    """Whether the data path of ``recipe`` on ``device`` will be captured if it can be: modalities then build
+    their sampler and augmenter for capture (randomness on the device, no host reads)."""
+    return device.type == "cuda" and recipe.train.graph_data != "off"
+
+
+def capturable(*parts: Any) -> bool:
+    """Whether every part (sampler, augmenter) says it can be captured (``capturable = True``)."""
+    return all(getattr(p, "capturable", False) for p in parts)
+
+
+class GraphedData:
+    """``make()`` (a batch of views) replayed from a CUDA graph; on other devices, ``make()`` itself.
+
+    The graph is captured at the first call, after ``warmup`` eager calls on a side stream (which lets lazy
+    initialisations and cuDNN/cuFFT plans happen outside the capture); the random generators are then put back
+    where they were, so the replays draw exactly the numbers eager calls would have drawn, and a resumed run
+    continues the same stream. Each call replays the graph and returns a copy of its output, so a batch a
+    caller still holds is never overwritten by the next. If the capture fails, ``make()`` runs eagerly from
+    then on and ``error`` says why.
+    """
+
+    def __init__(self, make: Callable[[], torch.Tensor], *, device: torch.device, enabled: bool = True,
+                 warmup: int = 3) -> None:
+        self.make = make
+        self.device = device
+        self.enabled = enabled and device.type == "cuda"
+        self.warmup = warmup
+        self.graph: Any = None
+        self.out: torch.Tensor | None = None
+        self.error = ""
+
+    @property
+    def active(self) -> bool:
+        """Whether calls replay a captured graph (after the first call)."""
+        return self.graph is not None
+
+    def __call__(self) -> torch.Tensor:
+        if not self.enabled:
+            return self.make()
+        if self.graph is None:
+            try:
+                self._capture()
+            except Exception as e:  # a host read or host RNG in a part that said it was capturable
+                self.enabled, self.graph, self.out = False, None, None
+                self.error = f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"
+                return self.make()
+        self.graph.replay()
+        return self.out.clone()
+
+    def _capture(self) -> None:
+        cpu_rng, cuda_rng = torch.get_rng_state(), torch.cuda.get_rng_state(self.device)
+        try:
+            current = torch.cuda.current_stream(self.device)
+            side = torch.cuda.Stream(self.device)
+            side.wait_stream(current)
+            with torch.cuda.stream(side):
+                for _ in range(self.warmup):
+                    self.make()
+            current.wait_stream(side)
+            graph = torch.cuda.CUDAGraph()
+            with torch.cuda.graph(graph):
+                out = self.make()
+            self.graph, self.out = graph, out
+        finally:
+            torch.cuda.synchronize(self.device)
+            torch.set_rng_state(cpu_rng)
+            torch.cuda.set_rng_state(cuda_rng, self.device)
+
+
+class HostReadError(RuntimeError):
+    """A data path meant for capture read a device value on the host."""
+
+
+class _ForbidHostReads(TorchDispatchMode):
+    def __torch_dispatch__(self, func: Any, types: Any, args: Any = (), kwargs: Any = None) -> Any:
+        name = func.overloadpacket.__name__
+        if name in HOST_READS or (name in ("index", "index_put", "index_put_") and any(
+                isinstance(i, torch.Tensor) and i.dtype == torch.bool for i in args[1] if i is not None)):
+            raise HostReadError(f"{name} reads a device value on the host; a CUDA graph cannot capture it")
+        return func(*args, **(kwargs or {}))
+
+
+@contextmanager
+def forbid_host_reads() -> Iterator[None]:
+    """Raise :class:`HostReadError` at any op that makes the host read a tensor's value (``.item()``,
+    ``bool(t)``, ``nonzero``, boolean-mask indexing, ...): runs on any device, so tests on the CPU can check
+    that a capturable data path would capture."""
+    with _ForbidHostReads():
+        yield

@@ -1,0 +1,191 @@
+"""The data path built for CUDA-graph capture (aip.graphs): no host reads, randomness on the device, the same
+augmentations as the eager path; the folded video crop; and the core's wrapper on devices without graphs.
+
+The capture itself needs a GPU (scripts/check_graphs.py runs it there); on the CPU these tests check the rules
+a capturable part must keep, with :func:`aip.graphs.forbid_host_reads`.
+"""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from aip import graphs
+from aip import recipe as recipes
+from aip.graphs import HostReadError, forbid_host_reads
+from aip.registry import load_modality
+from aip.trainer import data_path
+from modalities.image.augment import ImageAugmenter, beta, cutmix
+from modalities.image.config import ImageAugmentConfig, ImageSourceConfig
+from modalities.image.source import ImageViewSampler, load_image
+from modalities.video.augment import VideoAugmenter, crop_scale
+from modalities.video.augmix import AugMix
+from modalities.video.config import VideoAugmentConfig, VideoSourceConfig
+from modalities.video.source import ClipSampler
+
+CPU = torch.device("cpu")
+
+
+@pytest.mark.parametrize("read", [
+    lambda x: bool(x.any()), lambda x: float(x.max()), lambda x: x.nonzero(), lambda x: x[x > 0.5],
+    lambda x: x.sum().item(), lambda x: int(x.argmax()),
+])
+def test_forbid_host_reads_catches_every_kind_of_read(read):
+    with pytest.raises(HostReadError), forbid_host_reads():
+        read(torch.rand(8))
+
+
+def test_forbid_host_reads_lets_device_only_ops_through():
+    x = torch.rand(8)
+    with forbid_host_reads():
+        y = torch.where(x > 0.5, x, 1 - x)[x.argsort()]
+        y = y[torch.tensor([0, 3])] + beta(1.0, 2, CPU)
+    assert y.shape == (2,)
+
+
+def _image_parts(capture: bool, *, size: int = 32):
+    src = ImageSourceConfig(uri="skimage:astronaut", size=size, zoom_out_p=0.5)
+    aug = ImageAugmentConfig(crop="pad" if size < 64 else "rrc", pad=4, jitter_p=0.8, grayscale_p=0.2,
+                             solarize_p=0.2, cutmix=1.0)
+    sampler = ImageViewSampler(load_image(src), src, device=CPU, crop=aug, capture=capture)
+    return sampler, ImageAugmenter(aug, size=size, channels=3, geometry=False, capture=capture)
+
+
+@pytest.mark.parametrize("size", [32, 96])
+def test_image_data_path_built_for_capture_reads_nothing_back(size):
+    sampler, augmenter = _image_parts(True, size=size)
+    assert graphs.capturable(sampler, augmenter)
+    torch.manual_seed(0)
+    with forbid_host_reads():
+        x = augmenter(sampler.sample(64))
+    assert x.shape == (64, 3, size, size) and 0 <= x.min() and x.max() <= 1
+    # ... while the eager path does read back (so the check above can fail)
+    sampler, augmenter = _image_parts(False, size=size)
+    assert not graphs.capturable(sampler, augmenter)
+    with pytest.raises(HostReadError), forbid_host_reads():
+        augmenter(sampler.sample(64))
+
+
+def test_image_views_built_for_capture_match_the_eager_ones():
+    """On the CPU both draw their parameters on the same device in the same order: the same views come out,
+    only the zoomed-out margins are masked on every batch instead of only when some view is zoomed out."""
+    torch.manual_seed(3)
+    a = _image_parts(False)[0].sample(32)
+    torch.manual_seed(3)
+    b = _image_parts(True)[0].sample(32)
+    assert torch.allclose(a, b, atol=1e-5)
+
+
+def test_rotation_shear_inverse_is_exact():
+    sampler = _image_parts(False)[0]
+    torch.manual_seed(0)
+    inv, rot = sampler._theta(16)
+    torch.manual_seed(0)
+    cfg = sampler.cfg
+    r = torch.deg2rad(torch.empty(16).uniform_(-cfg.degrees, cfg.degrees))
+    sh = torch.tan(torch.deg2rad(torch.empty(16).uniform_(-cfg.shear, cfg.shear)))
+    rmat = torch.stack([torch.stack([r.cos(), -r.sin()], -1), torch.stack([r.sin(), r.cos()], -1)], -2)
+    smat = torch.eye(2).repeat(16, 1, 1)
+    smat[:, 0, 1] = sh
+    assert torch.allclose(rot, r)
+    assert torch.allclose(inv @ (rmat @ smat) * math.sqrt(2), torch.eye(2).expand(16, 2, 2), atol=1e-5)
+
+
+def test_device_beta_and_capture_cutmix():
+    torch.manual_seed(0)
+    for a in (0.5, 1.0, 2.0):
+        lam = beta(a, 40_000, CPU)
+        assert abs(lam.mean() - 0.5) < 0.01
+        assert abs(lam.var() - 1 / (4 * (2 * a + 1))) < 0.01
+    x = torch.arange(8.0).view(8, 1, 1, 1).expand(8, 3, 16, 16)
+    with forbid_host_reads():
+        y = cutmix(x, alpha=1.0, capture=True)
+    assert y.shape == x.shape and not torch.equal(y, x)
+    assert set(y.unique().tolist()) <= set(range(8))  # pixels come from partners in the batch, unblended
+
+
+def _video_cfgs():
+    src = VideoSourceConfig(frames=4, size=48, stride=1, pan_frames=8, jitter_p=0.5)
+    return src, VideoAugmentConfig(short_side=(56, 72), hflip=0.5, cutmix=1.0)
+
+
+def test_video_data_path_built_for_capture_reads_nothing_back():
+    src, aug = _video_cfgs()
+    img = torch.rand(3, 120, 160)
+    sampler = ClipSampler(img, src, device=CPU, crop=crop_scale(aug, 48), crop_hflip=0.5, capture=True)
+    augmenter = VideoAugmenter(aug, size=48, geometry=False, capture=True)
+    assert graphs.capturable(sampler, augmenter)
+    torch.manual_seed(0)
+    with forbid_host_reads():
+        clips = augmenter(sampler.sample(6))
+    assert clips.shape == (6, 3, 4, 48, 48) and 0 <= clips.min() and clips.max() <= 1
+    # kornia's crop in the augmenter, or AugMix on the picked clips, read back: not capturable
+    assert not VideoAugmenter(aug, size=48, capture=True).capturable
+    with pytest.raises(HostReadError), forbid_host_reads():
+        AugMix(width=2, depth=9, whole=False)(clips)
+
+
+def test_augmix_built_for_capture_keeps_frames_consistent():
+    frame = torch.rand(6, 3, 1, 32, 32)
+    clips = frame.expand(-1, -1, 4, -1, -1).contiguous()
+    torch.manual_seed(0)
+    out = AugMix(width=3, severity=5, depth=4, capture=True)(clips)
+    assert torch.allclose(out, out[:, :, :1].expand_as(out), atol=1e-6) and not torch.allclose(out, clips)
+
+
+def _ramp(h: int = 64, w: int = 64) -> torch.Tensor:
+    yy, xx = torch.meshgrid(torch.linspace(0, 1, h), torch.linspace(0, 1, w), indexing="ij")
+    return torch.stack([xx, yy, torch.full_like(xx, 0.5)])
+
+
+def test_folded_video_crop_zooms_in_and_flips():
+    """A clip of the whole (square) source spans x in [0, 1]; the folded crop of side f spans f of it, at a
+    random place, and the folded flip mirrors it."""
+    src = VideoSourceConfig(frames=2, size=32, stride=1, pan_frames=2, jitter_p=0.0, init_crop=0.0, hflip=0.0,
+                            vflip=0.0, scale=(1.0, 1.0), ratio=(1.0, 1.0))
+    whole = ClipSampler(_ramp(), src, device=CPU).sample(4)
+    span = whole[:, 0, :, :, -1] - whole[:, 0, :, :, 0]  # red (x) from the left column to the right one
+    assert torch.allclose(span, torch.full_like(span, 31 / 32), atol=0.02)
+    torch.manual_seed(0)
+    half = ClipSampler(_ramp(), src, device=CPU, crop=(0.25, 0.25)).sample(64)  # side f = 0.5
+    span = half[:, 0, :, :, -1] - half[:, 0, :, :, 0]
+    assert torch.allclose(span, torch.full_like(span, 0.5 * 31 / 32), atol=0.02)
+    left = half[:, 0, 0, 0, 0]
+    assert left.min() < 0.1 and left.max() > 0.4  # the crop lands at different places
+    flipped = ClipSampler(_ramp(), src, device=CPU, crop=(0.25, 0.25), crop_hflip=1.0).sample(8)
+    span = flipped[:, 0, :, :, -1] - flipped[:, 0, :, :, 0]
+    assert torch.allclose(span, torch.full_like(span, -0.5 * 31 / 32), atol=0.02)
+
+
+def test_graphed_data_is_plain_make_off_cuda():
+    calls = []
+
+    def make():
+        calls.append(1)
+        return torch.full((2,), float(len(calls)))
+
+    data = graphs.GraphedData(make, device=CPU)
+    assert not data.enabled
+    assert data()[0] == 1 and data()[0] == 2 and not data.active and data.error == ""
+
+
+@pytest.mark.parametrize("mode", ["auto", "on", "off"])
+def test_modalities_build_eager_parts_on_the_cpu(mode):
+    rec = recipes.load("recipes/cifar10.toml", ["source.uri=skimage:astronaut", f"train.graph_data={mode}",
+                                                "train.batch_size=4"])
+    assert not graphs.wanted(rec, CPU)
+    modality = load_modality(rec.modality)
+    sampler, augmenter = modality.sampler(rec, device=CPU), modality.augmenter(rec, device=CPU)
+    assert not graphs.capturable(sampler, augmenter)
+    data = data_path(rec, sampler, augmenter, device=CPU, memory_format=torch.channels_last)
+    x = data()
+    assert x.shape == (4, 3, 32, 32) and x.is_contiguous(memory_format=torch.channels_last)
+
+
+def test_graph_data_key_is_checked():
+    from aip.errors import RecipeError
+
+    with pytest.raises(RecipeError, match="train.graph_data"):
+        recipes.load("recipes/cifar10.toml", ["train.graph_data=maybe"])
