@@ -39,7 +39,10 @@ def per_batch(fn, device: torch.device, repeats: int = 20) -> float:
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("recipes", nargs="*", default=DEFAULT)
+    p.add_argument("--profile", nargs="*", default=[], metavar="NAME",
+                   help="after the table, profile 3 eager batches of these recipes (by name) on the GPU")
     args = p.parse_args()
+    kept = {}
     device = torch.device("cuda")
     print(f"# {torch.cuda.get_device_name(device)}, torch {torch.__version__}")
     print("| recipe | batch | captured | replay vs eager, same seed: max abs diff | replays differ | "
@@ -65,6 +68,19 @@ def main() -> None:
         state = "yes" if data.active else f"no ({data.error or 'not marked capturable'})"
         print(f"| {rec.name} | {g1.shape[0]} | {state} | {diff:.3g} | {differ:.3g} | {replay:.2f} | {eager:.2f} |",
               flush=True)
+        if rec.name in args.profile:
+            kept[rec.name] = data.make
+        del data, sampler, augmenter, g1, g2, e1, e2
+        torch.cuda.empty_cache()
+    for name, make in kept.items():
+        from torch.profiler import ProfilerActivity, profile
+
+        with profile(activities=[ProfilerActivity.CPU, ProfilerActivity.CUDA]) as prof:
+            for _ in range(3):
+                make()
+            torch.cuda.synchronize(device)
+        print(f"\n# {name}: 3 eager batches, ops by own GPU time")
+        print(prof.key_averages().table(sort_by="self_cuda_time_total", row_limit=12))
 
 
 if __name__ == "__main__":
