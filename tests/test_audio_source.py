@@ -9,10 +9,13 @@ import pytest
 import soundfile as sf
 import torch
 
+from aip import graphs
 from aip.errors import AipError
+from aip.graphs import forbid_host_reads
+from modalities.audio import AudioModality
 from modalities.audio.config import AudioSourceConfig
 from modalities.audio.decode import read_audio
-from modalities.audio.source import WindowSampler, coloured_noise, download, load_recording
+from modalities.audio.source import DatasetSampler, WindowSampler, coloured_noise, download, load_recording
 
 
 def tone(seconds: float, rate: int, freq: float = 440.0) -> np.ndarray:
@@ -91,6 +94,27 @@ def test_sampler_shape_range_and_determinism():
     assert torch.all(diffs == 1)  # contiguous windows of the recording
     assert a.min() >= 0 and a.max() <= 49_999
     assert len(set(a[:, 0, 0].tolist())) > 1  # random starts
+    tail = WindowSampler(torch.arange(16_003.0), samples=16_000, device=torch.device("cpu")).sample(64)
+    assert set(tail[:, 0, 0].tolist()) == {0.0, 1.0, 2.0, 3.0}  # every start, the last one included
+
+
+def test_window_sampler_is_capturable_and_the_dataset_sampler_is_not():
+    sampler = WindowSampler(torch.randn(40_000), samples=16_000, device=torch.device("cpu"))
+    with forbid_host_reads():
+        x = sampler.sample(16)
+    assert x.shape == (16, 1, 16_000) and graphs.capturable(sampler)
+    assert not graphs.capturable(DatasetSampler([], device=torch.device("cpu")))
+
+
+def test_modality_builds_the_augmenter_for_capture_when_the_core_wants_it(monkeypatch):
+    from aip import recipe as recipes
+    from tests.conftest import ROOT
+
+    recipe = recipes.load(ROOT / "recipes" / "spoken-keywords.toml", [])
+    modality = AudioModality()
+    assert not modality.augmenter(recipe, device=torch.device("cpu")).capturable  # no CUDA graph on a CPU
+    monkeypatch.setattr(graphs, "wanted", lambda recipe, device: True)
+    assert modality.augmenter(recipe, device=torch.device("cpu")).capturable
 
 
 def test_synthetic_noise_and_max_seconds():

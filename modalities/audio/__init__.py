@@ -17,6 +17,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from aip import graphs
 from aip.cache import cache_dir
 from aip.errors import AipError
 from aip.modality import LabelledData
@@ -56,7 +57,8 @@ class AudioModality:
         return WindowSampler(load_recording(src), samples=src.samples, device=device)
 
     def augmenter(self, recipe: Any, *, device: torch.device) -> AudioAugmenter:
-        return AudioAugmenter(recipe.augment, rate=recipe.source.rate).to(device)
+        return AudioAugmenter(recipe.augment, rate=recipe.source.rate,
+                              capture=graphs.wanted(recipe, device)).to(device)
 
     def model(self, spec: Any, *, recipe: Any, num_classes: int, pretrained: bool) -> nn.Module:
         from modalities.audio import models

@@ -2,7 +2,8 @@
 
 The recording is decoded and resampled once, kept on the training device as one mono waveform, and every
 batch is one gather: window ``b`` is ``wave[start_b : start_b + L]`` with random starts. Randomness comes from
-torch's global RNG only, so a resumed run continues the same stream.
+torch's global RNG only, so a resumed run continues the same stream. The window sampler draws on the device
+and never reads it back, so it can be captured into a CUDA graph (``capturable``, :mod:`aip.graphs`).
 """
 
 from __future__ import annotations
@@ -62,25 +63,33 @@ def load_recording(cfg: AudioSourceConfig) -> torch.Tensor:
 
 
 class WindowSampler:
-    """Random windows of one recording: ``sample(B) -> (B, 1, L)`` float waveforms on ``device``."""
+    """Random windows of one recording: ``sample(B) -> (B, 1, L)`` float waveforms on ``device``.
+
+    Every window of the recording is a row of one strided view of it (``unfold``, no copy), so a batch is one
+    ``index_select`` of rows by random starts drawn on the device: no index per sample, no host read
+    (``capturable``)."""
+
+    capturable = True
 
     def __init__(self, wave: torch.Tensor, *, samples: int, device: torch.device) -> None:
         if wave.dim() != 1 or wave.numel() < samples:
             raise AipError(f"the source needs at least {samples} samples, got {tuple(wave.shape)}")
         self.wave = wave.to(device)
+        self.windows = self.wave.unfold(0, samples, 1)  # (span, L) view: row s is wave[s : s + L]
         self.samples = samples
         self.device = device
 
     @torch.no_grad()
     def sample(self, batch_size: int) -> torch.Tensor:
-        span = self.wave.numel() - self.samples + 1
-        starts = torch.randint(span, (batch_size, 1), device=self.device)  # (B, 1)
-        idx = starts + torch.arange(self.samples, device=self.device)  # (B, L)
-        return self.wave[idx].unsqueeze(1)  # one gather -> (B, 1, L)
+        starts = torch.randint(self.windows.shape[0], (batch_size,), device=self.device)  # (B,)
+        return self.windows.index_select(0, starts).unsqueeze(1)  # one gather -> (B, 1, L)
 
 
 class DatasetSampler:
-    """``dataset:train``: random clips of the labelled training split (labels unused): the upper bound."""
+    """``dataset:train``: random clips of the labelled training split (labels unused): the upper bound. Reads
+    clips on the host, so it cannot be captured into a CUDA graph (``capturable = False``)."""
+
+    capturable = False
 
     def __init__(self, clips: torch.utils.data.Dataset, *, device: torch.device) -> None:
         self.data = clips
