@@ -12,7 +12,7 @@
 #    Kinetics-400 and spoken-keywords with the data path run eagerly (`train.graph_data=off`, steps *-eager);
 #    the paper's PIL pipeline (`--vs-reference`) at 224 and 32 px in the steps reference-224 and reference-32;
 # 4. a tiny recipe end to end on CUDA: `aip teacher`, `aip run`, the same run under torchrun (NCCL, 1 process)
-#    and `aip eval` of its checkpoint.
+#    and `aip eval` of the plain run's checkpoint.
 #
 # The recipes' own source files are downloads, so every bench points `source.uri` at a bundled photo or at
 # synthetic noise (the speed does not depend on the picture). Each step has its own time limit; a failing
@@ -64,7 +64,7 @@ step tiny-teacher 120 "$PY" -m aip teacher "$WORK/tiny.toml" --device cuda
 step tiny-run 180 "$PY" -m aip run "$WORK/tiny.toml" --device cuda --out "$WORK/run"
 step tiny-torchrun-nccl 180 "$PY" -m torch.distributed.run --nproc-per-node 1 -m aip run "$WORK/tiny.toml" \
   --device cuda --out "$WORK/ddp"
-step tiny-eval 60 "$PY" -m aip eval "$WORK/tiny.toml" --checkpoint "$WORK/ddp/best.pt" --device cuda
+step tiny-eval 60 "$PY" -m aip eval "$WORK/tiny.toml" --checkpoint "$WORK/run/best.pt" --device cuda
 
 step cifar10 120 "$PY" "${BENCH[@]}" recipes/cifar10.toml --num-classes 10 "${PHOTO[@]}" --steps 30 --warmup 10
 step cifar10-eager 120 "$PY" "${BENCH[@]}" recipes/cifar10.toml --num-classes 10 "${PHOTO[@]}" --steps 30 \

@@ -189,3 +189,31 @@ def test_graph_data_key_is_checked():
 
     with pytest.raises(RecipeError, match="train.graph_data"):
         recipes.load("recipes/cifar10.toml", ["train.graph_data=maybe"])
+
+
+def test_channel_mix_without_bmm_matches_bmm():
+    from modalities.image.color import mix_channels
+
+    flat, a, off = torch.rand(4, 3, 100), torch.rand(4, 3, 3), torch.rand(4)
+    assert torch.allclose(mix_channels(flat, a, off, bmm=False), mix_channels(flat, a, off, bmm=True), atol=1e-6)
+
+
+def test_sharpness_by_average_pool_is_pils_kernel():
+    """AugMix's sharpness smooths with PIL's 3x3 kernel; it is computed as a 3x3 sum plus 4x the centre."""
+    torch.manual_seed(0)
+    clips = torch.rand(4, 3, 2, 16, 16)
+    aug = AugMix(width=1, depth=9, whole=True)
+    aug.OPS = ("rotate", "shear", "translate", "sharpness")  # only sharpness among the pixel ops
+    aug.p = 1.0
+    torch.manual_seed(1)
+    aug._geometry = lambda n, dev: torch.eye(2, 3).repeat(n, 1, 1)  # no warp
+    out = aug._chain(clips)
+    torch.manual_seed(1)
+    u = torch.rand(4)  # the op's "on" draw is consumed first
+    u = torch.rand(4)
+    k = torch.tensor([[1.0, 1, 1], [1, 5, 1], [1, 1, 1]]).view(1, 1, 3, 3) / 13
+    flat = clips.reshape(-1, 1, 16, 16)
+    smooth = torch.nn.functional.conv2d(torch.nn.functional.pad(flat, (1, 1, 1, 1), mode="replicate"), k)
+    f = (1 + (u * 2 - 1) * 0.9 * aug.s).view(-1, 1, 1, 1, 1)
+    ref = (smooth.view_as(clips) + f * (clips - smooth.view_as(clips))).clamp(0, 1)
+    assert torch.allclose(out, ref, atol=1e-5)

@@ -71,6 +71,16 @@ class ColorJitter(nn.Module):
             grey = torch.rand(n, device=dev) < self.grayscale_p
             to_grey = self.luma.expand(3, 3)
             a = torch.where(grey[:, None, None], to_grey @ a, a)
-        off = offset[:, None, None].to(x.dtype).expand(n, 3, 1)
-        out = torch.baddbmm(off, a.to(x.dtype), flat)  # (B, 3, 3) @ (B, 3, P) + offset, one pass
-        return out.reshape_as(x).clamp_(0, 1)
+        return mix_channels(flat, a.to(x.dtype), offset.to(x.dtype)).reshape_as(x).clamp_(0, 1)
+
+
+def mix_channels(flat: torch.Tensor, a: torch.Tensor, offset: torch.Tensor, *, bmm: bool | None = None) -> torch.Tensor:
+    """``a @ flat + offset`` for ``flat`` ``(B, 3, P)``, ``a`` ``(B, 3, 3)``, ``offset`` ``(B,)``.
+
+    ``bmm`` (default: off CUDA) one ``baddbmm``; else three broadcast multiply-adds, since on CUDA a batched
+    matrix product with an inner dimension of 3 ran at a fraction of the memory bandwidth (profiled on an
+    H100)."""
+    if bmm if bmm is not None else flat.device.type != "cuda":
+        return torch.baddbmm(offset[:, None, None].expand(-1, 3, 1), a, flat)  # one pass
+    out = torch.addcmul(offset[:, None, None], a[:, :, 0:1], flat[:, 0:1])
+    return out.addcmul_(a[:, :, 1:2], flat[:, 1:2]).addcmul_(a[:, :, 2:3], flat[:, 2:3])
