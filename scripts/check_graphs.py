@@ -19,7 +19,7 @@ import torch
 
 from aip import recipe as recipes
 from aip.registry import load_modality
-from aip.trainer import data_path, use_channels_last
+from aip.trainer import data_path, tune_backends, use_channels_last
 
 SOURCES = {"image": "skimage:astronaut", "video": "skimage:astronaut", "audio": "synthetic:noise"}
 DEFAULT = ["recipes/cifar10.toml", "recipes/imagenet.toml", "recipes/kinetics400.toml",
@@ -44,6 +44,7 @@ def main() -> None:
     args = p.parse_args()
     kept = {}
     device = torch.device("cuda")
+    tune_backends(device)  # cuDNN autotuning and TF32, as aip run and aip bench set them
     print(f"# {torch.cuda.get_device_name(device)}, torch {torch.__version__}")
     print("| recipe | batch | captured | replay vs eager, same seed: max abs diff | replays differ | "
           "ms per batch replayed | ms per batch eager |")

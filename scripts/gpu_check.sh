@@ -24,6 +24,9 @@ ONLY=" $* "
 PY=${PY:-python3}
 WORK=$(mktemp -d)
 export AIP_CACHE=$WORK/cache PYTHONUNBUFFERED=1
+# this checkout's code first, for scripts/*.py too (whose own folder, not the checkout, heads sys.path), even if
+# an installed copy of aip is on PYTHONPATH for its entry points
+export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"
 : >"$LOG"
 
 step() {  # step NAME LIMIT_S COMMAND...
