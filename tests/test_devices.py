@@ -43,3 +43,16 @@ def test_augmix_on_the_whole_batch_equals_augmix_on_the_picked_clips():
     whole = AugMix(width=2, severity=3, depth=9, whole=True)(x)
     assert torch.allclose(picked, whole, atol=1e-6)
     assert not torch.allclose(picked, x, atol=1e-3)
+
+
+def test_augmix_on_the_whole_batch_leaves_undrawn_clips_as_they_are():
+    """On the whole batch an operation that is not drawn for a clip runs with parameters that make it the
+    identity (no mask pass); with no operation drawn at all (depth 0) the clips come out unchanged."""
+    x = torch.rand(6, 3, 2, 16, 16)
+    torch.manual_seed(0)
+    out = AugMix(width=3, severity=5, depth=0, whole=True)(x)
+    assert torch.allclose(out, x, atol=1e-5)
+    flat = torch.full((2, 3, 2, 8, 8), 0.25)  # a flat clip: autocontrast leaves it alone when drawn too
+    torch.manual_seed(0)
+    assert torch.allclose(AugMix(width=1, depth=9, whole=True)._whole(
+        "autocontrast", flat, torch.rand(2), torch.ones(2, dtype=torch.bool)), flat)

@@ -90,20 +90,20 @@ class AugMix(nn.Module):
         whole = dev.type == "cuda" if self.whole is None else self.whole
         theta = self._geometry(n, dev)
         moved = (theta - self.identity).abs().amax(dim=(1, 2)) > 0
-        if whole:
-            x = torch.where(moved.view(-1, 1, 1, 1, 1), _affine(x, theta), x)
+        if whole:  # a clip whose map is the identity is sampled at its own pixel centres: itself
+            x = _affine(x, theta)
         elif moved.any():  # warp only the clips whose map is not the identity
             idx = moved.nonzero()[:, 0]
             x = x.index_copy(0, idx, _affine(x[idx], theta[idx]))
         for op in self.OPS[3:]:
             on = torch.rand(n, device=dev) < self.p
             if whole:
-                y, k = x, n
-            else:
-                idx = on.nonzero()[:, 0]
-                if len(idx) == 0:
-                    continue
-                y, k = x[idx], len(idx)
+                x = self._whole(op, x, torch.rand(n, device=dev), on)
+                continue
+            idx = on.nonzero()[:, 0]
+            if len(idx) == 0:
+                continue
+            y, k = x[idx], len(idx)
             u = torch.rand(k, device=dev)
             if op == "posterize":  # keep 8 - 4s .. 8 bits
                 bits = (8 - u * 4 * s).round()
@@ -128,8 +128,40 @@ class AugMix(nn.Module):
             elif op == "contrast":
                 mean = _grey(y, self.luma).mean(dim=(2, 3, 4), keepdim=True)
                 y = _blend(y, mean.expand_as(y), 1 + (u * 2 - 1) * 0.9 * s)
-            x = torch.where(on.view(-1, 1, 1, 1, 1), y, x) if whole else x.index_copy(0, idx, y)
+            x = x.index_copy(0, idx, y)
         return x
+
+    def _whole(self, op: str, x: torch.Tensor, u: torch.Tensor, on: torch.Tensor) -> torch.Tensor:
+        """Operation ``op`` on every clip of ``x``, with parameters that make it the identity (up to rounding)
+        on the clips where it is not drawn (``on``), so no mask pass is needed: the same results as the picked
+        clips' path, in a few passes over the batch (memory traffic is what these cost on a GPU)."""
+        s, shape = self.s, (-1, 1, 1, 1, 1)
+        if op == "posterize":  # off: 2^23 levels, finer than float32's resolution of [0, 1] near 1
+            bits = torch.where(on, (8 - u * 4 * s).round(), 23.0)
+            levels = (2**bits - 1).view(shape)
+            return x.mul(levels).add_(0.5).floor_().div_(levels)
+        if op == "solarize":  # off: a threshold above every pixel
+            thr = torch.where(on, 1 - u * s, 2.0).view(shape)
+            return torch.where(x >= thr, 1 - x, x)
+        if op == "autocontrast":  # off (or a flat channel): offset 0, scale 1
+            lo, hi = torch.aminmax(x.flatten(2), dim=-1)  # (n, c) in one pass
+            ok = on[:, None] & (hi > lo)
+            scale = torch.where(ok, 1 / (hi - lo).clamp(min=1e-6), 1.0)
+            lo = torch.where(ok, lo, 0.0)
+            return torch.addcmul((-lo * scale)[..., None, None, None], x, scale[..., None, None, None])
+        f = torch.where(on, 1 + (u * 2 - 1) * 0.9 * s, 1.0).view(shape)  # off: blend factor 1, the clip itself
+        if op == "sharpness":
+            n, c, t, h, w = x.shape
+            flat = x.reshape(n * c * t, h, w)
+            box = F.avg_pool2d(F.pad(flat[:, None], (1, 1, 1, 1), mode="replicate"), 3, stride=1)[:, 0]
+            smooth = box.mul_(9 / 13).add_(flat, alpha=4 / 13).view_as(x)
+            return torch.lerp(smooth, x, f).clamp_(0, 1)
+        if op == "brightness":
+            return (x * f).clamp_(0, 1)
+        if op == "contrast":  # the mean grey of a clip is the luma of its channel means
+            mean = (x.mean(dim=(2, 3, 4)) @ self.luma.to(x.dtype)).view(shape)
+            return torch.lerp(mean, x, f).clamp_(0, 1)
+        raise ValueError(f"unknown AugMix operation {op!r}")
 
     @torch.no_grad()
     def forward(self, x: torch.Tensor) -> torch.Tensor:
