@@ -173,7 +173,7 @@ def bench(recipe: Recipe, *, device: torch.device, steps: int = 10, warmup: int 
         torch.cuda.reset_peak_memory_stats(device)
 
     data = data_path(recipe, sampler, augmenter, device=device, memory_format=memory_format)
-    fixed = data()
+    fixed = data().clone()  # kept across calls (a replayed batch is overwritten by the next)
     if data.active:
         notes.append("data path replayed from a CUDA graph (train.graph_data; aip.graphs)")
     elif data.error:

@@ -15,8 +15,8 @@ A sampler or augmenter can be captured only if, when built for capture, it
 
 A modality asks :func:`wanted` whether to build its objects that way, and marks them with the attribute
 ``capturable = True``; the core captures the data path only when both are marked (``train.graph_data =
-"auto"``, the default) or when the recipe forces it (``"on"``). :func:`forbid_host_reads` lets tests check the
-second rule on the CPU.
+"auto"``, the default; ``"off"`` never captures). :func:`beta` and :func:`permutation` are draws such a part
+needs, made on the device; :func:`forbid_host_reads` lets tests check the second rule on the CPU.
 """
 
 from __future__ import annotations
@@ -44,15 +44,30 @@ def capturable(*parts: Any) -> bool:
     return all(getattr(p, "capturable", False) for p in parts)
 
 
+def beta(alpha: float, n: int, device: torch.device) -> torch.Tensor:
+    """``n`` draws of Beta(alpha, alpha) made on ``device``, as ``X / (X + Y)`` of two Gamma(alpha) draws
+    (``torch.distributions`` would draw on the host, which a graph replays unchanged)."""
+    g = torch._standard_gamma(torch.full((2, n), float(alpha), device=device))
+    return g[0] / (g[0] + g[1]).clamp(min=1e-30)
+
+
+def permutation(n: int, device: torch.device) -> torch.Tensor:
+    """A random permutation of ``range(n)`` made on ``device``: the argsort of uniform numbers."""
+    return torch.rand(n, device=device).argsort()
+
+
 class GraphedData:
     """``make()`` (a batch of views) replayed from a CUDA graph; on other devices, ``make()`` itself.
 
     The graph is captured at the first call, after ``warmup`` eager calls on a side stream (which lets lazy
-    initialisations and cuDNN/cuFFT plans happen outside the capture); the random generators are then put back
-    where they were, so the replays draw exactly the numbers eager calls would have drawn, and a resumed run
-    continues the same stream. Each call replays the graph and returns a copy of its output, so a batch a
-    caller still holds is never overwritten by the next. If the capture fails, ``make()`` runs eagerly from
+    initialisations and cuDNN/cuFFT plans happen outside the capture); two replays must then make different
+    batches (else some randomness was drawn on the host, and the graph would repeat one batch); the random
+    generators are then put back where they were, so the replays draw exactly the numbers eager calls would
+    have drawn, and a resumed run continues the same stream. If the capture fails, ``make()`` runs eagerly from
     then on and ``error`` says why.
+
+    A replayed batch is the graph's own output tensor, which the next call overwrites (in stream order, so the
+    kernels of a step that reads it finish first): a caller that keeps a batch across calls must copy it.
     """
 
     def __init__(self, make: Callable[[], torch.Tensor], *, device: torch.device, enabled: bool = True,
@@ -81,7 +96,7 @@ class GraphedData:
                 self.error = f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"
                 return self.make()
         self.graph.replay()
-        return self.out.clone()
+        return self.out
 
     def _capture(self) -> None:
         cpu_rng, cuda_rng = torch.get_rng_state(), torch.cuda.get_rng_state(self.device)
@@ -96,6 +111,11 @@ class GraphedData:
             graph = torch.cuda.CUDAGraph()
             with torch.cuda.graph(graph):
                 out = self.make()
+            graph.replay()
+            first = out.clone()
+            graph.replay()
+            if torch.equal(first, out):
+                raise RuntimeError("two replays made the same batch: the data path draws randomness on the host")
             self.graph, self.out = graph, out
         finally:
             torch.cuda.synchronize(self.device)

@@ -132,8 +132,8 @@ class TrainConfig:
     channels_last: Literal["auto", "on", "off"] = "auto"
     compile: bool = False
     #: on CUDA, replay the data path (sampler + augmenter) from a CUDA graph: "auto" when the modality marks
-    #: both capturable, "on" even if not (fails over to eager with a note), "off" never (aip.graphs)
-    graph_data: Literal["auto", "on", "off"] = "auto"
+    #: both capturable, "off" never (aip.graphs)
+    graph_data: Literal["auto", "off"] = "auto"
     log_every: int = 20
     #: micro-batches of ``batch_size`` whose gradients are summed into one optimiser step (for small GPUs)
     grad_accum: int = 1

@@ -71,15 +71,14 @@ def data_path(recipe: Recipe, sampler: SourceSampler, augmenter: Augmenter, *, d
               memory_format: torch.memory_format = torch.contiguous_format) -> graphs.GraphedData:
     """One training batch per call: ``view_pool x batch_size`` raw views, augmented (4-D image batches in
     ``memory_format``); on CUDA replayed from a CUDA graph when ``train.graph_data`` allows it and the modality
-    marked its sampler and augmenter capturable (:mod:`aip.graphs`)."""
+    marked its sampler and augmenter capturable (:mod:`aip.graphs`): a batch is then valid until the next call."""
     n = recipe.train.batch_size * recipe.train.view_pool
 
     def make() -> torch.Tensor:
         x = augmenter(sampler.sample(n))
         return x.contiguous(memory_format=memory_format) if x.dim() == 4 else x  # channels-last: 4-D only
 
-    mode = recipe.train.graph_data
-    enabled = graphs.wanted(recipe, device) and (mode == "on" or graphs.capturable(sampler, augmenter))
+    enabled = graphs.wanted(recipe, device) and graphs.capturable(sampler, augmenter)
     return graphs.GraphedData(make, device=device, enabled=enabled)
 
 

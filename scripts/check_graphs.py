@@ -58,7 +58,8 @@ def main() -> None:
         data = data_path(rec, sampler, augmenter, device=device, memory_format=fmt)
         torch.manual_seed(0)
         torch.cuda.manual_seed(0)
-        g1, g2 = data(), data()
+        g1 = data().clone()  # a replayed batch lives in the graph's output, which the next replay overwrites
+        g2 = data().clone()
         torch.manual_seed(0)
         torch.cuda.manual_seed(0)
         e1, e2 = data.make(), data.make()

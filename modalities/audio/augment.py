@@ -24,6 +24,7 @@ import math
 import torch
 from torch import nn
 
+from aip import graphs
 from modalities.audio.config import AudioAugmentConfig
 
 _DECAY = 3 * math.log(10)  # a room response falls by 60 dB (a factor 1000) in rt60 seconds
@@ -31,17 +32,6 @@ _DECAY = 3 * math.log(10)  # a room response falls by 60 dB (a factor 1000) in r
 
 def _uniform(n: int, lo: float, hi: float, device: torch.device) -> torch.Tensor:
     return torch.empty(n, device=device).uniform_(lo, hi)
-
-
-def _beta(n: int, alpha: float, device: torch.device) -> torch.Tensor:
-    """``(n,)`` draws of Beta(alpha, alpha) as X / (X + Y) of two Gamma(alpha) draws, on ``device``."""
-    g = torch._standard_gamma(torch.full((2, n), alpha, device=device))
-    return g[0] / (g[0] + g[1]).clamp(min=1e-30)
-
-
-def _partners(n: int, device: torch.device) -> torch.Tensor:
-    """A random permutation of ``range(n)`` drawn on ``device`` (the argsort of uniform numbers)."""
-    return torch.rand(n, device=device).argsort()
 
 
 def _power(spec: torch.Tensor, n: int) -> torch.Tensor:
@@ -212,7 +202,7 @@ def _cutmix(x: torch.Tensor, width: torch.Tensor, on: torch.Tensor, *, subset: b
     in place; otherwise every window is, under a mask, into a new tensor."""
     b, n = x.shape
     start = torch.rand(b, device=x.device) * (n - width)
-    partner = _partners(b, x.device)
+    partner = graphs.permutation(b, x.device)
     t = torch.arange(n, device=x.device, dtype=x.dtype)
     if not subset:
         seg = (t >= start[:, None]) & (t < (start + width * on)[:, None])
@@ -228,14 +218,14 @@ def cutmix_time(x: torch.Tensor, *, alpha: float, p: float) -> torch.Tensor:
     """Splice a stretch of ``1 - lambda`` of the window (lambda ~ Beta(alpha, alpha)) from a random partner
     window of the batch into each window, with probability ``p``."""
     b, n = x.shape
-    width = (1 - _beta(b, alpha, x.device)) * n
+    width = (1 - graphs.beta(alpha, b, x.device)) * n
     return _cutmix(x, width, torch.rand(b, device=x.device) < p, subset=False)
 
 
 def mixup(x: torch.Tensor, *, alpha: float) -> torch.Tensor:
     """Blend each window with a random partner: ``lambda x + (1 - lambda) x_partner``."""
-    lam = _beta(x.shape[0], alpha, x.device)[:, None]
-    return x.index_select(0, _partners(x.shape[0], x.device)).lerp_(x, lam)
+    lam = graphs.beta(alpha, x.shape[0], x.device)[:, None]
+    return x.index_select(0, graphs.permutation(x.shape[0], x.device)).lerp_(x, lam)
 
 
 #: samples per piece of a batch on the CPU (98 windows of 1 s at 16 kHz): the windows are augmented in pieces
@@ -276,7 +266,7 @@ class AudioAugmenter(nn.Module):
                 self._windows(x[i:i + rows], out=out[i:i + rows])
             x = out
         if cfg.cutmix > 0 and cfg.cutmix_p > 0:
-            width = (1 - _beta(b, cfg.cutmix, dev)) * n
+            width = (1 - graphs.beta(cfg.cutmix, b, dev)) * n
             x = _cutmix(x, width, torch.rand(b, device=dev) < cfg.cutmix_p, subset=not self.capturable)
         if cfg.mixup > 0:
             x = mixup(x, alpha=cfg.mixup)

@@ -12,36 +12,26 @@ import kornia.augmentation as K
 import torch
 from torch import nn
 
-from aip.devices import upload
+from aip import graphs
 from modalities.image.color import ColorJitter
 from modalities.image.config import ImageAugmentConfig
 
 
-def beta(alpha: float, n: int, device: torch.device) -> torch.Tensor:
-    """``n`` draws of Beta(alpha, alpha) made on ``device`` (as ``X / (X + Y)`` of two Gamma(alpha) draws), so a
-    CUDA graph can capture them (``torch.distributions`` would draw on the host, once, at capture)."""
-    g = torch._standard_gamma(torch.full((2, n), float(alpha), device=device))
-    return g[0] / (g[0] + g[1]).clamp(min=1e-12)
-
-
-def cutmix(x: torch.Tensor, *, alpha: float, p: float = 1.0, capture: bool = False) -> torch.Tensor:
+def cutmix(x: torch.Tensor, *, alpha: float, p: float = 1.0) -> torch.Tensor:
     """Paste a random box of a random partner into each sample (per-sample box and lambda ~ Beta(alpha, alpha)).
 
     Args:
         x: ``(B, C, H, W)``, or ``(B, C, T, H, W)`` clips, which get one box on all their frames.
         alpha: Beta parameter; the pasted box covers ``1 - lambda`` of the area.
         p: probability that a sample gets a box at all.
-        capture: draw everything on ``x``'s device (for a CUDA graph, :mod:`aip.graphs`); else lambda is drawn
-            on the host and uploaded, and the partner is a ``randperm``.
+
+    Every random number is drawn on ``x``'s device, so a CUDA graph can capture it (:mod:`aip.graphs`).
     """
     if alpha <= 0 or p <= 0:
         return x
     b, h, w = x.shape[0], x.shape[-2], x.shape[-1]
     dev = x.device
-    if capture:
-        lam = beta(alpha, b, dev)
-    else:
-        lam = upload(torch.distributions.Beta(alpha, alpha).sample((b,)), dev)  # drawn on the host
+    lam = graphs.beta(alpha, b, dev)
     cut = torch.sqrt(1.0 - lam)
     bh, bw = (cut * h).round(), (cut * w).round()
     cy, cx = torch.rand(b, device=dev) * h, torch.rand(b, device=dev) * w
@@ -51,7 +41,7 @@ def cutmix(x: torch.Tensor, *, alpha: float, p: float = 1.0, capture: bool = Fal
     xs = torch.arange(w, device=dev)[None, None, :] + 0.5  # (1, 1, W)
     box = (ys >= y0[:, None, None]) & (ys < y1[:, None, None]) & (xs >= x0[:, None, None]) & (xs < x1[:, None, None])
     box &= (torch.rand(b, device=dev) < p)[:, None, None]
-    partner = torch.rand(b, device=dev).argsort() if capture else torch.randperm(b, device=dev)
+    partner = graphs.permutation(b, dev)
     box = box.view(b, *([1] * (x.dim() - 3)), h, w)  # (B, 1, [1,] H, W): the same box on every channel/frame
     return torch.where(box, x[partner], x)
 
@@ -111,4 +101,4 @@ class ImageAugmenter(nn.Module):
     @torch.no_grad()
     def forward(self, views: torch.Tensor) -> torch.Tensor:
         x = self.ops(views) if len(self.ops) else views.clone()  # never write into the caller's tensor
-        return cutmix(x, alpha=self.cfg.cutmix, p=self.cfg.cutmix_p, capture=self.capture).clamp_(0, 1)
+        return cutmix(x, alpha=self.cfg.cutmix, p=self.cfg.cutmix_p).clamp_(0, 1)

@@ -53,7 +53,6 @@ class VideoAugmenter(nn.Module):
             ops.append(K.RandomHorizontalFlip(p=cfg.hflip))
         self.geometry = _video(*ops) if ops else None
         # kornia draws its parameters on the host: only without its ops can a CUDA graph capture this
-        self.capture = capture
         self.capturable = capture and self.geometry is None
 
     @torch.no_grad()
@@ -63,4 +62,4 @@ class VideoAugmenter(nn.Module):
             x = self.augmix(x)
         if self.geometry is not None:
             x = self.geometry(x)
-        return cutmix(x, alpha=self.cfg.cutmix, p=self.cfg.cutmix_p, capture=self.capture).clamp_(0, 1)
+        return cutmix(x, alpha=self.cfg.cutmix, p=self.cfg.cutmix_p).clamp_(0, 1)

@@ -19,8 +19,6 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from aip.devices import upload
-
 _LUMA = (0.299, 0.587, 0.114)
 
 
@@ -32,6 +30,15 @@ def _grey(x: torch.Tensor, luma: torch.Tensor) -> torch.Tensor:
 def _blend(a: torch.Tensor, b: torch.Tensor, f: torch.Tensor) -> torch.Tensor:
     """``b + f * (a - b)`` with one factor per clip (``f``: ``(n,)``), clamped to [0, 1]."""
     return (b + f.view(-1, 1, 1, 1, 1) * (a - b)).clamp_(0, 1)
+
+
+def _smooth(x: torch.Tensor) -> torch.Tensor:
+    """Every frame of ``(n, C, T, H, W)`` smoothed by PIL's kernel ``[[1, 1, 1], [1, 5, 1], [1, 1, 1]] / 13``
+    (edges replicated): the 3x3 sum, an average pool (much cheaper than a one-channel convolution), plus 4x the
+    centre."""
+    flat = x.reshape(-1, 1, *x.shape[-2:])
+    box = F.avg_pool2d(F.pad(flat, (1, 1, 1, 1), mode="replicate"), 3, stride=1)
+    return box.mul_(9 / 13).add_(flat, alpha=4 / 13).view_as(x)
 
 
 def _affine(x: torch.Tensor, theta: torch.Tensor) -> torch.Tensor:
@@ -52,8 +59,8 @@ class AugMix(nn.Module):
         depth: expected number of operations per chain (each is applied with probability ``depth / 9``).
         whole: run each operation on the whole batch and keep it under a mask where drawn (the default on CUDA,
             where picking the subset would read the mask back to the host), rather than on the picked clips.
-        capture: draw every random number on the clips' device and read nothing back (implies ``whole``), so a
-            CUDA graph can capture it (:mod:`aip.graphs`).
+        capture: read nothing back to the host (implies ``whole``), so a CUDA graph can capture it
+            (:mod:`aip.graphs`); every random number is drawn on the clips' device either way.
     """
 
     OPS = ("rotate", "shear", "translate", "posterize", "solarize", "autocontrast", "sharpness", "brightness",
@@ -62,7 +69,6 @@ class AugMix(nn.Module):
     def __init__(self, *, width: int = 3, severity: int = 3, depth: float = 2.0, whole: bool | None = None,
                  capture: bool = False) -> None:
         super().__init__()
-        self.capture = capture
         # ops on the whole batch under a mask (None: on CUDA), else on the picked clips
         self.whole = True if capture else whole
         self.width, self.s, self.p = width, severity / 10, min(depth / len(self.OPS), 1.0)
@@ -116,13 +122,8 @@ class AugMix(nn.Module):
                 lo = y.amin(dim=(2, 3, 4), keepdim=True)
                 hi = y.amax(dim=(2, 3, 4), keepdim=True)
                 y = torch.where(hi > lo, (y - lo) / (hi - lo).clamp(min=1e-6), y)
-            elif op == "sharpness":  # blend with a 3x3 smoothed copy (PIL's kernel [[1,1,1],[1,5,1],[1,1,1]] / 13)
-                c, t, h, w = y.shape[1:]
-                flat = y.reshape(k * c * t, h, w)
-                # the 3x3 sum (an average pool, much cheaper than a one-channel convolution) plus 4x the centre
-                box = F.avg_pool2d(F.pad(flat[:, None], (1, 1, 1, 1), mode="replicate"), 3, stride=1)[:, 0]
-                smooth = box.mul_(9 / 13).add_(flat, alpha=4 / 13).view_as(y)
-                y = _blend(y, smooth, 1 + (u * 2 - 1) * 0.9 * s)
+            elif op == "sharpness":  # blend with a 3x3 smoothed copy
+                y = _blend(y, _smooth(y), 1 + (u * 2 - 1) * 0.9 * s)
             elif op == "brightness":
                 y = _blend(y, torch.zeros_like(y), 1 + (u * 2 - 1) * 0.9 * s)
             elif op == "contrast":
@@ -151,11 +152,7 @@ class AugMix(nn.Module):
             return torch.addcmul((-lo * scale)[..., None, None, None], x, scale[..., None, None, None])
         f = torch.where(on, 1 + (u * 2 - 1) * 0.9 * s, 1.0).view(shape)  # off: blend factor 1, the clip itself
         if op == "sharpness":
-            n, c, t, h, w = x.shape
-            flat = x.reshape(n * c * t, h, w)
-            box = F.avg_pool2d(F.pad(flat[:, None], (1, 1, 1, 1), mode="replicate"), 3, stride=1)[:, 0]
-            smooth = box.mul_(9 / 13).add_(flat, alpha=4 / 13).view_as(x)
-            return torch.lerp(smooth, x, f).clamp_(0, 1)
+            return torch.lerp(_smooth(x), x, f).clamp_(0, 1)
         if op == "brightness":
             return (x * f).clamp_(0, 1)
         if op == "contrast":  # the mean grey of a clip is the luma of its channel means
@@ -166,11 +163,9 @@ class AugMix(nn.Module):
     @torch.no_grad()
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         b, dev = x.shape[0], x.device
-        if self.capture:  # Dirichlet(1, ..., 1): normalised Exponential(1) draws, made on the device
-            e = torch.empty(b, self.width, device=dev).exponential_()
-            weights = e / e.sum(1, keepdim=True)
-        else:
-            weights = upload(torch.distributions.Dirichlet(torch.ones(self.width)).sample((b,)), dev)  # (B, width)
+        # Dirichlet(1, ..., 1) weights (B, width): normalised Exponential(1) draws, made on the device
+        e = torch.empty(b, self.width, device=dev).exponential_()
+        weights = e / e.sum(1, keepdim=True)
         mixed = torch.zeros_like(x)
         for i in range(self.width):
             mixed += weights[:, i].view(-1, 1, 1, 1, 1) * self._chain(x)
