@@ -111,6 +111,20 @@ def test_augmix_uses_the_same_parameters_on_every_frame():
     assert per_clip.std() > 0  # different parameters per clip
 
 
+def test_augmix_warps_each_frame_by_its_clips_map():
+    """The clip's frames go through one grid_sample as channels: the same as warping frame by frame."""
+    from modalities.video.augmix import _affine
+
+    torch.manual_seed(0)
+    clips = torch.rand(3, 3, 4, 20, 24)
+    theta = torch.eye(2, 3).repeat(3, 1, 1) + torch.randn(3, 2, 3) * 0.2
+    out = _affine(clips, theta)
+    for i in range(3):
+        grid = torch.nn.functional.affine_grid(theta[i:i + 1].expand(4, -1, -1), [4, 3, 20, 24], align_corners=False)
+        frames = torch.nn.functional.grid_sample(clips[i].transpose(0, 1), grid, align_corners=False)
+        assert torch.allclose(out[i], frames.transpose(0, 1), atol=1e-6)
+
+
 def test_augmenter_keeps_shapes_and_frames_consistent():
     clips = torch.rand(8, 3, 1, 40, 40).expand(-1, -1, 4, -1, -1).contiguous()
     aug = VideoAugmenter(VideoAugmentConfig(short_side=(44, 56), cutmix=0.0), size=40)

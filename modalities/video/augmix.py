@@ -42,12 +42,14 @@ def _smooth(x: torch.Tensor) -> torch.Tensor:
 
 
 def _affine(x: torch.Tensor, theta: torch.Tensor) -> torch.Tensor:
-    """Warp every frame of each clip by its clip's ``(n, 2, 3)`` map (output -> input, normalised coords)."""
+    """Warp every frame of each clip by its clip's ``(n, 2, 3)`` map (output -> input, normalised coords): the
+    clip's frames are the channels of one ``grid_sample`` with one grid per clip (no copy of the clips, and a
+    grid ``T`` times smaller than one per frame)."""
     n, c, t, h, w = x.shape
-    frames = x.transpose(1, 2).reshape(n * t, c, h, w)
-    grid = F.affine_grid(theta.repeat_interleave(t, 0), [n * t, c, h, w], align_corners=False)
-    out = F.grid_sample(frames, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
-    return out.reshape(n, t, c, h, w).transpose(1, 2)
+    grid = F.affine_grid(theta.to(x.dtype), [n, 1, h, w], align_corners=False)
+    out = F.grid_sample(x.reshape(n, c * t, h, w), grid, mode="bilinear", padding_mode="zeros",
+                        align_corners=False)
+    return out.view(n, c, t, h, w)
 
 
 class AugMix(nn.Module):
@@ -151,8 +153,10 @@ class AugMix(nn.Module):
             lo = torch.where(ok, lo, 0.0)
             return torch.addcmul((-lo * scale)[..., None, None, None], x, scale[..., None, None, None])
         f = torch.where(on, 1 + (u * 2 - 1) * 0.9 * s, 1.0).view(shape)  # off: blend factor 1, the clip itself
-        if op == "sharpness":
-            return torch.lerp(_smooth(x), x, f).clamp_(0, 1)
+        if op == "sharpness":  # f x + (1 - f) smooth, smooth = (9 box + 4 x) / 13 (see _smooth): two passes
+            box = F.avg_pool2d(F.pad(x.reshape(-1, 1, *x.shape[-2:]), (1, 1, 1, 1), mode="replicate"), 3,
+                               stride=1).view_as(x)
+            return box.mul_((1 - f) * (9 / 13)).addcmul_(x, f + (1 - f) * (4 / 13)).clamp_(0, 1)
         if op == "brightness":
             return (x * f).clamp_(0, 1)
         if op == "contrast":  # the mean grey of a clip is the luma of its channel means
@@ -166,8 +170,8 @@ class AugMix(nn.Module):
         # Dirichlet(1, ..., 1) weights (B, width): normalised Exponential(1) draws, made on the device
         e = torch.empty(b, self.width, device=dev).exponential_()
         weights = e / e.sum(1, keepdim=True)
-        mixed = torch.zeros_like(x)
-        for i in range(self.width):
-            mixed += weights[:, i].view(-1, 1, 1, 1, 1) * self._chain(x)
+        mixed = self._chain(x) * weights[:, 0].view(-1, 1, 1, 1, 1)  # a chain may return x itself
+        for i in range(1, self.width):
+            mixed.addcmul_(self._chain(x), weights[:, i].view(-1, 1, 1, 1, 1))
         m = torch.rand(b, device=dev).view(-1, 1, 1, 1, 1)  # Beta(1, 1)
-        return (m * x + (1 - m) * mixed).clamp_(0, 1)
+        return mixed.lerp_(x, m).clamp_(0, 1)  # m x + (1 - m) mixed
