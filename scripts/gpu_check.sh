@@ -44,7 +44,7 @@ BENCH=(-m aip bench --device cuda)
 PHOTO=(--set source.uri=skimage:astronaut)
 
 step machine 60 bash -c "nvidia-smi -L; $PY -c 'import torch, torchvision, kornia; print(torch.__version__, torchvision.__version__, kornia.__version__, torch.cuda.get_device_name())'"
-step check-graphs 240 "$PY" scripts/check_graphs.py --profile kinetics400
+step check-graphs 240 "$PY" scripts/check_graphs.py --profile kinetics400 spoken-keywords
 step views-1024 120 "$PY" scripts/bench_views.py --device cuda --sizes 28 32 224 --batch 1024 --repeats 20
 step imagenet-256 240 "$PY" "${BENCH[@]}" recipes/imagenet.toml --num-classes 1000 "${PHOTO[@]}" \
   --set train.batch_size=256 --steps 30 --warmup 10
