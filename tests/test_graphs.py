@@ -174,6 +174,41 @@ def test_graphed_data_is_plain_make_off_cuda():
     assert data()[0] == 1 and data()[0] == 2 and not data.active and data.error == ""
 
 
+needs_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="CUDA graphs need a CUDA device")
+
+
+@needs_cuda
+def test_graphed_data_replays_new_batches_equal_to_the_eager_ones():
+    dev = torch.device("cuda")
+    base = torch.linspace(0, 1, 64, device=dev)
+
+    def make():
+        return base * torch.rand(64, device=dev) + graphs.beta(2.0, 64, dev)
+
+    torch.manual_seed(0)
+    data = graphs.GraphedData(make, device=dev)
+    first, second = data().clone(), data().clone()
+    assert data.active and data.error == "" and not torch.equal(first, second)
+    torch.manual_seed(0)  # the capture puts the generators back: replays draw what eager calls draw
+    assert torch.equal(first, make()) and torch.equal(second, make())
+
+
+@needs_cuda
+def test_graphed_data_falls_back_to_eager_on_a_host_read_or_host_randomness():
+    import random
+
+    dev = torch.device("cuda")
+    base = torch.rand(64, device=dev)
+    reads = graphs.GraphedData(lambda: base * float(torch.rand(1, device=dev)), device=dev)  # .item()
+    out = reads()
+    assert out.shape == (64,) and not reads.active and not reads.enabled and reads.error
+    assert not torch.equal(reads(), reads())  # eager from then on, new numbers each call
+    # a number drawn on the host is baked into the graph: two equal replays, refused
+    host = graphs.GraphedData(lambda: base * random.choice([2.0, 3.0]), device=dev)
+    host()
+    assert not host.active and "same batch" in host.error
+
+
 @pytest.mark.parametrize("mode", ["auto", "off"])
 def test_modalities_build_eager_parts_on_the_cpu(mode):
     rec = recipes.load("recipes/cifar10.toml", ["source.uri=skimage:astronaut", f"train.graph_data={mode}",

@@ -4,9 +4,9 @@
 autocontrast, sharpness, brightness, contrast); the chains are mixed with Dirichlet(1) weights and the mixture
 is blended with the clip by ``m ~ Beta(1, 1)``. Each chain draws its own parameters per clip.
 
-Every operation is a few tensor operations on the selected clips only (on CUDA: on all clips, masked), and
-the geometric ones of a chain are composed into one affine map sampled with a single ``grid_sample`` over all
-frames. kornia's equivalents under ``VideoSequential`` measured about 7 clips/s (4 x 160 x 160) on one CPU core
+Every operation is a few tensor operations on the selected clips only, or (on CUDA, and for a CUDA graph) on
+all clips with parameters that make it the identity where it was not drawn; the geometric ones of a chain are
+composed into one affine map sampled with a single ``grid_sample`` over all frames. kornia's equivalents under ``VideoSequential`` measured about 7 clips/s (4 x 160 x 160) on one CPU core
 for three chains; this is several times faster. Equalize is replaced by autocontrast (a per-clip histogram
 stretch), which is cheap batched.
 """
@@ -32,13 +32,17 @@ def _blend(a: torch.Tensor, b: torch.Tensor, f: torch.Tensor) -> torch.Tensor:
     return (b + f.view(-1, 1, 1, 1, 1) * (a - b)).clamp_(0, 1)
 
 
-def _smooth(x: torch.Tensor) -> torch.Tensor:
-    """Every frame of ``(n, C, T, H, W)`` smoothed by PIL's kernel ``[[1, 1, 1], [1, 5, 1], [1, 1, 1]] / 13``
-    (edges replicated): the 3x3 sum, an average pool (much cheaper than a one-channel convolution), plus 4x the
-    centre."""
+def _box(x: torch.Tensor) -> torch.Tensor:
+    """The 3x3 mean around every pixel of every frame of ``(n, C, T, H, W)`` (edges replicated), as an average
+    pool (much cheaper than a one-channel convolution)."""
     flat = x.reshape(-1, 1, *x.shape[-2:])
-    box = F.avg_pool2d(F.pad(flat, (1, 1, 1, 1), mode="replicate"), 3, stride=1)
-    return box.mul_(9 / 13).add_(flat, alpha=4 / 13).view_as(x)
+    return F.avg_pool2d(F.pad(flat, (1, 1, 1, 1), mode="replicate"), 3, stride=1).view_as(x)
+
+
+def _smooth(x: torch.Tensor) -> torch.Tensor:
+    """Every frame smoothed by PIL's kernel ``[[1, 1, 1], [1, 5, 1], [1, 1, 1]] / 13``: 9/13 of the 3x3 mean
+    (:func:`_box`) plus 4/13 of the centre."""
+    return _box(x).mul_(9 / 13).add_(x, alpha=4 / 13)
 
 
 def _affine(x: torch.Tensor, theta: torch.Tensor) -> torch.Tensor:
@@ -154,9 +158,7 @@ class AugMix(nn.Module):
             return torch.addcmul((-lo * scale)[..., None, None, None], x, scale[..., None, None, None])
         f = torch.where(on, 1 + (u * 2 - 1) * 0.9 * s, 1.0).view(shape)  # off: blend factor 1, the clip itself
         if op == "sharpness":  # f x + (1 - f) smooth, smooth = (9 box + 4 x) / 13 (see _smooth): two passes
-            box = F.avg_pool2d(F.pad(x.reshape(-1, 1, *x.shape[-2:]), (1, 1, 1, 1), mode="replicate"), 3,
-                               stride=1).view_as(x)
-            return box.mul_((1 - f) * (9 / 13)).addcmul_(x, f + (1 - f) * (4 / 13)).clamp_(0, 1)
+            return _box(x).mul_((1 - f) * (9 / 13)).addcmul_(x, f + (1 - f) * (4 / 13)).clamp_(0, 1)
         if op == "brightness":
             return (x * f).clamp_(0, 1)
         if op == "contrast":  # the mean grey of a clip is the luma of its channel means
