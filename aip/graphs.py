@@ -28,6 +28,8 @@ from typing import Any
 import torch
 from torch.utils._python_dispatch import TorchDispatchMode
 
+from aip.errors import AipError
+
 #: ops whose result the host must read from the device (they would break a CUDA graph's capture)
 HOST_READS = ("_local_scalar_dense", "nonzero", "is_nonzero", "item", "equal", "masked_select", "unique",
               "_unique", "_unique2", "unique_consecutive", "unique_dim", "repeat_interleave")
@@ -60,11 +62,14 @@ class GraphedData:
     """``make()`` (a batch of views) replayed from a CUDA graph; on other devices, ``make()`` itself.
 
     The graph is captured at the first call, after ``warmup`` eager calls on a side stream (which lets lazy
-    initialisations and cuDNN/cuFFT plans happen outside the capture); two replays must then make different
-    batches (else some randomness was drawn on the host, and the graph would repeat one batch); the random
-    generators are then put back where they were, so the replays draw exactly the numbers eager calls would
-    have drawn, and a resumed run continues the same stream. If the capture fails, ``make()`` runs eagerly from
-    then on and ``error`` says why.
+    initialisations and cuDNN/cuFFT plans happen outside the capture; the first of them runs under
+    :func:`forbid_host_reads`, so a part that reads the device is found before any capture starts); two replays
+    must then make different batches (else some randomness was drawn on the host, and the graph would repeat one
+    batch); the random generators are then put back where they were, so the replays draw exactly the numbers
+    eager calls would have drawn, and a resumed run continues the same stream. In those two cases ``make()``
+    runs eagerly from then on and ``error`` says why. A failure inside the capture itself leaves PyTorch's CUDA
+    generator unusable for the process, so it is an :class:`~aip.errors.AipError` that names the way out
+    (``train.graph_data = "off"``).
 
     A replayed batch is the graph's own output tensor, which the next call overwrites (in stream order, so the
     kernels of a step that reads it finish first): a caller that keeps a batch across calls must copy it.
@@ -91,7 +96,7 @@ class GraphedData:
         if self.graph is None:
             try:
                 self._capture()
-            except Exception as e:  # a host read or host RNG in a part that said it was capturable
+            except (HostReadError, _RepeatedBatch) as e:  # a part that said it was capturable is not
                 self.enabled, self.graph, self.out = False, None, None
                 self.error = f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"
                 return self.make()
@@ -100,31 +105,45 @@ class GraphedData:
 
     def _capture(self) -> None:
         cpu_rng, cuda_rng = torch.get_rng_state(), torch.cuda.get_rng_state(self.device)
+        broken = False  # the capture itself failed: the CUDA generator's state cannot be set any more
         try:
             current = torch.cuda.current_stream(self.device)
             side = torch.cuda.Stream(self.device)
             side.wait_stream(current)
             with torch.cuda.stream(side):
-                for _ in range(self.warmup):
+                with forbid_host_reads():
+                    self.make()
+                for _ in range(self.warmup - 1):
                     self.make()
             current.wait_stream(side)
             graph = torch.cuda.CUDAGraph()
-            with torch.cuda.graph(graph):
-                out = self.make()
+            try:
+                with torch.cuda.graph(graph):
+                    out = self.make()
+            except Exception as e:
+                broken = True
+                raise AipError(f"the data path could not be captured into a CUDA graph ({type(e).__name__}: "
+                               f"{str(e).splitlines()[0] if str(e) else ''}); set train.graph_data = 'off' "
+                               "(--set train.graph_data=off)") from e
             graph.replay()
             first = out.clone()
             graph.replay()
             if torch.equal(first, out):
-                raise RuntimeError("two replays made the same batch: the data path draws randomness on the host")
+                raise _RepeatedBatch("two replays made the same batch: the data path draws randomness on the host")
             self.graph, self.out = graph, out
         finally:
-            torch.cuda.synchronize(self.device)
-            torch.set_rng_state(cpu_rng)
-            torch.cuda.set_rng_state(cuda_rng, self.device)
+            if not broken:
+                torch.cuda.synchronize(self.device)
+                torch.set_rng_state(cpu_rng)
+                torch.cuda.set_rng_state(cuda_rng, self.device)
 
 
 class HostReadError(RuntimeError):
     """A data path meant for capture read a device value on the host."""
+
+
+class _RepeatedBatch(RuntimeError):
+    """A captured data path replays one batch (it drew randomness on the host)."""
 
 
 class _ForbidHostReads(TorchDispatchMode):

@@ -200,13 +200,46 @@ def test_graphed_data_falls_back_to_eager_on_a_host_read_or_host_randomness():
     dev = torch.device("cuda")
     base = torch.rand(64, device=dev)
     reads = graphs.GraphedData(lambda: base * float(torch.rand(1, device=dev)), device=dev)  # .item()
-    out = reads()
-    assert out.shape == (64,) and not reads.active and not reads.enabled and reads.error
+    out = reads()  # found in the first warm-up call, before any capture
+    assert out.shape == (64,) and not reads.active and not reads.enabled and "_local_scalar_dense" in reads.error
     assert not torch.equal(reads(), reads())  # eager from then on, new numbers each call
+    torch.rand(1, device=dev)  # the CUDA generator still works
     # a number drawn on the host is baked into the graph: two equal replays, refused
     host = graphs.GraphedData(lambda: base * random.choice([2.0, 3.0]), device=dev)
     host()
     assert not host.active and "same batch" in host.error
+
+
+_FAILS_INSIDE_CAPTURE = """
+import torch
+from aip import graphs
+from aip.errors import AipError
+
+dev = torch.device("cuda")
+
+def make():
+    torch.cuda.synchronize(dev)  # allowed eagerly, not while a stream is captured
+    return torch.ones(4, device=dev)
+
+try:
+    graphs.GraphedData(make, device=dev)()
+except AipError as e:
+    print("AipError:", e)
+"""
+
+
+@needs_cuda
+def test_graphed_data_that_fails_inside_the_capture_says_how_to_turn_it_off():
+    # in its own process: a failed capture leaves the CUDA generator unusable for the rest of the process
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    r = subprocess.run([sys.executable, "-c", _FAILS_INSIDE_CAPTURE], cwd=root, capture_output=True, text=True,
+                       timeout=120)
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert r.stdout.startswith("AipError: the data path could not be captured") and "graph_data = 'off'" in r.stdout
 
 
 @pytest.mark.parametrize("mode", ["auto", "off"])
