@@ -9,6 +9,7 @@ import urllib.request
 from pathlib import Path
 
 from aip.errors import AipError
+from aip.files import atomic_path
 
 
 def cache_dir(kind: str = "") -> Path:
@@ -22,20 +23,26 @@ def cache_dir(kind: str = "") -> Path:
 def download(url: str, *, kind: str = "sources", timeout: float = 60.0) -> Path:
     """Download ``url`` once into ``cache_dir(kind)`` and return the local file (reused on later calls).
 
-    The file is written as ``NAME.part`` and renamed when complete, so an interrupted download is never
+    The file is written atomically (:func:`aip.files.atomic_path`), so an interrupted download is never
     mistaken for a finished one.
     """
     name = Path(url.split("?")[0]).name or "download"
     target = cache_dir(kind) / f"{hashlib.sha256(url.encode()).hexdigest()[:12]}-{name}"
     if target.is_file():
         return target
-    tmp = target.with_name(target.name + ".part")
     try:
-        with urllib.request.urlopen(url, timeout=timeout) as r, open(tmp, "wb") as f:
+        with atomic_path(target) as tmp, urllib.request.urlopen(url, timeout=timeout) as r, open(tmp, "wb") as f:
             shutil.copyfileobj(r, f)
     except (OSError, ValueError) as e:
-        tmp.unlink(missing_ok=True)
         raise AipError(f"could not download {url} ({e}); check the URL, or download it and give the file path") \
             from None
-    tmp.replace(target)
     return target
+
+
+def dataset_root(root: str, name: str = "") -> Path:
+    """Where a dataset lives: the recipe's ``eval.root`` if set, else ``cache_dir("datasets")`` (``/ name``
+    when given, for modalities that keep one folder per dataset)."""
+    if root:
+        return Path(root).expanduser()
+    base = cache_dir("datasets")
+    return base / name if name else base

@@ -18,16 +18,12 @@ import torch
 from torch import nn
 
 from aip import graphs
-from aip.cache import cache_dir
+from aip.cache import dataset_root
 from aip.errors import AipError
 from aip.modality import LabelledData
 from modalities.audio.augment import AudioAugmenter
 from modalities.audio.config import AudioAugmentConfig, AudioSourceConfig
 from modalities.audio.source import SOURCES, DatasetSampler, WindowSampler, load_recording
-
-
-def dataset_root(recipe: Any) -> Path:
-    return Path(recipe.eval.root).expanduser() if recipe.eval.root else cache_dir("datasets")
 
 
 class AudioModality:
@@ -69,7 +65,7 @@ class AudioModality:
     def data(self, recipe: Any, *, split: str, train: bool) -> LabelledData:
         from modalities.audio import datasets
 
-        return datasets.load(recipe.eval.dataset, root=dataset_root(recipe), split=split, train=train,
+        return datasets.load(recipe.eval.dataset, root=dataset_root(recipe.eval.root), split=split, train=train,
                              download=recipe.eval.download, rate=recipe.source.rate, samples=recipe.source.samples)
 
     def preview(self, views: torch.Tensor, path: Path) -> list[Path]:

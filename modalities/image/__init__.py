@@ -16,16 +16,12 @@ import torch
 from torch import nn
 
 from aip import graphs
-from aip.cache import cache_dir
+from aip.cache import dataset_root
 from aip.errors import AipError
 from aip.modality import LabelledData
 from modalities.image.augment import ImageAugmenter
 from modalities.image.config import ImageAugmentConfig, ImageSourceConfig
 from modalities.image.source import SYNTHETIC, DatasetSampler, ImageViewSampler, load_image
-
-
-def dataset_root(recipe: Any) -> Path:
-    return Path(recipe.eval.root).expanduser() if recipe.eval.root else cache_dir("datasets")
 
 
 class ImageModality:
@@ -76,7 +72,7 @@ class ImageModality:
 
         return datasets.load(
             recipe.eval.dataset,
-            root=dataset_root(recipe),
+            root=dataset_root(recipe.eval.root),
             split=split,  # type: ignore[arg-type]
             train=train,
             download=recipe.eval.download,

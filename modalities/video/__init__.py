@@ -16,15 +16,10 @@ import torch
 from torch import nn
 
 from aip import graphs
-from aip.cache import cache_dir
+from aip.cache import dataset_root
 from aip.errors import AipError, RecipeError
 from aip.modality import LabelledData
 from modalities.video.config import VideoAugmentConfig, VideoSourceConfig
-
-
-def dataset_root(recipe: Any) -> Path:
-    return Path(recipe.eval.root).expanduser() if recipe.eval.root else cache_dir("datasets") / recipe.eval.dataset
-
 
 #: whether the core averages several views per labelled item (``LabelledData.views``)
 VIEWS_SUPPORTED = "views" in {f.name for f in dataclasses.fields(LabelledData)}
@@ -76,8 +71,9 @@ class VideoModality:
     def data(self, recipe: Any, *, split: str, train: bool) -> LabelledData:
         from modalities.video import datasets
 
-        return datasets.load(recipe.eval.dataset, root=dataset_root(recipe), split=split, train=train,
-                             cfg=recipe.source, download=recipe.eval.download, views_supported=VIEWS_SUPPORTED)
+        return datasets.load(recipe.eval.dataset, root=dataset_root(recipe.eval.root, recipe.eval.dataset),
+                             split=split, train=train, cfg=recipe.source, download=recipe.eval.download,
+                             views_supported=VIEWS_SUPPORTED)
 
     def preview(self, views: torch.Tensor, path: Path) -> list[Path]:
         """A PNG with one clip per row (frames side by side) and an animated GIF of the clips next to it."""
