@@ -2,7 +2,9 @@
 
 It times, with the recipe's batch size, view pool, AMP, channels-last and compile settings: producing the data
 (source sampler + augmenter), the teacher's forward pass, the student's forward+backward+optimiser step, and the
-whole distillation step as :func:`aip.trainer.fit` runs it. Models get random weights (speed does not depend on
+whole distillation step (:func:`aip.step.distill_step`, the function :func:`aip.trainer.fit` runs). It ends with
+the time of the recipe's whole schedule at the measured step time (and of its teacher's training, where it
+trains one). Models get random weights (speed does not depend on
 them, and nothing is downloaded or trained). With ``vs_reference`` it also times the modality's reference
 pipeline (for images: the paper's per-image PIL augmentation of pre-generated patches through a DataLoader with
 workers). Figures, never pass/fail.
@@ -23,14 +25,14 @@ from typing import Any
 import torch
 
 from aip.errors import AipError
-from aip.evaluate import autocast
-from aip.loss import distillation_loss
+from aip.hardware import Policy
+from aip.modality import Modality, ReferencePipeline
 from aip.optim import make_optimizer
-from aip.recipe import Recipe
+from aip.recipe import Recipe, StudentConfig, TeacherConfig
 from aip.registry import load_modality
-from aip.select import balanced_indices
+from aip.step import distill_step, distillation_losses, supervised_losses, train_step
 from aip.teacher import FrozenTeacher, build_model
-from aip.trainer import data_path, to_memory_format, tune_backends, use_amp, use_channels_last
+from aip.trainer import data_path
 
 
 @dataclass
@@ -42,6 +44,26 @@ class Stage:
     @property
     def per_second(self) -> float:
         return self.samples / self.seconds if self.seconds > 0 else float("inf")
+
+
+@dataclass
+class Projection:
+    """A whole schedule's time: ``steps`` optimiser steps of ``seconds`` each, on each of ``processes``."""
+
+    what: str
+    steps: int
+    seconds: float
+    processes: int = 1
+
+    @property
+    def total_seconds(self) -> float:
+        return self.steps * self.seconds
+
+    def line(self) -> str:
+        hours = self.total_seconds / 3600
+        when = f"{hours:,.1f} hours" if hours >= 1 else f"{self.total_seconds / 60:,.1f} minutes"
+        return (f"this recipe's {self.what}: about {when} on this device ({self.processes} "
+                f"process{'es' if self.processes > 1 else ''}; {self.steps:,} steps x {1000 * self.seconds:,.1f} ms)")
 
 
 @dataclass
@@ -57,6 +79,8 @@ class BenchResult:
     reference: dict[str, float] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
     profile: str = ""
+    accumulation: int = 1
+    projections: list[Projection] = field(default_factory=list)
 
     def stage(self, name: str) -> Stage:
         return next(s for s in self.stages if s.name == name)
@@ -100,6 +124,7 @@ class BenchResult:
                          f"{ours / torch.get_num_threads():,.0f} vs "
                          f"{r['views_per_second'] / max(r['workers'], 1):,.0f} views/s | |")
         lines += [f"# {n}" for n in self.notes]
+        lines += [p.line() for p in self.projections]
         if self.profile:
             lines += ["", "# profile of the full distillation step (torch.profiler, ops by own time)", self.profile]
         return "\n".join(lines)
@@ -136,11 +161,14 @@ def _num_classes(modality: Any, recipe: Recipe, given: int, notes: list[str]) ->
 
 
 def bench(recipe: Recipe, *, device: torch.device, steps: int = 10, warmup: int = 3, num_classes: int = 0,
-          vs_reference: bool = False, workers: int | None = None, profile: int = 0) -> BenchResult:
+          vs_reference: bool = False, workers: int | None = None, profile: int = 0,
+          processes: int = 1) -> BenchResult:
     """Time each stage of the recipe's distillation step on ``device`` (see the module docstring).
 
     ``profile``: also run that many full steps under ``torch.profiler`` and keep its table of the ops that take
     the most time of their own (on the GPU when ``device`` is CUDA) in ``BenchResult.profile``.
+    ``processes``: also project the schedule's time for that many data-parallel processes, each as fast as
+    this one.
     """
     modality = load_modality(recipe.modality)
     cfg = recipe.train
@@ -150,20 +178,18 @@ def bench(recipe: Recipe, *, device: torch.device, steps: int = 10, warmup: int 
     if recipe.teacher.kind == "hub":
         notes.append("teacher.kind = 'hub': timed the student architecture as the teacher (hub models need a "
                      "download)")
-        teacher_spec = recipe.student
+        teacher_spec: TeacherConfig | StudentConfig = recipe.student
     else:
         teacher_spec = recipe.teacher
-    teacher = FrozenTeacher(build_model(modality, recipe, teacher_spec, num_classes=k, pretrained=False)).to(device)
-    student = build_model(modality, recipe, recipe.student, num_classes=k, pretrained=False).to(device)
+    policy = Policy.of(recipe, device)
+    policy.tune()
+    teacher = policy.place(FrozenTeacher(build_model(modality, recipe, teacher_spec, num_classes=k,
+                                                     pretrained=False)))
+    student = policy.place(build_model(modality, recipe, recipe.student, num_classes=k, pretrained=False))
     sampler = modality.sampler(recipe, device=device)
     augmenter = modality.augmenter(recipe, device=device)
-    amp = use_amp(recipe, device)
-    memory_format = torch.channels_last if use_channels_last(recipe, device) else torch.contiguous_format
-    to_memory_format(teacher, memory_format)
-    to_memory_format(student, memory_format)
-    opt = make_optimizer(list(student.parameters()), name=cfg.optimizer, lr=cfg.lr, weight_decay=cfg.weight_decay,
-                         momentum=cfg.momentum)
-    tune_backends(device)
+    params = list(student.parameters())
+    opt = make_optimizer(params, name=cfg.optimizer, lr=cfg.lr, weight_decay=cfg.weight_decay, momentum=cfg.momentum)
     train_model = torch.compile(student) if cfg.compile else student
     label_model = torch.compile(teacher) if cfg.compile else teacher
     if cfg.compile:
@@ -172,7 +198,7 @@ def bench(recipe: Recipe, *, device: torch.device, steps: int = 10, warmup: int 
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
 
-    data = data_path(recipe, sampler, augmenter, device=device, memory_format=memory_format)
+    data = data_path(recipe, sampler, augmenter, policy=policy)
     fixed = data().clone()  # kept across calls (a replayed batch is overwritten by the next)
     if data.active:
         notes.append("data path replayed from a CUDA graph (train.graph_data; aip.graphs)")
@@ -184,61 +210,75 @@ def bench(recipe: Recipe, *, device: torch.device, steps: int = 10, warmup: int 
     shape = tuple(fixed.shape[1:])
 
     def teacher_forward() -> torch.Tensor:
-        with torch.no_grad(), autocast(device, amp):
+        with torch.no_grad(), policy.autocast():
             return label_model(fixed)
 
     t_fixed = teacher_forward()[:b].float()
+    losses = distillation_losses(recipe)
 
     def student_step() -> None:
-        with autocast(device, amp):
-            s = train_model(fixed[:b])
-        loss = distillation_loss(s, t_fixed, kind=recipe.loss.kind, temperature=recipe.loss.temperature,
-                                 t2_scale=recipe.loss.t2_scale)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
+        train_step(model=train_model, optimizer=opt, micro_batches=[(fixed[:b], t_fixed)], count=1, loss_fn=losses,
+                   policy=policy, grad_clip=cfg.grad_clip, params=params)
 
-    def full_step(x: torch.Tensor | None = None) -> None:  # what aip.trainer.fit does in one step
-        x = data() if x is None else x
-        with torch.no_grad(), autocast(device, amp):
-            t = label_model(x)
-        if pool > 1:
-            keep = balanced_indices(t, b)
-            x, t = x[keep], t[keep]
-        with autocast(device, amp):
-            s = train_model(x)
-        loss = distillation_loss(s, t, kind=recipe.loss.kind, temperature=recipe.loss.temperature,
-                                 t2_scale=recipe.loss.t2_scale)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
+    def full_step(x: torch.Tensor | None = None) -> None:  # exactly aip.trainer.fit's step
+        distill_step(recipe=recipe, data=data if x is None else (lambda: x), teacher=label_model,
+                     student=train_model, optimizer=opt, policy=policy, params=params)
 
     result = BenchResult(device=device_name(device), recipe=recipe.name, shape=shape, batch=b, pool=pool,
-                         notes=notes)
+                         notes=notes, accumulation=cfg.grad_accum)
     for name, fn, n in (("source + augment", data, b * pool), ("teacher forward", teacher_forward, b * pool),
                         ("student forward + backward + step", student_step, b),
-                        ("full distillation step", full_step, b),
-                        ("step on a fixed batch", lambda: full_step(fixed), b)):
+                        ("full distillation step", full_step, b * cfg.grad_accum),
+                        ("step on a fixed batch", lambda: full_step(fixed), b * cfg.grad_accum)):
         result.stages.append(Stage(name, _timed(fn, steps=steps, warmup=warmup, device=device), n))
     if device.type == "cuda":
         result.peak_memory_bytes, result.memory_kind = torch.cuda.max_memory_allocated(device), "CUDA allocated"
     else:  # ru_maxrss is KiB on Linux
         result.peak_memory_bytes = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
         result.memory_kind = "process RSS"
+    result.projections = [Projection("distillation", cfg.epochs * cfg.steps_per_epoch_at(p),
+                                     result.stage("full distillation step").seconds, p)
+                          for p in sorted({1, processes})]
+    teacher_steps = _teacher_steps(modality, recipe, notes)
+    if teacher_steps:
+        fit = recipe.teacher.fit
+        trainee = policy.place(build_model(modality, recipe, recipe.teacher, num_classes=k, pretrained=False))
+        t_opt = make_optimizer(list(trainee.parameters()), name=fit.optimizer, lr=fit.lr,
+                               weight_decay=fit.weight_decay)
+        xb = fixed[:fit.batch_size]
+        yb = torch.randint(0, k, (xb.shape[0],), device=device)
+        one = _timed(lambda: train_step(model=trainee, optimizer=t_opt, micro_batches=[(xb, yb)], count=1,
+                                        loss_fn=supervised_losses(), policy=policy),
+                     steps=steps, warmup=warmup, device=device)
+        # the timed batch may be smaller than teacher.fit.batch_size (a step's views): scale by items
+        result.projections.append(Projection("teacher training", teacher_steps,
+                                             one * fit.batch_size / max(xb.shape[0], 1), 1))
     if profile:
         result.profile = _profile(full_step, steps=profile, device=device)
     if vs_reference:
-        reference = getattr(modality, "reference_pipeline", None)
-        if reference is None:
+        if not isinstance(modality, ReferencePipeline):
             notes.append(f"modality {recipe.modality!r} has no reference pipeline; --vs-reference skipped")
         else:
             n_workers = workers if workers is not None else max(1, (os.cpu_count() or 1))
             with tempfile.TemporaryDirectory(prefix="aip-bench-") as tmp:
-                batches = reference(recipe, root=Path(tmp), batch_size=b * pool, workers=n_workers,
-                                    count=min(max(2 * b * pool, 256), 4096))
+                batches = modality.reference_pipeline(recipe, root=Path(tmp), batch_size=b * pool,
+                                                      workers=n_workers, count=min(max(2 * b * pool, 256), 4096))
                 rate = _reference_rate(batches, warmup=max(warmup, n_workers), steps=max(steps, 2 * n_workers))
                 result.reference = {"views_per_second": rate, "workers": float(n_workers)}
     return result
+
+
+def _teacher_steps(modality: Modality, recipe: Recipe, notes: list[str]) -> int:
+    """Optimiser steps of the recipe's teacher training (``teacher.kind = "train"``), or 0 if it trains none or
+    its training split cannot be read here."""
+    if recipe.teacher.kind != "train":
+        return 0
+    try:
+        n = len(modality.data(recipe, split="train", train=False).dataset)  # type: ignore[arg-type]
+    except AipError as e:
+        notes.append(f"teacher training not projected: its training split is not readable here ({e})")
+        return 0
+    return recipe.teacher.fit.epochs * (n // recipe.teacher.fit.batch_size)
 
 
 def _profile(step: Callable[[], Any], *, steps: int, device: torch.device, rows: int = 20) -> str:

@@ -36,6 +36,11 @@ def _table(m: dict) -> str:
                       f"distillation {m['train_seconds'] / 60:.1f} min in all)"),
         ("run directory", m["run_dir"]),
     ]
+    if "time" in m:
+        t = m["time"]
+        rows.insert(-1, ("where the time went", f"setup and teacher training {t['setup_and_teacher_training'] / 60:.1f}"
+                         f" min, teacher evaluation {t['teacher_evaluation'] / 60:.1f} min, distillation steps "
+                         f"{t['distillation_steps'] / 60:.1f} min, evaluations {t['evaluations'] / 60:.1f} min"))
     if "student_bn_recalibrated_on_test_inputs" in m:
         tta = m["student_bn_recalibrated_on_test_inputs"]
         rows.insert(3, ("student top-1, BN re-estimated on TEST inputs (test-time adaptation, not the method)",
@@ -66,7 +71,8 @@ def run(
     Under `torchrun --nproc-per-node N -m aip run RECIPE` it trains data-parallel on N processes.
     """
     from aip import distributed
-    from aip.run import default_run_dir, resolve_device
+    from aip.hardware import resolve_device
+    from aip.run import default_run_dir
     from aip.run import run as run_recipe
 
     overrides = list(set_ or [])
@@ -86,7 +92,8 @@ def teacher(
     force: Annotated[bool, typer.Option(help="Retrain even if a cached teacher exists.")] = False,
 ) -> None:
     """Train the recipe's teacher (teacher.kind = "train") on the labelled dataset and cache it."""
-    from aip.run import resolve_device, train_teacher
+    from aip.hardware import resolve_device
+    from aip.run import train_teacher
 
     info = train_teacher(recipe_mod.load(recipe, list(set_ or [])), device=resolve_device(device), force=force)
     typer.echo(f"teacher top-1 {info['top1']:.2f} % (top-5 {info['top5']:.2f} %), "
@@ -101,7 +108,8 @@ def eval_(
     device: DeviceOpt = "auto",
 ) -> None:
     """Evaluate a student checkpoint on the recipe's test split."""
-    from aip.run import evaluate_checkpoint, resolve_device
+    from aip.hardware import resolve_device
+    from aip.run import evaluate_checkpoint
 
     acc = evaluate_checkpoint(recipe_mod.load(recipe, list(set_ or [])), checkpoint, device=resolve_device(device))
     typer.echo(f"top-1 {acc['top1']:.2f} %  top-5 {acc['top5']:.2f} %  ({int(acc['n'])} items)")
@@ -122,14 +130,16 @@ def bench(
                        ] = None,
     profile: Annotated[int, typer.Option(min=0, help="Also profile this many full steps (torch.profiler) and "
                                                      "print the ops that take the most time.")] = 0,
+    processes: Annotated[int, typer.Option(min=1, help="Also project the schedule's time on this many "
+                                                       "data-parallel processes, each as fast as this one.")] = 1,
 ) -> None:
     """Time the recipe's distillation step stage by stage: data, teacher, student, whole step; peak memory."""
     from aip.bench import bench as run_bench
-    from aip.run import resolve_device
+    from aip.hardware import resolve_device
 
     r = recipe_mod.load(recipe, list(set_ or []))
     result = run_bench(r, device=resolve_device(device), steps=steps, warmup=warmup, num_classes=num_classes,
-                       vs_reference=vs_reference, workers=workers, profile=profile)
+                       vs_reference=vs_reference, workers=workers, profile=profile, processes=processes)
     typer.echo(result.table())
 
 
@@ -154,8 +164,8 @@ def preview(
     device: DeviceOpt = "cpu",
 ) -> None:
     """Write a grid of what the student sees: raw views of the source and their augmented versions."""
+    from aip.hardware import resolve_device
     from aip.run import preview as preview_views
-    from aip.run import resolve_device
 
     r = recipe_mod.load(recipe, list(set_ or []))
     files = preview_views(r, out=out, count=count, device=resolve_device(device))
@@ -184,11 +194,16 @@ def list_(as_json: Annotated[bool, typer.Option("--json", help="Machine-readable
 
 
 def main() -> None:
+    from aip.interrupts import Interrupted
+
     try:
         app()
+    except Interrupted as e:  # the checkpoint is consistent with the step it names
+        typer.echo(str(e), err=True)
+        sys.exit(e.exit_code)
     except AipError as e:
         typer.echo(f"error: {e}", err=True)
         sys.exit(2)
     except KeyboardInterrupt:
-        typer.echo("interrupted: the last checkpoint is kept; run the same command again to resume", err=True)
+        typer.echo("interrupted: the last checkpoint is kept; run the same command to resume", err=True)
         sys.exit(130)

@@ -92,6 +92,16 @@ def agree(value: Any) -> Any:
     return box[0]
 
 
+def agree_any(flag: bool) -> bool:
+    """Whether ``flag`` is true on any rank (e.g. "a stop was asked for"), known to every rank."""
+    if not current().active:
+        return flag
+    device = torch.device("cuda", torch.cuda.current_device()) if dist.get_backend() == "nccl" else torch.device("cpu")
+    t = torch.tensor([float(flag)], device=device)
+    dist.all_reduce(t, op=dist.ReduceOp.MAX)
+    return bool(t.item())
+
+
 def gather(value: Any) -> list[Any]:
     """Every rank's ``value``, in rank order (on every rank)."""
     d = current()

@@ -4,7 +4,6 @@ re-estimation on unlabelled test inputs."""
 from __future__ import annotations
 
 import copy
-from contextlib import nullcontext
 
 import torch
 from torch import nn
@@ -12,6 +11,7 @@ from torch.utils.data import DataLoader, Subset
 from tqdm.auto import tqdm
 
 from aip import distributed
+from aip.hardware import autocast
 from aip.modality import LabelledData
 
 
@@ -27,10 +27,6 @@ def loader(data: LabelledData, *, batch_size: int, workers: int = 0, limit: int 
     if shard and d.active:  # every item exactly once over all ranks (no padding, unlike DistributedSampler)
         ds = Subset(ds, range(d.rank, len(ds), d.world))  # type: ignore[arg-type]
     return DataLoader(ds, batch_size=batch_size, shuffle=False, num_workers=workers)
-
-
-def autocast(device: torch.device, enabled: bool):
-    return torch.autocast(device.type, dtype=torch.bfloat16) if enabled else nullcontext()
 
 
 def scores(model: nn.Module, x: torch.Tensor, *, views: int = 1, middle_only: bool = False) -> torch.Tensor:

@@ -29,6 +29,7 @@ import torch
 from torch.utils._python_dispatch import TorchDispatchMode
 
 from aip.errors import AipError
+from aip.modality import Capturable
 
 #: ops whose result the host must read from the device (they would break a CUDA graph's capture)
 HOST_READS = ("_local_scalar_dense", "nonzero", "is_nonzero", "item", "equal", "masked_select", "unique",
@@ -41,9 +42,9 @@ def wanted(recipe: Any, device: torch.device) -> bool:
     return device.type == "cuda" and recipe.train.graph_data != "off"
 
 
-def capturable(*parts: Any) -> bool:
-    """Whether every part (sampler, augmenter) says it can be captured (``capturable = True``)."""
-    return all(getattr(p, "capturable", False) for p in parts)
+def capturable(*parts: object) -> bool:
+    """Whether every part (sampler, augmenter) says it can be captured (:class:`aip.modality.Capturable`)."""
+    return all(isinstance(p, Capturable) and p.capturable for p in parts)
 
 
 def beta(alpha: float, n: int, device: torch.device) -> torch.Tensor:

@@ -1,21 +1,27 @@
-"""The interface a modality plugin provides to the core.
+"""The interface a modality plugin provides to the core: everything that depends on the kind of data.
 
-A modality is one object (registered under the entry-point group ``aip.modalities``) that the core asks for
-everything that depends on the kind of data. All tensors handed to the core are float tensors on the training
-device, batch first (images ``(B, C, H, W)`` in ``[0, 1]``, but any shape the modality's models take);
+A modality is one object registered under the entry-point group ``aip.modalities``. It must provide what
+:class:`Modality` declares; the Protocols after it (:class:`ReferencePipeline`, :class:`Capturable`) are
+optional capabilities the core uses when present. All tensors handed to the core are float tensors on the
+training device, batch first (images ``(B, C, H, W)`` in ``[0, 1]``, but any shape the modality's models take);
 models take those tensors as they are and return logits ``(B, num_classes)``, doing their own input
 normalisation (or feature extraction) inside. Labelled dataset items have the shape of one view.
+``docs/plugins.md`` walks through writing one.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Literal, Protocol, runtime_checkable
 
 import torch
 from torch import nn
 from torch.utils.data import Dataset
+
+if TYPE_CHECKING:
+    from aip.recipe import Recipe, StudentConfig, TeacherConfig
 
 
 @runtime_checkable
@@ -51,8 +57,9 @@ class LabelledData:
     views: int = 1
 
 
+@runtime_checkable
 class Modality(Protocol):
-    """What a modality plugin provides. See ``docs/plugins.md`` for a walk-through."""
+    """What every modality plugin provides."""
 
     name: str
     #: dataclass for the recipe's ``[source]`` section
@@ -60,15 +67,22 @@ class Modality(Protocol):
     #: dataclass for the recipe's ``[augment]`` section
     AugmentConfig: type
 
-    def sampler(self, recipe: Any, *, device: torch.device) -> SourceSampler:
+    def validate(self, recipe: Recipe) -> None:
+        """Cross-section checks at load time (``aip check`` and before any work of ``aip run``): unknown
+        datasets or models, a local source that does not exist. Raise ``AipError``/``RecipeError`` naming the
+        key; do nothing if all is well."""
+        ...
+
+    def sampler(self, recipe: Recipe, *, device: torch.device) -> SourceSampler:
         """The source sampler for ``recipe.source`` (and, for ``dataset:train``, ``recipe.eval``)."""
         ...
 
-    def augmenter(self, recipe: Any, *, device: torch.device) -> Augmenter:
+    def augmenter(self, recipe: Recipe, *, device: torch.device) -> Augmenter:
         """The training-time augmenter for ``recipe.augment``."""
         ...
 
-    def model(self, spec: Any, *, recipe: Any, num_classes: int, pretrained: bool) -> nn.Module:
+    def model(self, spec: TeacherConfig | StudentConfig, *, recipe: Recipe, num_classes: int,
+              pretrained: bool) -> nn.Module:
         """Build the model named by ``spec.arch`` (``spec`` is the recipe's teacher or student section).
 
         It takes views exactly as the sampler/augmenter make them and returns logits ``(B, num_classes)``,
@@ -77,9 +91,13 @@ class Modality(Protocol):
         """
         ...
 
-    def data(self, recipe: Any, *, split: str, train: bool) -> LabelledData:
-        """The labelled ``split`` (``"train"`` or ``"test"``) of ``recipe.eval.dataset``; ``train`` adds the
-        light augmentation used to train a teacher."""
+    def data(self, recipe: Recipe, *, split: Literal["train", "test"], train: bool) -> LabelledData:
+        """The labelled ``split`` of ``recipe.eval.dataset``; ``train`` adds the light augmentation used to
+        train a teacher."""
+        ...
+
+    def describe_source(self, recipe: Recipe) -> str:
+        """A short name of the single datum for reports and model cards (e.g. its URI)."""
         ...
 
     def preview(self, views: torch.Tensor, path: Path) -> list[Path]:
@@ -90,6 +108,29 @@ class Modality(Protocol):
         """Names users can put in recipes: ``{"models": [...], "datasets": [...], "sources": [...]}``."""
         ...
 
-    def validate(self, recipe: Any) -> None:
-        """Optional: cross-section checks at load time; raise ``RecipeError``/``AipError`` naming the key."""
+    def example(self) -> dict[str, Any]:
+        """A small recipe (TOML data) whose sampler, augmenter and models build here, offline, in seconds:
+        the conformance test (``tests/test_conformance.py``) runs every installed modality's through one
+        batch of sampler, augmenter, teacher and student."""
         ...
+
+
+@runtime_checkable
+class ReferencePipeline(Protocol):
+    """Optional: the conventional pipeline this modality's data path replaces, for ``aip bench
+    --vs-reference`` (for images, the paper's per-image PIL augmentation of pre-generated patches)."""
+
+    def reference_pipeline(self, recipe: Recipe, *, root: Path, batch_size: int, workers: int,
+                           count: int) -> Iterable[Any]:
+        """A re-iterable loader of ``batch_size`` views per batch (the views first in each batch), made from
+        ``count`` pre-generated samples written under ``root``, with ``workers`` DataLoader workers."""
+        ...
+
+
+@runtime_checkable
+class Capturable(Protocol):
+    """Optional, for a sampler or augmenter: ``capturable = True`` says that, built for a CUDA graph
+    (:func:`aip.graphs.wanted`), it draws all randomness on the device and never reads the device from the
+    host, so the core may capture the data path once and replay it (:mod:`aip.graphs`)."""
+
+    capturable: bool

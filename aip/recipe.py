@@ -129,6 +129,7 @@ class TrainConfig:
     view_pool: int = 1
     seed: int = 0
     amp: Literal["auto", "bf16", "off"] = "auto"
+    #: "auto": channels-last for 4-D batches (images); "on": also channels_last_3d for 5-D ones (video)
     channels_last: Literal["auto", "on", "off"] = "auto"
     compile: bool = False
     #: on CUDA, replay the data path (sampler + augmenter) from a CUDA graph: "auto" when the modality marks

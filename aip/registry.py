@@ -10,9 +10,10 @@ from __future__ import annotations
 import difflib
 from collections.abc import Callable, Iterator
 from importlib.metadata import entry_points
-from typing import Any, Generic, TypeVar
+from typing import Generic, TypeVar
 
 from aip.errors import AipError
+from aip.modality import Modality
 
 GROUP = "aip.modalities"
 T = TypeVar("T")
@@ -62,7 +63,7 @@ def installed_modalities() -> list[str]:
     return sorted({ep.name for ep in entry_points(group=GROUP)})
 
 
-def load_modality(name: str) -> Any:
+def load_modality(name: str) -> Modality:
     """Load the modality object registered under ``name`` in the ``aip.modalities`` entry-point group.
 
     Raises:
@@ -80,4 +81,13 @@ def load_modality(name: str) -> Any:
     except Exception as e:  # a broken plugin must not take the CLI down with a traceback
         raise AipError(f"modality {name!r} is installed but failed to import ({type(e).__name__}: {e}); "
                        f"reinstall or fix the package that provides it ({matches[0].value})") from None
-    return modality() if isinstance(modality, type) else modality
+    modality = modality() if isinstance(modality, type) else modality
+    missing = [m for m in _REQUIRED if not hasattr(modality, m)]
+    if missing:
+        raise AipError(f"modality {name!r} ({matches[0].value}) does not provide {', '.join(missing)} of the "
+                       "aip.modality.Modality protocol; update the package that provides it (see docs/plugins.md)")
+    return modality
+
+
+#: what every modality must have (:class:`aip.modality.Modality`)
+_REQUIRED = [m for m in dir(Modality) if not m.startswith("_")] + ["name", "SourceConfig", "AugmentConfig"]

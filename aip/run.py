@@ -20,22 +20,13 @@ from aip import checkpoint, distributed
 from aip.cache import cache_dir
 from aip.errors import AipError
 from aip.evaluate import evaluate, loader, recalibrate_bn
+from aip.hardware import Policy
+from aip.modality import LabelledData, Modality
 from aip.plot import plot_curves
 from aip.recipe import Recipe
 from aip.registry import load_modality
 from aip.teacher import build_model, check_outputs, load_teacher, teacher_path
-from aip.trainer import fit, use_amp
-
-
-def resolve_device(name: str = "auto") -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name.startswith("cuda") and not torch.cuda.is_available():
-        raise AipError("--device cuda was asked for but no CUDA GPU is visible; use --device cpu or auto")
-    try:
-        return torch.device(name)
-    except RuntimeError:
-        raise AipError(f"unknown device {name!r}; use auto, cpu, cuda or cuda:N") from None
+from aip.trainer import fit
 
 
 def default_run_dir(recipe_path: str | Path, overrides: list[str] | None = None) -> Path:
@@ -58,24 +49,19 @@ def prepare_run_dir(path: Path) -> Path:
     return path
 
 
-def describe_source(recipe: Recipe) -> str:
-    """A short name of the single datum for reports (its ``uri`` where the modality has one)."""
-    uri = getattr(recipe.source, "uri", None)
-    return str(uri) if uri else f"one {recipe.modality} datum"
-
-
 @dataclass
 class Parts:
     """Everything a run needs, built from a recipe."""
 
-    modality: Any
-    test: Any
+    modality: Modality
+    test: LabelledData
     teacher: torch.nn.Module
     student: torch.nn.Module
     device: torch.device
 
 
-def teacher_accuracy(recipe: Recipe, teacher: torch.nn.Module, test: Any, *, device: torch.device) -> dict[str, float]:
+def teacher_accuracy(recipe: Recipe, teacher: torch.nn.Module, test: LabelledData, *,
+                     device: torch.device) -> dict[str, float]:
     """Teacher accuracy on the test split, cached per teacher and dataset (it never changes)."""
     key = hashlib.sha256(json.dumps({"m": recipe.modality, "t": recipe.to_dict()["teacher"],
                                      "d": recipe.eval.dataset, "root": recipe.eval.root, "n": len(test.dataset),
@@ -85,8 +71,8 @@ def teacher_accuracy(recipe: Recipe, teacher: torch.nn.Module, test: Any, *, dev
     if distributed.agree(path.exists()):
         return json.loads(path.read_text())
     acc = evaluate(teacher, loader(test, batch_size=recipe.eval.batch_size, workers=recipe.eval.workers,
-                                   limit=recipe.eval.limit, shard=True), device=device, amp=use_amp(recipe, device),
-                   desc="teacher eval", views=test.views, sharded=True)
+                                   limit=recipe.eval.limit, shard=True), device=device,
+                   amp=Policy.of(recipe, device).amp, desc="teacher eval", views=test.views, sharded=True)
     if distributed.current().is_main:
         checkpoint.write_text_atomic(json.dumps(acc), path)
     return acc
@@ -113,15 +99,18 @@ def run(recipe: Recipe, *, out: Path, device: torch.device, stop_after_epochs: i
     run_dir = out
     torch.manual_seed(recipe.train.seed)  # the student's initial weights depend on the recipe's seed only
     parts = build_parts(recipe, device=device)
+    setup_seconds = time.perf_counter() - started  # data, teacher (trained here on first use), models
     sampler = parts.modality.sampler(recipe, device=device)
     augmenter = parts.modality.augmenter(recipe, device=device)
     check_outputs(parts.teacher, parts.student, augmenter(sampler.sample(2)), num_classes=parts.test.num_classes)
     if d.is_main:
         (run_dir / "recipe.toml").write_text(recipe.to_toml())
+    tick = time.perf_counter()
     teacher_acc = teacher_accuracy(recipe, parts.teacher, parts.test, device=device)
+    teacher_eval_seconds = time.perf_counter() - tick
     test_batches = loader(parts.test, batch_size=recipe.eval.batch_size, workers=recipe.eval.workers,
                           limit=recipe.eval.limit, shard=True)
-    amp, views = use_amp(recipe, device), parts.test.views
+    amp, views = Policy.of(recipe, device).amp, parts.test.views
 
     def evaluate_student(model: torch.nn.Module, *, all_views: bool = False) -> dict[str, float]:
         # during training, multi-view items are judged by their middle view alone (a cheaper validation)
@@ -129,15 +118,19 @@ def run(recipe: Recipe, *, out: Path, device: torch.device, stop_after_epochs: i
                         middle_only=not all_views, sharded=True)
 
     result = fit(recipe=recipe, student=parts.student, teacher=parts.teacher, sampler=sampler, augmenter=augmenter,
-                 evaluate=evaluate_student, run_dir=run_dir, device=device, stop_after_epochs=stop_after_epochs)
+                 evaluate=evaluate_student, run_dir=run_dir, device=device, classes=list(parts.test.classes),
+                 stop_after_epochs=stop_after_epochs)
     final = result.final
+    tick = time.perf_counter()
     if views > 1 and final:  # the full protocol: softmax averaged over every view of each test item
         final = {**evaluate_student(parts.student, all_views=True), "views": views}
+    final_eval_seconds = time.perf_counter() - tick
+    wall = time.perf_counter() - started
     k = parts.test.num_classes
     metrics: dict[str, Any] = {
         "recipe": recipe.name,
         "dataset": recipe.eval.dataset,
-        "source": describe_source(recipe),
+        "source": parts.modality.describe_source(recipe),
         "teacher": {"top1": teacher_acc["top1"], "top5": teacher_acc["top5"]},
         "student": {"top1": final.get("top1", float("nan")), "top5": final.get("top5", float("nan"))},
         "student_best": result.best,
@@ -148,7 +141,13 @@ def run(recipe: Recipe, *, out: Path, device: torch.device, stop_after_epochs: i
         "eval_items": int(final.get("n", 0)),
         "eval_views": views,
         "train_seconds": round(result.seconds, 1),
-        "wall_seconds": round(time.perf_counter() - started, 1),
+        "wall_seconds": round(wall, 1),
+        # this invocation's wall time by phase (distillation and evaluations: over all invocations of the run)
+        "time": {"setup_and_teacher_training": round(setup_seconds, 1),
+                 "teacher_evaluation": round(teacher_eval_seconds, 1),
+                 "distillation_steps": round(result.seconds, 1),
+                 "evaluations": round(result.eval_seconds + final_eval_seconds, 1)},
+        "classes": list(parts.test.classes),
         "device": str(device),
         "processes": d.world,
         "effective_batch": recipe.train.effective_batch(d.world),
@@ -210,7 +209,7 @@ def evaluate_checkpoint(recipe: Recipe, path: Path, *, device: torch.device) -> 
         raise AipError(f"checkpoint {path} does not fit student.arch {recipe.student.arch!r} "
                        f"({str(e).strip().splitlines()[0]}); pass the recipe the run used") from None
     batches = loader(test, batch_size=recipe.eval.batch_size, workers=recipe.eval.workers, limit=recipe.eval.limit)
-    return evaluate(student.to(device), batches, device=device, amp=use_amp(recipe, device), views=test.views)
+    return evaluate(student.to(device), batches, device=device, amp=Policy.of(recipe, device).amp, views=test.views)
 
 
 def preview(recipe: Recipe, *, out: Path, count: int = 64, device: torch.device) -> list[Path]:

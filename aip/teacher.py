@@ -14,7 +14,6 @@ from pathlib import Path
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
@@ -22,12 +21,13 @@ from tqdm.auto import tqdm
 from aip import checkpoint
 from aip.cache import cache_dir
 from aip.errors import AipError
-from aip.evaluate import autocast, evaluate, loader
+from aip.evaluate import evaluate, loader
+from aip.hardware import Policy
 from aip.hub import load_hub
-from aip.modality import LabelledData
+from aip.modality import LabelledData, Modality
 from aip.optim import make_optimizer, make_scheduler
-from aip.recipe import Recipe
-from aip.trainer import to_memory_format, use_amp, use_channels_last
+from aip.recipe import Recipe, StudentConfig, TeacherConfig
+from aip.step import supervised_losses, train_step
 
 
 class FrozenTeacher(nn.Module):
@@ -58,17 +58,20 @@ def cache_key(recipe: Recipe, data: LabelledData) -> str:
         hashlib.sha256(blob.encode()).hexdigest()[:10]
 
 
-def build_model(modality: Any, recipe: Recipe, spec: Any, *, num_classes: int, pretrained: bool) -> nn.Module:
+def build_model(modality: Modality, recipe: Recipe, spec: TeacherConfig | StudentConfig, *, num_classes: int,
+                pretrained: bool) -> nn.Module:
     """Ask the modality for ``spec.arch`` (``spec`` is the recipe's teacher or student section)."""
     return modality.model(spec, recipe=recipe, num_classes=num_classes, pretrained=pretrained)
 
 
-def fit_teacher(recipe: Recipe, modality: Any, *, device: torch.device, path: Path) -> nn.Module:
+def fit_teacher(recipe: Recipe, modality: Modality, *, device: torch.device, path: Path) -> nn.Module:
     """Train ``recipe.teacher.arch`` with cross-entropy on the labelled training split and save it to ``path``."""
     cfg = recipe.teacher.fit
     torch.manual_seed(recipe.train.seed)  # the same recipe always trains the same teacher
     train = modality.data(recipe, split="train", train=True)
-    model = build_model(modality, recipe, recipe.teacher, num_classes=train.num_classes, pretrained=False).to(device)
+    policy = Policy.of(recipe, device)
+    model = policy.place(build_model(modality, recipe, recipe.teacher, num_classes=train.num_classes,
+                                     pretrained=False))
     batches = DataLoader(train.dataset, batch_size=cfg.batch_size, shuffle=True, drop_last=True,
                          num_workers=recipe.eval.workers)
     total = cfg.epochs * len(batches)
@@ -76,32 +79,26 @@ def fit_teacher(recipe: Recipe, modality: Any, *, device: torch.device, path: Pa
         raise AipError(f"the training split of {recipe.eval.dataset} has fewer items than teacher.fit.batch_size")
     opt = make_optimizer(list(model.parameters()), name=cfg.optimizer, lr=cfg.lr, weight_decay=cfg.weight_decay)
     sched = make_scheduler(opt, total=total, schedule=cfg.schedule)
-    amp = use_amp(recipe, device)
-    memory_format = torch.channels_last if use_channels_last(recipe, device) else torch.contiguous_format
-    to_memory_format(model, memory_format)
+    loss_fn = supervised_losses(cfg.label_smoothing)
     model.train()
     start = time.perf_counter()
     bar = tqdm(total=total, desc=f"teacher {recipe.teacher.arch}", dynamic_ncols=True, unit="step")
     for _epoch in range(cfg.epochs):
         for x, y in batches:
-            x, y = x.to(device), y.to(device)
-            if x.dim() == 4:
-                x = x.contiguous(memory_format=memory_format)
-            with autocast(device, amp):
-                loss = F.cross_entropy(model(x).float(), y, label_smoothing=cfg.label_smoothing)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
+            losses = train_step(model=model, optimizer=opt, micro_batches=[(policy.batch(x), y.to(device))],
+                                count=1, loss_fn=loss_fn, policy=policy)
             sched.step()
             bar.update(1)
-            bar.set_postfix(loss=f"{loss.item():.3f}")
+            if bar.n % 10 == 0 or bar.n == total:  # reading the loss waits for the device
+                bar.set_postfix(loss=f"{losses['loss'].item():.3f}")
     bar.close()
+    train_seconds = time.perf_counter() - start
     test = modality.data(recipe, split="test", train=False)
     acc = evaluate(model, loader(test, batch_size=recipe.eval.batch_size, workers=recipe.eval.workers),
-                   device=device, amp=amp, desc="teacher eval", views=test.views)
+                   device=device, amp=policy.amp, desc="teacher eval", views=test.views)
     checkpoint.save_atomic({"state_dict": model.state_dict(), "num_classes": train.num_classes,
-                            "teacher": recipe.to_dict()["teacher"], "dataset": recipe.eval.dataset,
-                            "test": acc, "train_seconds": time.perf_counter() - start}, path)
+                            "classes": list(train.classes), "teacher": recipe.to_dict()["teacher"],
+                            "dataset": recipe.eval.dataset, "test": acc, "train_seconds": train_seconds}, path)
     tqdm.write(f"teacher {recipe.teacher.arch}: top1 {acc['top1']:.2f}% on {recipe.eval.dataset} test; saved {path}")
     return model
 
@@ -116,7 +113,7 @@ def _classes_in(state: dict[str, Any]) -> int | None:
     return int(weights[-1].shape[0]) if weights else None
 
 
-def load_teacher(recipe: Recipe, modality: Any, *, device: torch.device, data: LabelledData,
+def load_teacher(recipe: Recipe, modality: Modality, *, device: torch.device, data: LabelledData,
                  train_if_missing: bool = True) -> FrozenTeacher:
     """The recipe's teacher, frozen, on ``device``; its output size is checked against ``data.num_classes``."""
     t = recipe.teacher

@@ -1,17 +1,18 @@
 """The distillation loop: sample -> augment -> teacher (no grad) -> student -> KD loss -> step -> log -> checkpoint.
 
-One readable ``fit()``; gradient accumulation (``train.grad_accum``) and data parallelism (``torchrun``, see
-:mod:`aip.distributed`) are handled inline. Resume is automatic: if the run directory holds ``last.pt`` of the
-same recipe, the student, optimiser, scheduler, RNG state and step are restored and training continues.
+:func:`fit` runs :func:`aip.step.distill_step` until the recipe's schedule is done, evaluating the student
+after every ``eval.every_epochs`` epochs. Gradient accumulation (``train.grad_accum``) happens inside the step;
+data parallelism (``torchrun``, see :mod:`aip.distributed`) wraps the student. Resume is automatic: if the run
+directory holds ``last.pt`` of the same recipe, weights, optimiser, scheduler, RNG and :class:`~aip.state.RunState`
+are restored and training continues. SIGINT/SIGTERM stop it at a step boundary (:mod:`aip.interrupts`).
 """
 
 from __future__ import annotations
 
 import json
-import math
+import signal
 import time
 from collections.abc import Callable
-from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -20,14 +21,16 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from aip import checkpoint, distributed, graphs
+from aip import checkpoint, distributed, files, graphs
 from aip.errors import AipError
-from aip.evaluate import autocast
-from aip.loss import distillation_loss
+from aip.hardware import Policy
+from aip.interrupts import Interrupted, deferred_stops
 from aip.modality import Augmenter, SourceSampler
 from aip.optim import make_optimizer, make_scheduler
 from aip.recipe import Recipe
-from aip.select import balanced_indices
+from aip.state import RunState, json_safe
+from aip.step import distill_step
+from aip.tracking import Tracker
 
 
 @dataclass
@@ -39,61 +42,109 @@ class FitResult:
     best: dict[str, float]
     history: list[dict[str, Any]] = field(default_factory=list)
     seconds: float = 0.0
+    eval_seconds: float = 0.0
 
 
-def use_amp(recipe: Recipe, device: torch.device) -> bool:
-    return recipe.train.amp == "bf16" or (recipe.train.amp == "auto" and device.type == "cuda")
-
-
-def use_channels_last(recipe: Recipe, device: torch.device) -> bool:  # noqa: ARG001
-    """Channels-last for 4-D batches: ``auto`` turns it on everywhere, since convolutions ran faster in it on
-    both CUDA and CPU (about 2x for a training step of the Fashion-MNIST CNN on CPU, docs/benchmarks.md)."""
-    return recipe.train.channels_last in ("on", "auto")
-
-
-def tune_backends(device: torch.device) -> None:
-    """On CUDA: let cuDNN pick the fastest convolution algorithms for the (fixed) view shapes, and run the
-    float32 matrix products that autocast leaves in float32 on TF32 tensor cores."""
-    if device.type == "cuda":
-        torch.backends.cudnn.benchmark = True
-        torch.set_float32_matmul_precision("high")
-
-
-def to_memory_format(model: nn.Module, memory_format: torch.memory_format) -> nn.Module:
-    """``model.to(memory_format=...)``, leaving models with 3-D convolutions (video) as they are: channels-last
-    is a layout of 4-D tensors only."""
-    if memory_format == torch.channels_last and any(p.dim() == 5 for p in model.parameters()):
-        return model
-    return model.to(memory_format=memory_format)
-
-
-def data_path(recipe: Recipe, sampler: SourceSampler, augmenter: Augmenter, *, device: torch.device,
-              memory_format: torch.memory_format = torch.contiguous_format) -> graphs.GraphedData:
+def data_path(recipe: Recipe, sampler: SourceSampler, augmenter: Augmenter, *, policy: Policy) -> graphs.GraphedData:
     """One training batch per call: ``view_pool x batch_size`` raw views, augmented (4-D image batches in
-    ``memory_format``); on CUDA replayed from a CUDA graph when ``train.graph_data`` allows it and the modality
+    the policy's layout); on CUDA replayed from a CUDA graph when ``train.graph_data`` allows it and the modality
     marked its sampler and augmenter capturable (:mod:`aip.graphs`): a batch is then valid until the next call."""
     n = recipe.train.batch_size * recipe.train.view_pool
 
     def make() -> torch.Tensor:
-        x = augmenter(sampler.sample(n))
-        return x.contiguous(memory_format=memory_format) if x.dim() == 4 else x  # channels-last: 4-D only
+        return policy.batch(augmenter(sampler.sample(n)))
 
-    enabled = graphs.wanted(recipe, device) and graphs.capturable(sampler, augmenter)
-    return graphs.GraphedData(make, device=device, enabled=enabled)
+    enabled = graphs.wanted(recipe, policy.device) and graphs.capturable(sampler, augmenter)
+    return graphs.GraphedData(make, device=policy.device, enabled=enabled)
 
 
-def fit(
-    *,
-    recipe: Recipe,
-    student: nn.Module,
-    teacher: nn.Module,
-    sampler: SourceSampler,
-    augmenter: Augmenter,
-    evaluate: Callable[[nn.Module], dict[str, float]],
-    run_dir: Path,
-    device: torch.device,
-    stop_after_epochs: int | None = None,
-) -> FitResult:
+class NonFiniteGuard:
+    """Notices a non-finite loss without a device sync per step: a flag and the first bad step are kept on the
+    device, and read back (with a check of the weights) only before anything is logged, evaluated or saved."""
+
+    def __init__(self, device: torch.device) -> None:
+        self.count = torch.zeros((), dtype=torch.long, device=device)
+        self.first_bad = torch.full((), -1, dtype=torch.long, device=device)
+
+    def update(self, loss: torch.Tensor) -> None:
+        self.count += 1
+        bad = ~torch.isfinite(loss)
+        self.first_bad = torch.where(bad & (self.first_bad < 0), self.count, self.first_bad)
+
+    def check(self, params: list[nn.Parameter], *, offset: int, step: int) -> None:
+        """Raise :class:`AipError` naming the step if a loss or a weight became non-finite (a collective)."""
+        weights_ok = torch.stack([p.detach().isfinite().all() for p in params]).all()
+        bad = distributed.all_sum(torch.stack([(self.first_bad >= 0).float(), (~weights_ok).float()]))
+        if bad.sum().item() > 0:
+            first = int(self.first_bad.item())
+            where = f"at step {offset + first}" if first >= 0 else f"by step {step} (in the weights)"
+            raise AipError(f"the loss became non-finite {where}; nothing was saved after it: lower train.lr "
+                           "(or set train.grad_clip) and run again with --out NEW_DIR or after deleting last.pt")
+
+
+class RunFiles:
+    """The run directory's checkpoints and evaluation log. Rank 0 alone writes; every rank may read."""
+
+    def __init__(self, run_dir: Path, recipe: Recipe, *, classes: list[str]) -> None:
+        self.dir, self.recipe, self.classes = run_dir, recipe, classes
+        self.last, self.best, self.log = run_dir / "last.pt", run_dir / "best.pt", run_dir / "metrics.jsonl"
+        self.fingerprint = recipe.fingerprint("modality", "source", "augment", "teacher", "student", "loss", "train")
+
+    def meta(self) -> dict[str, Any]:
+        return {"recipe": self.recipe.to_dict(), "classes": self.classes, "num_classes": len(self.classes)}
+
+    def resume(self, student: nn.Module, opt: torch.optim.Optimizer, sched: Any, *, total: int,
+               steps_per_epoch: int) -> RunState:
+        """Restore everything from ``last.pt`` if it exists (every rank reads it), else start a fresh run."""
+        d, cfg = distributed.current(), self.recipe.train
+        if d.active and d.is_main:
+            tqdm.write(f"{d.world} processes: effective batch {cfg.effective_batch(d.world)} ({cfg.batch_size} x "
+                       f"{cfg.grad_accum} accumulation x {d.world}), lr {cfg.lr_at(d.world):.3g} (lr_scaling = "
+                       f"{cfg.lr_scaling!r}), {steps_per_epoch} steps per epoch")
+        if not distributed.agree(self.last.exists()):
+            torch.manual_seed(cfg.seed + d.rank)  # every rank draws different views; rank 0 as a single process
+            return RunState()
+        saved = checkpoint.load(self.last)
+        if saved.get("fingerprint") != self.fingerprint:
+            raise AipError(f"{self.dir} holds a run of a different recipe; pass --out NEW_DIR or delete {self.last}")
+        if saved.get("world", 1) != d.world:
+            raise AipError(f"{self.dir} was trained by {saved.get('world', 1)} process(es), not {d.world}; resume "
+                           "it with the same number of processes, or pass --out NEW_DIR")
+        student.load_state_dict(saved["student"])
+        opt.load_state_dict(saved["optimizer"])
+        sched.load_state_dict(saved["scheduler"])
+        checkpoint.set_rng_state(saved["rng_per_rank"][d.rank] if "rng_per_rank" in saved else saved["rng"])
+        state = RunState.from_dict(saved.get("state", saved))
+        if state.step < total and d.is_main:
+            tqdm.write(f"resuming {self.dir} at step {state.step}/{total} (epoch {state.step // steps_per_epoch})")
+        return state
+
+    def save_last(self, state: RunState, student: nn.Module, opt: torch.optim.Optimizer, sched: Any) -> None:
+        """A collective (every rank's RNG state is gathered); rank 0 writes."""
+        d = distributed.current()
+        rngs = distributed.gather(checkpoint.rng_state())
+        if d.is_main:
+            checkpoint.save_atomic({
+                "fingerprint": self.fingerprint, **self.meta(), "student": student.state_dict(),
+                "optimizer": opt.state_dict(), "scheduler": sched.state_dict(), "rng_per_rank": rngs,
+                "world": d.world, "state": state.to_dict(),
+            }, self.last)
+            tqdm.write(f"checkpoint: step {state.step} saved to {self.last}")
+
+    def save_best(self, state: RunState, student: nn.Module) -> None:
+        if distributed.current().is_main:
+            checkpoint.save_atomic({**self.meta(), "student": student.state_dict(), "epoch": state.best["epoch"],
+                                    "metrics": state.best}, self.best)
+
+    def write_log(self, state: RunState) -> None:
+        """``metrics.jsonl`` rewritten from the state: one valid JSON line per evaluation, never duplicated."""
+        if distributed.current().is_main:
+            files.write_text("".join(json.dumps(json_safe(r)) + "\n" for r in state.history), self.log)
+
+
+def fit(*, recipe: Recipe, student: nn.Module, teacher: nn.Module, sampler: SourceSampler, augmenter: Augmenter,
+        evaluate: Callable[[nn.Module], dict[str, float]], run_dir: Path, device: torch.device,
+        classes: list[str] | None = None, stop_after_epochs: int | None = None) -> FitResult:
     """Distil ``teacher`` into ``student`` from views of the single source datum.
 
     Under ``torchrun`` every rank calls this together (see :mod:`aip.distributed`): each draws its own views,
@@ -102,152 +153,192 @@ def fit(
     Args:
         evaluate: returns ``{"top1", "top5", ...}`` of the model it is given on the real test split (called on
             every rank at the same steps).
-        run_dir: holds ``last.pt``, ``best.pt`` and ``metrics.jsonl``; an existing ``last.pt`` is resumed.
+        run_dir: holds ``last.pt``, ``best.pt``, ``metrics.jsonl`` and ``steps.jsonl``; an existing ``last.pt``
+            is resumed.
+        classes: the dataset's class names, saved with the weights.
         stop_after_epochs: stop (as if interrupted) after this many epochs of this call.
+
+    Raises:
+        Interrupted: on SIGINT/SIGTERM, after saving a checkpoint at the step boundary.
     """
-    cfg = recipe.train
-    d = distributed.current()
+    cfg, d = recipe.train, distributed.current()
     spe = cfg.steps_per_epoch_at(d.world)
     total = cfg.epochs * spe
-    lr = cfg.lr_at(d.world)
-    amp, channels_last = use_amp(recipe, device), use_channels_last(recipe, device)
-    tune_backends(device)
-    memory_format = torch.channels_last if channels_last else torch.contiguous_format
-    to_memory_format(student.to(device), memory_format)
-    to_memory_format(teacher.to(device), memory_format)
-    opt = make_optimizer(list(student.parameters()), name=cfg.optimizer, lr=lr,
-                         weight_decay=cfg.weight_decay, momentum=cfg.momentum)
-    sched = make_scheduler(opt, total=total, schedule=cfg.schedule, warmup=round(cfg.warmup_epochs * spe),
-                           milestones=tuple(round(m * spe) for m in cfg.milestones), gamma=cfg.gamma)
-
-    fingerprint = recipe.fingerprint("modality", "source", "augment", "teacher", "student", "loss", "train")
-    last_path, best_path, log_path = run_dir / "last.pt", run_dir / "best.pt", run_dir / "metrics.jsonl"
-    step, best, final, history, seconds = 0, {"top1": -1.0}, {}, [], 0.0
-    if distributed.agree(last_path.exists()):
-        state = checkpoint.load(last_path)
-        if state.get("fingerprint") != fingerprint:
-            raise AipError(f"{run_dir} holds a run of a different recipe; pass --out NEW_DIR or delete {last_path}")
-        if state.get("world", 1) != d.world:
-            raise AipError(f"{run_dir} was trained by {state.get('world', 1)} process(es), not {d.world}; resume "
-                           "it with the same number of processes, or pass --out NEW_DIR")
-        student.load_state_dict(state["student"])
-        opt.load_state_dict(state["optimizer"])
-        sched.load_state_dict(state["scheduler"])
-        checkpoint.set_rng_state(state["rng_per_rank"][d.rank] if "rng_per_rank" in state else state["rng"])
-        step, best, final = state["step"], state["best"], state["final"]
-        history, seconds = state["history"], state["seconds"]
-        if step < total and d.is_main:
-            tqdm.write(f"resuming {run_dir} at step {step}/{total} (epoch {step // spe})")
-    else:
-        torch.manual_seed(cfg.seed + d.rank)  # every rank draws different views; rank 0 as a single process
-    if d.active and d.is_main:
-        tqdm.write(f"{d.world} processes: effective batch {cfg.effective_batch(d.world)} "
-                   f"({cfg.batch_size} x {cfg.grad_accum} accumulation x {d.world}), lr {lr:.3g} "
-                   f"(lr_scaling = {cfg.lr_scaling!r}), {spe} steps per epoch")
-
-    def save_last() -> None:
-        rngs = distributed.gather(checkpoint.rng_state())  # a collective: every rank calls save_last together
-        if d.is_main:
-            checkpoint.save_atomic({
-                "fingerprint": fingerprint, "recipe": recipe.to_dict(), "student": student.state_dict(),
-                "optimizer": opt.state_dict(), "scheduler": sched.state_dict(), "rng": rngs[0],
-                "rng_per_rank": rngs, "world": d.world, "step": step, "best": best, "final": final,
-                "history": history, "seconds": seconds,
-            }, last_path)
-
-    train_model: nn.Module = student
-    if d.active:
-        from torch.nn.parallel import DistributedDataParallel
-
-        # the teacher is not wrapped: it has no gradients to average
-        train_model = DistributedDataParallel(student, device_ids=[device] if device.type == "cuda" else None)
-    label_model: nn.Module = teacher
-    if cfg.compile:
-        train_model, label_model = torch.compile(train_model), torch.compile(teacher)
-    make_batch = data_path(recipe, sampler, augmenter, device=device, memory_format=memory_format)
+    policy = Policy.of(recipe, device)
+    policy.tune()
+    student, teacher = policy.place(student), policy.place(teacher)
+    params = list(student.parameters())
+    opt, sched = _optimiser(recipe, params, steps_per_epoch=spe)
+    run = RunFiles(run_dir, recipe, classes=classes or [])
+    state = run.resume(student, opt, sched, total=total, steps_per_epoch=spe)
+    train_model, label_model = _wrap(student, teacher, compile=cfg.compile, device=device)
+    data = TimedData(data_path(recipe, sampler, augmenter, policy=policy))
+    guard, meter, clock = NonFiniteGuard(device), Meter(device), Clock()
+    tracker = Tracker(run_dir, backends=getattr(cfg, "log", ()), start_step=state.step, enabled=d.is_main)
+    start_step, epochs_done = state.step, 0
     teacher.eval()
     student.train()
-    epochs_done = 0
-    start = time.perf_counter()
-    bar = tqdm(total=total, initial=step, desc=recipe.name, dynamic_ncols=True, unit="step", disable=not d.is_main)
-    # losses are summed on the device and read back only when logging: no host sync in every step
-    running, seen, tick = torch.zeros((), device=device), 0, time.perf_counter()
-    epoch_loss, epoch_n = torch.zeros((), device=device), 0
+    bar = tqdm(total=total, initial=state.step, desc=recipe.name, dynamic_ncols=True, unit="step",
+               disable=not d.is_main)
     try:
-        while step < total:
-            opt.zero_grad(set_to_none=True)
-            for micro in range(cfg.grad_accum):
-                # (B, ...) raw views of the one datum -> augmented; teacher and student see the same tensor
-                x = make_batch()
-                if make_batch.error and d.is_main:
-                    tqdm.write(f"note: the data path could not be captured in a CUDA graph and runs eagerly "
-                               f"({make_batch.error}); set train.graph_data = 'off' to skip the attempt")
-                    make_batch.error = ""
-                with torch.no_grad(), autocast(device, amp):
-                    t_logits = label_model(x)  # (B * view_pool, K)
-                if cfg.view_pool > 1:  # keep a batch the teacher labels evenly over the classes
-                    keep = balanced_indices(t_logits, cfg.batch_size)
-                    x, t_logits = x[keep], t_logits[keep]
-                # DDP averages gradients on the last micro-batch only
-                sync = nullcontext() if micro == cfg.grad_accum - 1 or not d.active else train_model.no_sync()
-                with sync:
-                    with autocast(device, amp):
-                        s_logits = train_model(x)  # (B, K)
-                    loss = distillation_loss(s_logits, t_logits, kind=recipe.loss.kind,
-                                             temperature=recipe.loss.temperature, t2_scale=recipe.loss.t2_scale)
-                    (loss / cfg.grad_accum).backward()
-                running, epoch_loss = running + loss.detach(), epoch_loss + loss.detach()
-            if cfg.grad_clip > 0:
-                nn.utils.clip_grad_norm_(student.parameters(), cfg.grad_clip)
-            opt.step()
-            sched.step()
-            step += 1
-            seen, epoch_n = seen + cfg.grad_accum, epoch_n + cfg.grad_accum
-            bar.update(1)
-            if step % cfg.log_every == 0 or step == total:
-                mean = distributed.all_mean(running).item() / seen
-                if not math.isfinite(mean):
-                    raise AipError(f"the loss became {mean} before step {step}; lower train.lr or set train.grad_clip")
-                now = time.perf_counter()
-                bar.set_postfix(loss=f"{mean:.4f}", lr=f"{sched.get_last_lr()[0]:.2e}",
-                                samples_s=f"{seen * cfg.batch_size * d.world / (now - tick):.0f}")
-                running, seen, tick = torch.zeros((), device=device), 0, now
-            if step % spe == 0:  # end of an epoch
-                epoch = step // spe
-                epochs_done += 1
-                seconds_now = seconds + time.perf_counter() - start
-                if epoch % recipe.eval.every_epochs == 0 or step == total:
-                    acc = evaluate(student)
-                    student.train()
-                    row = {"epoch": epoch, "step": step,
-                           "loss": distributed.all_mean(epoch_loss).item() / max(epoch_n, 1),
-                           "lr": sched.get_last_lr()[0], **acc, "seconds": round(seconds_now, 1)}
-                    history.append(row)
-                    if d.is_main:
-                        with open(log_path, "a") as f:
-                            f.write(json.dumps(row) + "\n")
-                        tqdm.write(f"epoch {epoch}: loss {row['loss']:.4f}  "
-                                   f"top1 {acc['top1']:.2f}%  top5 {acc['top5']:.2f}%")
-                    final = acc
-                    if acc["top1"] > best["top1"]:
-                        best = {**acc, "epoch": epoch}
-                        if d.is_main:
-                            checkpoint.save_atomic({"student": student.state_dict(), "recipe": recipe.to_dict(),
-                                                    "epoch": epoch, "metrics": acc}, best_path)
-                epoch_loss, epoch_n = torch.zeros((), device=device), 0
-                running, seen, tick = torch.zeros((), device=device), 0, time.perf_counter()  # training only
-                seconds = seconds + time.perf_counter() - start
-                start = time.perf_counter()
-                save_last()
-                if stop_after_epochs is not None and epochs_done >= stop_after_epochs and step < total:
+        with deferred_stops() as stop:
+            while state.step < total:
+                losses = distill_step(recipe=recipe, data=data, teacher=label_model, student=train_model,
+                                      optimizer=opt, policy=policy, params=params)
+                sched.step()
+                state.step += 1
+                guard.update(losses["loss"])
+                meter.add(losses)
+                bar.update(1)
+                stopping = distributed.agree_any(bool(stop))  # every process stops at the same step
+                end_of_epoch = state.step % spe == 0
+                if state.step % cfg.log_every == 0 or state.step == total:  # log
+                    guard.check(params, offset=start_step, step=state.step)
+                    scalars = meter.read(lr=sched.get_last_lr()[0], batch=cfg.batch_size * d.world, data=data)
+                    bar.set_postfix(loss=f"{scalars['loss']:.4f}", lr=f"{scalars['lr']:.2e}",
+                                    samples_s=f"{scalars['samples_per_s']:.0f}")
+                    tracker.log_step(state.step, scalars)
+                    if state.step - start_step == cfg.log_every and d.is_main:
+                        _print_estimate(state.step, start_step, total, bar)
+                if end_of_epoch or stopping:  # checkpoint (after an evaluation at the end of an epoch)
+                    guard.check(params, offset=start_step, step=state.step)
+                    state.seconds += clock.lap()
+                    meter.into_epoch(state)
+                    if end_of_epoch:
+                        _end_epoch(state, run, recipe, student, evaluate, tracker, lr=sched.get_last_lr()[0],
+                                   epoch=state.step // spe, total=total)
+                        state.eval_seconds += clock.lap()
+                        epochs_done += 1
+                    run.save_last(state, student, opt, sched)
+                    clock.lap()  # saving is neither training nor evaluation
+                if stopping:
+                    raise Interrupted(state.step, stop.signum or signal.SIGTERM)
+                if end_of_epoch and stop_after_epochs is not None and epochs_done >= stop_after_epochs:
                     break
-    except KeyboardInterrupt:
-        seconds += time.perf_counter() - start
-        start = time.perf_counter()
-        if not d.active:  # with several processes the others may be gone: keep the last epoch's checkpoint
-            save_last()
-        raise
+                if data.error and d.is_main:
+                    tqdm.write(f"note: the data path could not be captured in a CUDA graph and runs eagerly "
+                               f"({data.error}); set train.graph_data = 'off' to skip the attempt")
+                    data.error = ""
     finally:
         bar.close()
-    seconds += time.perf_counter() - start
-    return FitResult(step=step, final=final, best=best, history=history, seconds=seconds)
+        tracker.close()
+    return FitResult(step=state.step, final=state.final, best=state.best, history=state.history,
+                     seconds=state.seconds, eval_seconds=state.eval_seconds)
+
+
+def _optimiser(recipe: Recipe, params: list[nn.Parameter], *, steps_per_epoch: int) -> tuple[Any, Any]:
+    """The recipe's optimiser and its per-step learning-rate schedule."""
+    cfg, world = recipe.train, distributed.current().world
+    opt = make_optimizer(params, name=cfg.optimizer, lr=cfg.lr_at(world), weight_decay=cfg.weight_decay,
+                         momentum=cfg.momentum)
+    sched = make_scheduler(opt, total=cfg.epochs * steps_per_epoch, schedule=cfg.schedule,
+                           warmup=round(cfg.warmup_epochs * steps_per_epoch),
+                           milestones=tuple(round(m * steps_per_epoch) for m in cfg.milestones), gamma=cfg.gamma)
+    return opt, sched
+
+
+def _wrap(student: nn.Module, teacher: nn.Module, *, compile: bool, device: torch.device
+          ) -> tuple[nn.Module, nn.Module]:
+    """The modules the step calls: the student wrapped for data parallelism under torchrun (the frozen teacher
+    has no gradients to average), both compiled with ``train.compile``."""
+    train_model, label_model = student, teacher
+    if distributed.current().active:
+        from torch.nn.parallel import DistributedDataParallel
+
+        train_model = DistributedDataParallel(student, device_ids=[device] if device.type == "cuda" else None)
+    if compile:
+        train_model, label_model = torch.compile(train_model), torch.compile(teacher)
+    return train_model, label_model
+
+
+def _end_epoch(state: RunState, run: RunFiles, recipe: Recipe, student: nn.Module,
+               evaluate: Callable[[nn.Module], dict[str, float]], tracker: Tracker, *, lr: float, epoch: int,
+               total: int) -> None:
+    """Evaluate (every ``eval.every_epochs`` epochs, and at the end), keep the best weights, log the row."""
+    if epoch % recipe.eval.every_epochs == 0 or state.step == total:
+        acc = evaluate(student)
+        student.train()
+        row = {"epoch": epoch, "step": state.step, "loss": state.epoch_loss / max(state.epoch_steps, 1), "lr": lr,
+               **acc, "seconds": round(state.seconds, 1)}
+        if state.record(row):
+            state.best["epoch"] = epoch
+            run.save_best(state, student)
+        run.write_log(state)
+        tracker.log_eval(state.step, {**acc, "loss": row["loss"]})
+        if distributed.current().is_main:
+            tqdm.write(f"epoch {epoch}: loss {row['loss']:.4f}  top1 {acc['top1']:.2f}%  top5 {acc['top5']:.2f}%")
+    state.epoch_loss, state.epoch_steps = 0.0, 0
+
+
+class Clock:
+    """Wall time in laps: :meth:`lap` returns the seconds since the previous lap."""
+
+    def __init__(self) -> None:
+        self.last = time.perf_counter()
+
+    def lap(self) -> float:
+        now = time.perf_counter()
+        seconds, self.last = now - self.last, now
+        return seconds
+
+
+class TimedData:
+    """A batch maker that adds up the host time spent in it (on CUDA: the time to queue the work)."""
+
+    def __init__(self, make: graphs.GraphedData) -> None:
+        self.make, self.seconds = make, 0.0
+
+    @property
+    def error(self) -> str:
+        return self.make.error
+
+    @error.setter
+    def error(self, value: str) -> None:
+        self.make.error = value
+
+    def __call__(self) -> torch.Tensor:
+        start = time.perf_counter()
+        x = self.make()
+        self.seconds += time.perf_counter() - start
+        return x
+
+
+class Meter:
+    """Losses summed on the device since the last read (no host sync per step), plus wall time."""
+
+    def __init__(self, device: torch.device) -> None:
+        self.device = device
+        self.sums: dict[str, torch.Tensor] = {}
+        self.steps, self.tick = 0, time.perf_counter()
+        self.epoch_sum, self.epoch_steps = torch.zeros((), device=device), 0
+
+    def add(self, losses: dict[str, torch.Tensor]) -> None:
+        for k, v in losses.items():
+            self.sums[k] = self.sums[k] + v if k in self.sums else v.clone()
+        self.epoch_sum += losses["loss"]
+        self.steps += 1
+        self.epoch_steps += 1
+
+    def read(self, *, lr: float, batch: int, data: TimedData) -> dict[str, float]:
+        """Means over every process since the last read, the learning rate, samples/s and the host share of
+        the time spent making data."""
+        now = time.perf_counter()
+        seconds = now - self.tick
+        out = {k: distributed.all_mean(v).item() / max(self.steps, 1) for k, v in self.sums.items()}
+        out.update(lr=lr, samples_per_s=self.steps * batch / max(seconds, 1e-9),
+                   data_share=data.seconds / max(seconds, 1e-9))
+        self.sums, self.steps, self.tick, data.seconds = {}, 0, now, 0.0
+        return out
+
+    def into_epoch(self, state: RunState) -> None:
+        """Move the epoch's loss sum into the run state (which a checkpoint saves)."""
+        state.epoch_loss += distributed.all_mean(self.epoch_sum).item()
+        state.epoch_steps += self.epoch_steps
+        self.epoch_sum, self.epoch_steps = torch.zeros((), device=self.device), 0
+
+
+def _print_estimate(step: int, start_step: int, total: int, bar: tqdm) -> None:
+    rate = bar.format_dict.get("elapsed", 0.0) / max(step - start_step, 1)
+    left = (total - step) * rate
+    tqdm.write(f"estimate: {left / 60:.1f} min for the remaining {total - step} steps at {rate:.2f} s/step "
+               "(evaluations not included)")

@@ -18,8 +18,9 @@ import time
 import torch
 
 from aip import recipe as recipes
+from aip.hardware import Policy
 from aip.registry import load_modality
-from aip.trainer import data_path, tune_backends, use_channels_last
+from aip.trainer import data_path
 
 SOURCES = {"image": "skimage:astronaut", "video": "skimage:astronaut", "audio": "synthetic:noise"}
 DEFAULT = ["recipes/cifar10.toml", "recipes/imagenet.toml", "recipes/kinetics400.toml",
@@ -44,7 +45,6 @@ def main() -> None:
     args = p.parse_args()
     kept = {}
     device = torch.device("cuda")
-    tune_backends(device)  # cuDNN autotuning and TF32, as aip run and aip bench set them
     print(f"# {torch.cuda.get_device_name(device)}, torch {torch.__version__}")
     print("| recipe | batch | captured | replay vs eager, same seed: max abs diff | replays differ | "
           "ms per batch replayed | ms per batch eager |")
@@ -53,9 +53,10 @@ def main() -> None:
         rec = recipes.load(path, [])
         rec = recipes.load(path, [f"source.uri={SOURCES[rec.modality]}"])
         modality = load_modality(rec.modality)
-        fmt = torch.channels_last if use_channels_last(rec, device) else torch.contiguous_format
+        policy = Policy.of(rec, device)
+        policy.tune()  # cuDNN autotuning and TF32, as aip run and aip bench set them
         sampler, augmenter = modality.sampler(rec, device=device), modality.augmenter(rec, device=device)
-        data = data_path(rec, sampler, augmenter, device=device, memory_format=fmt)
+        data = data_path(rec, sampler, augmenter, policy=policy)
         torch.manual_seed(0)
         torch.cuda.manual_seed(0)
         g1 = data().clone()  # a replayed batch lives in the graph's output, which the next replay overwrites

@@ -11,7 +11,9 @@
 # 3. `aip bench` of the CIFAR-10, Kinetics-400, Speech Commands and spoken-keywords recipes, and of CIFAR-10,
 #    Kinetics-400 and spoken-keywords with the data path run eagerly (`train.graph_data=off`, steps *-eager);
 #    the paper's PIL pipeline (`--vs-reference`) at 224 and 32 px in the steps reference-224 and reference-32;
-# 4. a tiny recipe end to end on CUDA: `aip teacher`, `aip run`, the same run under torchrun (NCCL, 1 process)
+# 4. the Kinetics-400 step with channels_last_3d and torch.compile (kinetics400-cl3d, -compile, -cl3d-compile),
+#    and every paper recipe's projected schedule time (projection-NAME);
+# 5. a tiny recipe end to end on CUDA: `aip teacher`, `aip run`, the same run under torchrun (NCCL, 1 process)
 #    and `aip eval` of the plain run's checkpoint.
 #
 # The recipes' own source files are downloads, so every bench points `source.uri` at a bundled photo or at
@@ -84,6 +86,22 @@ step spoken-keywords 120 "$PY" "${BENCH[@]}" recipes/spoken-keywords.toml --num-
   --set source.uri=synthetic:noise --steps 30 --warmup 10
 step spoken-keywords-eager 120 "$PY" "${BENCH[@]}" recipes/spoken-keywords.toml --num-classes 12 \
   --set source.uri=synthetic:noise --steps 30 --warmup 10 --set train.graph_data=off
+# the Kinetics-400 step (bound by the expanded X3D student's depthwise 3-D convolutions): channels_last_3d
+# (train.channels_last = "on"), torch.compile, and both
+step kinetics400-cl3d 180 "$PY" "${BENCH[@]}" recipes/kinetics400.toml --num-classes 400 "${PHOTO[@]}" --steps 20 \
+  --warmup 5 --set train.channels_last=on
+step kinetics400-compile 300 "$PY" "${BENCH[@]}" recipes/kinetics400.toml --num-classes 400 "${PHOTO[@]}" \
+  --steps 20 --warmup 5 --set train.compile=true
+step kinetics400-cl3d-compile 300 "$PY" "${BENCH[@]}" recipes/kinetics400.toml --num-classes 400 "${PHOTO[@]}" \
+  --steps 20 --warmup 5 --set train.compile=true --set train.channels_last=on
+# every paper recipe's whole schedule at its measured step (the last lines of each bench), 1 and 8 processes
+for rk in cifar10:10 cifar100:100 stl10:10 imagenet:1000 imagenet-r50x2:1000 flowers102:102 pets:37 places365:365 \
+          ucf101:101 kinetics400:400 speechcommands:12 speechcommands35:35; do
+  r=${rk%%:*}
+  case $r in speech*) SRC=(--set source.uri=synthetic:noise) ;; *) SRC=("${PHOTO[@]}") ;; esac
+  step "projection-$r" 120 "$PY" "${BENCH[@]}" "recipes/$r.toml" --num-classes "${rk##*:}" "${SRC[@]}" --steps 5 \
+    --warmup 3 --processes 8
+done
 step views-4096 120 "$PY" scripts/bench_views.py --device cuda --sizes 28 32 224 --batch 4096 --repeats 10
 step imagenet-256-compile 200 "$PY" "${BENCH[@]}" recipes/imagenet.toml --num-classes 1000 "${PHOTO[@]}" \
   --set train.batch_size=256 --set train.compile=true --steps 30 --warmup 5

@@ -101,7 +101,7 @@ def tiny_recipe(tmp_path: Path, stripes_root: Path) -> Path:
     return path
 
 
-def run_cli(*args: str, env: dict[str, str] | None = None, cwd: Path | None = None, timeout: float = 300):
+def run_cli(*args: str, env: dict[str, str] | None = None, cwd: Path | None = None, timeout: float = 900):
     """Run ``python -m aip ARGS`` in a subprocess; returns the CompletedProcess (text mode)."""
     import os
     import subprocess

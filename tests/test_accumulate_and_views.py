@@ -84,11 +84,21 @@ def test_multi_view_items_average_softmax_and_middle_view_validation():
 
 
 def test_channels_last_skips_models_with_3d_convolutions():
-    from aip.trainer import to_memory_format
+    from aip.hardware import Policy
 
-    video = nn.Sequential(nn.Conv3d(3, 4, 3), nn.Flatten())
-    to_memory_format(video, torch.channels_last)  # would raise "required rank 4 tensor" without the check
+    policy = Policy(CPU, memory_format=torch.channels_last)
+    video = policy.place(nn.Sequential(nn.Conv3d(3, 4, 3), nn.Flatten()))  # would raise "required rank 4 tensor"
     assert video[0].weight.is_contiguous()
-    image = nn.Conv2d(3, 4, 3)
-    to_memory_format(image, torch.channels_last)
+    image = policy.place(nn.Conv2d(3, 4, 3))
     assert image.weight.is_contiguous(memory_format=torch.channels_last) and not image.weight.is_contiguous()
+
+
+def test_channels_last_on_puts_video_in_channels_last_3d():
+    from aip.hardware import Policy
+
+    policy = Policy(CPU, memory_format=torch.channels_last, channels_last_3d=True)
+    video = policy.place(nn.Conv3d(3, 4, 3))
+    assert video.weight.is_contiguous(memory_format=torch.channels_last_3d) and not video.weight.is_contiguous()
+    clip = policy.batch(torch.rand(2, 3, 4, 8, 8))
+    assert clip.is_contiguous(memory_format=torch.channels_last_3d)
+    assert torch.allclose(video(clip), nn.functional.conv3d(clip.contiguous(), video.weight, video.bias), atol=1e-5)

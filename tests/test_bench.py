@@ -55,3 +55,29 @@ def test_profile_lists_the_ops_of_the_full_step(tiny_recipe):
     assert "# profile of the full distillation step" in result.table()
     assert bench(R.load(tiny_recipe, ["train.batch_size=16"]), device=torch.device("cpu"), steps=1,
                  warmup=0).profile == ""
+
+
+def test_projection_turns_the_step_time_into_the_schedule_time():
+    from aip.bench import Projection
+
+    p = Projection("distillation", steps=1000 * 98, seconds=0.25, processes=1)  # CIFAR: 1,000 epochs of 98 steps
+    assert p.total_seconds == pytest.approx(24_500.0)
+    assert p.line() == ("this recipe's distillation: about 6.8 hours on this device (1 process; 98,000 steps x "
+                        "250.0 ms)")
+    short = Projection("teacher training", steps=120, seconds=0.5, processes=8)
+    assert short.line().startswith("this recipe's teacher training: about 1.0 minutes on this device (8 processes")
+    r = BenchResult(device="cpu", recipe="x", shape=(3, 8, 8), batch=4, pool=1, projections=[p, short], stages=[
+        Stage("source + augment", 0.01, 4), Stage("full distillation step", 0.2, 4)])
+    assert r.table().endswith(short.line())
+
+
+def test_bench_projects_the_recipe_schedule_for_n_processes(tiny_recipe):
+    recipe = R.load(tiny_recipe)
+    result = bench(recipe, device=torch.device("cpu"), steps=1, warmup=0, processes=4)
+    full = result.stage("full distillation step").seconds
+    one, four = result.projections[0], result.projections[1]
+    assert (one.processes, four.processes) == (1, 4)
+    assert one.steps == recipe.train.epochs * recipe.train.steps_per_epoch_at(1) and one.seconds == full
+    assert four.steps == recipe.train.epochs * recipe.train.steps_per_epoch_at(4)
+    teacher = result.projections[2]  # the tiny recipe trains its teacher: 4 epochs of 240 // 32 steps
+    assert teacher.what == "teacher training" and teacher.steps == 4 * (240 // 32)

@@ -85,4 +85,4 @@ def test_two_process_run_resumes_to_the_same_weights(recipe4, tmp_path):
     again = run_cli("run", str(recipe4), "--out", str(resumed), "--device", "cpu")
     assert again.returncode == 2 and "resume it with the same number of processes" in again.stderr
     assert "Traceback" not in again.stderr
-    assert checkpoint.load(resumed / "last.pt")["step"] == b["step"]
+    assert checkpoint.load(resumed / "last.pt")["state"]["step"] == b["state"]["step"]

@@ -1,6 +1,9 @@
 """End to end on CPU: train a teacher, distil a student from one photo, learn, write the files, resume."""
 
 import json
+import signal
+import subprocess
+import sys
 
 import pytest
 import torch
@@ -59,35 +62,75 @@ def test_run_dir_of_another_recipe_is_refused(tiny_recipe, tmp_path):
     other = R.load(tiny_recipe, ["train.lr=0.001"])
     with pytest.raises(AipError, match="holds a run of a different recipe"):
         run(other, out=out, device=CPU)
-    assert checkpoint.load(out / "last.pt")["step"] == recipe.train.steps_per_epoch  # untouched
+    assert checkpoint.load(out / "last.pt")["state"]["step"] == recipe.train.steps_per_epoch  # untouched
 
 
-def test_cli_run_killed_mid_training_resumes(tmp_path, stripes_root):
-    """A real interruption: the process is killed after its first checkpoint; the same command resumes."""
-    import os
-    import signal
-    import subprocess
-    import sys
-    import time
+def _start_run(recipe, out):
+    """``aip run`` in a subprocess, its output (stdout and stderr) readable line by line."""
+    return subprocess.Popen([sys.executable, "-m", "aip", "run", str(recipe), "--out", str(out), "--device", "cpu"],
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, bufsize=1)
 
+
+def _wait_for_line(proc, text):
+    """Read the process's output until a line containing ``text`` (an event, not a sleep); returns all read."""
+    seen = []
+    for line in iter(proc.stdout.readline, ""):
+        seen.append(line)
+        if text in line:
+            return "".join(seen)
+    raise AssertionError(f"the run ended without printing {text!r}:\n{''.join(seen)[-3000:]}")
+
+
+@pytest.fixture
+def long_recipe(tmp_path, stripes_root):
     recipe = tmp_path / "tiny.toml"
     recipe.write_text(TINY_RECIPE.format(root=stripes_root.as_posix(), epochs=8))
-    out = tmp_path / "run"
-    env = {**os.environ}
     assert run_cli("teacher", str(recipe), "--device", "cpu").returncode == 0
-    proc = subprocess.Popen([sys.executable, "-m", "aip", "run", str(recipe), "--out", str(out), "--device", "cpu"],
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env)
-    deadline = time.time() + 240
-    while not (out / "last.pt").exists() and time.time() < deadline and proc.poll() is None:
-        time.sleep(0.2)
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
-    step = checkpoint.load(out / "last.pt")["step"]
-    assert 0 < step < 128
-    again = run_cli("run", str(recipe), "--out", str(out), "--device", "cpu")
+    return recipe
+
+
+def test_cli_run_killed_mid_training_resumes(long_recipe, tmp_path):
+    """A real crash: the process is killed (SIGKILL) right after its first checkpoint; the same command resumes."""
+    out = tmp_path / "run"
+    proc = _start_run(long_recipe, out)
+    _wait_for_line(proc, "checkpoint: step 16 saved")
+    proc.kill()
+    proc.communicate()
+    step = checkpoint.load(out / "last.pt")["state"]["step"]
+    assert step == 16
+    again = run_cli("run", str(long_recipe), "--out", str(out), "--device", "cpu")
     assert again.returncode == 0, again.stderr
     assert f"resuming {out} at step {step}/128" in again.stderr + again.stdout
     assert "student top-1" in again.stdout and json.loads((out / "metrics.json").read_text())["finished"]
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
+def test_a_signal_stops_at_a_step_boundary_and_resumes_bit_identically(long_recipe, tmp_path, signum):
+    """Ctrl-C (or a cluster's SIGTERM) mid-epoch: a checkpoint at the step boundary, one line, exit 130/143;
+    the same command then ends with exactly the weights of an uninterrupted run."""
+    straight = tmp_path / "straight"
+    assert run_cli("run", str(long_recipe), "--out", str(straight), "--device", "cpu").returncode == 0
+    out = tmp_path / "run"
+    proc = _start_run(long_recipe, out)
+    _wait_for_line(proc, "checkpoint: step 16 saved")  # then stop it somewhere in the second epoch
+    proc.send_signal(signum)
+    rest, _ = proc.communicate()
+    assert proc.returncode == 128 + signum, rest
+    stopped = checkpoint.load(out / "last.pt")["state"]["step"]
+    assert 16 < stopped < 128, rest
+    assert f"interrupted at step {stopped}; run the same command to resume" in rest and "Traceback" not in rest
+    again = run_cli("run", str(long_recipe), "--out", str(out), "--device", "cpu")
+    assert again.returncode == 0, again.stderr
+    a, b = checkpoint.load(straight / "last.pt"), checkpoint.load(out / "last.pt")
+    for k, v in a["student"].items():
+        assert torch.equal(v, b["student"][k]), k
+    def rows(run):  # the evaluations, without wall time; the loss summed in another order matches closely
+        return [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+
+    for r, s in zip(rows(out), rows(straight), strict=True):
+        assert r["loss"] == pytest.approx(s["loss"], rel=1e-5)
+        assert {k: v for k, v in r.items() if k not in ("seconds", "loss")} == \
+            {k: v for k, v in s.items() if k not in ("seconds", "loss")}
 
 
 def test_bn_recalibration_is_off_by_default_and_labelled_when_on(tiny_recipe, tmp_path):
@@ -120,7 +163,8 @@ def test_a_diverging_loss_stops_with_a_clear_error(tiny_recipe, tmp_path):
             return torch.rand(n, 3, 24, 24)
 
     student = nn.Sequential(nn.Flatten(), nn.Linear(3 * 24 * 24, 4))
-    with pytest.raises(AipError, match=r"the loss became nan before step 2; lower train.lr"):
+    with pytest.raises(AipError, match=r"the loss became non-finite at step 1; nothing was saved after it: lower "
+                                       r"train.lr"):
         fit(recipe=recipe, student=student, teacher=NanTeacher(), sampler=Views(), augmenter=lambda v: v,
             evaluate=lambda m: {"top1": 0.0, "top5": 0.0}, run_dir=tmp_path, device=CPU)
     assert not (tmp_path / "last.pt").exists()  # nothing half-written

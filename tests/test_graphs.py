@@ -15,6 +15,7 @@ import torch
 from aip import graphs
 from aip import recipe as recipes
 from aip.graphs import HostReadError, beta, forbid_host_reads, permutation
+from aip.hardware import Policy
 from aip.registry import load_modality
 from aip.trainer import data_path
 from modalities.image.augment import ImageAugmenter, cutmix
@@ -237,7 +238,7 @@ def test_graphed_data_that_fails_inside_the_capture_says_how_to_turn_it_off():
 
     root = Path(__file__).resolve().parents[1]
     r = subprocess.run([sys.executable, "-c", _FAILS_INSIDE_CAPTURE], cwd=root, capture_output=True, text=True,
-                       timeout=120)
+                       timeout=900)
     assert r.returncode == 0, r.stderr[-2000:]
     assert r.stdout.startswith("AipError: the data path could not be captured") and "graph_data = 'off'" in r.stdout
 
@@ -250,7 +251,7 @@ def test_modalities_build_eager_parts_on_the_cpu(mode):
     modality = load_modality(rec.modality)
     sampler, augmenter = modality.sampler(rec, device=CPU), modality.augmenter(rec, device=CPU)
     assert not graphs.capturable(sampler, augmenter)
-    data = data_path(rec, sampler, augmenter, device=CPU, memory_format=torch.channels_last)
+    data = data_path(rec, sampler, augmenter, policy=Policy(CPU, memory_format=torch.channels_last))
     x = data()
     assert x.shape == (4, 3, 32, 32) and x.is_contiguous(memory_format=torch.channels_last)
 

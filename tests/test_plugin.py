@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -31,7 +32,7 @@ def _env(site: Path | None, cache: Path) -> dict[str, str]:
 def aip(*args: str, site: Path | None, tmp: Path) -> subprocess.CompletedProcess[str]:
     """``python -m aip ARGS`` in ``tmp`` (cache in ``tmp/cache``), with ``site`` as the only PYTHONPATH."""
     return subprocess.run([sys.executable, "-m", "aip", *args], capture_output=True, text=True,
-                          env=_env(site, tmp / "cache"), cwd=tmp, timeout=300)
+                          env=_env(site, tmp / "cache"), cwd=tmp, timeout=900)
 
 
 @pytest.fixture(scope="module")
@@ -45,7 +46,7 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Path:
     env = _env(None, tmp / "cache")
     pip = subprocess.run([sys.executable, "-m", "pip", "install", "--no-deps", "--no-build-isolation",
                           "--no-index", "--target", str(target), str(src)],
-                         capture_output=True, text=True, env=env, timeout=300)
+                         capture_output=True, text=True, env=env, timeout=900)
     # the test extras install setuptools >= 70.1 and wheel, so this builds offline, as a user's pip would
     assert pip.returncode == 0, f"pip could not install the example plugin:\n{pip.stdout}\n{pip.stderr}"
     assert (target / "aip_toy" / "__init__.py").is_file()
@@ -104,3 +105,12 @@ def test_run_distils_a_student_from_one_signal(site: Path, tmp_path: Path) -> No
     # measured ~87 %; chance is 25 %
     assert metrics["student"]["top1"] > 2 * metrics["chance"], metrics
     assert (run_dir / "curves.png").is_file() and (run_dir / "recipe.toml").is_file()
+
+
+def test_the_plugin_passes_the_conformance_tests(site: Path, tmp_path: Path) -> None:
+    """The tests every installed modality gets for free (tests/test_conformance.py) pass for the plugin too."""
+    proc = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-k", "toy",
+                           str(ROOT / "tests" / "test_conformance.py")], capture_output=True, text=True,
+                          env=_env(site, tmp_path / "cache"), cwd=ROOT, timeout=900)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-2000:]
+    assert re.search(r"\b[23] passed", proc.stdout), proc.stdout[-2000:]

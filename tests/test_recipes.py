@@ -116,7 +116,7 @@ def test_imagenet_is_resnet18_to_resnet50():
 def test_overrides_through_the_real_cli():
     """``python -m aip check RECIPE --set ...`` (the documented way to shorten a run) prints the change."""
     result = run_cli("check", "recipes/cifar10.toml", "--set", "train.epochs=3",
-                     "--set", "source.uri=/tmp/animals.png", timeout=120)
+                     "--set", "source.uri=/tmp/animals.png", timeout=900)
     assert result.returncode == 0, result.stderr
     printed = tomllib.loads(result.stdout)
     assert printed["train"]["epochs"] == 3 and printed["source"]["uri"] == "/tmp/animals.png"

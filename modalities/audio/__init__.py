@@ -12,7 +12,7 @@ Heavy imports (torchaudio, timm) happen inside the methods that need them.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import torch
 from torch import nn
@@ -21,6 +21,7 @@ from aip import graphs
 from aip.cache import dataset_root
 from aip.errors import AipError
 from aip.modality import LabelledData
+from aip.recipe import Recipe, StudentConfig, TeacherConfig
 from modalities.audio.augment import AudioAugmenter
 from modalities.audio.config import AudioAugmentConfig, AudioSourceConfig
 from modalities.audio.source import SOURCES, DatasetSampler, WindowSampler, load_recording
@@ -34,7 +35,7 @@ class AudioModality:
     SourceConfig = AudioSourceConfig
     AugmentConfig = AudioAugmentConfig
 
-    def validate(self, recipe: Any) -> None:
+    def validate(self, recipe: Recipe) -> None:
         """Fail when the recipe loads on an unknown dataset name (listing the known ones) or a missing file."""
         from modalities.audio.datasets import DATASETS
 
@@ -45,24 +46,25 @@ class AudioModality:
             raise AipError(f"source recording {uri} does not exist; set source.uri to an audio file, an http(s) "
                            "URL, espeak:prose, synthetic:noise or dataset:train")
 
-    def sampler(self, recipe: Any, *, device: torch.device) -> WindowSampler | DatasetSampler:
+    def sampler(self, recipe: Recipe, *, device: torch.device) -> WindowSampler | DatasetSampler:
         src: AudioSourceConfig = recipe.source
         self.preview_rate = src.rate  # preview() is handed views only: it renders them at this rate
         if src.uri == "dataset:train":
             return DatasetSampler(self.data(recipe, split="train", train=False).dataset, device=device)
         return WindowSampler(load_recording(src), samples=src.samples, device=device)
 
-    def augmenter(self, recipe: Any, *, device: torch.device) -> AudioAugmenter:
+    def augmenter(self, recipe: Recipe, *, device: torch.device) -> AudioAugmenter:
         return AudioAugmenter(recipe.augment, rate=recipe.source.rate,
                               capture=graphs.wanted(recipe, device)).to(device)
 
-    def model(self, spec: Any, *, recipe: Any, num_classes: int, pretrained: bool) -> nn.Module:
+    def model(self, spec: TeacherConfig | StudentConfig, *, recipe: Recipe, num_classes: int,
+              pretrained: bool) -> nn.Module:
         from modalities.audio import models
 
         return models.build(spec.arch, num_classes=num_classes, rate=recipe.source.rate, pretrained=pretrained,
                             kwargs=dict(spec.kwargs))
 
-    def data(self, recipe: Any, *, split: str, train: bool) -> LabelledData:
+    def data(self, recipe: Recipe, *, split: Literal["train", "test"], train: bool) -> LabelledData:
         from modalities.audio import datasets
 
         return datasets.load(recipe.eval.dataset, root=dataset_root(recipe.eval.root), split=split, train=train,
@@ -72,6 +74,17 @@ class AudioModality:
         from modalities.audio.preview import render
 
         return render(views, path, rate=self.preview_rate)
+
+    def describe_source(self, recipe: Recipe) -> str:
+        return recipe.source.uri
+
+    def example(self) -> dict[str, Any]:
+        return {"modality": "audio", "name": "audio-example",
+                "source": {"uri": "synthetic:noise"},
+                "teacher": {"kind": "train", "arch": "cnn", "kwargs": {"width": 8}},
+                "student": {"arch": "cnn", "kwargs": {"width": 8}},
+                "train": {"batch_size": 4, "samples_per_epoch": 8, "epochs": 1},
+                "eval": {"dataset": "spoken-keywords"}}
 
     def catalog(self) -> dict[str, list[str]]:
         from modalities.audio import datasets, models

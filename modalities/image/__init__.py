@@ -10,7 +10,7 @@ stays fast.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import torch
 from torch import nn
@@ -19,6 +19,7 @@ from aip import graphs
 from aip.cache import dataset_root
 from aip.errors import AipError
 from aip.modality import LabelledData
+from aip.recipe import Recipe, StudentConfig, TeacherConfig
 from modalities.image.augment import ImageAugmenter
 from modalities.image.config import ImageAugmentConfig, ImageSourceConfig
 from modalities.image.source import SYNTHETIC, DatasetSampler, ImageViewSampler, load_image
@@ -31,13 +32,13 @@ class ImageModality:
     SourceConfig = ImageSourceConfig
     AugmentConfig = ImageAugmentConfig
 
-    def validate(self, recipe: Any) -> None:
+    def validate(self, recipe: Recipe) -> None:
         """Cross-section checks that need the dataset's facts (raise early, before any work)."""
         from modalities.image import datasets
 
         datasets.info(recipe.eval.dataset)  # unknown dataset -> AipError listing the known ones
 
-    def sampler(self, recipe: Any, *, device: torch.device) -> ImageViewSampler | DatasetSampler:
+    def sampler(self, recipe: Recipe, *, device: torch.device) -> ImageViewSampler | DatasetSampler:
         src: ImageSourceConfig = recipe.source
         if src.uri == "dataset:train":
             data = self.data(recipe, split="train", train=False)
@@ -46,12 +47,13 @@ class ImageModality:
         return ImageViewSampler(load_image(src), src, device=device, crop=recipe.augment,
                                 capture=graphs.wanted(recipe, device))
 
-    def augmenter(self, recipe: Any, *, device: torch.device) -> ImageAugmenter:
+    def augmenter(self, recipe: Recipe, *, device: torch.device) -> ImageAugmenter:
         geometry = recipe.source.uri == "dataset:train"  # other sources' views come cropped by the sampler
         return ImageAugmenter(recipe.augment, size=recipe.source.size, channels=recipe.source.channels,
                               geometry=geometry, capture=graphs.wanted(recipe, device)).to(device)
 
-    def model(self, spec: Any, *, recipe: Any, num_classes: int, pretrained: bool) -> nn.Module:
+    def model(self, spec: TeacherConfig | StudentConfig, *, recipe: Recipe, num_classes: int,
+              pretrained: bool) -> nn.Module:
         from modalities.image import datasets, models
 
         info = datasets.info(recipe.eval.dataset)
@@ -67,13 +69,13 @@ class ImageModality:
             dataset_norm=stats,
         )
 
-    def data(self, recipe: Any, *, split: str, train: bool) -> LabelledData:
+    def data(self, recipe: Recipe, *, split: Literal["train", "test"], train: bool) -> LabelledData:
         from modalities.image import datasets
 
         return datasets.load(
             recipe.eval.dataset,
             root=dataset_root(recipe.eval.root),
-            split=split,  # type: ignore[arg-type]
+            split=split,
             train=train,
             download=recipe.eval.download,
             size=recipe.source.size,
@@ -88,7 +90,7 @@ class ImageModality:
         save_image(views.float().cpu(), path, nrow=nrow, padding=2, pad_value=1.0)
         return [path]
 
-    def reference_pipeline(self, recipe: Any, *, root: Path, batch_size: int, workers: int,
+    def reference_pipeline(self, recipe: Recipe, *, root: Path, batch_size: int, workers: int,
                            count: int) -> Any:
         """The paper's pipeline (pre-generated patches, PIL augmentation in DataLoader workers), for
         ``aip bench --vs-reference``; patches are written under ``root``."""
@@ -96,6 +98,17 @@ class ImageModality:
 
         sampler = self.sampler(recipe, device=torch.device("cpu"))
         return reference_loader(recipe, sampler, root=root, batch_size=batch_size, workers=workers, count=count)
+
+    def describe_source(self, recipe: Recipe) -> str:
+        return recipe.source.uri
+
+    def example(self) -> dict[str, Any]:
+        return {"modality": "image", "name": "image-example",
+                "source": {"uri": "synthetic:dead_leaves", "size": 32, "channels": 3},
+                "teacher": {"kind": "train", "arch": "cnn", "kwargs": {"width": 8}},
+                "student": {"arch": "cnn", "kwargs": {"width": 8}},
+                "train": {"batch_size": 8, "samples_per_epoch": 16, "epochs": 1},
+                "eval": {"dataset": "cifar10"}}
 
     def catalog(self) -> dict[str, list[str]]:
         from modalities.image import datasets, models

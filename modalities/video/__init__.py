@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import torch
 from torch import nn
@@ -19,6 +19,7 @@ from aip import graphs
 from aip.cache import dataset_root
 from aip.errors import AipError, RecipeError
 from aip.modality import LabelledData
+from aip.recipe import Recipe, StudentConfig, TeacherConfig
 from modalities.video.config import VideoAugmentConfig, VideoSourceConfig
 
 #: whether the core averages several views per labelled item (``LabelledData.views``)
@@ -32,7 +33,7 @@ class VideoModality:
     SourceConfig = VideoSourceConfig
     AugmentConfig = VideoAugmentConfig
 
-    def validate(self, recipe: Any) -> None:
+    def validate(self, recipe: Recipe) -> None:
         """Cross-section checks: known dataset and models, and an augmentation crop that fits the clips."""
         from modalities.video import datasets, models
 
@@ -45,7 +46,7 @@ class VideoModality:
             raise RecipeError(f"recipe key augment.short_side: the smallest short side "
                               f"({recipe.augment.short_side[0]}) must be at least source.size = {recipe.source.size}")
 
-    def sampler(self, recipe: Any, *, device: torch.device):
+    def sampler(self, recipe: Recipe, *, device: torch.device):
         from modalities.video.augment import crop_scale
         from modalities.video.source import ClipSampler, load_source
 
@@ -55,20 +56,21 @@ class VideoModality:
                            crop=(lo, hi) if lo < 1.0 else None, crop_hflip=recipe.augment.hflip,
                            capture=graphs.wanted(recipe, device))
 
-    def augmenter(self, recipe: Any, *, device: torch.device):
+    def augmenter(self, recipe: Recipe, *, device: torch.device):
         from modalities.video.augment import VideoAugmenter
 
         return VideoAugmenter(recipe.augment, size=recipe.source.size, geometry=False,
                               capture=graphs.wanted(recipe, device)).to(device)
 
-    def model(self, spec: Any, *, recipe: Any, num_classes: int, pretrained: bool) -> nn.Module:
+    def model(self, spec: TeacherConfig | StudentConfig, *, recipe: Recipe, num_classes: int,
+              pretrained: bool) -> nn.Module:
         from modalities.video import models
 
         return models.build(spec.arch, num_classes=num_classes, frames=recipe.source.frames, size=recipe.source.size,
                             pretrained=pretrained, weights=getattr(spec, "weights", "DEFAULT"),
                             kwargs=dict(spec.kwargs), norm=(spec.mean, spec.std) if spec.mean else None)
 
-    def data(self, recipe: Any, *, split: str, train: bool) -> LabelledData:
+    def data(self, recipe: Recipe, *, split: Literal["train", "test"], train: bool) -> LabelledData:
         from modalities.video import datasets
 
         return datasets.load(recipe.eval.dataset, root=dataset_root(recipe.eval.root, recipe.eval.dataset),
@@ -83,6 +85,18 @@ class VideoModality:
             raise AipError(f"video preview takes clips (B, C, T, H, W), got shape {tuple(views.shape)}")
         views = views[:16]  # a readable grid
         return [clip_grid(views, path), clip_gif(views, path.with_suffix(".gif"), fps=4.0)]
+
+    def describe_source(self, recipe: Recipe) -> str:
+        return recipe.source.uri
+
+    def example(self) -> dict[str, Any]:
+        return {"modality": "video", "name": "video-example",
+                "source": {"uri": "skimage:astronaut", "frames": 4, "size": 32, "test_short_side": 36},
+                "augment": {"short_side": [36, 40]},
+                "teacher": {"kind": "train", "arch": "cnn3d", "kwargs": {"width": 4}},
+                "student": {"arch": "cnn3d", "kwargs": {"width": 4}},
+                "train": {"batch_size": 4, "samples_per_epoch": 8, "epochs": 1},
+                "eval": {"dataset": "kinetics400"}}
 
     def catalog(self) -> dict[str, list[str]]:
         from modalities.video import datasets, models

@@ -11,12 +11,13 @@ load ``aip_toy:modality`` and ask it for everything that depends on the kind of 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import torch
 from torch import nn
 
 from aip.modality import LabelledData
+from aip.recipe import Recipe, StudentConfig, TeacherConfig
 from aip.schema import check
 from aip_toy import data, models
 from aip_toy.augment import SignalAugmenter
@@ -33,7 +34,7 @@ class ToyModality:
     SourceConfig = ToySourceConfig
     AugmentConfig = ToyAugmentConfig
 
-    def validate(self, recipe: Any) -> None:
+    def validate(self, recipe: Recipe) -> None:
         """Cross-section checks, run by the core right after parsing (``aip check`` and before any work)."""
         data.DATASETS.get(recipe.eval.dataset)  # unknown dataset -> AipError listing the known ones
         check(recipe.teacher.kind != "pretrained", "teacher.kind",
@@ -51,17 +52,18 @@ class ToyModality:
             # toy models are tiny: building one catches an unknown arch or a bad kwargs key at `aip check`
             self.model(spec, recipe=recipe, num_classes=2, pretrained=False)
 
-    def sampler(self, recipe: Any, *, device: torch.device) -> WindowSampler:
+    def sampler(self, recipe: Recipe, *, device: torch.device) -> WindowSampler:
         return WindowSampler(make_signal(recipe.source), window=recipe.source.window, device=device)
 
-    def augmenter(self, recipe: Any, *, device: torch.device) -> SignalAugmenter:  # noqa: ARG002
+    def augmenter(self, recipe: Recipe, *, device: torch.device) -> SignalAugmenter:  # noqa: ARG002
         return SignalAugmenter(recipe.augment)  # stateless: works on whatever device the windows are on
 
-    def model(self, spec: Any, *, recipe: Any, num_classes: int, pretrained: bool) -> nn.Module:  # noqa: ARG002
+    def model(self, spec: TeacherConfig | StudentConfig, *, recipe: Recipe, num_classes: int,
+              pretrained: bool) -> nn.Module:  # noqa: ARG002
         return models.build(spec.arch, num_classes=num_classes, channels=1, pretrained=pretrained,
                             kwargs=dict(spec.kwargs), mean=spec.mean, std=spec.std)
 
-    def data(self, recipe: Any, *, split: str, train: bool) -> LabelledData:
+    def data(self, recipe: Recipe, *, split: Literal["train", "test"], train: bool) -> LabelledData:
         return data.load(recipe.eval.dataset, split=split, window=recipe.source.window, train=train)
 
     def preview(self, views: torch.Tensor, path: Path) -> list[Path]:
@@ -82,6 +84,16 @@ class ToyModality:
         fig.savefig(path, dpi=80)
         plt.close(fig)
         return [path]
+
+    def describe_source(self, recipe: Recipe) -> str:
+        return f"one {recipe.source.kind} signal (seed {recipe.source.seed})"
+
+    def example(self) -> dict[str, Any]:
+        return {"modality": "toy", "name": "toy-example", "source": {"kind": "sines", "window": 128},
+                "teacher": {"kind": "train", "arch": "cnn1d", "kwargs": {"width": 8}},
+                "student": {"arch": "mlp", "kwargs": {"window": 128, "hidden": 32}},
+                "train": {"batch_size": 8, "samples_per_epoch": 16, "epochs": 1},
+                "eval": {"dataset": "bands"}}
 
     def catalog(self) -> dict[str, list[str]]:
         return {

@@ -1,0 +1,81 @@
+"""Device and precision policy, in one place: which device a run uses, whether it computes in bf16, which
+memory layout its 4-D batches take, and how the CUDA backends are tuned.
+
+Everything that runs a model (training, teacher training, evaluation, the benchmark) asks this module instead
+of deciding for itself, so ``aip bench`` measures exactly what ``aip run`` does.
+"""
+
+from __future__ import annotations
+
+from contextlib import AbstractContextManager, nullcontext
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from aip.errors import AipError
+from aip.recipe import Recipe
+
+
+def resolve_device(name: str = "auto") -> torch.device:
+    """``auto`` (CUDA when visible, else the CPU), ``cpu``, ``cuda`` or ``cuda:N``."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise AipError("--device cuda was asked for but no CUDA GPU is visible; use --device cpu or auto")
+    try:
+        return torch.device(name)
+    except RuntimeError:
+        raise AipError(f"unknown device {name!r}; use auto, cpu, cuda or cuda:N") from None
+
+
+@dataclass(frozen=True)
+class Policy:
+    """How a recipe computes on a device.
+
+    ``amp``: bf16 autocast (``train.amp = "bf16"``, or ``"auto"`` on CUDA). ``memory_format``: channels-last
+    for 4-D batches (``train.channels_last`` ``"auto"``/``"on"``: convolutions ran faster in it on both CUDA
+    and the CPU, see docs/benchmarks.md), else contiguous. ``channels_last_3d``: 5-D batches (video) and models
+    with 3-D convolutions in ``torch.channels_last_3d`` (``train.channels_last = "on"`` only).
+    """
+
+    device: torch.device
+    amp: bool = False
+    memory_format: torch.memory_format = torch.contiguous_format
+    channels_last_3d: bool = False
+
+    @classmethod
+    def of(cls, recipe: Recipe, device: torch.device) -> Policy:
+        amp = recipe.train.amp == "bf16" or (recipe.train.amp == "auto" and device.type == "cuda")
+        layout = torch.channels_last if recipe.train.channels_last in ("on", "auto") else torch.contiguous_format
+        return cls(device=device, amp=amp, memory_format=layout, channels_last_3d=recipe.train.channels_last == "on")
+
+    def autocast(self) -> AbstractContextManager[object]:
+        return autocast(self.device, self.amp)
+
+    def place(self, model: nn.Module) -> nn.Module:
+        """``model`` on the device in the policy's layout (``channels_last`` applies to 4-D weights only, so
+        models with 3-D convolutions take ``channels_last_3d`` or stay as they are)."""
+        model = model.to(self.device)
+        if any(p.dim() == 5 for p in model.parameters()):
+            return model.to(memory_format=torch.channels_last_3d) if self.channels_last_3d else model
+        return model.to(memory_format=self.memory_format)
+
+    def batch(self, x: torch.Tensor) -> torch.Tensor:
+        """``x`` on the device, 4-D batches in the policy's layout."""
+        x = x.to(self.device, non_blocking=True)
+        if x.dim() == 5 and self.channels_last_3d:
+            return x.contiguous(memory_format=torch.channels_last_3d)
+        return x.contiguous(memory_format=self.memory_format) if x.dim() == 4 else x
+
+    def tune(self) -> None:
+        """On CUDA: let cuDNN pick the fastest convolution algorithms for the (fixed) view shapes, and run the
+        float32 matrix products that autocast leaves in float32 on TF32 tensor cores."""
+        if self.device.type == "cuda":
+            torch.backends.cudnn.benchmark = True
+            torch.set_float32_matmul_precision("high")
+
+
+def autocast(device: torch.device, enabled: bool) -> AbstractContextManager[object]:
+    """bf16 autocast on ``device`` when ``enabled``, else nothing."""
+    return torch.autocast(device.type, dtype=torch.bfloat16) if enabled else nullcontext()

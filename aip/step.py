@@ -1,0 +1,106 @@
+"""One optimiser step, shared by everything that trains: distillation (``aip run``), its benchmark
+(``aip bench``) and supervised teacher training (``aip teacher``).
+
+:func:`train_step` is the generic step: for each micro-batch ``(x, target)``, forward, loss, backward (scaled
+by the number of micro-batches, so accumulation sums to one batch's gradient); then clipping and the optimiser
+step. :func:`distill_step` feeds it the method's micro-batches: views of the single datum, labelled by the
+frozen teacher. Both return named losses as a dict of detached device tensors (``"loss"`` first), as timm's
+distillation task does, so the caller decides when to read them back (reading forces a device sync).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import nullcontext
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from aip.hardware import Policy
+from aip.loss import distillation_loss
+from aip.recipe import Recipe
+from aip.select import balanced_indices
+
+Losses = dict[str, torch.Tensor]
+LossFn = Callable[[torch.Tensor, torch.Tensor], Losses]
+
+
+def train_step(*, model: nn.Module, optimizer: torch.optim.Optimizer, micro_batches: Iterable[tuple[torch.Tensor,
+               torch.Tensor]], count: int, loss_fn: LossFn, policy: Policy, grad_clip: float = 0.0,
+               params: list[nn.Parameter] | None = None) -> Losses:
+    """One optimiser step over ``count`` micro-batches; returns the losses averaged over them.
+
+    ``model`` may be a DistributedDataParallel wrapper: gradients are then averaged over processes on the last
+    micro-batch only (``no_sync`` before). ``params``: what ``grad_clip`` clips (default: ``model``'s).
+    """
+    optimizer.zero_grad(set_to_none=True)
+    total: Losses = {}
+    for i, (x, target) in enumerate(micro_batches):
+        last = i == count - 1
+        sync = model.no_sync() if not last and hasattr(model, "no_sync") else nullcontext()
+        with sync:
+            with policy.autocast():
+                out = model(x)  # (B, K)
+            losses = loss_fn(out, target)
+            (losses["loss"] / count).backward()
+        for k, v in losses.items():
+            total[k] = total[k] + v.detach() if k in total else v.detach()
+    if grad_clip > 0:
+        nn.utils.clip_grad_norm_(params if params is not None else list(model.parameters()), grad_clip)
+    optimizer.step()
+    return {k: v / count for k, v in total.items()}
+
+
+def distillation_losses(recipe: Recipe) -> LossFn:
+    """The recipe's KD loss, plus the share of views on which student and teacher agree (a cheap, sync-free
+    sign of progress)."""
+    cfg = recipe.loss
+
+    def losses(s_logits: torch.Tensor, t_logits: torch.Tensor) -> Losses:
+        loss = distillation_loss(s_logits, t_logits, kind=cfg.kind, temperature=cfg.temperature, t2_scale=cfg.t2_scale)
+        agree = (s_logits.argmax(-1) == t_logits.argmax(-1)).float().mean()
+        return {"loss": loss, "agreement": agree}
+
+    return losses
+
+
+def labelled_views(*, data: Callable[[], torch.Tensor], teacher: nn.Module, count: int, batch_size: int,
+                   view_pool: int, policy: Policy) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    """``count`` micro-batches of augmented views and the teacher's logits for them.
+
+    With ``view_pool`` > 1, ``data()`` makes ``view_pool x batch_size`` views and a class-balanced
+    ``batch_size`` of them is kept (:mod:`aip.select`). Teacher and student see the same tensor.
+    """
+    for _ in range(count):
+        x = data()  # (B * view_pool, ...) views of the one datum, augmented
+        with torch.no_grad(), policy.autocast():
+            t_logits = teacher(x)  # (B * view_pool, K)
+        if view_pool > 1:
+            keep = balanced_indices(t_logits, batch_size)
+            x, t_logits = x[keep], t_logits[keep]
+        yield x, t_logits
+
+
+def distill_step(*, recipe: Recipe, data: Callable[[], torch.Tensor], teacher: nn.Module, student: nn.Module,
+                 optimizer: torch.optim.Optimizer, policy: Policy, params: list[nn.Parameter] | None = None) -> Losses:
+    """One distillation step of the method: sample -> augment -> teacher (no grad) -> student -> KD loss -> step.
+
+    ``student`` is the module that trains (possibly compiled or wrapped for data parallelism; ``params`` are
+    then the plain student's, for clipping); ``teacher`` is frozen.
+    """
+    cfg = recipe.train
+    batches = labelled_views(data=data, teacher=teacher, count=cfg.grad_accum, batch_size=cfg.batch_size,
+                             view_pool=cfg.view_pool, policy=policy)
+    return train_step(model=student, optimizer=optimizer, micro_batches=batches, count=cfg.grad_accum,
+                      loss_fn=distillation_losses(recipe), policy=policy, grad_clip=cfg.grad_clip, params=params)
+
+
+def supervised_losses(label_smoothing: float = 0.0) -> LossFn:
+    """Cross-entropy against labels (teacher training) and the batch accuracy."""
+
+    def losses(logits: torch.Tensor, y: torch.Tensor) -> Losses:
+        loss = F.cross_entropy(logits.float(), y, label_smoothing=label_smoothing)
+        return {"loss": loss, "accuracy": (logits.argmax(-1) == y).float().mean()}
+
+    return losses
