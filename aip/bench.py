@@ -81,6 +81,9 @@ class BenchResult:
     profile: str = ""
     accumulation: int = 1
     projections: list[Projection] = field(default_factory=list)
+    #: over the timed full steps: kernel (system) CPU time as a share of all CPU time, and minor page faults
+    system_share: float | None = None
+    faults_per_step: float | None = None
 
     def stage(self, name: str) -> Stage:
         return next(s for s in self.stages if s.name == name)
@@ -113,6 +116,10 @@ class BenchResult:
             lines.append(f"| time the data adds to the step (full step - step on a fixed batch) | "
                          f"{100 * self.data_overhead:.1f} % | |")
         lines.append(f"| peak memory ({self.memory_kind}) | {self.peak_memory_bytes / 2**30:.2f} GiB | |")
+        if self.system_share is not None and self.faults_per_step is not None:
+            lines.append(f"| full step: kernel time, share of the process's CPU time | "
+                         f"{100 * self.system_share:.1f} % | |")
+            lines.append(f"| full step: minor page faults per step | {self.faults_per_step:,.0f} | |")
         if self.reference:
             r = self.reference
             lines.append(f"| reference pipeline ({r['workers']:.0f} workers) | "
@@ -230,7 +237,13 @@ def bench(recipe: Recipe, *, device: torch.device, steps: int = 10, warmup: int 
                         ("student forward + backward + step", student_step, b),
                         ("full distillation step", full_step, b * cfg.grad_accum),
                         ("step on a fixed batch", lambda: full_step(fixed), b * cfg.grad_accum)):
+        before = resource.getrusage(resource.RUSAGE_SELF)
         result.stages.append(Stage(name, _timed(fn, steps=steps, warmup=warmup, device=device), n))
+        if name == "full distillation step":
+            used = resource.getrusage(resource.RUSAGE_SELF)
+            cpu = (used.ru_utime - before.ru_utime) + (used.ru_stime - before.ru_stime)
+            result.system_share = (used.ru_stime - before.ru_stime) / cpu if cpu > 0 else 0.0
+            result.faults_per_step = (used.ru_minflt - before.ru_minflt) / (steps + warmup)
     if device.type == "cuda":
         result.peak_memory_bytes, result.memory_kind = torch.cuda.max_memory_allocated(device), "CUDA allocated"
     else:  # ru_maxrss is KiB on Linux

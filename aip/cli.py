@@ -194,7 +194,10 @@ def list_(as_json: Annotated[bool, typer.Option("--json", help="Machine-readable
 
 
 def main() -> None:
+    from aip.allocator import keep_freed_memory
     from aip.interrupts import Interrupted
+
+    keep_freed_memory()  # before the first large allocation (aip.allocator)
 
     try:
         app()

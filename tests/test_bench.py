@@ -81,3 +81,25 @@ def test_bench_projects_the_recipe_schedule_for_n_processes(tiny_recipe):
     assert four.steps == recipe.train.epochs * recipe.train.steps_per_epoch_at(4)
     teacher = result.projections[2]  # the tiny recipe trains its teacher: 4 epochs of 240 // 32 steps
     assert teacher.what == "teacher training" and teacher.steps == 4 * (240 // 32)
+
+
+def test_bench_reports_kernel_time_and_page_faults_of_the_step(tiny_recipe):
+    result = bench(R.load(tiny_recipe), device=torch.device("cpu"), steps=1, warmup=1)
+    assert result.system_share is not None and 0.0 <= result.system_share <= 1.0
+    assert result.faults_per_step is not None and result.faults_per_step >= 0
+    assert "minor page faults per step" in result.table() and "kernel time, share" in result.table()
+
+
+def test_glibc_keeps_freed_memory_unless_the_user_chose(monkeypatch):
+    import platform
+
+    from aip import allocator
+
+    monkeypatch.setenv("MALLOC_TOP_PAD_", "0")
+    assert allocator.keep_freed_memory() is False  # the user's own glibc setting wins
+    monkeypatch.delenv("MALLOC_TOP_PAD_")
+    monkeypatch.setenv("AIP_MALLOC", "default")
+    assert allocator.keep_freed_memory() is False
+    monkeypatch.delenv("AIP_MALLOC")
+    if platform.libc_ver()[0] == "glibc":
+        assert allocator.keep_freed_memory() is True
