@@ -237,3 +237,19 @@ def test_training_split_gives_random_windows_of_long_files(tmp_path: Path):
     torch.manual_seed(0)
     a, b = train.dataset[long][0], train.dataset[long][0]
     assert a.shape == b.shape == (1, RATE) and not torch.equal(a, b)
+
+
+@pytest.mark.parametrize("name,numbers", [("musan", ("98.76", "96.78", "89.85", "96.28")),
+                                          ("voxforge", ("91.13", "89.04", "72.85", "78.47")),
+                                          ("librispeech", ("99.89", "99.54", "78.67", "84.12"))])
+def test_recipes_state_the_paper_and_the_protocol(name: str, numbers: tuple[str, ...]):
+    from aip import recipe as recipe_mod
+    from tests.conftest import ROOT
+
+    path = ROOT / "recipes" / f"{name}.toml"
+    r = recipe_mod.load(path)
+    assert r.modality == "audio" and r.eval.dataset == name and r.source.test_windows == 10
+    assert (r.source.rate, r.source.window) == (16_000, 1.0)
+    header = path.read_text().split("\nmodality")[0]
+    assert all(f"{n} %" in header for n in numbers), numbers
+    assert "UNCONFIRMED" in header

@@ -57,3 +57,15 @@ def test_missing_classes_are_one_line_errors(tmp_path: Path):
         (tmp_path / "val" / wnid).mkdir()
     with pytest.raises(AipError, match="no images in 40 class folders"):
         datasets.load("imagenet100", root=tmp_path, split="test", train=False, download=False, size=8, channels=3)
+
+
+def test_recipe_states_the_paper():
+    from aip import recipe as recipe_mod
+    from tests.conftest import ROOT
+
+    path = ROOT / "recipes" / "imagenet100.toml"
+    r = recipe_mod.load(path)
+    assert r.eval.dataset == "imagenet100" and (r.teacher.kind, r.teacher.arch) == ("train", "resnet18")
+    assert r.student.arch == "resnet50"
+    header = path.read_text().split("\nmodality")[0]
+    assert all(n in header for n in ("89.6 %", "84.4 %", "88.5 %", "wide_resnet50_2"))
