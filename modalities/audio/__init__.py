@@ -73,6 +73,15 @@ class AudioModality:
 
         return render(views, path, rate=self.preview_rate)
 
+    def reference_pipeline(self, recipe: Any, *, root: Path, batch_size: int, workers: int, count: int) -> Any:
+        """The CPU pipeline an audio user would write (soundfile reads, librosa augmentation and log-mels in
+        DataLoader workers), for ``aip bench --vs-reference``; the recording is written under ``root``."""
+        from modalities.audio.reference import reference_loader
+
+        sampler = self.sampler(recipe, device=torch.device("cpu"))
+        wave = sampler.wave if isinstance(sampler, WindowSampler) else sampler.sample(min(count, 256)).flatten()
+        return reference_loader(recipe, wave, root=root, batch_size=batch_size, workers=workers, count=count)
+
     def catalog(self) -> dict[str, list[str]]:
         from modalities.audio import datasets, models
 
