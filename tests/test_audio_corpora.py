@@ -253,3 +253,20 @@ def test_recipes_state_the_paper_and_the_protocol(name: str, numbers: tuple[str,
     header = path.read_text().split("\nmodality")[0]
     assert all(f"{n} %" in header for n in numbers), numbers
     assert "UNCONFIRMED" in header
+
+
+def test_the_modality_passes_the_recipes_test_windows(tmp_path: Path):
+    """``source.test_windows`` reaches the test split through AudioModality.data; dataset:train hears windows."""
+    from aip import recipe as recipe_mod
+    from modalities.audio import AudioModality
+    from tests.conftest import ROOT
+
+    root = write_musan(tmp_path)
+    r = recipe_mod.load(ROOT / "recipes" / "musan.toml", [f"eval.root={root}", "source.test_windows=3",
+                                                          "source.uri=dataset:train"])
+    modality = AudioModality()
+    test = modality.data(r, split="test", train=False)
+    assert test.views == 3 and test.dataset[0][0].shape == (3, 1, RATE)
+    assert modality.data(r, split="test", train=True).views == 1
+    sampler = modality.sampler(r, device=torch.device("cpu"))
+    assert sampler.sample(4).shape == (4, 1, RATE)
