@@ -93,7 +93,8 @@ def test_bad_clips_are_counted_and_skipped(sc_root: Path, capsys: pytest.Capture
 def test_missing_or_wrong_dataset_is_one_line(tmp_path: Path):
     with pytest.raises(AipError, match="Speech Commands v0.02 is not in"):
         load(tmp_path)
-    with pytest.raises(AipError, match="unknown audio dataset 'speechcommand'.*known: speechcommands"):
+    with pytest.raises(AipError, match=r"unknown audio dataset 'speechcommand' \(did you mean 'speechcommands'\?\); "
+                                       r"known: .*speechcommands"):
         load(tmp_path, "speechcommand")
     root = write_speechcommands(tmp_path / "few", ("yes", "no"))
     with pytest.raises(AipError, match="no clips of the keywords up, down"):

@@ -345,8 +345,8 @@ def test_unknown_name_lists_known(tmp_path: Path) -> None:
 
 
 def test_info_table() -> None:
-    names = {"fashion-mnist", "cifar10", "cifar100", "imagefolder", "imagenet", "stl10", "pets", "flowers102",
-             "places365"}
+    names = {"fashion-mnist", "cifar10", "cifar100", "imagefolder", "imagenet", "imagenet100", "stl10", "pets",
+             "flowers102", "places365"}
     assert set(datasets.DATASETS.names()) == names
     for name in datasets.DATASETS:
         i = datasets.info(name)

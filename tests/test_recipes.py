@@ -22,7 +22,7 @@ IDS = [p.stem for p in RECIPES]
 #: the recipes that reproduce the paper's image experiments (docs/recipes.md), with their view size
 PAPER = {
     "cifar10": 32, "cifar100": 32, "imagenet": 224, "imagenet-r50x2": 224, "stl10": 224, "pets": 224,
-    "flowers102": 224, "places365": 224,
+    "flowers102": 224, "places365": 224, "imagenet100": 224,
 }
 
 

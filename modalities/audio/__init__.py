@@ -39,8 +39,7 @@ class AudioModality:
         """Fail when the recipe loads on an unknown dataset name (listing the known ones) or a missing file."""
         from modalities.audio.datasets import DATASETS
 
-        if recipe.eval.dataset not in DATASETS:
-            raise AipError(f"unknown audio dataset {recipe.eval.dataset!r}; known: {', '.join(DATASETS)}")
+        DATASETS.get(recipe.eval.dataset)  # an unknown name is an AipError listing the known ones
         uri = recipe.source.uri
         if ":" not in uri.split("/")[0] and not Path(uri).expanduser().is_file():
             raise AipError(f"source recording {uri} does not exist; set source.uri to an audio file, an http(s) "
@@ -68,7 +67,8 @@ class AudioModality:
         from modalities.audio import datasets
 
         return datasets.load(recipe.eval.dataset, root=dataset_root(recipe.eval.root), split=split, train=train,
-                             download=recipe.eval.download, rate=recipe.source.rate, samples=recipe.source.samples)
+                             download=recipe.eval.download, rate=recipe.source.rate, samples=recipe.source.samples,
+                             windows=recipe.source.test_windows)
 
     def preview(self, views: torch.Tensor, path: Path) -> list[Path]:
         from modalities.audio.preview import render
@@ -86,10 +86,20 @@ class AudioModality:
                 "train": {"batch_size": 4, "samples_per_epoch": 8, "epochs": 1},
                 "eval": {"dataset": "spoken-keywords"}}
 
+    def reference_pipeline(self, recipe: Recipe, *, root: Path, batch_size: int, workers: int,
+                           count: int) -> Any:
+        """The CPU pipeline an audio user would write (soundfile reads, librosa augmentation and log-mels in
+        DataLoader workers), for ``aip bench --vs-reference``; the recording is written under ``root``."""
+        from modalities.audio.reference import reference_loader
+
+        sampler = self.sampler(recipe, device=torch.device("cpu"))
+        wave = sampler.wave if isinstance(sampler, WindowSampler) else sampler.sample(min(count, 256)).flatten()
+        return reference_loader(recipe, wave, root=root, batch_size=batch_size, workers=workers, count=count)
+
     def catalog(self) -> dict[str, list[str]]:
         from modalities.audio import datasets, models
 
-        return {"models": models.names(), "datasets": list(datasets.DATASETS), "sources": list(SOURCES)}
+        return {"models": models.names(), "datasets": datasets.DATASETS.names(), "sources": list(SOURCES)}
 
 
 modality = AudioModality()

@@ -18,6 +18,11 @@ class AudioSourceConfig:
     (coloured noise) or ``dataset:train`` (the labelled training clips, labels unused: the upper bound).
     The recording is mixed down to mono and resampled once to ``rate``; at most ``max_seconds`` of it are
     kept (0 keeps all).
+
+    ``test_windows`` (not about the source: the test protocol for the labelled files, which are cut to the
+    same ``window``): 1 evaluates each test file by its centred window; N > 1 by N non-overlapping windows
+    spread over the file (a file shorter than N windows is looped to N windows) whose softmax is averaged,
+    the protocol for the long recordings of MUSAN, Voxforge and LibriSpeech.
     """
 
     uri: str = "espeak:prose"
@@ -26,6 +31,7 @@ class AudioSourceConfig:
     max_seconds: float = 3600.0
     synthetic_seconds: float = 120.0
     seed: int = 0
+    test_windows: int = 1
 
     def __post_init__(self) -> None:
         check(4000 <= self.rate <= 96_000, "source.rate", "must be a sample rate in Hz in [4000, 96000]")
@@ -33,6 +39,7 @@ class AudioSourceConfig:
         check(self.max_seconds == 0 or self.max_seconds >= self.window, "source.max_seconds",
               "must be 0 (keep the whole recording) or at least source.window")
         check(self.synthetic_seconds >= self.window, "source.synthetic_seconds", "must be at least source.window")
+        check(1 <= self.test_windows <= 64, "source.test_windows", "is the number of windows per test file, 1 to 64")
 
     @property
     def samples(self) -> int:

@@ -8,13 +8,19 @@ average keyword has. ``speechcommands35`` is all 35 words. The split is the offi
 (``validation_list.txt`` and ``testing_list.txt``; the test split is ``testing_list.txt``, training is every
 clip in neither list). ``spoken-keywords`` is the same protocol on an offline set spoken by espeak-ng voices
 (:mod:`modalities.audio.keywords`), built on first use. ``audiofolder`` is ``ROOT/train/CLASS/*`` and
-``ROOT/test/CLASS/*`` (or ``val/``) of WAV/FLAC/OGG/MP3 clips.
+``ROOT/test/CLASS/*`` (or ``val/``) of WAV/FLAC/OGG/MP3 clips. ``musan``, ``voxforge`` and ``librispeech`` are
+read in their distributed layouts with the splits of :mod:`modalities.audio.corpora`.
 
 Items are ``(waveform (1, samples), label)``: clips are read with soundfile, shorter ones zero-padded (centred
-for testing, at a random place for training) and longer ones cropped. A clip that cannot be read, or whose
-sample rate differs from the recipe's, is skipped with one counted warning; a split with no usable clip is an
-:class:`~aip.errors.AipError`. ``train=True`` adds the usual keyword-spotting augmentation (time shift up to
-100 ms, gain, background noise mixed in with probability 0.8 at volume up to 0.1).
+for testing, at a random place for training) and longer ones cropped (centred for testing; for training a
+random window, read from the file alone; the long recordings of MUSAN, Voxforge and LibriSpeech give a random
+window of their training split also without ``train``, so ``dataset:train`` hears all of them). With
+``windows`` > 1 (the recipe's ``source.test_windows``) every test item is instead ``(windows, 1, samples)``:
+non-overlapping windows of the file whose softmax the evaluator averages (:func:`split_windows`). A clip that
+cannot be read, or whose sample rate differs from the recipe's, is skipped with one counted warning; a split
+with no usable clip is an :class:`~aip.errors.AipError`. ``train=True`` adds the usual keyword-spotting
+augmentation (time shift up to 100 ms, gain, background noise mixed in with probability 0.8 at volume up to
+0.1).
 """
 
 from __future__ import annotations
@@ -23,38 +29,53 @@ import functools
 import hashlib
 import sys
 from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import soundfile as sf
 import torch
+from einops import rearrange
 from torch.utils.data import Dataset
 
 from aip.errors import AipError
 from aip.modality import LabelledData
+from aip.registry import Registry
+from modalities.audio import corpora
 from modalities.audio.decode import read_audio
+from modalities.audio.labels import AUDIO_EXTENSIONS, KEYWORDS, NOISE_DIR, SILENCE, UNKNOWN, UNKNOWN_WORDS
 
-KEYWORDS = ("yes", "no", "up", "down", "left", "right", "on", "off", "stop", "go")
-UNKNOWN_WORDS = ("bed", "bird", "cat", "dog", "eight", "five", "four", "happy", "house", "marvin", "nine", "one",
-                 "seven", "sheila", "six", "three", "tree", "two", "wow", "zero", "backward", "forward", "follow",
-                 "learn", "visual")
-UNKNOWN, SILENCE = "_unknown_", "_silence_"
-NOISE_DIR = "_background_noise_"
-AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg", ".mp3")
-DATASETS = {
-    "speechcommands": "Speech Commands v0.02, 12 classes (10 keywords, unknown, silence)",
-    "speechcommands35": "Speech Commands v0.02, all 35 words",
-    "spoken-keywords": "offline 12-class keyword set spoken by espeak-ng voices (built on first use)",
-    "audiofolder": "ROOT/train/CLASS/*.wav and ROOT/test/CLASS/*.wav",
-}
+__all__ = ["AUDIO_EXTENSIONS", "DATASETS", "KEYWORDS", "NOISE_DIR", "SILENCE", "UNKNOWN", "UNKNOWN_WORDS", "load"]
+
+
+@dataclass(frozen=True)
+class AudioDataset:
+    """A registered dataset: one line for ``aip list`` and ``load(root, *, split, train, download, rate,
+    samples, windows) -> LabelledData``."""
+
+    description: str
+    load: Callable[..., LabelledData]
+
+
+DATASETS: Registry[AudioDataset] = Registry("audio dataset")
+
+
+def _register(name: str, description: str) -> Callable[[Callable[..., LabelledData]], Callable[..., LabelledData]]:
+    def add(fn: Callable[..., LabelledData]) -> Callable[..., LabelledData]:
+        DATASETS.register(name)(AudioDataset(description, fn))
+        return fn
+
+    return add
 
 
 def _seed(*parts: object) -> int:
     return int(hashlib.sha256(repr(parts).encode()).hexdigest()[:8], 16)
 
 
-def probe(files: list[Path], *, rate: int, what: str) -> list[bool]:
-    """Which ``files`` are readable clips at ``rate`` Hz; prints one counted warning for the others."""
-    ok, why, first = [], Counter(), None
+def probe_frames(files: list[Path], *, rate: int, what: str) -> list[int]:
+    """The length in samples of each of ``files`` that is a readable clip at ``rate`` Hz, 0 for the others;
+    prints one counted warning for those."""
+    frames, why, first = [], Counter(), None
     for f in files:
         try:
             info = sf.info(str(f))
@@ -66,14 +87,19 @@ def probe(files: list[Path], *, rate: int, what: str) -> list[bool]:
             why["unreadable"] += 1
         if not good and first is None:
             first = f
-        ok.append(good)
+        frames.append(info.frames if good else 0)
     if why:
         reasons = ", ".join(f"{n} {r}" for r, n in why.items())
         print(f"warning: skipped {sum(why.values())} of {len(files)} clips of {what} ({reasons}; first: {first})",
               file=sys.stderr)
-    if files and not any(ok):
+    if files and not any(frames):
         raise AipError(f"no usable clip in {what} ({reasons}); clips must be {rate} Hz audio files")
-    return ok
+    return frames
+
+
+def probe(files: list[Path], *, rate: int, what: str) -> list[bool]:
+    """Which ``files`` are readable clips at ``rate`` Hz; prints one counted warning for the others."""
+    return [n > 0 for n in probe_frames(files, rate=rate, what=what)]
 
 
 def fit_length(wave: torch.Tensor, samples: int, *, random: bool) -> torch.Tensor:
@@ -88,13 +114,47 @@ def fit_length(wave: torch.Tensor, samples: int, *, random: bool) -> torch.Tenso
     return torch.nn.functional.pad(wave, (at, samples - n - at))
 
 
+def window_starts(frames: int, samples: int, windows: int) -> list[int] | None:
+    """Where :func:`split_windows` cuts ``windows`` windows from a ``frames``-sample file: the centred window of
+    each of ``windows`` equal parts (non-overlapping), or None when the file is shorter than ``windows``
+    windows (it is looped instead)."""
+    if frames < windows * samples:
+        return None
+    part = frames / windows
+    return [round(k * part + (part - samples) / 2) for k in range(windows)]
+
+
+def split_windows(wave: torch.Tensor, samples: int, windows: int) -> torch.Tensor:
+    """A whole recording ``(n,)`` as ``windows`` non-overlapping windows ``(windows, 1, samples)``.
+
+    A recording of at least ``windows`` windows gives the centred window of each of ``windows`` equal parts, so
+    the windows cover it evenly from start to end. A shorter one is looped (repeated end to end) to exactly
+    ``windows`` windows and cut into them: every window then holds the recording's own sound, where zero
+    padding would add silent windows whose (meaningless) predictions would count in the average as much as
+    the others. The number of windows is fixed, so items of any length stack into one batch.
+    """
+    starts = window_starts(wave.numel(), samples, windows)
+    if starts is None:
+        reps = -(-windows * samples // max(wave.numel(), 1))
+        flat = wave.repeat(reps)[: windows * samples]
+    else:
+        flat = torch.cat([wave[s: s + samples] for s in starts])
+    return rearrange(flat, "(v t) -> v 1 t", v=windows)
+
+
 class ClipDataset(Dataset):
-    """Labelled clips from files plus ``silence`` windows cut from ``noise`` recordings."""
+    """Labelled clips from files plus ``silence`` windows cut from ``noise`` recordings.
+
+    ``frames`` (the files' lengths from :func:`probe_frames`) lets a random window be read from the file alone;
+    ``random_crop`` draws that window also without ``train`` (the training split of long recordings);
+    ``windows`` > 1 makes every item ``(windows, 1, samples)`` (:func:`split_windows`)."""
 
     def __init__(self, files: list[Path], labels: list[int], *, rate: int, samples: int, train: bool,
-                 noise: list[torch.Tensor], silence: int, silence_label: int, seed: int) -> None:
+                 noise: list[torch.Tensor], silence: int, silence_label: int, seed: int,
+                 frames: list[int] | None = None, random_crop: bool = False, windows: int = 1) -> None:
         self.files, self.labels = files, labels
         self.rate, self.samples, self.train = rate, samples, train
+        self.frames, self.random_crop, self.windows = frames, random_crop, windows
         self.noise = [n for n in noise if n.numel() >= samples]
         self.silence_label = silence_label
         g = torch.Generator().manual_seed(seed)  # fixed silence windows for evaluation
@@ -111,24 +171,47 @@ class ClipDataset(Dataset):
         at = int(where * (n.numel() - self.samples))
         return n[at: at + self.samples]
 
+    def _read(self, i: int, start: int = 0, count: int = -1) -> torch.Tensor:
+        """Samples ``start`` to ``start + count`` (all with -1) of file ``i``, mixed down to mono."""
+        data, _ = sf.read(str(self.files[i]), start=start, frames=count, dtype="float32", always_2d=True)
+        return torch.from_numpy(data.mean(axis=1))
+
+    def _random_window(self, i: int) -> torch.Tensor:
+        n = self.frames[i] if self.frames else 0
+        if n > self.samples:  # read only the window
+            return fit_length(self._read(i, int(torch.randint(n - self.samples + 1, ())), self.samples),
+                              self.samples, random=True)
+        return fit_length(self._read(i), self.samples, random=True)
+
+    def _views(self, wave: torch.Tensor) -> torch.Tensor:
+        """``(1, samples)``, or the same window as every view of a multi-view item."""
+        return wave.unsqueeze(0) if self.windows == 1 else wave.expand(self.windows, 1, -1).clone()
+
     def __getitem__(self, i: int) -> tuple[torch.Tensor, int]:
         if i >= len(self.files):  # a silence window, at a volume in [0, 1]
             k, where, volume = self.silence[i - len(self.files)]
             if self.train:
                 k, where, volume = int(torch.randint(1 << 16, ())), float(torch.rand(())), float(torch.rand(()))
-            return (self._noise(k, where) * volume).unsqueeze(0), self.silence_label
-        data, _ = sf.read(str(self.files[i]), dtype="float32", always_2d=True)
-        wave = torch.from_numpy(data.mean(axis=1))
+            return self._views(self._noise(k, where) * volume), self.silence_label
         if self.train:
             shift = int(torch.randint(-self.rate // 10, self.rate // 10 + 1, ()))
-            wave = torch.roll(fit_length(wave, self.samples, random=True), shift)
+            wave = torch.roll(self._random_window(i), shift)
             wave = wave * 10 ** (float(torch.empty(()).uniform_(-6, 6)) / 20)
             if self.noise and float(torch.rand(())) < 0.8:
                 wave = wave + self._noise(int(torch.randint(1 << 16, ())), float(torch.rand(()))) * \
                     float(torch.rand(())) * 0.1
-        else:
-            wave = fit_length(wave, self.samples, random=False)
-        return wave.unsqueeze(0), self.labels[i]
+            return wave.unsqueeze(0), self.labels[i]
+        if self.random_crop:
+            return self._random_window(i).unsqueeze(0), self.labels[i]
+        if self.windows > 1:
+            n = self.frames[i] if self.frames else 0
+            starts = window_starts(n, self.samples, self.windows)
+            if starts is not None:  # read the windows alone, not the whole (possibly hour-long) file
+                flat = torch.cat([fit_length(self._read(i, s, self.samples), self.samples, random=False)
+                                  for s in starts])
+                return rearrange(flat, "(v t) -> v 1 t", v=self.windows), self.labels[i]
+            return split_windows(self._read(i), self.samples, self.windows), self.labels[i]
+        return fit_length(self._read(i), self.samples, random=False).unsqueeze(0), self.labels[i]
 
 
 def find_speechcommands(root: Path, *, download: bool) -> Path:
@@ -199,19 +282,51 @@ def load_noise(folder: Path, *, rate: int) -> list[torch.Tensor]:
         if noise_dir.is_dir() else []
 
 
-def speechcommands(folder: Path, *, split: str, train: bool, classes35: bool, rate: int,
-                   samples: int) -> LabelledData:
+def _views(split: str, train: bool, windows: int) -> int:
+    """Views per item: ``windows`` for the evaluated test split, one window otherwise."""
+    return windows if split == "test" and not train else 1
+
+
+def speechcommands(folder: Path, *, split: str, train: bool, classes35: bool, rate: int, samples: int,
+                   windows: int = 1) -> LabelledData:
     files, labels, classes, silence = index_speechcommands(folder, split, classes35, rate)
     noise = load_noise(folder, rate=rate)
     if silence and not noise:
         print(f"warning: {folder} has no {NOISE_DIR}/ recordings; the silence class is digital silence",
               file=sys.stderr)
+    views = _views(split, train, windows)
     ds = ClipDataset(files, labels, rate=rate, samples=samples, train=train, noise=noise, silence=silence,
-                     silence_label=classes.index(SILENCE) if SILENCE in classes else -1, seed=_seed(split))
-    return LabelledData(dataset=ds, num_classes=len(classes), classes=classes)
+                     silence_label=classes.index(SILENCE) if SILENCE in classes else -1, seed=_seed(split),
+                     windows=views)
+    return LabelledData(dataset=ds, num_classes=len(classes), classes=classes, views=views)
 
 
-def audiofolder(root: Path, *, split: str, train: bool, rate: int, samples: int) -> LabelledData:
+@_register("speechcommands", "Speech Commands v0.02, 12 classes (10 keywords, unknown, silence)")
+def _load_speechcommands(root: Path, *, split: str, train: bool, download: bool, rate: int, samples: int,
+                         windows: int = 1) -> LabelledData:
+    return speechcommands(find_speechcommands(root, download=download), split=split, train=train, classes35=False,
+                          rate=rate, samples=samples, windows=windows)
+
+
+@_register("speechcommands35", "Speech Commands v0.02, all 35 words")
+def _load_speechcommands35(root: Path, *, split: str, train: bool, download: bool, rate: int, samples: int,
+                           windows: int = 1) -> LabelledData:
+    return speechcommands(find_speechcommands(root, download=download), split=split, train=train, classes35=True,
+                          rate=rate, samples=samples, windows=windows)
+
+
+@_register("spoken-keywords", "offline 12-class keyword set spoken by espeak-ng voices (built on first use)")
+def _load_spoken_keywords(root: Path, *, split: str, train: bool, download: bool, rate: int, samples: int,
+                          windows: int = 1) -> LabelledData:
+    from modalities.audio.keywords import build_keyword_set  # imports espeak-ng's wrapper only when asked for
+
+    return speechcommands(build_keyword_set(root), split=split, train=train, classes35=False, rate=rate,
+                          samples=samples, windows=windows)
+
+
+@_register("audiofolder", "ROOT/train/CLASS/*.wav and ROOT/test/CLASS/*.wav")
+def audiofolder(root: Path, *, split: str, train: bool, download: bool = False, rate: int, samples: int,
+                windows: int = 1) -> LabelledData:
     names = ["train"] if split == "train" else ["test", "val"]
     base = next((root / n for n in names if (root / n).is_dir()), None)
     if base is None:
@@ -222,29 +337,94 @@ def audiofolder(root: Path, *, split: str, train: bool, rate: int, samples: int)
              if f.suffix.lower() in AUDIO_EXTENSIONS]
     if not pairs:
         raise AipError(f"audiofolder {base} holds no audio clips ({', '.join(AUDIO_EXTENSIONS)})")
-    ok = probe([f for f, _ in pairs], rate=rate, what=f"audiofolder {base}")
-    pairs = [p for p, good in zip(pairs, ok) if good]
-    ds = ClipDataset([f for f, _ in pairs], [y for _, y in pairs], rate=rate, samples=samples, train=train,
-                     noise=[], silence=0, silence_label=-1, seed=0)
-    return LabelledData(dataset=ds, num_classes=len(classes), classes=classes)
+    frames = probe_frames([f for f, _ in pairs], rate=rate, what=f"audiofolder {base}")
+    keep = [k for k, n in enumerate(frames) if n]
+    views = _views(split, train, windows)
+    ds = ClipDataset([pairs[k][0] for k in keep], [pairs[k][1] for k in keep], rate=rate, samples=samples,
+                     train=train, noise=[], silence=0, silence_label=-1, seed=0, frames=[frames[k] for k in keep],
+                     windows=views)
+    return LabelledData(dataset=ds, num_classes=len(classes), classes=classes, views=views)
 
 
-def load(name: str, *, root: Path, split: str, train: bool, download: bool, rate: int,
-         samples: int) -> LabelledData:
-    """The labelled ``split`` (``train`` or ``test``) of dataset ``name``.
+# --- long recordings: MUSAN, Voxforge, LibriSpeech (file lists and splits in modalities.audio.corpora) ---------
+
+
+@functools.lru_cache(maxsize=16)
+def index_recordings(name: str, folder: Path, split: str, rate: int) -> tuple[list[Path], list[int], list[int],
+                                                                               list[str]]:
+    """Files, labels, lengths (samples) and class names of one split, unusable files skipped with a warning."""
+    index = {"musan": corpora.musan, "voxforge": corpora.voxforge, "librispeech": corpora.librispeech}[name]
+    files, labels, classes = index(folder, split)
+    if not files:
+        raise AipError(f"{name} in {folder} has no audio files ({', '.join(AUDIO_EXTENSIONS)}) in its {split} "
+                       "split; check the folder layout (docs/audio.md)")
+    frames = probe_frames(files, rate=rate, what=f"{name} {split} ({folder})")
+    keep = [k for k, n in enumerate(frames) if n]
+    return [files[k] for k in keep], [labels[k] for k in keep], [frames[k] for k in keep], classes
+
+
+def recordings(name: str, folder: Path, *, split: str, train: bool, rate: int, samples: int,
+               windows: int) -> LabelledData:
+    files, labels, frames, classes = index_recordings(name, folder, split, rate)
+    views = _views(split, train, windows)
+    ds = ClipDataset(files, labels, rate=rate, samples=samples, train=train, noise=[], silence=0, silence_label=-1,
+                     seed=0, frames=frames, random_crop=split == "train", windows=views)
+    return LabelledData(dataset=ds, num_classes=len(classes), classes=classes, views=views)
+
+
+@_register("musan", "MUSAN, 3 classes (speech, music, noise), ROOT/musan/{speech,music,noise}/SUBSET/*.wav")
+def _load_musan(root: Path, *, split: str, train: bool, download: bool, rate: int, samples: int,
+                windows: int = 1) -> LabelledData:
+    return recordings("musan", root, split=split, train=train, rate=rate, samples=samples, windows=windows)
+
+
+@_register("voxforge", "Voxforge, 6 languages (de en es fr it ru), ROOT/LANG/SPEAKER-DATE-ID/wav/*.wav")
+def _load_voxforge(root: Path, *, split: str, train: bool, download: bool, rate: int, samples: int,
+                   windows: int = 1) -> LabelledData:
+    return recordings("voxforge", root, split=split, train=train, rate=rate, samples=samples, windows=windows)
+
+
+def find_librispeech(root: Path, *, download: bool) -> Path:
+    """The speaker folders of LibriSpeech train-clean-100 under ``root`` (downloading through torchaudio if
+    allowed)."""
+    folder = corpora.librispeech_folder(root)
+    if folder is not None:
+        return folder
+    subset = corpora.LIBRISPEECH_SUBSET
+    if not download:
+        raise AipError(f"LibriSpeech {subset} is not in {root} (no speaker folders found); set eval.download = "
+                       f"true, or eval.root to the folder holding LibriSpeech/{subset}")
+    from torchaudio.datasets import LIBRISPEECH
+
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+        LIBRISPEECH(str(root), url=subset, download=True)
+    except Exception as e:  # network, disk, archive errors from torchaudio's downloader
+        raise AipError(f"could not download LibriSpeech {subset} into {root} ({type(e).__name__}: {e}); "
+                       "download it by hand from openslr.org/12 and set eval.root") from None
+    folder = corpora.librispeech_folder(root)
+    if folder is None:
+        raise AipError(f"the LibriSpeech {subset} download into {root} holds no speaker folders; delete "
+                       f"{root / 'LibriSpeech'} and download it again")
+    return folder
+
+
+@_register("librispeech", "LibriSpeech train-clean-100, 100 speakers (SPEAKER/CHAPTER/*.flac)")
+def _load_librispeech(root: Path, *, split: str, train: bool, download: bool, rate: int, samples: int,
+                      windows: int = 1) -> LabelledData:
+    return recordings("librispeech", find_librispeech(root, download=download), split=split, train=train,
+                      rate=rate, samples=samples, windows=windows)
+
+
+def load(name: str, *, root: Path, split: str, train: bool, download: bool, rate: int, samples: int,
+         windows: int = 1) -> LabelledData:
+    """The labelled ``split`` (``train`` or ``test``) of dataset ``name``; ``windows`` > 1 makes the test split's
+    items ``(windows, 1, samples)`` (non-overlapping windows whose softmax the evaluator averages).
 
     Raises:
         AipError: unknown name (listing the known ones), missing or unusable files, failed download.
     """
-    if name not in DATASETS:
-        raise AipError(f"unknown audio dataset {name!r}; known: {', '.join(DATASETS)}")
-    if name == "audiofolder":
-        return audiofolder(root, split=split, train=train, rate=rate, samples=samples)
-    if name == "spoken-keywords":
-        from modalities.audio.keywords import build_keyword_set
-
-        folder = build_keyword_set(root)
-    else:
-        folder = find_speechcommands(root, download=download)
-    return speechcommands(folder, split=split, train=train, classes35=name == "speechcommands35", rate=rate,
-                          samples=samples)
+    if split not in ("train", "test"):
+        raise AipError(f"unknown split {split!r} for audio dataset {name!r}; use 'train' or 'test'")
+    return DATASETS.get(name).load(root, split=split, train=train, download=download, rate=rate, samples=samples,
+                                   windows=windows)

@@ -11,7 +11,6 @@ training. Built once (a few espeak-ng calls run in parallel) and cached.
 from __future__ import annotations
 
 import hashlib
-import shutil
 import tempfile
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -20,8 +19,9 @@ import numpy as np
 import soundfile as sf
 import torch
 
-from modalities.audio.datasets import KEYWORDS, NOISE_DIR, UNKNOWN_WORDS
+from aip.files import atomic_dir
 from modalities.audio.espeak import Voice, executable, speak
+from modalities.audio.labels import KEYWORDS, NOISE_DIR, UNKNOWN_WORDS
 
 LANGUAGES = ("en-us", "en-gb", "en-gb-scotland", "en-029", "en-gb-x-rp", "en-gb-x-gbclan", "en-gb-x-gbcwmd",
              "en-us-nyc")
@@ -94,28 +94,27 @@ def build_keyword_set(root: Path, *, n_voices: int = 24, reps: int = 5,
     if (folder / "testing_list.txt").is_file():
         return folder
     executable()  # fail early, with one line, if espeak-ng is missing
-    part = root / (folder.name + ".part")
-    shutil.rmtree(part, ignore_errors=True)
-    (part / NOISE_DIR).mkdir(parents=True)
     noise = _noise_files(RATE, 20, seed=VERSION)
-    for name, x in noise.items():
-        sf.write(str(part / NOISE_DIR / f"{name}.wav"), x, RATE, subtype="PCM_16")
     import torchaudio.transforms as T
 
     resample = T.Resample(22_050, RATE)
     names = voices(n_voices)
     jobs = [(w, i, v, r) for w in words for i, v in enumerate(names) for r in range(reps)]
     lists: dict[str, list[str]] = {"testing": [], "validation": []}
-    with tempfile.TemporaryDirectory() as tmp, ThreadPoolExecutor(workers) as pool:
-        clips = pool.map(lambda j: _clip(*j, tmp=Path(tmp), noise=list(noise.values()), resample=resample), jobs)
-        for (w, i, v, r), clip in zip(jobs, clips):
-            speaker = hashlib.sha256(v.encode()).hexdigest()[:8]
-            rel = f"{w}/{speaker}_nohash_{r}.wav"
-            (part / w).mkdir(exist_ok=True)
-            sf.write(str(part / rel), clip, RATE, subtype="PCM_16")
-            if split_of(i) in lists:
-                lists[split_of(i)].append(rel)
-    for name, rels in lists.items():
-        (part / f"{name}_list.txt").write_text("".join(f"{r}\n" for r in rels))
-    part.rename(folder)
+    with atomic_dir(folder) as part:  # a half-built set never takes the cached folder's name
+        (part / NOISE_DIR).mkdir()
+        for name, x in noise.items():
+            sf.write(str(part / NOISE_DIR / f"{name}.wav"), x, RATE, subtype="PCM_16")
+        with tempfile.TemporaryDirectory() as tmp, ThreadPoolExecutor(workers) as pool:
+            clips = pool.map(lambda j: _clip(*j, tmp=Path(tmp), noise=list(noise.values()), resample=resample),
+                             jobs)
+            for (w, i, v, r), clip in zip(jobs, clips):
+                speaker = hashlib.sha256(v.encode()).hexdigest()[:8]
+                rel = f"{w}/{speaker}_nohash_{r}.wav"
+                (part / w).mkdir(exist_ok=True)
+                sf.write(str(part / rel), clip, RATE, subtype="PCM_16")
+                if split_of(i) in lists:
+                    lists[split_of(i)].append(rel)
+        for name, rels in lists.items():
+            (part / f"{name}_list.txt").write_text("".join(f"{r}\n" for r in rels))
     return folder

@@ -458,3 +458,31 @@ def _read_imagenet(root: Path, split: Split, download: bool) -> _OnDisk:
         raise AipError(f"imagenet needs 1000 class folders under {root}, found {len(data.classes)}; "
                        "use dataset = 'imagefolder' for other class sets")
     return data
+
+
+@_register("imagenet100", DatasetInfo(
+    num_classes=100, native_size=None, channels=3, mean=_IMAGENET_MEAN, std=_IMAGENET_STD,
+    description="ImageNet-100 (CMC's 100 classes of ImageNet-1k), read from eval.root/{train,val}/<wnid>/<image>"))
+def _read_imagenet100(root: Path, split: Split, download: bool) -> _OnDisk:
+    """The 100 classes of :data:`modalities.image.imagenet100.WNIDS` from an ImageNet (or ImageNet-100) folder;
+    the other class folders are ignored."""
+    from modalities.image.imagenet100 import WNIDS
+
+    layout = f"imagenet100 expects {root}/train/<wnid>/<image> and {root}/val/<wnid>/<image>"
+    folders = [root / "train"] if split == "train" else [root / "val", root / "test"]
+    folder = next((f for f in folders if f.is_dir()), None)
+    if folder is None:
+        hint = "ImageNet cannot be downloaded automatically; get ILSVRC2012 from image-net.org and sort it into " \
+            "class folders" if download else "set eval.root to the folder that holds them"
+        raise AipError(f"no folder {folders[0]}; {layout} ({hint})")
+    classes = sorted(WNIDS)
+    missing = [c for c in classes if not (folder / c).is_dir()]
+    if missing:
+        raise AipError(f"{folder} lacks {len(missing)} of the 100 ImageNet-100 class folders (first: "
+                       f"{', '.join(missing[:3])}); {layout}")
+    ds = _ImageTree(folder, classes)
+    empty = sorted(set(classes) - {classes[t] for _, t in ds.samples})
+    if empty:
+        raise AipError(f"imagenet100: no images in {len(empty)} class folders of {folder} (first: {empty[0]}); "
+                       f"{layout}, images ending in {' '.join(IMG_EXTENSIONS)}")
+    return _OnDisk([f for f, _ in ds.samples], [t for _, t in ds.samples], classes)
