@@ -14,7 +14,11 @@ from pathlib import Path
 from typing import Any, Literal
 
 import tomli_w
-import tomllib
+
+try:
+    import tomllib
+except ModuleNotFoundError:  # Python 3.10: the same parser, from PyPI
+    import tomli as tomllib
 
 from aip.errors import RecipeError
 from aip.registry import load_modality
@@ -138,9 +142,13 @@ class TrainConfig:
     #: micro-batches of ``batch_size`` whose gradients are summed into one optimiser step (for small GPUs)
     grad_accum: int = 1
     lr_scaling: Literal["none", "linear", "sqrt"] = "none"
+    #: extra trackers of the per-step scalars besides the run's steps.jsonl: "tensorboard" (aip.tracking)
+    log: list[str] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         check(self.epochs >= 1, "train.epochs", "must be at least 1")
+        check(all(b in ("tensorboard",) for b in self.log), "train.log",
+              "lists extra trackers; allowed: 'tensorboard' (e.g. train.log = ['tensorboard'])")
         check(self.grad_accum >= 1, "train.grad_accum", "must be at least 1 (1 disables accumulation)")
         check(self.samples_per_epoch >= self.batch_size, "train.samples_per_epoch",
               "must be at least train.batch_size")

@@ -73,6 +73,17 @@ class AudioModality:
 
         return render(views, path, rate=self.preview_rate)
 
+    def read_input(self, recipe: Any, item: Any) -> torch.Tensor:
+        """An audio file or waveform as ``(1, samples)``, or ``(V, 1, samples)`` windows of a longer one."""
+        from modalities.audio.inputs import read_waveform
+
+        return read_waveform(item, rate=recipe.source.rate, samples=recipe.source.samples)
+
+    def input_spec(self, recipe: Any) -> dict[str, Any]:
+        from modalities.audio.inputs import input_spec
+
+        return input_spec(recipe)
+
     def catalog(self) -> dict[str, list[str]]:
         from modalities.audio import datasets, models
 

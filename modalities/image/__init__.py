@@ -97,6 +97,19 @@ class ImageModality:
         sampler = self.sampler(recipe, device=torch.device("cpu"))
         return reference_loader(recipe, sampler, root=root, batch_size=batch_size, workers=workers, count=count)
 
+    def read_input(self, recipe: Any, item: Any) -> torch.Tensor:
+        """An image file or array as one ``(C, H, W)`` view in [0, 1], resized like the test split."""
+        from modalities.image import datasets
+        from modalities.image.inputs import read_image
+
+        grid = datasets.info(recipe.eval.dataset).native_size is not None
+        return read_image(item, size=recipe.source.size, channels=recipe.source.channels, grid=grid)
+
+    def input_spec(self, recipe: Any) -> dict[str, Any]:
+        from modalities.image.inputs import input_spec
+
+        return input_spec(recipe)
+
     def catalog(self) -> dict[str, list[str]]:
         from modalities.image import datasets, models
 

@@ -84,6 +84,17 @@ class VideoModality:
         views = views[:16]  # a readable grid
         return [clip_grid(views, path), clip_gif(views, path.with_suffix(".gif"), fps=4.0)]
 
+    def read_input(self, recipe: Any, item: Any) -> torch.Tensor:
+        """A video file (the middle test clip) or a ``(C, T, H, W)`` clip as one ``(3, T, S, S)`` view."""
+        from modalities.video.inputs import read_video
+
+        return read_video(item, recipe.source)
+
+    def input_spec(self, recipe: Any) -> dict[str, Any]:
+        from modalities.video.inputs import input_spec
+
+        return input_spec(recipe)
+
     def catalog(self) -> dict[str, list[str]]:
         from modalities.video import datasets, models
 
