@@ -183,6 +183,43 @@ def list_(as_json: Annotated[bool, typer.Option("--json", help="Machine-readable
             typer.echo(f"  {kind}: {', '.join(names)}")
 
 
+@app.command()
+def export(
+    run_dir: Annotated[Path, typer.Argument(help="A run directory (runs/NAME) or an export folder.")],
+    format_: Annotated[str, typer.Option("--format", help="safetensors, onnx, torchscript or exported-program "
+                                                          "(model.safetensors is always written).")] = "safetensors",
+    out: Annotated[Path | None, typer.Option(help="Output folder (default RUN_DIR/export).")] = None,
+) -> None:
+    """Write the student as a self-contained folder: weights, config.json (classes, input) and a model card."""
+    from aip.export import export as export_student
+
+    folder = export_student(run_dir, fmt=format_, out=out, command=" ".join(["aip", *sys.argv[1:]]))
+    typer.echo(str(folder))
+
+
+@app.command()
+def predict(
+    path: Annotated[Path, typer.Argument(help="A run directory or an export folder.")],
+    inputs: Annotated[list[str], typer.Argument(help="Input files (images, videos or audio, as the model takes).")],
+    top_k: Annotated[int, typer.Option(min=1, help="Classes shown per input.")] = 5,
+    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
+    device: DeviceOpt = "cpu",
+) -> None:
+    """Classify raw input files with a distilled student: the top classes and their probabilities."""
+    from aip.run import resolve_device
+    from aip.student import load_student
+
+    student = load_student(path, device=resolve_device(device))
+    results = student.predict(list(inputs), top_k=top_k)
+    if as_json:
+        typer.echo(json.dumps([r.to_dict() for r in results], indent=2))
+        return
+    for r in results:
+        typer.echo(r.input)
+        for label, p in zip(r.labels, r.probs):
+            typer.echo(f"  {100 * p:6.2f} %  {label}")
+
+
 def main() -> None:
     try:
         app()

@@ -285,8 +285,11 @@ def read_toml(path: str | Path) -> dict[str, Any]:
         raise RecipeError(f"recipe file {p} is not a UTF-8 text file") from None
 
 
-def from_dict(data: dict[str, Any], *, default_name: str = "run") -> Recipe:
-    """Validate plain recipe data (as read from TOML, overrides applied) into a :class:`Recipe`."""
+def from_dict(data: dict[str, Any], *, default_name: str = "run", check_files: bool = True) -> Recipe:
+    """Validate plain recipe data (as read from TOML, overrides applied) into a :class:`Recipe`.
+
+    ``check_files=False`` skips the modality's own checks (which may look for the source file or dataset):
+    for rebuilding the models of a finished run elsewhere (:func:`aip.student.load_student`)."""
     for k in data:
         if k not in _TOP_KEYS:
             raise RecipeError(f"unknown recipe key {k!r}; top-level keys: {', '.join(sorted(_TOP_KEYS))}")
@@ -310,7 +313,7 @@ def from_dict(data: dict[str, Any], *, default_name: str = "run") -> Recipe:
             raise RecipeError(f"recipe section [{section}] is missing")
     recipe = Recipe(**kwargs)
     validate = getattr(modality, "validate", None)
-    if validate is not None:
+    if validate is not None and check_files:
         validate(recipe)
     return recipe
 
