@@ -100,11 +100,16 @@ def eval_(
     set_: SetOpt = None,
     device: DeviceOpt = "auto",
 ) -> None:
-    """Evaluate a student checkpoint on the recipe's test split."""
+    """Evaluate a student checkpoint on the recipe's test split; add per-class accuracy, a confusion matrix and
+    teacher agreement to the run's metrics.json."""
     from aip.run import evaluate_checkpoint, resolve_device
 
     acc = evaluate_checkpoint(recipe_mod.load(recipe, list(set_ or [])), checkpoint, device=resolve_device(device))
     typer.echo(f"top-1 {acc['top1']:.2f} %  top-5 {acc['top5']:.2f} %  ({int(acc['n'])} items)")
+    if "agreement" in acc:
+        typer.echo(f"agreement with the teacher: top-1 {acc['agreement']['top1']:.2f} %, "
+                   f"mean KL(teacher || student) {acc['agreement']['kl']:.4f}")
+    typer.echo(f"per-class accuracy and {acc['confusion_png']} written beside {checkpoint}")
 
 
 @app.command()
