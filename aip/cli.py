@@ -225,6 +225,28 @@ def predict(
             typer.echo(f"  {100 * p:6.2f} %  {label}")
 
 
+@app.command()
+def visualize(
+    path: Annotated[Path, typer.Argument(help="A run directory or an export folder.")],
+    classes: Annotated[str | None, typer.Option(help="Comma-separated class names (default: the first 10).")
+                       ] = None,
+    teacher: Annotated[bool, typer.Option("--teacher", help="Also the recipe's teacher, side by side.")] = False,
+    steps: Annotated[int, typer.Option(min=1, help="Optimisation steps per class.")] = 256,
+    lr: Annotated[float, typer.Option(min=0.0, help="Adam learning rate.")] = 0.05,
+    seed: Annotated[int, typer.Option(help="Random seed (start and transforms).")] = 0,
+    out: Annotated[Path | None, typer.Option(help="Output folder (default PATH/visualize).")] = None,
+    device: DeviceOpt = "cpu",
+) -> None:
+    """Feature visualisation: inputs that maximise each class logit (Lucid-style activation maximisation)."""
+    from aip.run import resolve_device
+    from aip.visualize import visualize_student
+
+    names = [c.strip() for c in classes.split(",") if c.strip()] if classes else None
+    for f in visualize_student(path, names=names, teacher=teacher, out=out, steps=steps, lr=lr, seed=seed,
+                               device=resolve_device(device)):
+        typer.echo(str(f))
+
+
 def main() -> None:
     try:
         app()

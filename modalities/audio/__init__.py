@@ -84,6 +84,29 @@ class AudioModality:
 
         return input_spec(recipe)
 
+    # feature visualisation (aip.modality.Visualizer): pink-spectrum waveforms, spectrogram PNG and WAVs
+
+    def visual_params(self, recipe: Any, *, count: int, generator: torch.Generator) -> torch.Tensor:
+        from modalities.audio.visual import wave_params
+
+        return wave_params(count, recipe.source.samples, generator=generator)
+
+    def visual_input(self, recipe: Any, params: torch.Tensor) -> torch.Tensor:
+        from modalities.audio.visual import wave_input
+
+        return wave_input(params, recipe.source.samples)
+
+    def visual_transform(self, recipe: Any, x: torch.Tensor, *, generator: torch.Generator) -> torch.Tensor:
+        from modalities.audio.visual import wave_transform
+
+        return wave_transform(x, generator=generator)
+
+    def visual_render(self, recipe: Any, inputs: dict[str, torch.Tensor], labels: list[str], path: Path
+                      ) -> list[Path]:
+        from modalities.audio.visual import render_waves
+
+        return render_waves(inputs, labels, path, rate=recipe.source.rate)
+
     def catalog(self) -> dict[str, list[str]]:
         from modalities.audio import datasets, models
 

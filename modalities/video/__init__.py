@@ -95,6 +95,29 @@ class VideoModality:
 
         return input_spec(recipe)
 
+    # feature visualisation (aip.modality.Visualizer): Fourier clips, one affine per clip, GIF
+
+    def visual_params(self, recipe: Any, *, count: int, generator: torch.Generator) -> torch.Tensor:
+        from modalities.video.visual import clip_params
+
+        return clip_params(count, recipe.source.frames, recipe.source.size, generator=generator)
+
+    def visual_input(self, recipe: Any, params: torch.Tensor) -> torch.Tensor:
+        from modalities.video.visual import clip_input
+
+        return clip_input(params, recipe.source.frames, recipe.source.size)
+
+    def visual_transform(self, recipe: Any, x: torch.Tensor, *, generator: torch.Generator) -> torch.Tensor:
+        from modalities.video.visual import clip_transform
+
+        return clip_transform(x, generator=generator)
+
+    def visual_render(self, recipe: Any, inputs: dict[str, torch.Tensor], labels: list[str], path: Path
+                      ) -> list[Path]:
+        from modalities.video.visual import render_clips
+
+        return render_clips(inputs, labels, path)
+
     def catalog(self) -> dict[str, list[str]]:
         from modalities.video import datasets, models
 
