@@ -20,10 +20,14 @@ from torch import nn
 from aip import graphs
 from aip.cache import dataset_root
 from aip.errors import AipError
+from aip.extras import require
 from aip.modality import LabelledData
-from modalities.audio.augment import AudioAugmenter
-from modalities.audio.config import AudioAugmentConfig, AudioSourceConfig
-from modalities.audio.source import SOURCES, DatasetSampler, WindowSampler, load_recording
+
+# before the modules that import them, so a missing one is named with its extra, not as a traceback
+require("soundfile", "torchaudio", extra="audio", what="the audio modality")
+from modalities.audio.augment import AudioAugmenter  # noqa: E402
+from modalities.audio.config import AudioAugmentConfig, AudioSourceConfig  # noqa: E402
+from modalities.audio.source import SOURCES, DatasetSampler, WindowSampler, load_recording  # noqa: E402
 
 
 class AudioModality:

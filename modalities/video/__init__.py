@@ -18,8 +18,11 @@ from torch import nn
 from aip import graphs
 from aip.cache import dataset_root
 from aip.errors import AipError, RecipeError
+from aip.extras import require
 from aip.modality import LabelledData
 from modalities.video.config import VideoAugmentConfig, VideoSourceConfig
+
+require("av", "pytorchvideo", extra="video", what="the video modality")
 
 #: whether the core averages several views per labelled item (``LabelledData.views``)
 VIEWS_SUPPORTED = "views" in {f.name for f in dataclasses.fields(LabelledData)}
