@@ -140,8 +140,10 @@ def _read_json(path: Path) -> dict[str, Any]:
         raise AipError(f"{path} is not valid JSON; re-create it (aip eval or aip export)") from None
 
 
-def _from_run(run: Path) -> tuple[Recipe, dict[str, torch.Tensor], list[str], dict[str, Any]]:
-    path = next((run / n for n in ("best.pt", "last.pt") if (run / n).is_file()), None)
+def _from_run(run: Path, checkpoint_name: str = "best.pt"
+              ) -> tuple[Recipe, dict[str, torch.Tensor], list[str], dict[str, Any]]:
+    names = dict.fromkeys((checkpoint_name, "best.pt", "last.pt"))
+    path = next((run / n for n in names if (run / n).is_file()), None)
     if path is None:
         raise AipError(f"{run} holds no best.pt or last.pt; pass a run directory of `aip run` or an export folder")
     state = checkpoint.load(path)
@@ -170,9 +172,10 @@ def _from_export(folder: Path) -> tuple[Recipe, dict[str, torch.Tensor], list[st
     return recipe, weights, class_names(k, config.get("classes")), config.get("metrics", {})
 
 
-def load_student(path: str | Path, *, device: str | torch.device = "cpu") -> Student:
-    """The student of a run directory (``best.pt``, else ``last.pt``) or of an ``aip export`` folder, in eval
-    mode on ``device``; needs neither the dataset nor the recipe file.
+def load_student(path: str | Path, *, device: str | torch.device = "cpu", which: str = "best.pt") -> Student:
+    """The student of a run directory (``which``: ``best.pt`` by default, else ``last.pt``, the final
+    student) or of an ``aip export`` folder, in eval mode on ``device``; needs neither the dataset nor the
+    recipe file.
 
     Example:
         >>> student = aip.load_student("runs/fashion-mnist")
@@ -182,7 +185,10 @@ def load_student(path: str | Path, *, device: str | torch.device = "cpu") -> Stu
     p = Path(path).expanduser()
     if not p.is_dir():
         raise AipError(f"{p} is not a folder; pass a run directory (runs/NAME) or an export folder")
-    recipe, weights, classes, metrics = (_from_export if (p / CONFIG).is_file() else _from_run)(p)
+    if (p / CONFIG).is_file():
+        recipe, weights, classes, metrics = _from_export(p)
+    else:
+        recipe, weights, classes, metrics = _from_run(p, which)
     net = build_student(recipe, weights, num_classes=len(classes), where=p)
     student = Student(net, classes=classes, recipe=recipe, modality=load_modality(recipe.modality), source=p,
                       metrics=metrics)
