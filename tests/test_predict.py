@@ -82,3 +82,23 @@ def test_cli_predict_table_json_and_errors(tmp_path):
     assert {t["label"] for t in out[0]["top"]} <= set(CLASSES)
     (tmp_path / "bad.png").write_bytes(b"not an image")
     assert_one_line_error(run_cli("predict", str(run), str(tmp_path / "bad.png")), "cannot read image")
+
+
+def test_predict_video_and_audio_files(tmp_path):
+    import soundfile as sf
+
+    from tests.test_video_datasets import write_video
+
+    video = aip.load_student(fake_run(tmp_path, "video"))
+    frames = np.random.default_rng(0).integers(0, 256, (40, 24, 32, 3), dtype=np.uint8)
+    path = write_video(tmp_path / "clip.mp4", frames, fps=30)
+    assert video.views(str(path)).shape == (1, 3, 4, 16, 16)
+    assert sorted(video.predict(str(path), top_k=3).labels) == sorted(CLASSES)
+    with pytest.raises(AipError, match="does not exist"):
+        video.predict(str(tmp_path / "none.mp4"))
+
+    audio = aip.load_student(fake_run(tmp_path, "audio"))
+    sf.write(tmp_path / "x.wav", np.random.default_rng(0).uniform(-0.3, 0.3, 4000).astype(np.float32), 8000)
+    views = audio.views(str(tmp_path / "x.wav"))  # 0.5 s at 8 kHz -> 16 kHz: two 0.25 s windows
+    assert views.shape == (2, 1, 4000)
+    assert len(audio.predict(str(tmp_path / "x.wav")).labels) == 3
