@@ -18,7 +18,7 @@ system:
 $(BIN)/aip: pyproject.toml constraints.txt
 	$(PY) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
-	$(BIN)/pip install -q -c constraints.txt -e '.[test]'
+	$(BIN)/pip install -q -c constraints.txt -e '.[all,test]'
 	touch $(BIN)/aip
 
 setup: system $(BIN)/aip

@@ -107,12 +107,17 @@ def eval_(
     set_: SetOpt = None,
     device: DeviceOpt = "auto",
 ) -> None:
-    """Evaluate a student checkpoint on the recipe's test split."""
+    """Evaluate a student checkpoint on the recipe's test split; add per-class accuracy, a confusion matrix and
+    teacher agreement to the run's metrics.json."""
     from aip.hardware import resolve_device
     from aip.run import evaluate_checkpoint
 
     acc = evaluate_checkpoint(recipe_mod.load(recipe, list(set_ or [])), checkpoint, device=resolve_device(device))
     typer.echo(f"top-1 {acc['top1']:.2f} %  top-5 {acc['top5']:.2f} %  ({int(acc['n'])} items)")
+    if "agreement" in acc:
+        typer.echo(f"agreement with the teacher: top-1 {acc['agreement']['top1']:.2f} %, "
+                   f"mean KL(teacher || student) {acc['agreement']['kl']:.4f}")
+    typer.echo(f"per-class accuracy and {acc['confusion_png']} written beside {checkpoint}")
 
 
 @app.command()
@@ -191,6 +196,65 @@ def list_(as_json: Annotated[bool, typer.Option("--json", help="Machine-readable
         typer.echo(f"modality {name}")
         for kind, names in parts.items():
             typer.echo(f"  {kind}: {', '.join(names)}")
+
+
+@app.command()
+def export(
+    run_dir: Annotated[Path, typer.Argument(help="A run directory (runs/NAME) or an export folder.")],
+    format_: Annotated[str, typer.Option("--format", help="safetensors, onnx, torchscript or exported-program "
+                                                          "(model.safetensors is always written).")] = "safetensors",
+    out: Annotated[Path | None, typer.Option(help="Output folder (default RUN_DIR/export).")] = None,
+) -> None:
+    """Write the student as a self-contained folder: weights, config.json (classes, input) and a model card."""
+    from aip.export import export as export_student
+
+    folder = export_student(run_dir, fmt=format_, out=out, command=" ".join(["aip", *sys.argv[1:]]))
+    typer.echo(str(folder))
+
+
+@app.command()
+def predict(
+    path: Annotated[Path, typer.Argument(help="A run directory or an export folder.")],
+    inputs: Annotated[list[str], typer.Argument(help="Input files (images, videos or audio, as the model takes).")],
+    top_k: Annotated[int, typer.Option(min=1, help="Classes shown per input.")] = 5,
+    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
+    device: DeviceOpt = "cpu",
+) -> None:
+    """Classify raw input files with a distilled student: the top classes and their probabilities."""
+    from aip.hardware import resolve_device
+    from aip.student import load_student
+
+    student = load_student(path, device=resolve_device(device))
+    results = student.predict(list(inputs), top_k=top_k)
+    if as_json:
+        typer.echo(json.dumps([r.to_dict() for r in results], indent=2))
+        return
+    for r in results:
+        typer.echo(r.input)
+        for label, p in zip(r.labels, r.probs):
+            typer.echo(f"  {100 * p:6.2f} %  {label}")
+
+
+@app.command()
+def visualize(
+    path: Annotated[Path, typer.Argument(help="A run directory or an export folder.")],
+    classes: Annotated[str | None, typer.Option(help="Comma-separated class names (default: the first 10).")
+                       ] = None,
+    teacher: Annotated[bool, typer.Option("--teacher", help="Also the recipe's teacher, side by side.")] = False,
+    steps: Annotated[int, typer.Option(min=1, help="Optimisation steps per class.")] = 256,
+    lr: Annotated[float, typer.Option(min=0.0, help="Adam learning rate.")] = 0.05,
+    seed: Annotated[int, typer.Option(help="Random seed (start and transforms).")] = 0,
+    out: Annotated[Path | None, typer.Option(help="Output folder (default PATH/visualize).")] = None,
+    device: DeviceOpt = "cpu",
+) -> None:
+    """Feature visualisation: inputs that maximise each class logit (Lucid-style activation maximisation)."""
+    from aip.hardware import resolve_device
+    from aip.visualize import visualize_student
+
+    names = [c.strip() for c in classes.split(",") if c.strip()] if classes else None
+    for f in visualize_student(path, names=names, teacher=teacher, out=out, steps=steps, lr=lr, seed=seed,
+                               device=resolve_device(device)):
+        typer.echo(str(f))
 
 
 def main() -> None:

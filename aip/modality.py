@@ -124,6 +124,25 @@ class ReferencePipeline(Protocol):
                            count: int) -> Iterable[Any]:
         """A re-iterable loader of ``batch_size`` views per batch (the views first in each batch), made from
         ``count`` pre-generated samples written under ``root``, with ``workers`` DataLoader workers."""
+
+class InputReader(Protocol):
+    """Optional capability: turn a user's raw input into what the models take (``aip predict``, exports).
+
+    ``aip.load_student(...).predict`` and ``aip predict`` need it; a modality without it can still be trained,
+    evaluated and exported.
+    """
+
+    def read_input(self, recipe: Any, item: Any) -> torch.Tensor:
+        """One raw input (a file path, or an array/tensor) as ONE view exactly as the models take it, without a
+        batch dimension (image ``(C, H, W)`` in [0, 1] resized like the test split; video ``(C, T, H, W)``;
+        audio ``(1, samples)``). A modality may return several views stacked, ``(V, *view_shape)`` (e.g. the
+        windows of a long recording); the predictor averages their softmax. Raises ``AipError`` for a file it
+        cannot read."""
+        ...
+
+    def input_spec(self, recipe: Any) -> dict[str, Any]:
+        """What the models take, for ``config.json`` of an export: at least ``shape`` (one view, no batch
+        dimension), ``dtype``, ``range`` and a ``preprocess`` sentence; plus rate, frames, normalisation."""
         ...
 
 
@@ -134,3 +153,26 @@ class Capturable(Protocol):
     host, so the core may capture the data path once and replay it (:mod:`aip.graphs`)."""
 
     capturable: bool
+
+class Visualizer(Protocol):
+    """Optional capability: the input parametrisation and rendering of :mod:`aip.visualize` (feature
+    visualisation by activation maximisation) for one kind of data."""
+
+    def visual_params(self, recipe: Any, *, count: int, generator: torch.Generator) -> torch.Tensor:
+        """Trainable parameters for ``count`` inputs (e.g. decorrelated Fourier coefficients), small random."""
+        ...
+
+    def visual_input(self, recipe: Any, params: torch.Tensor) -> torch.Tensor:
+        """Differentiable map from the parameters to a batch of inputs the model takes, in its value range."""
+        ...
+
+    def visual_transform(self, recipe: Any, x: torch.Tensor, *, generator: torch.Generator) -> torch.Tensor:
+        """A random jitter/scale/rotation (or their analogue for the data kind) of a batch, differentiable."""
+        ...
+
+    def visual_render(self, recipe: Any, inputs: dict[str, torch.Tensor], labels: list[str], path: Path
+                      ) -> list[Path]:
+        """Write the optimised inputs, one row per model in ``inputs`` (``{"student": x, "teacher": x}``) and
+        one column per class named in ``labels``, to ``path`` (PNG, plus WAV/GIF where the data kind has one);
+        return the files written."""
+        ...

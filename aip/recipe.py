@@ -14,7 +14,11 @@ from pathlib import Path
 from typing import Any, Literal
 
 import tomli_w
-import tomllib
+
+try:
+    import tomllib
+except ModuleNotFoundError:  # Python 3.10: the same parser, from PyPI
+    import tomli as tomllib
 
 from aip.errors import RecipeError
 from aip.registry import load_modality
@@ -139,9 +143,13 @@ class TrainConfig:
     #: micro-batches of ``batch_size`` whose gradients are summed into one optimiser step (for small GPUs)
     grad_accum: int = 1
     lr_scaling: Literal["none", "linear", "sqrt"] = "none"
+    #: extra trackers of the per-step scalars besides the run's steps.jsonl: "tensorboard" (aip.tracking)
+    log: list[str] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         check(self.epochs >= 1, "train.epochs", "must be at least 1")
+        check(all(b in ("tensorboard",) for b in self.log), "train.log",
+              "lists extra trackers; allowed: 'tensorboard' (e.g. train.log = ['tensorboard'])")
         check(self.grad_accum >= 1, "train.grad_accum", "must be at least 1 (1 disables accumulation)")
         check(self.samples_per_epoch >= self.batch_size, "train.samples_per_epoch",
               "must be at least train.batch_size")
@@ -278,8 +286,11 @@ def read_toml(path: str | Path) -> dict[str, Any]:
         raise RecipeError(f"recipe file {p} is not a UTF-8 text file") from None
 
 
-def from_dict(data: dict[str, Any], *, default_name: str = "run") -> Recipe:
-    """Validate plain recipe data (as read from TOML, overrides applied) into a :class:`Recipe`."""
+def from_dict(data: dict[str, Any], *, default_name: str = "run", check_files: bool = True) -> Recipe:
+    """Validate plain recipe data (as read from TOML, overrides applied) into a :class:`Recipe`.
+
+    ``check_files=False`` skips the modality's own checks (which may look for the source file or dataset):
+    for rebuilding the models of a finished run elsewhere (:func:`aip.student.load_student`)."""
     for k in data:
         if k not in _TOP_KEYS:
             raise RecipeError(f"unknown recipe key {k!r}; top-level keys: {', '.join(sorted(_TOP_KEYS))}")
@@ -303,7 +314,7 @@ def from_dict(data: dict[str, Any], *, default_name: str = "run") -> Recipe:
             raise RecipeError(f"recipe section [{section}] is missing")
     recipe = Recipe(**kwargs)
     validate = getattr(modality, "validate", None)
-    if validate is not None:
+    if validate is not None and check_files:
         validate(recipe)
     return recipe
 

@@ -78,6 +78,8 @@ def load_modality(name: str) -> Modality:
         )
     try:
         modality = matches[0].load()
+    except AipError:  # the plugin's own one-line message (e.g. a missing optional dependency)
+        raise
     except Exception as e:  # a broken plugin must not take the CLI down with a traceback
         raise AipError(f"modality {name!r} is installed but failed to import ({type(e).__name__}: {e}); "
                        f"reinstall or fix the package that provides it ({matches[0].value})") from None

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,15 +17,17 @@ from typing import Any
 
 import torch
 
-from aip import checkpoint, distributed
+from aip import checkpoint, distributed, files
 from aip.cache import cache_dir
 from aip.errors import AipError
 from aip.evaluate import evaluate, loader, recalibrate_bn
 from aip.hardware import Policy
+from aip.inspect import CONFUSION_PNG, inspect
 from aip.modality import LabelledData, Modality
 from aip.plot import plot_curves
 from aip.recipe import Recipe
 from aip.registry import load_modality
+from aip.student import class_names
 from aip.teacher import build_model, check_outputs, load_teacher, teacher_path
 from aip.trainer import fit
 
@@ -161,6 +164,8 @@ def run(recipe: Recipe, *, out: Path, device: torch.device, stop_after_epochs: i
         # test-time adaptation: looks at unlabelled TEST inputs; reported apart from the method's number
         tuned = recalibrate_bn(parts.student, test_batches, device=device, views=views)
         metrics["student_bn_recalibrated_on_test_inputs"] = evaluate_student(tuned, all_views=True)
+    if final and d.is_main:  # per-class accuracy, confusion matrix, teacher agreement (aip.inspect)
+        metrics.update(inspect_student(recipe, parts.student, parts.teacher, parts.test, out=run_dir, device=device))
     if result.history and d.is_main:
         (run_dir / "metrics.json").write_text(json.dumps(metrics, indent=2))
         plot_curves(result.history, run_dir / "curves.png", title=recipe.name, teacher_top1=teacher_acc["top1"])
@@ -197,8 +202,21 @@ def train_teacher(recipe: Recipe, *, device: torch.device, force: bool = False) 
     return {"path": str(path), "top1": acc["top1"], "top5": acc["top5"], "num_classes": test.num_classes}
 
 
-def evaluate_checkpoint(recipe: Recipe, path: Path, *, device: torch.device) -> dict[str, float]:
-    """Accuracy of a student checkpoint (``best.pt`` or ``last.pt`` of a run) on the recipe's test split."""
+def inspect_student(recipe: Recipe, student: torch.nn.Module, teacher: torch.nn.Module | None, test: Any, *,
+                    out: Path, device: torch.device) -> dict[str, Any]:
+    """The keys :mod:`aip.inspect` adds to ``metrics.json`` (and ``classes``); draws ``out/confusion.png``."""
+    classes = class_names(test.num_classes, list(test.classes))
+    batches = loader(test, batch_size=recipe.eval.batch_size, workers=recipe.eval.workers, limit=recipe.eval.limit)
+    report = inspect(student, batches, classes=classes, device=device, teacher=teacher, views=test.views,
+                     amp=Policy.of(recipe, device).amp, png=out / CONFUSION_PNG)
+    return {"classes": classes, **report}
+
+
+def evaluate_checkpoint(recipe: Recipe, path: Path, *, device: torch.device) -> dict[str, Any]:
+    """Accuracy of a student checkpoint (``best.pt`` or ``last.pt`` of a run) on the recipe's test split.
+
+    Also writes the :mod:`aip.inspect` report (per-class accuracy, confusion matrix, agreement with the
+    recipe's teacher when it is available without training) into ``metrics.json`` beside the checkpoint."""
     modality = load_modality(recipe.modality)
     test = modality.data(recipe, split="test", train=False)
     student = build_model(modality, recipe, recipe.student, num_classes=test.num_classes, pretrained=False)
@@ -209,7 +227,22 @@ def evaluate_checkpoint(recipe: Recipe, path: Path, *, device: torch.device) -> 
         raise AipError(f"checkpoint {path} does not fit student.arch {recipe.student.arch!r} "
                        f"({str(e).strip().splitlines()[0]}); pass the recipe the run used") from None
     batches = loader(test, batch_size=recipe.eval.batch_size, workers=recipe.eval.workers, limit=recipe.eval.limit)
-    return evaluate(student.to(device), batches, device=device, amp=Policy.of(recipe, device).amp, views=test.views)
+    acc: dict[str, Any] = evaluate(student.to(device), batches, device=device, amp=Policy.of(recipe, device).amp,
+                                   views=test.views)
+    try:
+        teacher = load_teacher(recipe, modality, device=device, data=test, train_if_missing=False)
+    except AipError as e:  # no cached teacher or no network: report the student alone
+        print(f"warning: no teacher-student agreement ({e})", file=sys.stderr)
+        teacher = None
+    acc.update(inspect_student(recipe, student, teacher, test, out=path.parent, device=device))
+    metrics_path = path.parent / "metrics.json"
+    try:
+        metrics = json.loads(metrics_path.read_text()) if metrics_path.is_file() else {}
+    except json.JSONDecodeError:
+        metrics = {}
+    metrics.update({k: acc[k] for k in ("classes", "per_class", "agreement", "confusion_png") if k in acc})
+    files.write_text(json.dumps(metrics, indent=2), metrics_path)
+    return acc
 
 
 def preview(recipe: Recipe, *, out: Path, count: int = 64, device: torch.device) -> list[Path]:

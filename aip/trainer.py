@@ -174,7 +174,7 @@ def fit(*, recipe: Recipe, student: nn.Module, teacher: nn.Module, sampler: Sour
     train_model, label_model = _wrap(student, teacher, compile=cfg.compile, device=device)
     data = TimedData(data_path(recipe, sampler, augmenter, policy=policy))
     guard, meter, clock = NonFiniteGuard(device), Meter(device), Clock()
-    tracker = Tracker(run_dir, backends=getattr(cfg, "log", ()), start_step=state.step, enabled=d.is_main)
+    tracker = Tracker(run_dir, backends=cfg.log, start_step=state.step, enabled=d.is_main)
     start_step, epochs_done = state.step, 0
     teacher.eval()
     student.train()

@@ -6,7 +6,7 @@ import pytest
 
 from tests.conftest import run_cli
 
-COMMANDS = ["run", "teacher", "eval", "check", "preview", "list"]
+COMMANDS = ["run", "teacher", "eval", "check", "preview", "list", "export", "predict", "visualize"]
 
 
 def test_top_level_help_lists_commands():

@@ -12,6 +12,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -105,6 +106,16 @@ def test_run_distils_a_student_from_one_signal(site: Path, tmp_path: Path) -> No
     # measured ~87 %; chance is 25 %
     assert metrics["student"]["top1"] > 2 * metrics["chance"], metrics
     assert (run_dir / "curves.png").is_file() and (run_dir / "recipe.toml").is_file()
+    # a third-party modality gets inspection and, with read_input, `aip predict`
+    assert set(metrics["per_class"]) == set(metrics["classes"]) and len(metrics["classes"]) == 4
+    assert 0 <= metrics["agreement"]["top1"] <= 100
+    t = np.arange(128)
+    np.save(tmp_path / "slow.npy", np.sin(2 * np.pi * 0.02 * t))  # a pure tone in the lowest band
+    proc = aip("predict", str(run_dir), str(tmp_path / "slow.npy"), "--json", "--top-k", "4", site=site, tmp=tmp_path)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    top = json.loads(proc.stdout)[0]["top"]
+    assert [t["label"] for t in top][0] == metrics["classes"][0]  # the student hears the band
+    assert sorted(t["label"] for t in top) == sorted(metrics["classes"])
 
 
 def test_the_plugin_passes_the_conformance_tests(site: Path, tmp_path: Path) -> None:

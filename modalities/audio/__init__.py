@@ -20,11 +20,15 @@ from torch import nn
 from aip import graphs
 from aip.cache import dataset_root
 from aip.errors import AipError
+from aip.extras import require
 from aip.modality import LabelledData
 from aip.recipe import Recipe, StudentConfig, TeacherConfig
-from modalities.audio.augment import AudioAugmenter
-from modalities.audio.config import AudioAugmentConfig, AudioSourceConfig
-from modalities.audio.source import SOURCES, DatasetSampler, WindowSampler, load_recording
+
+# before the modules that import them, so a missing one is named with its extra, not as a traceback
+require("soundfile", "torchaudio", extra="audio", what="the audio modality")
+from modalities.audio.augment import AudioAugmenter  # noqa: E402
+from modalities.audio.config import AudioAugmentConfig, AudioSourceConfig  # noqa: E402
+from modalities.audio.source import SOURCES, DatasetSampler, WindowSampler, load_recording  # noqa: E402
 
 
 class AudioModality:
@@ -95,6 +99,40 @@ class AudioModality:
         sampler = self.sampler(recipe, device=torch.device("cpu"))
         wave = sampler.wave if isinstance(sampler, WindowSampler) else sampler.sample(min(count, 256)).flatten()
         return reference_loader(recipe, wave, root=root, batch_size=batch_size, workers=workers, count=count)
+
+    def read_input(self, recipe: Any, item: Any) -> torch.Tensor:
+        """An audio file or waveform as ``(1, samples)``, or ``(V, 1, samples)`` windows of a longer one."""
+        from modalities.audio.inputs import read_waveform
+
+        return read_waveform(item, rate=recipe.source.rate, samples=recipe.source.samples)
+
+    def input_spec(self, recipe: Any) -> dict[str, Any]:
+        from modalities.audio.inputs import input_spec
+
+        return input_spec(recipe)
+
+    # feature visualisation (aip.modality.Visualizer): pink-spectrum waveforms, spectrogram PNG and WAVs
+
+    def visual_params(self, recipe: Any, *, count: int, generator: torch.Generator) -> torch.Tensor:
+        from modalities.audio.visual import wave_params
+
+        return wave_params(count, recipe.source.samples, generator=generator)
+
+    def visual_input(self, recipe: Any, params: torch.Tensor) -> torch.Tensor:
+        from modalities.audio.visual import wave_input
+
+        return wave_input(params, recipe.source.samples)
+
+    def visual_transform(self, recipe: Any, x: torch.Tensor, *, generator: torch.Generator) -> torch.Tensor:
+        from modalities.audio.visual import wave_transform
+
+        return wave_transform(x, generator=generator)
+
+    def visual_render(self, recipe: Any, inputs: dict[str, torch.Tensor], labels: list[str], path: Path
+                      ) -> list[Path]:
+        from modalities.audio.visual import render_waves
+
+        return render_waves(inputs, labels, path, rate=recipe.source.rate)
 
     def catalog(self) -> dict[str, list[str]]:
         from modalities.audio import datasets, models

@@ -16,6 +16,9 @@ from aip.errors import AipError
 
 def _read_av(path: Path) -> tuple[np.ndarray, int]:
     """Decode with PyAV: ``(frames, channels)`` float32 and the native rate."""
+    from aip.extras import require
+
+    require("av", extra="audio", what=f"decoding {path.suffix or 'this'} audio files")
     import av
 
     try:

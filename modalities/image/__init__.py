@@ -110,6 +110,42 @@ class ImageModality:
                 "train": {"batch_size": 8, "samples_per_epoch": 16, "epochs": 1},
                 "eval": {"dataset": "cifar10"}}
 
+    def read_input(self, recipe: Any, item: Any) -> torch.Tensor:
+        """An image file or array as one ``(C, H, W)`` view in [0, 1], resized like the test split."""
+        from modalities.image import datasets
+        from modalities.image.inputs import read_image
+
+        grid = datasets.info(recipe.eval.dataset).native_size is not None
+        return read_image(item, size=recipe.source.size, channels=recipe.source.channels, grid=grid)
+
+    def input_spec(self, recipe: Any) -> dict[str, Any]:
+        from modalities.image.inputs import input_spec
+
+        return input_spec(recipe)
+
+    # feature visualisation (aip.modality.Visualizer): Lucid's Fourier parametrisation and transforms
+
+    def visual_params(self, recipe: Any, *, count: int, generator: torch.Generator) -> torch.Tensor:
+        from modalities.image.visual import image_params
+
+        return image_params(count, recipe.source.channels, recipe.source.size, generator=generator)
+
+    def visual_input(self, recipe: Any, params: torch.Tensor) -> torch.Tensor:
+        from modalities.image.visual import image_input
+
+        return image_input(params, recipe.source.size)
+
+    def visual_transform(self, recipe: Any, x: torch.Tensor, *, generator: torch.Generator) -> torch.Tensor:
+        from modalities.image.visual import random_affine
+
+        return random_affine(x, generator=generator)
+
+    def visual_render(self, recipe: Any, inputs: dict[str, torch.Tensor], labels: list[str], path: Path
+                      ) -> list[Path]:
+        from modalities.image.visual import render_grid
+
+        return [render_grid(inputs, labels, path)]
+
     def catalog(self) -> dict[str, list[str]]:
         from modalities.image import datasets, models
 

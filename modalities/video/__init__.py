@@ -18,9 +18,12 @@ from torch import nn
 from aip import graphs
 from aip.cache import dataset_root
 from aip.errors import AipError, RecipeError
+from aip.extras import require
 from aip.modality import LabelledData
 from aip.recipe import Recipe, StudentConfig, TeacherConfig
 from modalities.video.config import VideoAugmentConfig, VideoSourceConfig
+
+require("av", "pytorchvideo", extra="video", what="the video modality")
 
 #: whether the core averages several views per labelled item (``LabelledData.views``)
 VIEWS_SUPPORTED = "views" in {f.name for f in dataclasses.fields(LabelledData)}
@@ -97,6 +100,40 @@ class VideoModality:
                 "student": {"arch": "cnn3d", "kwargs": {"width": 4}},
                 "train": {"batch_size": 4, "samples_per_epoch": 8, "epochs": 1},
                 "eval": {"dataset": "kinetics400"}}
+
+    def read_input(self, recipe: Any, item: Any) -> torch.Tensor:
+        """A video file (the middle test clip) or a ``(C, T, H, W)`` clip as one ``(3, T, S, S)`` view."""
+        from modalities.video.inputs import read_video
+
+        return read_video(item, recipe.source)
+
+    def input_spec(self, recipe: Any) -> dict[str, Any]:
+        from modalities.video.inputs import input_spec
+
+        return input_spec(recipe)
+
+    # feature visualisation (aip.modality.Visualizer): Fourier clips, one affine per clip, GIF
+
+    def visual_params(self, recipe: Any, *, count: int, generator: torch.Generator) -> torch.Tensor:
+        from modalities.video.visual import clip_params
+
+        return clip_params(count, recipe.source.frames, recipe.source.size, generator=generator)
+
+    def visual_input(self, recipe: Any, params: torch.Tensor) -> torch.Tensor:
+        from modalities.video.visual import clip_input
+
+        return clip_input(params, recipe.source.frames, recipe.source.size)
+
+    def visual_transform(self, recipe: Any, x: torch.Tensor, *, generator: torch.Generator) -> torch.Tensor:
+        from modalities.video.visual import clip_transform
+
+        return clip_transform(x, generator=generator)
+
+    def visual_render(self, recipe: Any, inputs: dict[str, torch.Tensor], labels: list[str], path: Path
+                      ) -> list[Path]:
+        from modalities.video.visual import render_clips
+
+        return render_clips(inputs, labels, path)
 
     def catalog(self) -> dict[str, list[str]]:
         from modalities.video import datasets, models

@@ -66,6 +66,28 @@ class ToyModality:
     def data(self, recipe: Recipe, *, split: Literal["train", "test"], train: bool) -> LabelledData:
         return data.load(recipe.eval.dataset, split=split, window=recipe.source.window, train=train)
 
+    def read_input(self, recipe: Any, item: Any) -> torch.Tensor:
+        """Optional capability (aip.modality.InputReader), for ``aip predict``: one window ``(1, W)`` from an
+        array or a ``.npy`` file of ``W`` samples, taken as they are (the dataset's windows are sums of sines of
+        amplitude about 1)."""
+        import numpy as np
+
+        from aip.errors import AipError
+
+        if isinstance(item, (str, Path)):
+            try:
+                item = np.load(Path(item), allow_pickle=False)
+            except (OSError, ValueError) as e:
+                raise AipError(f"cannot read {item} as a .npy array of samples ({e})") from None
+        x = torch.as_tensor(np.asarray(item), dtype=torch.float32).flatten()
+        if x.numel() != recipe.source.window:
+            raise AipError(f"a toy input must hold source.window = {recipe.source.window} samples, got {x.numel()}")
+        return x[None]
+
+    def input_spec(self, recipe: Any) -> dict[str, Any]:
+        return {"shape": [1, recipe.source.window], "dtype": "float32", "range": [-2.0, 2.0], "layout": "NCL",
+                "preprocess": f"{recipe.source.window} samples of a signal of amplitude about 1, as they are"}
+
     def preview(self, views: torch.Tensor, path: Path) -> list[Path]:
         import matplotlib
 

@@ -1,0 +1,195 @@
+"""A distilled student outside training: :func:`load_student` rebuilds it from a run directory or an export
+folder (no dataset, no recipe file) and :meth:`Student.predict` classifies raw inputs (files or arrays).
+
+A run directory holds ``best.pt`` (or ``last.pt``) with the student's weights and the resolved recipe; an
+export folder (``aip export``) holds ``model.safetensors`` and ``config.json``. Class names come from the
+checkpoint, else from ``metrics.json``, else they are ``class_0 ... class_{K-1}``.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from aip import checkpoint
+from aip.errors import AipError
+from aip.modality import InputReader
+from aip.recipe import Recipe, from_dict
+from aip.registry import load_modality
+
+CONFIG, WEIGHTS = "config.json", "model.safetensors"
+#: prefixes wrappers add to parameter names (torch.compile, DistributedDataParallel)
+_WRAPPER_PREFIXES = ("_orig_mod.", "module.")
+
+
+@dataclass(frozen=True)
+class Prediction:
+    """The classes of one input, most likely first: ``labels[i]`` has probability ``probs[i]``."""
+
+    input: str
+    labels: list[str]
+    probs: list[float]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"input": self.input, "top": [{"label": k, "prob": p} for k, p in zip(self.labels, self.probs)]}
+
+
+class Student(nn.Module):
+    """A student classifier with what it needs to be used: class names, its recipe and its modality.
+
+    Calling it maps a batch of views to logits, like the trained model (``student.net``) does.
+    """
+
+    def __init__(self, net: nn.Module, *, classes: list[str], recipe: Recipe, modality: Any, source: Path,
+                 metrics: dict[str, Any] | None = None) -> None:
+        super().__init__()
+        self.net = net
+        self.classes = list(classes)
+        self.recipe = recipe
+        self.modality = modality
+        self.source = source
+        self.metrics = dict(metrics or {})
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(x)
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.parameters()).device
+
+    def input_spec(self) -> dict[str, Any]:
+        """What the model takes (shape of one view, value range, rate or frames, preprocessing)."""
+        return self._reader().input_spec(self.recipe)
+
+    def _reader(self) -> InputReader:
+        if not isinstance(self.modality, InputReader):
+            raise AipError(f"modality {self.recipe.modality!r} cannot read raw inputs (it has no read_input); "
+                           "feed tensors to the student directly")
+        return self.modality
+
+    def views(self, item: Any) -> torch.Tensor:
+        """``item`` (a file path or an array) as a batch of views ``(V, *view_shape)`` the model takes."""
+        reader = self._reader()
+        x = reader.read_input(self.recipe, item)
+        rank = len(reader.input_spec(self.recipe)["shape"])
+        return x.unsqueeze(0) if x.dim() == rank else x
+
+    @torch.no_grad()
+    def probabilities(self, item: Any) -> torch.Tensor:
+        """Class probabilities ``(K,)`` of one raw input (the softmax averaged over its views)."""
+        x = self.views(item).to(self.device)
+        return self.net(x).float().softmax(-1).mean(0).cpu()
+
+    def predict(self, inputs: Any, *, top_k: int = 5) -> Prediction | list[Prediction]:
+        """The ``top_k`` classes of a raw input (a path, an image/waveform array or a clip tensor), or of
+        each input of a list/tuple (then a list is returned)."""
+        many = isinstance(inputs, (list, tuple))
+        out = []
+        for item in (inputs if many else [inputs]):
+            probs = self.probabilities(item)
+            top = probs.topk(min(top_k, probs.numel()))
+            name = str(item) if isinstance(item, (str, Path)) else f"<{type(item).__name__}>"
+            out.append(Prediction(name, [self.classes[i] for i in top.indices.tolist()], top.values.tolist()))
+        return out if many else out[0]
+
+
+def _classes_in(state: dict[str, torch.Tensor]) -> int:
+    """Output size of a classifier state dict: rows of its last 2-D weight (the final linear layer)."""
+    weights = [v for k, v in state.items() if k.endswith("weight") and getattr(v, "ndim", 0) == 2]
+    if not weights:
+        raise AipError("the checkpoint's student has no linear classifier weight to take the class count from")
+    return int(weights[-1].shape[0])
+
+
+def _strip_prefixes(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    for prefix in _WRAPPER_PREFIXES:
+        if state and all(k.startswith(prefix) for k in state):
+            state = {k[len(prefix):]: v for k, v in state.items()}
+    return state
+
+
+def class_names(k: int, *candidates: Any) -> list[str]:
+    """The first candidate that is a list of ``k`` names, else ``class_0 ... class_{k-1}``."""
+    for c in candidates:
+        if isinstance(c, list) and len(c) == k:
+            return [str(x) for x in c]
+    return [f"class_{i}" for i in range(k)]
+
+
+def build_student(recipe: Recipe, state: dict[str, torch.Tensor], *, num_classes: int, where: Path) -> nn.Module:
+    """The recipe's student architecture with ``state`` loaded, in eval mode."""
+    modality = load_modality(recipe.modality)
+    net = modality.model(recipe.student, recipe=recipe, num_classes=num_classes, pretrained=False)
+    try:
+        net.load_state_dict(_strip_prefixes(state))
+    except RuntimeError as e:
+        raise AipError(f"the weights in {where} do not fit student.arch {recipe.student.arch!r} "
+                       f"({str(e).strip().splitlines()[0]})") from None
+    return net.eval()
+
+
+def _read_json(path: Path) -> dict[str, Any]:
+    try:
+        return json.loads(path.read_text()) if path.is_file() else {}
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        raise AipError(f"{path} is not valid JSON; re-create it (aip eval or aip export)") from None
+
+
+def _from_run(run: Path, checkpoint_name: str = "best.pt"
+              ) -> tuple[Recipe, dict[str, torch.Tensor], list[str], dict[str, Any]]:
+    names = dict.fromkeys((checkpoint_name, "best.pt", "last.pt"))
+    path = next((run / n for n in names if (run / n).is_file()), None)
+    if path is None:
+        raise AipError(f"{run} holds no best.pt or last.pt; pass a run directory of `aip run` or an export folder")
+    state = checkpoint.load(path)
+    if "student" not in state or "recipe" not in state:
+        raise AipError(f"{path} is not a student checkpoint of aip run (no 'student' or 'recipe' in it)")
+    recipe = from_dict(state["recipe"], check_files=False)
+    weights = state["student"]
+    metrics = _read_json(run / "metrics.json")
+    k = int(state.get("num_classes") or _classes_in(_strip_prefixes(weights)))
+    return recipe, weights, class_names(k, state.get("classes"), metrics.get("classes")), metrics
+
+
+def _from_export(folder: Path) -> tuple[Recipe, dict[str, torch.Tensor], list[str], dict[str, Any]]:
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
+    config = _read_json(folder / CONFIG)
+    if "recipe" not in config:
+        raise AipError(f"{folder / CONFIG} has no recipe; is {folder} a folder written by `aip export`?")
+    try:
+        weights = load_file(folder / WEIGHTS)
+    except (SafetensorError, OSError) as e:
+        raise AipError(f"cannot read {folder / WEIGHTS} ({str(e).splitlines()[0]}); export the run again") from None
+    recipe = from_dict(config["recipe"], check_files=False)
+    k = int(config.get("num_classes") or _classes_in(weights))
+    return recipe, weights, class_names(k, config.get("classes")), config.get("metrics", {})
+
+
+def load_student(path: str | Path, *, device: str | torch.device = "cpu", which: str = "best.pt") -> Student:
+    """The student of a run directory (``which``: ``best.pt`` by default, else ``last.pt``, the final
+    student) or of an ``aip export`` folder, in eval mode on ``device``; needs neither the dataset nor the
+    recipe file.
+
+    Example:
+        >>> student = aip.load_student("runs/fashion-mnist")
+        >>> student.predict("shoe.png").labels[0]
+        'Sneaker'
+    """
+    p = Path(path).expanduser()
+    if not p.is_dir():
+        raise AipError(f"{p} is not a folder; pass a run directory (runs/NAME) or an export folder")
+    if (p / CONFIG).is_file():
+        recipe, weights, classes, metrics = _from_export(p)
+    else:
+        recipe, weights, classes, metrics = _from_run(p, which)
+    net = build_student(recipe, weights, num_classes=len(classes), where=p)
+    student = Student(net, classes=classes, recipe=recipe, modality=load_modality(recipe.modality), source=p,
+                      metrics=metrics)
+    return student.to(torch.device(device)).eval()
