@@ -1,8 +1,9 @@
 """The interface a modality plugin provides to the core: everything that depends on the kind of data.
 
 A modality is one object registered under the entry-point group ``aip.modalities``. It must provide what
-:class:`Modality` declares; the Protocols after it (:class:`ReferencePipeline`, :class:`Capturable`) are
-optional capabilities the core uses when present. All tensors handed to the core are float tensors on the
+:class:`Modality` declares; the Protocols after it (:class:`ReferencePipeline`, :class:`InputReader`,
+:class:`Visualizer`, and :class:`Capturable` for samplers and augmenters) are optional capabilities the core
+uses when present. All tensors handed to the core are float tensors on the
 training device, batch first (images ``(B, C, H, W)`` in ``[0, 1]``, but any shape the modality's models take);
 models take those tensors as they are and return logits ``(B, num_classes)``, doing their own input
 normalisation (or feature extraction) inside. Labelled dataset items have the shape of one view.
@@ -124,7 +125,10 @@ class ReferencePipeline(Protocol):
                            count: int) -> Iterable[Any]:
         """A re-iterable loader of ``batch_size`` views per batch (the views first in each batch), made from
         ``count`` pre-generated samples written under ``root``, with ``workers`` DataLoader workers."""
+        ...
 
+
+@runtime_checkable
 class InputReader(Protocol):
     """Optional capability: turn a user's raw input into what the models take (``aip predict``, exports).
 
@@ -154,6 +158,8 @@ class Capturable(Protocol):
 
     capturable: bool
 
+
+@runtime_checkable
 class Visualizer(Protocol):
     """Optional capability: the input parametrisation and rendering of :mod:`aip.visualize` (feature
     visualisation by activation maximisation) for one kind of data."""
