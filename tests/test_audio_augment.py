@@ -205,9 +205,8 @@ def test_cutmix_splices_cutmix_p_of_the_windows():
     assert abs(float(pasted.mean()) - 0.5) < 0.05  # 1 - lambda, lambda ~ Beta(1, 1), inside the window
 
 
-def test_batch_in_pieces_on_the_cpu(monkeypatch):
-    """A batch larger than ``CPU_PIECE`` is augmented piece by piece, every window as if alone."""
-    monkeypatch.setattr(A, "CPU_PIECE", 3 * RATE)  # pieces of 3 windows, the last one of 1
+def test_noise_and_time_masks_on_every_window():
+    """Each window gets its own noise at the drawn SNR and its own time masks, the rest of it untouched."""
     views = torch.randn(7, 1, RATE) * 0.1
     assert torch.equal(A.AudioAugmenter(OFF, rate=RATE)(views), views)
     loud = dataclasses.replace(OFF, noise_p=1.0, snr_db=(10.0, 10.0), time_masks=2, time_mask=0.05)

@@ -9,8 +9,7 @@ The batch costs few passes over its samples: the gain rides on the copy that pad
 change (a gather of each output sample's two neighbours and a linear interpolation), the isolated-word
 envelope is one multiplication, reverb, noise and frequency masks share one trip through the spectrum
 (``rfft``, products, ``irfft``), the time masks touch only the samples they zero, and CutMix
-(:func:`aip.mixing.cutmix` along time) is one select. On the CPU the windows go through in pieces
-(``CPU_PIECE``) whose temporaries stay small.
+(:func:`aip.mixing.cutmix` along time) is one select.
 
 All randomness is drawn on the tensors' device from torch's global generator, and every operation runs on
 every window with parameters that leave a window not drawn as it was, so nothing is read back to the host
@@ -203,17 +202,10 @@ def mixup(x: torch.Tensor, *, alpha: float) -> torch.Tensor:
     return x.index_select(0, graphs.permutation(x.shape[0], x.device)).lerp_(x, lam)
 
 
-#: samples per piece of a batch on the CPU (98 windows of 1 s at 16 kHz): the windows are augmented in pieces
-#: of about this size, whose temporaries the allocator reuses, where a whole batch's (48 MB for the gather's
-#: index of 384 windows) would be mapped and zeroed afresh by the kernel at every call (docs/benchmarks.md)
-CPU_PIECE = 3 << 19
-
-
 class AudioAugmenter(nn.Module):
     """``(B, 1, L)`` windows -> augmented windows of the same shape (see :class:`AudioAugmentConfig`).
 
-    Nothing is read back to the host, so a CUDA graph can capture it (``capturable``). On the CPU the
-    windows are augmented in pieces of ``CPU_PIECE`` samples.
+    Nothing is read back to the host, so a CUDA graph can capture it (``capturable``).
     """
 
     def __init__(self, cfg: AudioAugmentConfig, *, rate: int) -> None:
@@ -225,25 +217,16 @@ class AudioAugmenter(nn.Module):
 
     @torch.no_grad()
     def forward(self, views: torch.Tensor) -> torch.Tensor:
-        cfg, dev = self.cfg, views.device
-        x = views[:, 0].float()  # (B, L)
-        b, n = x.shape
-        rows = b if dev.type != "cpu" else max(1, CPU_PIECE // n)
-        if rows >= b:
-            x = self._windows(x)
-        else:
-            out = torch.empty_like(x)
-            for i in range(0, b, rows):
-                self._windows(x[i:i + rows], out=out[i:i + rows])
-            x = out
+        cfg = self.cfg
+        x = self._windows(views[:, 0].float())  # (B, L)
         # a stretch of 1 - lambda of the window from a partner window, inside the window
         x = cutmix(x, alpha=cfg.cutmix, p=cfg.cutmix_p, dims=1, inside=True)
         if cfg.mixup > 0:
             x = mixup(x, alpha=cfg.mixup)
         return x.unsqueeze(1)  # (B, 1, L)
 
-    def _windows(self, x: torch.Tensor, out: torch.Tensor | None = None) -> torch.Tensor:
-        """Everything but CutMix and MixUp on ``(B, L)`` windows (each on its own), into ``out`` if given."""
+    def _windows(self, x: torch.Tensor) -> torch.Tensor:
+        """Everything but CutMix and MixUp on ``(B, L)`` windows (each on its own), into a new tensor."""
         cfg, rate, dev = self.cfg, self.rate, x.device
         b, n = x.shape
         gain = torch.pow(10.0, _uniform(b, *cfg.gain_db, dev) / 20)
@@ -275,9 +258,7 @@ class AudioAugmenter(nn.Module):
                 for _ in range(masks - 1):
                     band |= _band(b, n, _uniform(b, 0, cfg.freq_mask, dev), rate=rate, device=dev)
                 spec.masked_fill_(band, 0)
-            x = torch.fft.irfft(spec, n, out=out)
-        elif out is not None:
-            x = out.copy_(x)
+            x = torch.fft.irfft(spec, n)
         if cfg.time_masks > 0 and cfg.time_mask > 0:
             width = _uniform(b * cfg.time_masks, 0, cfg.time_mask * rate, dev).view(b, cfg.time_masks)
             start = torch.rand(b, cfg.time_masks, device=dev) * (n - width)
