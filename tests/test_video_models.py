@@ -75,7 +75,7 @@ def test_pretrained_without_cache_or_network_is_one_line(tmp_path, monkeypatch):
 
 
 @pytest.mark.parametrize(("kwargs", "message"), [
-    ({"arch": "x3d_xz"}, r"unknown video model 'x3d_xz' \(did you mean 'x3d_xs'\?\); known: cnn3d, x3d,"),
+    ({"arch": "x3d_xz"}, r"unknown video model 'x3d_xz' \(did you mean 'x3d_xs'\?\); known: cnn3d, mc3_18, "),
     ({"arch": "x3d_xs", "pretrained": True, "num_classes": 101}, r"400 classes\) but the dataset has 101"),
     ({"arch": "cnn3d", "pretrained": True}, r"'cnn3d' has no pretrained weights"),
     ({"arch": "x3d", "size": 16}, r"needs clips of at least 32 px"),

@@ -9,7 +9,7 @@ import torch
 
 from aip.errors import AipError, RecipeError
 from aip.schema import build
-from modalities.video.augment import VideoAugmenter, cutmix
+from modalities.video.augment import VideoAugmenter
 from modalities.video.augmix import AugMix
 from modalities.video.config import VideoAugmentConfig, VideoSourceConfig
 from modalities.video.source import ClipSampler, load_source
@@ -113,12 +113,12 @@ def test_augmix_uses_the_same_parameters_on_every_frame():
 
 def test_augmix_warps_each_frame_by_its_clips_map():
     """The clip's frames go through one grid_sample as channels: the same as warping frame by frame."""
-    from modalities.video.augmix import _affine
+    from modalities.video.augmix import _warp
 
     torch.manual_seed(0)
     clips = torch.rand(3, 3, 4, 20, 24)
     theta = torch.eye(2, 3).repeat(3, 1, 1) + torch.randn(3, 2, 3) * 0.2
-    out = _affine(clips, theta)
+    out = _warp(clips, theta)
     for i in range(3):
         grid = torch.nn.functional.affine_grid(theta[i:i + 1].expand(4, -1, -1), [4, 3, 20, 24], align_corners=False)
         frames = torch.nn.functional.grid_sample(clips[i].transpose(0, 1), grid, align_corners=False)
@@ -134,16 +134,16 @@ def test_augmenter_keeps_shapes_and_frames_consistent():
     assert torch.allclose(out, out[:, :, :1].expand_as(out), atol=1e-5)
 
 
-def test_cutmix_pastes_one_box_on_every_frame():
+def test_augmenter_cutmix_pastes_one_box_on_every_frame():
     b, t = 8, 4
     clips = torch.arange(b, dtype=torch.float32).view(b, 1, 1, 1, 1).expand(b, 3, t, 16, 16) / b
     clips = clips + torch.arange(t).view(1, 1, t, 1, 1) * 0.01  # frames differ a little
+    aug = VideoAugmenter(VideoAugmentConfig(augmix=False, short_side=(16, 16), hflip=0.0, cutmix=1.0), size=16)
     torch.manual_seed(0)
-    out = cutmix(clips, alpha=1.0)
+    out = aug(clips)
     changed = (out - clips).abs().sum(1) > 1e-6  # (B, T, H, W) pixels taken from a partner
     assert changed.any()
     assert torch.equal(changed, changed[:, :1].expand_as(changed))  # the same box on all frames
-    assert torch.equal(cutmix(clips, alpha=0.0), clips)
 
 
 @pytest.mark.parametrize(("section", "data", "message"), [

@@ -17,7 +17,6 @@ from typing import Any, Literal
 import torch
 from torch import nn
 
-from aip import graphs
 from aip.cache import dataset_root
 from aip.errors import AipError
 from aip.extras import require
@@ -57,8 +56,7 @@ class AudioModality:
         return WindowSampler(load_recording(src), samples=src.samples, device=device)
 
     def augmenter(self, recipe: Recipe, *, device: torch.device) -> AudioAugmenter:
-        return AudioAugmenter(recipe.augment, rate=recipe.source.rate,
-                              capture=graphs.wanted(recipe, device)).to(device)
+        return AudioAugmenter(recipe.augment, rate=recipe.source.rate).to(device)
 
     def model(self, spec: TeacherConfig | StudentConfig, *, recipe: Recipe, num_classes: int,
               pretrained: bool) -> nn.Module:

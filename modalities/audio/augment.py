@@ -8,13 +8,12 @@ spectrum. Tensors are ``(B, 1, L)`` waveforms throughout.
 The batch costs few passes over its samples: the gain rides on the copy that pads the windows for the speed
 change (a gather of each output sample's two neighbours and a linear interpolation), the isolated-word
 envelope is one multiplication, reverb, noise and frequency masks share one trip through the spectrum
-(``rfft``, products, ``irfft``), the time masks touch only the samples they zero, and CutMix rewrites only the
-windows it picks. On the CPU the windows go through in pieces (``CPU_PIECE``) whose temporaries stay small.
+(``rfft``, products, ``irfft``), the time masks touch only the samples they zero, and CutMix
+(:func:`aip.mixing.cutmix` along time) is one select.
 
-All randomness is drawn on the tensors' device from torch's global generator. Nothing is read back to the
-host except which windows get reverb and CutMix; :class:`AudioAugmenter` built with ``capture=True`` computes
-those for every window and keeps them where drawn, so that nothing at all is read back and the whole call can
-be captured into a CUDA graph (:mod:`aip.graphs`).
+All randomness is drawn on the tensors' device from torch's global generator, and every operation runs on
+every window with parameters that leave a window not drawn as it was, so nothing is read back to the host
+and the whole call can be captured into a CUDA graph (:mod:`aip.graphs`).
 """
 
 from __future__ import annotations
@@ -25,6 +24,7 @@ import torch
 from torch import nn
 
 from aip import graphs
+from aip.mixing import cutmix
 from modalities.audio.config import AudioAugmentConfig
 
 _DECAY = 3 * math.log(10)  # a room response falls by 60 dB (a factor 1000) in rt60 seconds
@@ -196,84 +196,37 @@ def time_mask(x: torch.Tensor, width: torch.Tensor) -> torch.Tensor:
     return _zero_stretches(x.clone(), start[:, None], width[:, None], longest=max(1, math.ceil(float(width.max()))))
 
 
-def _cutmix(x: torch.Tensor, width: torch.Tensor, on: torch.Tensor, *, subset: bool) -> torch.Tensor:
-    """CutMix along time with stretches of ``width`` ``(B,)`` samples on the windows ``on`` ``(B,)``;
-    ``subset``: only those windows are computed, with a host read of which they are, and ``x`` is changed
-    in place; otherwise every window is, under a mask, into a new tensor."""
-    b, n = x.shape
-    start = torch.rand(b, device=x.device) * (n - width)
-    partner = graphs.permutation(b, x.device)
-    t = torch.arange(n, device=x.device, dtype=x.dtype)
-    if not subset:
-        seg = (t >= start[:, None]) & (t < (start + width * on)[:, None])
-        other = x.index_select(0, partner)
-        return torch.where(seg, other, x, out=other)
-    idx = on.nonzero()[:, 0]
-    seg = (t >= start[idx, None]) & (t < (start + width)[idx, None])
-    # every stretch is read before any is written: a partner is spliced as it was
-    return x.index_copy_(0, idx, torch.where(seg, x.index_select(0, partner[idx]), x.index_select(0, idx)))
-
-
-def cutmix_time(x: torch.Tensor, *, alpha: float, p: float) -> torch.Tensor:
-    """Splice a stretch of ``1 - lambda`` of the window (lambda ~ Beta(alpha, alpha)) from a random partner
-    window of the batch into each window, with probability ``p``."""
-    b, n = x.shape
-    width = (1 - graphs.beta(alpha, b, x.device)) * n
-    return _cutmix(x, width, torch.rand(b, device=x.device) < p, subset=False)
-
-
 def mixup(x: torch.Tensor, *, alpha: float) -> torch.Tensor:
     """Blend each window with a random partner: ``lambda x + (1 - lambda) x_partner``."""
     lam = graphs.beta(alpha, x.shape[0], x.device)[:, None]
     return x.index_select(0, graphs.permutation(x.shape[0], x.device)).lerp_(x, lam)
 
 
-#: samples per piece of a batch on the CPU (98 windows of 1 s at 16 kHz): the windows are augmented in pieces
-#: of about this size, whose temporaries the allocator reuses; a whole batch's (48 MB for the gather's index of
-#: 384 windows) are mapped and zeroed afresh by the kernel at every call, which cost about a third of the time
-#: on 2 cores
-CPU_PIECE = 3 << 19
-
-
 class AudioAugmenter(nn.Module):
     """``(B, 1, L)`` windows -> augmented windows of the same shape (see :class:`AudioAugmentConfig`).
 
-    ``capture=True`` (for a CUDA graph, :mod:`aip.graphs`): the reverb and CutMix are computed for every
-    window and kept where drawn, instead of for the drawn windows only, so that the host never reads the
-    device; the operations and the distributions of their parameters are the same either way (the random
-    streams part after the reverb, which draws room responses for every window). ``capturable`` says which.
-    On the CPU, and not for capture, the windows are augmented in pieces of ``CPU_PIECE`` samples.
+    Nothing is read back to the host, so a CUDA graph can capture it (``capturable``).
     """
 
-    def __init__(self, cfg: AudioAugmentConfig, *, rate: int, capture: bool = False) -> None:
+    def __init__(self, cfg: AudioAugmentConfig, *, rate: int) -> None:
         super().__init__()
         self.cfg = cfg
         self.rate = rate
-        self.capturable = capture
+        self.capturable = True
         self.register_buffer("signs", _sign_table(), persistent=False)
 
     @torch.no_grad()
     def forward(self, views: torch.Tensor) -> torch.Tensor:
-        cfg, dev = self.cfg, views.device
-        x = views[:, 0].float()  # (B, L)
-        b, n = x.shape
-        rows = b if self.capturable or dev.type != "cpu" else max(1, CPU_PIECE // n)
-        if rows >= b:
-            x = self._windows(x)
-        else:
-            out = torch.empty_like(x)
-            for i in range(0, b, rows):
-                self._windows(x[i:i + rows], out=out[i:i + rows])
-            x = out
-        if cfg.cutmix > 0 and cfg.cutmix_p > 0:
-            width = (1 - graphs.beta(cfg.cutmix, b, dev)) * n
-            x = _cutmix(x, width, torch.rand(b, device=dev) < cfg.cutmix_p, subset=not self.capturable)
+        cfg = self.cfg
+        x = self._windows(views[:, 0].float())  # (B, L)
+        # a stretch of 1 - lambda of the window from a partner window, inside the window
+        x = cutmix(x, alpha=cfg.cutmix, p=cfg.cutmix_p, dims=1, inside=True)
         if cfg.mixup > 0:
             x = mixup(x, alpha=cfg.mixup)
         return x.unsqueeze(1)  # (B, 1, L)
 
-    def _windows(self, x: torch.Tensor, out: torch.Tensor | None = None) -> torch.Tensor:
-        """Everything but CutMix and MixUp on ``(B, L)`` windows (each on its own), into ``out`` if given."""
+    def _windows(self, x: torch.Tensor) -> torch.Tensor:
+        """Everything but CutMix and MixUp on ``(B, L)`` windows (each on its own), into a new tensor."""
         cfg, rate, dev = self.cfg, self.rate, x.device
         b, n = x.shape
         gain = torch.pow(10.0, _uniform(b, *cfg.gain_db, dev) / 20)
@@ -305,9 +258,7 @@ class AudioAugmenter(nn.Module):
                 for _ in range(masks - 1):
                     band |= _band(b, n, _uniform(b, 0, cfg.freq_mask, dev), rate=rate, device=dev)
                 spec.masked_fill_(band, 0)
-            x = torch.fft.irfft(spec, n, out=out)
-        elif out is not None:
-            x = out.copy_(x)
+            x = torch.fft.irfft(spec, n)
         if cfg.time_masks > 0 and cfg.time_mask > 0:
             width = _uniform(b * cfg.time_masks, 0, cfg.time_mask * rate, dev).view(b, cfg.time_masks)
             start = torch.rand(b, cfg.time_masks, device=dev) * (n - width)
@@ -316,16 +267,11 @@ class AudioAugmenter(nn.Module):
 
     def _reverb(self, spec: torch.Tensor, n: int) -> torch.Tensor:
         """Room responses on a random ``reverb_p`` of the windows' spectra ``spec`` ``(B, F)``: circular
-        convolution at the window's length, at the dry loudness (see :func:`reverb`)."""
+        convolution at the window's length, at the dry loudness (see :func:`reverb`); every window's is
+        computed and kept where drawn."""
         cfg, b, dev = self.cfg, spec.shape[0], spec.device
         rt60 = _uniform(b, *cfg.rt60, dev)
         on = torch.rand(b, device=dev) < cfg.reverb_p
         k = min(n, math.ceil(cfg.rt60[1] * self.rate))
-        if self.capturable:  # every window, kept where drawn: no host read
-            wet = _wet(spec, _room_spectrum(b, n, rt60, k=k, rate=self.rate, table=self.signs), n)
-            return torch.where(on[:, None], wet, spec)
-        idx = on.nonzero()[:, 0]  # only the drawn windows (an FFT of a room response each)
-        if not len(idx):
-            return spec
-        room = _room_spectrum(len(idx), n, rt60[idx], k=k, rate=self.rate, table=self.signs)
-        return spec.index_copy_(0, idx, _wet(spec[idx], room, n))
+        wet = _wet(spec, _room_spectrum(b, n, rt60, k=k, rate=self.rate, table=self.signs), n)
+        return torch.where(on[:, None], wet, spec)

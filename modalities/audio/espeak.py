@@ -20,6 +20,7 @@ import soundfile as sf
 
 from aip.cache import cache_dir
 from aip.errors import AipError
+from aip.files import atomic_path
 
 PROSE = (
     "The old harbour lay quiet beneath a pale morning sky. Fishermen carried their nets across the wet stones, "
@@ -96,7 +97,6 @@ def prose_recording() -> Path:
         for i, voice in enumerate(PROSE_VOICES):
             wave, rate = sf.read(str(speak(PROSE, voice, Path(tmp) / f"{i}.wav")), dtype="float32")
             parts += [wave, np.zeros(rate // 3, np.float32)]
-    part = target.with_suffix(".part.wav")
-    sf.write(str(part), np.concatenate(parts), rate, subtype="PCM_16")
-    part.replace(target)
+    with atomic_path(target) as part:
+        sf.write(str(part), np.concatenate(parts), rate, format="WAV", subtype="PCM_16")
     return target

@@ -15,7 +15,6 @@ from typing import Any, Literal
 import torch
 from torch import nn
 
-from aip import graphs
 from aip.cache import dataset_root
 from aip.errors import AipError
 from aip.modality import LabelledData
@@ -44,13 +43,12 @@ class ImageModality:
             data = self.data(recipe, split="train", train=False)
             return DatasetSampler(data.dataset, device=device)
         # the augmentation's crop and flip are folded into the sampler's one resampling (see ImageViewSampler)
-        return ImageViewSampler(load_image(src), src, device=device, crop=recipe.augment,
-                                capture=graphs.wanted(recipe, device))
+        return ImageViewSampler(load_image(src), src, device=device, crop=recipe.augment)
 
     def augmenter(self, recipe: Recipe, *, device: torch.device) -> ImageAugmenter:
         geometry = recipe.source.uri == "dataset:train"  # other sources' views come cropped by the sampler
         return ImageAugmenter(recipe.augment, size=recipe.source.size, channels=recipe.source.channels,
-                              geometry=geometry, capture=graphs.wanted(recipe, device)).to(device)
+                              geometry=geometry).to(device)
 
     def model(self, spec: TeacherConfig | StudentConfig, *, recipe: Recipe, num_classes: int,
               pretrained: bool) -> nn.Module:

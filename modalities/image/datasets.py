@@ -30,6 +30,7 @@ from torchvision.datasets.folder import IMG_EXTENSIONS
 from torchvision.transforms import v2
 
 from aip.errors import AipError
+from aip.files import atomic_path
 from aip.modality import LabelledData
 from aip.registry import Registry
 
@@ -254,14 +255,10 @@ def _stage_fashion_mnist(raw: Path) -> None:
         source = next((s for s in sources if s.is_file()), None)
         if target.exists() or source is None:
             continue
-        partial = target.with_suffix(".partial")
         try:
-            raw.mkdir(parents=True, exist_ok=True)
-            with gzip.open(source, "rb") as src, open(partial, "wb") as dst:
+            with atomic_path(target) as partial, gzip.open(source, "rb") as src, open(partial, "wb") as dst:
                 shutil.copyfileobj(src, dst)
-            partial.replace(target)
-        except OSError as exc:
-            partial.unlink(missing_ok=True)
+        except (OSError, EOFError) as exc:  # EOFError: a truncated .gz
             raise AipError(f"could not unpack {source} into {raw} ({_brief(exc)}); check that the file is a "
                            f"valid .gz and that {raw} is writable") from exc
 

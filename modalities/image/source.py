@@ -4,7 +4,9 @@ The paper pre-generates patches to disk with a per-image PIL pipeline (initial c
 sqrt(2) x the size, rotation and shear, centre crop, colour jitter). Here the whole geometric chain of every
 view is composed into ONE affine map from output pixels to source pixels, so a batch costs a single
 ``grid_sample`` at the output size. Views that shrink a large region are read from a pre-computed
-anti-aliased pyramid level (mip-mapping), so small views do not alias.
+anti-aliased pyramid level (mip-mapping, :mod:`modalities.image.atlas`), so small views do not alias. Every
+random number is drawn on the device and nothing is read back to the host, so a CUDA graph can capture the
+sampler (:mod:`aip.graphs`).
 """
 
 from __future__ import annotations
@@ -18,8 +20,8 @@ import torch.nn.functional as F
 from PIL import Image, UnidentifiedImageError
 
 from aip.cache import download
-from aip.devices import params_device, upload
 from aip.errors import AipError
+from modalities.image.atlas import atlas, fit_boxes, pyramid
 from modalities.image.color import ColorJitter
 from modalities.image.config import ImageAugmentConfig, ImageSourceConfig
 
@@ -88,16 +90,24 @@ def dead_leaves(side: int, *, seed: int, r_min: float = 0.002, r_max: float = 0.
     return torch.from_numpy(img).permute(2, 0, 1).contiguous()
 
 
-def load_image(cfg: ImageSourceConfig) -> torch.Tensor:
-    """The source image as ``(C, H, W)`` float in [0, 1], ``C = cfg.channels``, longer side <= ``max_side``."""
-    uri = cfg.uri
+def load_image_uri(uri: str, *, size: int, channels: int = 3, max_side: int = 0, synthetic_side: int = 1024,
+                   seed: int = 0) -> torch.Tensor:
+    """The picture at ``uri`` as ``(channels, H, W)`` float in [0, 1], its longer side at most ``max_side``.
+
+    Args:
+        uri: a file path, an ``http(s)`` URL (downloaded once into the cache), ``skimage:NAME``, or
+            ``synthetic:noise`` / ``synthetic:dead_leaves`` (a square of ``synthetic_side`` pixels from ``seed``).
+        size: the smallest short side accepted (the views' side); a smaller picture is an error.
+        channels: 3 (RGB) or 1 (luma).
+        max_side: a larger picture is scaled down (anti-aliased) to this longer side; 0 keeps it as it is.
+    """
     if uri.startswith("synthetic:"):
         kind = uri.split(":", 1)[1]
         if kind == "noise":
-            g = torch.Generator().manual_seed(cfg.seed)
-            img = torch.rand(3, cfg.synthetic_side, cfg.synthetic_side, generator=g)
+            g = torch.Generator().manual_seed(seed)
+            img = torch.rand(3, synthetic_side, synthetic_side, generator=g)
         elif kind == "dead_leaves":
-            img = dead_leaves(cfg.synthetic_side, seed=cfg.seed)
+            img = dead_leaves(synthetic_side, seed=seed)
         else:
             known = ", ".join(f"synthetic:{s}" for s in SYNTHETIC)
             raise AipError(f"unknown synthetic source {uri!r}; known: {known}")
@@ -107,55 +117,24 @@ def load_image(cfg: ImageSourceConfig) -> torch.Tensor:
         img = _read_file(download(uri))
     else:
         img = _read_file(Path(uri).expanduser())
-    if cfg.channels == 1:
+    if channels == 1:
         img = (0.299 * img[0] + 0.587 * img[1] + 0.114 * img[2]).unsqueeze(0)
     h, w = img.shape[-2:]
-    if min(h, w) < cfg.size:
-        raise AipError(f"source image is {w}x{h}, smaller than source.size = {cfg.size}; use a larger image")
-    if cfg.max_side and max(h, w) > cfg.max_side:
-        f = cfg.max_side / max(h, w)
+    if min(h, w) < size:
+        raise AipError(f"source image is {w}x{h}, smaller than source.size = {size}; use a larger image")
+    if max_side and max(h, w) > max_side:
+        f = max_side / max(h, w)
         img = F.interpolate(img[None], size=(round(h * f), round(w * f)), mode="bilinear", antialias=True)[0]
     return img.clamp(0, 1).contiguous()
 
 
+def load_image(cfg: ImageSourceConfig) -> torch.Tensor:
+    """The image recipe's source image (:func:`load_image_uri` with the ``[source]`` section's settings)."""
+    return load_image_uri(cfg.uri, size=cfg.size, channels=cfg.channels, max_side=cfg.max_side,
+                          synthetic_side=cfg.synthetic_side, seed=cfg.seed)
+
+
 # ---------------------------------------------------------------------------------------------- sampling
-def _pyramid(img: torch.Tensor, min_side: int) -> list[torch.Tensor]:
-    """Anti-aliased levels of ``(C, H, W)`` or ``(N, C, H, W)`` (as ``(N, C, h, w)``), each half the size of the
-    previous, down to about ``min_side``."""
-    levels = [img if img.dim() == 4 else img[None]]
-    while min(levels[-1].shape[-2:]) >= 2 * min_side:
-        h, w = levels[-1].shape[-2:]
-        levels.append(F.interpolate(levels[-1], size=(h // 2, w // 2), mode="bilinear", antialias=True))
-    return levels
-
-
-def _atlas(levels: list[torch.Tensor], gap: int = 2, mode: str = "constant") -> tuple[torch.Tensor, torch.Tensor]:
-    """The pyramid's levels (each ``(N, C, h, w)``) in one ``(N, C, AH, AW)`` image, level 0 on the left and the
-    smaller ones stacked in a column to its right, each in a margin of ``gap`` pixels; and per level the ``(4,)``
-    map ``(sx, sy, tx, ty)`` from the level's ``grid_sample`` coordinates to the atlas's (``x -> sx * x + tx``).
-
-    One ``grid_sample`` of the atlas then samples every view from its own level. The margins hold what each
-    level's own padding would read: zeros (``mode = "constant"``, for ``padding_mode="zeros"``) or the edge
-    pixels (``"replicate"``, for ``padding_mode="border"``); views only ever sample inside their level or up to
-    a pixel outside it (anything else is sent far outside the atlas)."""
-    n, c, h0, w0 = levels[0].shape
-    places = [(gap, gap)]  # (x, y) of each level's first pixel
-    col, y = w0 + 2 * gap, 0
-    for lev in levels[1:]:
-        places.append((col + gap, y + gap))
-        y += lev.shape[-2] + 2 * gap
-    aw = col + (levels[1].shape[-1] + 2 * gap if len(levels) > 1 else 0)
-    ah = max(h0 + 2 * gap, y)
-    atlas = levels[0].new_zeros(n, c, ah, aw)
-    maps = []
-    for lev, (ox, oy) in zip(levels, places, strict=True):
-        h, w = lev.shape[-2:]
-        atlas[..., oy - gap:oy + h + gap, ox - gap:ox + w + gap] = F.pad(lev, (gap,) * 4, mode=mode)
-        # pixel p = ((x + 1) * w - 1) / 2 of the level is pixel p + ox of the atlas
-        maps.append([w / aw, h / ah, (w + 2 * ox) / aw - 1, (h + 2 * oy) / ah - 1])
-    return atlas, torch.tensor(maps)
-
-
 class ImageViewSampler:
     """Batches of random views of one image: the paper's patch generator, batched, on ``device``.
 
@@ -172,29 +151,27 @@ class ImageViewSampler:
     """
 
     def __init__(self, image: torch.Tensor, cfg: ImageSourceConfig, *, device: torch.device,
-                 crop: ImageAugmentConfig | None = None, capture: bool = False) -> None:
+                 crop: ImageAugmentConfig | None = None) -> None:
         self.cfg = cfg
         self.crop = crop
         self.device = device
-        # per-view parameters are drawn on the host for CUDA (no read backs), unless the sampler is built to be
-        # captured in a CUDA graph (aip.graphs): then everything, random numbers included, is on the device
-        self.capturable = capture
-        self.pdev = device if capture else params_device(device)
+        # every random number is drawn on the device and nothing is read back: a CUDA graph can capture it
+        self.capturable = True
         # only the atlas of the pyramid stays on the device (its level 0 is the image itself)
-        levels = _pyramid(image.to(device), cfg.size)
+        levels = pyramid(image.to(device), cfg.size)
         self.channels, self.height, self.width = image.shape[-3:]
         self.num_levels = len(levels)
-        self.atlas, maps = _atlas(levels)  # (1, C, AH, AW); (levels, 4)
-        self.atlas_maps = maps.to(self.pdev)
+        self.atlas, maps = atlas(levels)  # (1, C, AH, AW); (levels, 4)
+        self.atlas_maps = maps.to(device)
         self.jitter = ColorJitter(*cfg.jitter, p=cfg.jitter_p).to(device)
         # output pixel centres in [-1, 1], exactly antisymmetric (a flipped view is exactly a flipped view)
         half = (torch.arange(cfg.size, device=device, dtype=torch.float32) + 0.5) / cfg.size * 2 - 1
         self.lin = (half - half.flip(0)) / 2
-        self.px = torch.tensor([self.width / cfg.size, self.height / cfg.size], device=self.pdev)  # per output px
+        self.px = torch.tensor([self.width / cfg.size, self.height / cfg.size], device=device)  # per output px
 
     def _boxes(self, n: int) -> tuple[torch.Tensor, ...]:
         """Per-sample random-resized-crop boxes (centre x, centre y, width, height) in source pixels."""
-        cfg, dev = self.cfg, self.pdev
+        cfg, dev = self.cfg, self.device
         H, W = self.height, self.width
         if cfg.init_crop > 0:  # a square crop of init_crop x the short side, at a random place
             side = max(cfg.init_crop * min(H, W), float(cfg.size))
@@ -203,14 +180,14 @@ class ImageViewSampler:
             rw, rh = torch.full((n,), float(W), device=dev), torch.full((n,), float(H), device=dev)
         rx = torch.rand(n, device=dev) * (W - rw)
         ry = torch.rand(n, device=dev) * (H - rh)
-        w, h = _fit_boxes(rw * rh, rw, rh, cfg.scale, cfg.ratio)
+        w, h = fit_boxes(rw * rh, rw, rh, scale=cfg.scale, ratio=cfg.ratio)
         cx = rx + w / 2 + torch.rand(n, device=dev) * (rw - w)
         cy = ry + h / 2 + torch.rand(n, device=dev) * (rh - h)
         return cx, cy, w, h
 
     def _theta(self, n: int) -> tuple[torch.Tensor, torch.Tensor]:
         """Per-view 2x2 maps from output coordinates to box coordinates (both in [-1, 1])."""
-        cfg, dev = self.cfg, self.pdev
+        cfg, dev = self.cfg, self.device
         rot = torch.deg2rad(torch.empty(n, device=dev).uniform_(-cfg.degrees, cfg.degrees))
         shear = torch.deg2rad(torch.empty(n, device=dev).uniform_(-cfg.shear, cfg.shear))
         cos, sin, tan = torch.cos(rot), torch.sin(rot), torch.tan(shear)
@@ -224,14 +201,14 @@ class ImageViewSampler:
     def _crop_map(self, n: int) -> tuple[torch.Tensor, bool]:
         """The augmentation's crop + horizontal flip as ``(B, 3, 3)`` maps output -> view coords; whether the
         crop can leave the view (padding, to be black)."""
-        a = _affine(n, self.pdev)
+        a = _affine(n, self.device)
         if self.crop is None:
             return a, False
-        c, dev = self.crop, self.pdev
+        c, dev = self.crop, self.device
         padded = False
         if c.crop == "rrc":  # a box of area crop_scale x the view, aspect 3/4..4/3, inside the view
             one = torch.ones(n, device=dev)
-            fw, fh = _fit_boxes(one, one, one, c.crop_scale, (3 / 4, 4 / 3))
+            fw, fh = fit_boxes(one, one, one, scale=c.crop_scale, ratio=(3 / 4, 4 / 3))
             a[:, 0, 0], a[:, 1, 1] = fw, fh
             a[:, 0, 2] = (torch.rand(n, device=dev) * 2 - 1) * (1 - fw)
             a[:, 1, 2] = (torch.rand(n, device=dev) * 2 - 1) * (1 - fh)
@@ -267,7 +244,7 @@ class ImageViewSampler:
     @torch.no_grad()
     def sample(self, batch_size: int) -> torch.Tensor:
         """``(B, C, size, size)`` views in [0, 1] on the sampler's device."""
-        cfg, n, dev = self.cfg, batch_size, self.pdev  # small maps: on self.pdev
+        cfg, n, dev = self.cfg, batch_size, self.device
         H, W = self.height, self.width
         cx, cy, w, h = self._boxes(n)
         inv, _ = self._theta(n)
@@ -284,8 +261,6 @@ class ImageViewSampler:
         if cfg.vflip > 0:  # the raw view is flipped before the augmentation crops it: negate the view's y
             flip = torch.where(torch.rand(n, device=dev) < cfg.vflip, -1.0, 1.0)
             view = view * torch.stack([torch.ones_like(flip), flip, torch.ones_like(flip)], -1)[:, :, None]
-        # (a captured sampler cannot read the device: it masks the zoomed-out margins of every batch)
-        zoomed = zoom is not None and (self.capturable or bool((zoom[:, 0, 0] > 1).any()))
         if zoom is not None:
             view = zoom @ view
         rot = _affine(n, dev)
@@ -304,11 +279,9 @@ class ImageViewSampler:
         to_atlas = _affine(n, dev)
         to_atlas[:, 0, 0], to_atlas[:, 0, 2], to_atlas[:, 1, 1], to_atlas[:, 1, 2] = sx, tx, sy, ty
         full = to_atlas @ full
-        # the maps go to the view device in one (asynchronous, for CUDA) copy; the pixels are made there
-        full, box, view, crop = upload(torch.stack([full, box, view, crop]), self.device).unbind(0)
         grid = self._grid(full)  # (B, S, S, (x, y))
         outside = ~self._inside(*self._apply(box))
-        if zoomed:
+        if zoom is not None:
             outside |= ~self._inside(*self._apply(view))
         if padded:
             outside |= ~self._inside(*self._apply(crop))
@@ -322,22 +295,6 @@ class ImageViewSampler:
 def _affine(n: int, device: torch.device) -> torch.Tensor:
     """``n`` identity maps ``(n, 3, 3)`` in homogeneous 2-D coordinates."""
     return torch.eye(3, device=device).repeat(n, 1, 1)
-
-
-def _fit_boxes(area: torch.Tensor, rw: torch.Tensor, rh: torch.Tensor, scale: tuple[float, float],
-               ratio: tuple[float, float], tries: int = 10) -> tuple[torch.Tensor, torch.Tensor]:
-    """Random-resized-crop box sizes: ``area x U(scale)`` with log-uniform aspect ``ratio``, the first of ``tries``
-    candidates that fits in ``rw x rh`` (as torchvision and the paper loop until one fits), else clipped."""
-    n, dev = area.shape[0], area.device
-    a = area[:, None] * torch.empty(n, tries, device=dev).uniform_(*scale)
-    logr = torch.empty(n, tries, device=dev).uniform_(math.log(ratio[0]), math.log(ratio[1]))
-    w = torch.sqrt(a * torch.exp(logr))
-    h = torch.sqrt(a / torch.exp(logr))
-    ok = (w <= rw[:, None]) & (h <= rh[:, None])
-    first = torch.where(ok.any(1), ok.float().argmax(1), torch.zeros_like(rw, dtype=torch.long))
-    w = torch.minimum(w.gather(1, first[:, None])[:, 0], rw)
-    h = torch.minimum(h.gather(1, first[:, None])[:, 0], rh)
-    return w, h
 
 
 class DatasetSampler:

@@ -15,7 +15,6 @@ from typing import Any, Literal
 import torch
 from torch import nn
 
-from aip import graphs
 from aip.cache import dataset_root
 from aip.errors import AipError, RecipeError
 from aip.extras import require
@@ -56,14 +55,12 @@ class VideoModality:
         # the augmentation's crop and flip are folded into the sampler's one resampling (see ClipSampler)
         lo, hi = crop_scale(recipe.augment, recipe.source.size)
         return ClipSampler(load_source(recipe.source), recipe.source, device=device,
-                           crop=(lo, hi) if lo < 1.0 else None, crop_hflip=recipe.augment.hflip,
-                           capture=graphs.wanted(recipe, device))
+                           crop=(lo, hi) if lo < 1.0 else None, crop_hflip=recipe.augment.hflip)
 
     def augmenter(self, recipe: Recipe, *, device: torch.device):
         from modalities.video.augment import VideoAugmenter
 
-        return VideoAugmenter(recipe.augment, size=recipe.source.size, geometry=False,
-                              capture=graphs.wanted(recipe, device)).to(device)
+        return VideoAugmenter(recipe.augment, size=recipe.source.size, geometry=False).to(device)
 
     def model(self, spec: TeacherConfig | StudentConfig, *, recipe: Recipe, num_classes: int,
               pretrained: bool) -> nn.Module:

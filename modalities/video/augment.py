@@ -12,7 +12,7 @@ import kornia.augmentation as K
 import torch
 from torch import nn
 
-from modalities.image.augment import cutmix  # one box on all frames of a (B, C, T, H, W) clip
+from aip.mixing import cutmix
 from modalities.video.augmix import AugMix
 from modalities.video.config import VideoAugmentConfig
 
@@ -37,14 +37,15 @@ class VideoAugmenter(nn.Module):
         geometry: do that crop and the horizontal flip here (kornia, after AugMix). The video modality passes
             ``False`` and folds them into the clip sampler's one resampling instead
             (:class:`~modalities.video.source.ClipSampler`'s ``crop``), before AugMix.
-        capture: draw every random number on the device and read nothing back (for a CUDA graph).
+
+    AugMix and CutMix draw every random number on the device and read nothing back, so without the kornia
+    geometry a CUDA graph can capture the augmenter (``capturable``).
     """
 
-    def __init__(self, cfg: VideoAugmentConfig, *, size: int, geometry: bool = True, capture: bool = False) -> None:
+    def __init__(self, cfg: VideoAugmentConfig, *, size: int, geometry: bool = True) -> None:
         super().__init__()
         self.cfg = cfg
-        self.augmix = (AugMix(width=cfg.augmix_width, severity=cfg.augmix_severity, capture=capture)
-                       if cfg.augmix else None)
+        self.augmix = AugMix(width=cfg.augmix_width, severity=cfg.augmix_severity) if cfg.augmix else None
         lo, hi = crop_scale(cfg, size)
         ops: list[nn.Module] = []
         if geometry and lo < 1.0:
@@ -53,7 +54,7 @@ class VideoAugmenter(nn.Module):
             ops.append(K.RandomHorizontalFlip(p=cfg.hflip))
         self.geometry = _video(*ops) if ops else None
         # kornia draws its parameters on the host: only without its ops can a CUDA graph capture this
-        self.capturable = capture and self.geometry is None
+        self.capturable = self.geometry is None
 
     @torch.no_grad()
     def forward(self, clips: torch.Tensor) -> torch.Tensor:
@@ -62,4 +63,5 @@ class VideoAugmenter(nn.Module):
             x = self.augmix(x)
         if self.geometry is not None:
             x = self.geometry(x)
-        return cutmix(x, alpha=self.cfg.cutmix, p=self.cfg.cutmix_p).clamp_(0, 1)
+        # one box per clip, the same on all its frames: the box spans (H, W) of (B, C, T, H, W)
+        return cutmix(x, alpha=self.cfg.cutmix, p=self.cfg.cutmix_p, dims=2).clamp_(0, 1)

@@ -1,35 +1,54 @@
 """AugMix (Hendrycks et al. 2020) for batches of clips, with per-clip parameters shared by all frames.
 
-``width`` chains each apply a random subset of operations (rotate, shear, translate, posterize, solarize,
-autocontrast, sharpness, brightness, contrast); the chains are mixed with Dirichlet(1) weights and the mixture
-is blended with the clip by ``m ~ Beta(1, 1)``. Each chain draws its own parameters per clip.
+``width`` chains each apply a random subset of the operations in :data:`GEOMETRY` and :data:`PIXELS`
+(rotate, shear, translate x and y, posterize, solarize, autocontrast, sharpness, brightness, contrast); the
+chains are mixed with Dirichlet(1) weights and the mixture is blended with the clip by ``m ~ Beta(1, 1)``.
 
-Every operation is a few tensor operations on the selected clips only, or (on CUDA, and for a CUDA graph) on
-all clips with parameters that make it the identity where it was not drawn; the geometric ones of a chain are
-composed into one affine map sampled with a single ``grid_sample`` over all frames. kornia's equivalents under ``VideoSequential`` measured about 7 clips/s (4 x 160 x 160) on one CPU core
-for three chains; this is several times faster. Equalize is replaced by autocontrast (a per-clip histogram
+Every operation is one entry of a table: a function of the clips and one value per clip, the value at which it
+leaves a clip as it is (``identity``), and how far from its ``start`` a value may go at severity 10
+(``magnitude``). One loop draws every value of a chain on the device, puts ``identity`` where an operation was
+not drawn, and runs every operation on the whole batch: no mask is read back to the host, so a CUDA graph can
+capture it (:mod:`aip.graphs`). The geometric operations are composed into one affine map per clip, sampled
+with a single ``grid_sample`` over all frames. Equalize is replaced by autocontrast (a per-clip histogram
 stretch), which is cheap batched.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-_LUMA = (0.299, 0.587, 0.114)
+#: RGB weights of luma (ITU-R BT.601)
+LUMA = (0.299, 0.587, 0.114)
+#: PIL's smoothing kernel ``[[1, 1, 1], [1, 5, 1], [1, 1, 1]] / 13`` as 9/13 of the 3x3 mean plus 4/13 of the centre
+SMOOTH_MEAN = 9 / 13
+#: posterize's identity: 2^23 levels are finer than float32's resolution of [0, 1] near 1
+ALL_BITS = 23.0
+#: solarize's identity: a threshold above every pixel
+NO_THRESHOLD = 2.0
 
 
-def _grey(x: torch.Tensor, luma: torch.Tensor) -> torch.Tensor:
-    """Luma of ``(n, 3, T, H, W)`` as ``(n, 1, T, H, W)`` (``luma``: the ``(3,)`` weights)."""
-    return (x * luma.to(x.dtype).view(1, 3, 1, 1, 1)).sum(1, keepdim=True)
+@dataclass(frozen=True)
+class Op:
+    """One AugMix operation.
 
+    A drawn clip gets the value ``start + magnitude * severity / 10 * u``, with ``u ~ U(-1, 1)`` (``signed``)
+    or ``U(0, 1)``; a clip not drawn gets ``identity``. ``fn`` is ``(clips (n, C, T, H, W), values (n,)) ->
+    clips`` for a pixel operation, and ``values (n,) -> (n, 3, 3)`` maps from output to input coordinates for a
+    geometric one.
+    """
 
-def _blend(a: torch.Tensor, b: torch.Tensor, f: torch.Tensor) -> torch.Tensor:
-    """``b + f * (a - b)`` with one factor per clip (``f``: ``(n,)``), clamped to [0, 1]."""
-    return (b + f.view(-1, 1, 1, 1, 1) * (a - b)).clamp_(0, 1)
+    name: str
+    fn: Callable[..., torch.Tensor]
+    start: float
+    magnitude: float
+    identity: float
+    signed: bool = True
 
 
 def _box(x: torch.Tensor) -> torch.Tensor:
@@ -39,16 +58,103 @@ def _box(x: torch.Tensor) -> torch.Tensor:
     return F.avg_pool2d(F.pad(flat, (1, 1, 1, 1), mode="replicate"), 3, stride=1).view_as(x)
 
 
-def _smooth(x: torch.Tensor) -> torch.Tensor:
-    """Every frame smoothed by PIL's kernel ``[[1, 1, 1], [1, 5, 1], [1, 1, 1]] / 13``: 9/13 of the 3x3 mean
-    (:func:`_box`) plus 4/13 of the centre."""
-    return _box(x).mul_(9 / 13).add_(x, alpha=4 / 13)
+def _per_clip(v: torch.Tensor) -> torch.Tensor:
+    return v.view(-1, 1, 1, 1, 1)
 
 
-def _affine(x: torch.Tensor, theta: torch.Tensor) -> torch.Tensor:
+def posterize(x: torch.Tensor, bits: torch.Tensor) -> torch.Tensor:
+    """Keep ``round(bits)`` bits of every value."""
+    levels = _per_clip(2**bits.round() - 1)
+    return x.mul(levels).add_(0.5).floor_().div_(levels)
+
+
+def solarize(x: torch.Tensor, threshold: torch.Tensor) -> torch.Tensor:
+    """Invert the values at or above ``threshold``."""
+    return torch.where(x >= _per_clip(threshold), 1 - x, x)
+
+
+def autocontrast(x: torch.Tensor, on: torch.Tensor) -> torch.Tensor:
+    """Stretch each channel of a clip (all its frames) to [0, 1] where ``on`` > 0; a flat channel is kept."""
+    lo, hi = torch.aminmax(x.flatten(2), dim=-1)  # (n, C) in one pass
+    ok = (on > 0)[:, None] & (hi > lo)
+    scale = torch.where(ok, 1 / (hi - lo).clamp(min=1e-6), 1.0)
+    lo = torch.where(ok, lo, 0.0)
+    return torch.addcmul((-lo * scale)[..., None, None, None], x, scale[..., None, None, None])
+
+
+def sharpness(x: torch.Tensor, f: torch.Tensor) -> torch.Tensor:
+    """``f x + (1 - f) smooth(x)``, ``smooth`` PIL's 3x3 smoothing filter (two passes over the clips)."""
+    f = _per_clip(f)
+    return _box(x).mul_((1 - f) * SMOOTH_MEAN).addcmul_(x, f + (1 - f) * (1 - SMOOTH_MEAN)).clamp_(0, 1)
+
+
+def brightness(x: torch.Tensor, f: torch.Tensor) -> torch.Tensor:
+    """``f x``, clamped to [0, 1]."""
+    return (x * _per_clip(f)).clamp_(0, 1)
+
+
+def contrast(x: torch.Tensor, f: torch.Tensor) -> torch.Tensor:
+    """Blend each clip with its mean grey (the luma of its channel means) by ``f``."""
+    m = x.mean(dim=(2, 3, 4))  # (n, 3)
+    grey = m[:, 0] * LUMA[0] + m[:, 1] * LUMA[1] + m[:, 2] * LUMA[2]
+    return torch.lerp(_per_clip(grey), x, _per_clip(f)).clamp_(0, 1)
+
+
+def _map(a: torch.Tensor, b: torch.Tensor, c: torch.Tensor, d: torch.Tensor, tx: torch.Tensor,
+         ty: torch.Tensor) -> torch.Tensor:
+    """``(n, 3, 3)`` homogeneous maps ``[[a, b, tx], [c, d, ty], [0, 0, 1]]``."""
+    zero, one = torch.zeros_like(a), torch.ones_like(a)
+    return torch.stack([a, b, tx, c, d, ty, zero, zero, one], -1).view(-1, 3, 3)
+
+
+def rotate(angle: torch.Tensor) -> torch.Tensor:
+    """Rotations by ``angle`` radians."""
+    cos, sin = torch.cos(angle), torch.sin(angle)
+    return _map(cos, -sin, sin, cos, torch.zeros_like(angle), torch.zeros_like(angle))
+
+
+def shear(k: torch.Tensor) -> torch.Tensor:
+    """Horizontal shears ``x + k y``."""
+    one, zero = torch.ones_like(k), torch.zeros_like(k)
+    return _map(one, k, zero, one, zero, zero)
+
+
+def translate_x(t: torch.Tensor) -> torch.Tensor:
+    """Moves by ``t`` along x (normalised coordinates: the side spans 2)."""
+    one, zero = torch.ones_like(t), torch.zeros_like(t)
+    return _map(one, zero, zero, one, t, zero)
+
+
+def translate_y(t: torch.Tensor) -> torch.Tensor:
+    """Moves by ``t`` along y."""
+    one, zero = torch.ones_like(t), torch.zeros_like(t)
+    return _map(one, zero, zero, one, zero, t)
+
+
+#: geometric operations, composed in this order (translation after rotation after shear) into one map per clip
+GEOMETRY = (
+    Op("translate_x", translate_x, start=0.0, magnitude=2 / 3, identity=0.0),  # a third of the side
+    Op("translate_y", translate_y, start=0.0, magnitude=2 / 3, identity=0.0),
+    Op("rotate", rotate, start=0.0, magnitude=math.radians(30), identity=0.0),
+    Op("shear", shear, start=0.0, magnitude=0.9, identity=0.0),
+)
+#: pixel operations, applied in this order
+PIXELS = (
+    Op("posterize", posterize, start=8.0, magnitude=-4.0, identity=ALL_BITS, signed=False),  # keep 4..8 bits
+    Op("solarize", solarize, start=1.0, magnitude=-1.0, identity=NO_THRESHOLD, signed=False),
+    Op("autocontrast", autocontrast, start=1.0, magnitude=0.0, identity=0.0),  # on (1) or off (0)
+    Op("sharpness", sharpness, start=1.0, magnitude=0.9, identity=1.0),
+    Op("brightness", brightness, start=1.0, magnitude=0.9, identity=1.0),
+    Op("contrast", contrast, start=1.0, magnitude=0.9, identity=1.0),
+)
+OPS = GEOMETRY + PIXELS
+
+
+def _warp(x: torch.Tensor, theta: torch.Tensor) -> torch.Tensor:
     """Warp every frame of each clip by its clip's ``(n, 2, 3)`` map (output -> input, normalised coords): the
     clip's frames are the channels of one ``grid_sample`` with one grid per clip (no copy of the clips, and a
-    grid ``T`` times smaller than one per frame)."""
+    grid ``T`` times smaller than one per frame). A clip whose map is the identity is sampled at its own pixel
+    centres: itself."""
     n, c, t, h, w = x.shape
     grid = F.affine_grid(theta.to(x.dtype), [n, 1, h, w], align_corners=False)
     out = F.grid_sample(x.reshape(n, c * t, h, w), grid, mode="bilinear", padding_mode="zeros",
@@ -62,109 +168,34 @@ class AugMix(nn.Module):
     Args:
         width: number of chains.
         severity: 1..10, scales the operations' magnitudes (AugMix's default is 3).
-        depth: expected number of operations per chain (each is applied with probability ``depth / 9``).
-        whole: run each operation on the whole batch and keep it under a mask where drawn (the default on CUDA,
-            where picking the subset would read the mask back to the host), rather than on the picked clips.
-        capture: read nothing back to the host (implies ``whole``), so a CUDA graph can capture it
-            (:mod:`aip.graphs`); every random number is drawn on the clips' device either way.
+        depth: expected number of operations per chain (each is drawn with probability ``depth / len(OPS)``).
     """
 
-    OPS = ("rotate", "shear", "translate", "posterize", "solarize", "autocontrast", "sharpness", "brightness",
-           "contrast")
-
-    def __init__(self, *, width: int = 3, severity: int = 3, depth: float = 2.0, whole: bool | None = None,
-                 capture: bool = False) -> None:
+    def __init__(self, *, width: int = 3, severity: int = 3, depth: float = 2.0) -> None:
         super().__init__()
-        # ops on the whole batch under a mask (None: on CUDA), else on the picked clips
-        self.whole = True if capture else whole
-        self.width, self.s, self.p = width, severity / 10, min(depth / len(self.OPS), 1.0)
-        self.register_buffer("luma", torch.tensor(_LUMA), persistent=False)
-        self.register_buffer("identity", torch.eye(2, 3), persistent=False)
+        self.width, self.s, self.p = width, severity / 10, min(depth / len(OPS), 1.0)
+        self.register_buffer("start", torch.tensor([op.start for op in OPS]), persistent=False)
+        self.register_buffer("magnitude", torch.tensor([op.magnitude for op in OPS]), persistent=False)
+        self.register_buffer("identity", torch.tensor([op.identity for op in OPS]), persistent=False)
+        self.register_buffer("signed", torch.tensor([op.signed for op in OPS]), persistent=False)
 
-    def _geometry(self, n: int, dev: torch.device) -> torch.Tensor:
-        """Per-clip ``(n, 2, 3)`` composition of a random rotation, shear and translation (each maybe off)."""
-        s = self.s
+    def values(self, n: int) -> torch.Tensor:
+        """``(len(OPS), n)`` values of one chain for ``n`` clips: drawn where an operation is drawn (with
+        probability ``p``), its identity elsewhere."""
+        u = torch.rand(2, len(OPS), n, device=self.start.device)
+        u1 = torch.where(self.signed[:, None], u[0] * 2 - 1, u[0])
+        drawn = self.start[:, None] + (self.magnitude * self.s)[:, None] * u1
+        return torch.where(u[1] < self.p, drawn, self.identity[:, None])
 
-        def draw(limit: float) -> torch.Tensor:
-            v = (torch.rand(n, device=dev) * 2 - 1) * limit
-            return torch.where(torch.rand(n, device=dev) < self.p, v, torch.zeros_like(v))
-
-        rot, shear = draw(math.radians(30 * s)), draw(0.3 * s * 3)
-        tx, ty = draw(s / 3 * 2), draw(s / 3 * 2)  # a third of the side at severity 10 (coords span 2)
-        cos, sin = torch.cos(rot), torch.sin(rot)
-        a = torch.stack([torch.stack([cos, -sin + cos * shear], -1), torch.stack([sin, cos + sin * shear], -1)], 1)
-        return torch.cat([a, torch.stack([tx, ty], -1)[..., None]], -1)
-
-    def _chain(self, x: torch.Tensor) -> torch.Tensor:
-        n, dev, s = x.shape[0], x.device, self.s
-        # on CUDA every op runs on the whole batch and a mask keeps it where drawn: picking the subset would
-        # read the mask back to the host and stall the queue; on the CPU only the picked clips are computed
-        whole = dev.type == "cuda" if self.whole is None else self.whole
-        theta = self._geometry(n, dev)
-        moved = (theta - self.identity).abs().amax(dim=(1, 2)) > 0
-        if whole:  # a clip whose map is the identity is sampled at its own pixel centres: itself
-            x = _affine(x, theta)
-        elif moved.any():  # warp only the clips whose map is not the identity
-            idx = moved.nonzero()[:, 0]
-            x = x.index_copy(0, idx, _affine(x[idx], theta[idx]))
-        for op in self.OPS[3:]:
-            on = torch.rand(n, device=dev) < self.p
-            if whole:
-                x = self._whole(op, x, torch.rand(n, device=dev), on)
-                continue
-            idx = on.nonzero()[:, 0]
-            if len(idx) == 0:
-                continue
-            y, k = x[idx], len(idx)
-            u = torch.rand(k, device=dev)
-            if op == "posterize":  # keep 8 - 4s .. 8 bits
-                bits = (8 - u * 4 * s).round()
-                levels = (2**bits).view(-1, 1, 1, 1, 1)
-                y = torch.floor(y * (levels - 1) + 0.5) / (levels - 1)
-            elif op == "solarize":  # invert pixels above a threshold in [1 - s, 1]
-                thr = (1 - u * s).view(-1, 1, 1, 1, 1)
-                y = torch.where(y >= thr, 1 - y, y)
-            elif op == "autocontrast":  # stretch each clip's channels to [0, 1]
-                lo = y.amin(dim=(2, 3, 4), keepdim=True)
-                hi = y.amax(dim=(2, 3, 4), keepdim=True)
-                y = torch.where(hi > lo, (y - lo) / (hi - lo).clamp(min=1e-6), y)
-            elif op == "sharpness":  # blend with a 3x3 smoothed copy
-                y = _blend(y, _smooth(y), 1 + (u * 2 - 1) * 0.9 * s)
-            elif op == "brightness":
-                y = _blend(y, torch.zeros_like(y), 1 + (u * 2 - 1) * 0.9 * s)
-            elif op == "contrast":
-                mean = _grey(y, self.luma).mean(dim=(2, 3, 4), keepdim=True)
-                y = _blend(y, mean.expand_as(y), 1 + (u * 2 - 1) * 0.9 * s)
-            x = x.index_copy(0, idx, y)
+    def chain(self, x: torch.Tensor, values: torch.Tensor) -> torch.Tensor:
+        """Every operation on every clip of ``x`` with its ``values`` (``(len(OPS), n)``, see :meth:`values`)."""
+        theta = torch.eye(3, device=x.device).expand(x.shape[0], 3, 3)
+        for op, v in zip(GEOMETRY, values[:len(GEOMETRY)], strict=True):
+            theta = theta @ op.fn(v)
+        x = _warp(x, theta[:, :2])
+        for op, v in zip(PIXELS, values[len(GEOMETRY):], strict=True):
+            x = op.fn(x, v)
         return x
-
-    def _whole(self, op: str, x: torch.Tensor, u: torch.Tensor, on: torch.Tensor) -> torch.Tensor:
-        """Operation ``op`` on every clip of ``x``, with parameters that make it the identity (up to rounding)
-        on the clips where it is not drawn (``on``), so no mask pass is needed: the same results as the picked
-        clips' path, in a few passes over the batch (memory traffic is what these cost on a GPU)."""
-        s, shape = self.s, (-1, 1, 1, 1, 1)
-        if op == "posterize":  # off: 2^23 levels, finer than float32's resolution of [0, 1] near 1
-            bits = torch.where(on, (8 - u * 4 * s).round(), 23.0)
-            levels = (2**bits - 1).view(shape)
-            return x.mul(levels).add_(0.5).floor_().div_(levels)
-        if op == "solarize":  # off: a threshold above every pixel
-            thr = torch.where(on, 1 - u * s, 2.0).view(shape)
-            return torch.where(x >= thr, 1 - x, x)
-        if op == "autocontrast":  # off (or a flat channel): offset 0, scale 1
-            lo, hi = torch.aminmax(x.flatten(2), dim=-1)  # (n, c) in one pass
-            ok = on[:, None] & (hi > lo)
-            scale = torch.where(ok, 1 / (hi - lo).clamp(min=1e-6), 1.0)
-            lo = torch.where(ok, lo, 0.0)
-            return torch.addcmul((-lo * scale)[..., None, None, None], x, scale[..., None, None, None])
-        f = torch.where(on, 1 + (u * 2 - 1) * 0.9 * s, 1.0).view(shape)  # off: blend factor 1, the clip itself
-        if op == "sharpness":  # f x + (1 - f) smooth, smooth = (9 box + 4 x) / 13 (see _smooth): two passes
-            return _box(x).mul_((1 - f) * (9 / 13)).addcmul_(x, f + (1 - f) * (4 / 13)).clamp_(0, 1)
-        if op == "brightness":
-            return (x * f).clamp_(0, 1)
-        if op == "contrast":  # the mean grey of a clip is the luma of its channel means
-            mean = (x.mean(dim=(2, 3, 4)) @ self.luma.to(x.dtype)).view(shape)
-            return torch.lerp(mean, x, f).clamp_(0, 1)
-        raise ValueError(f"unknown AugMix operation {op!r}")
 
     @torch.no_grad()
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -172,8 +203,8 @@ class AugMix(nn.Module):
         # Dirichlet(1, ..., 1) weights (B, width): normalised Exponential(1) draws, made on the device
         e = torch.empty(b, self.width, device=dev).exponential_()
         weights = e / e.sum(1, keepdim=True)
-        mixed = self._chain(x) * weights[:, 0].view(-1, 1, 1, 1, 1)  # a chain may return x itself
+        mixed = self.chain(x, self.values(b)) * _per_clip(weights[:, 0])
         for i in range(1, self.width):
-            mixed.addcmul_(self._chain(x), weights[:, i].view(-1, 1, 1, 1, 1))
-        m = torch.rand(b, device=dev).view(-1, 1, 1, 1, 1)  # Beta(1, 1)
+            mixed.addcmul_(self.chain(x, self.values(b)), _per_clip(weights[:, i]))
+        m = _per_clip(torch.rand(b, device=dev))  # Beta(1, 1)
         return mixed.lerp_(x, m).clamp_(0, 1)  # m x + (1 - m) mixed

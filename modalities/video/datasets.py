@@ -24,6 +24,7 @@ from torch.utils.data import Dataset
 
 from aip.cache import cache_dir
 from aip.errors import AipError
+from aip.files import write_text
 from aip.modality import LabelledData
 from modalities.video.config import VideoSourceConfig
 from modalities.video.decode import DecodeError, clip_starts, clip_times, decode, frames_at, probe
@@ -95,9 +96,7 @@ def readable(files: list[Path], *, where: str) -> list[bool]:
         bad: dict[str, str] = json.loads(path.read_text())
     else:
         bad = {str(f): reason for f in files if (reason := probe(f)) is not None}
-        tmp = path.with_suffix(".part")
-        tmp.write_text(json.dumps(bad))
-        tmp.replace(path)
+        write_text(json.dumps(bad), path)
     if bad:
         first, reason = next(iter(bad.items()))
         print(f"warning: skipped {len(bad)} unreadable video file(s) of {len(files)} in {where} "

@@ -14,9 +14,9 @@ torchvision's video models (``r2plus1d_18``, ``r3d_18``, ``mc3_18``, ``s3d``, ``
 
 from __future__ import annotations
 
-import difflib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 import torch
@@ -24,6 +24,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from aip.errors import AipError
+from aip.registry import Registry
 
 KINETICS_MEAN, KINETICS_STD = (0.45, 0.45, 0.45), (0.225, 0.225, 0.225)
 
@@ -80,7 +81,13 @@ class Spec:
     size: int | None = None
 
 
+#: ``builder(*, num_classes, pretrained, frames, size, weights, kwargs) -> Spec``
 Builder = Callable[..., Spec]
+
+#: every model a recipe can name
+MODELS: Registry[Builder] = Registry("video model")
+#: models that only exist untrained (no library weights)
+SCRATCH_ONLY = ("cnn3d", "x3d", "x3d_xs_e")
 
 
 def _logits_head(model: nn.Module) -> nn.Module:
@@ -110,7 +117,8 @@ def _x3d(*, num_classes: int, frames: int, size: int, **kwargs: Any) -> Spec:
     return Spec(model, frames=frames, size=None)
 
 
-def _hub(name: str, *, num_classes: int, pretrained: bool, frames: int, size: int, kwargs: dict[str, Any]) -> Spec:
+def _hub(name: str, *, num_classes: int, pretrained: bool, frames: int, size: int, kwargs: dict[str, Any],
+         **_: Any) -> Spec:
     """A PyTorchVideo hub model: Kinetics-400 weights (fixed input) or the same architecture from scratch."""
     from pytorchvideo.models import hub
 
@@ -129,7 +137,8 @@ def _hub(name: str, *, num_classes: int, pretrained: bool, frames: int, size: in
     return Spec(model, frames=8, size=224)  # slow_r50's head pools a fixed 8 x 7 x 7 grid
 
 
-def _torchvision(name: str, *, num_classes: int, pretrained: bool, weights: str, kwargs: dict[str, Any]) -> Spec:
+def _torchvision(name: str, *, num_classes: int, pretrained: bool, weights: str, kwargs: dict[str, Any],
+                 **_: Any) -> Spec:
     import torchvision
 
     tvm = torchvision.models
@@ -182,9 +191,20 @@ def _class_mismatch(name: str, num_classes: int) -> AipError:
                     f"use weights trained on this dataset (teacher.kind = 'checkpoint') or teacher.kind = 'train'")
 
 
+MODELS.register("cnn3d")(lambda *, num_classes, kwargs, **_: Spec(Cnn3d(num_classes, **kwargs)))
+MODELS.register("x3d")(lambda *, num_classes, frames, size, kwargs, **_: _x3d(
+    num_classes=num_classes, frames=frames, size=size, **kwargs))
+MODELS.register("x3d_xs_e")(lambda *, num_classes, frames, size, kwargs, **_: _x3d(  # the paper's student
+    num_classes=num_classes, frames=frames, size=size, **{"width_factor": 5.0, "depth_factor": 3.0, **kwargs}))
+for _name in (*X3D_HUB, "slow_r50"):
+    MODELS.register(_name)(partial(_hub, _name))
+for _name in TORCHVISION:
+    MODELS.register(_name)(partial(_torchvision, _name))
+
+
 def names() -> list[str]:
     """Every model name a recipe can use."""
-    return ["cnn3d", "x3d", "x3d_xs_e", *X3D_HUB, "slow_r50", *TORCHVISION]
+    return MODELS.names()
 
 
 def build(arch: str, *, num_classes: int, frames: int, size: int, pretrained: bool, weights: str = "DEFAULT",
@@ -209,28 +229,15 @@ def build(arch: str, *, num_classes: int, frames: int, size: int, pretrained: bo
     for key in ("num_classes", "model_num_class", "input_clip_length", "input_crop_size", "pretrained"):
         if key in kwargs:
             raise AipError(f"model {arch!r}: {key!r} cannot be set in kwargs; aip sets it from the recipe")
-    if arch not in names():
-        close = difflib.get_close_matches(arch, names(), n=1)
-        hint = f" (did you mean {close[0]!r}?)" if close else ""
-        raise AipError(f"unknown video model {arch!r}{hint}; known: {', '.join(names())}")
-    if pretrained and arch in ("cnn3d", "x3d", "x3d_xs_e"):
+    builder = MODELS.get(arch)  # an unknown name: AipError listing the known ones
+    if pretrained and arch in SCRATCH_ONLY:
         raise AipError(f"model {arch!r} has no pretrained weights: train it (teacher.kind = 'train'), load a "
                        f"checkpoint (teacher.kind = 'checkpoint') or pick x3d_xs, slow_r50, r2plus1d_18, ...")
     if arch.startswith("x3d") and not pretrained and size < 32:
         raise AipError(f"model {arch!r} needs clips of at least 32 px (it downsamples 32x); source.size is {size}")
     try:
-        if arch == "cnn3d":
-            spec = Spec(Cnn3d(num_classes, **kwargs))
-        elif arch == "x3d":
-            spec = _x3d(num_classes=num_classes, frames=frames, size=size, **kwargs)
-        elif arch == "x3d_xs_e":
-            spec = _x3d(num_classes=num_classes, frames=frames, size=size,
-                        **{"width_factor": 5.0, "depth_factor": 3.0, **kwargs})
-        elif arch in TORCHVISION:
-            spec = _torchvision(arch, num_classes=num_classes, pretrained=pretrained, weights=weights, kwargs=kwargs)
-        else:
-            spec = _hub(arch, num_classes=num_classes, pretrained=pretrained, frames=frames, size=size,
-                        kwargs=kwargs)
+        spec = builder(num_classes=num_classes, pretrained=pretrained, frames=frames, size=size, weights=weights,
+                       kwargs=kwargs)
     except OSError as e:  # no network and nothing cached
         raise AipError(f"could not fetch pretrained weights for {arch!r} ({str(e).splitlines()[0]}); pre-fill "
                        f"{torch.hub.get_dir()}/checkpoints while online") from None

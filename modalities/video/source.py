@@ -9,7 +9,6 @@ whose box shrinks a large region read from an anti-aliased pyramid level (mip-ma
 
 from __future__ import annotations
 
-import math
 from pathlib import Path
 
 import numpy as np
@@ -17,11 +16,10 @@ import torch
 import torch.nn.functional as F
 
 from aip.cache import download
-from aip.devices import params_device, upload
 from aip.errors import AipError
+from modalities.image.atlas import atlas, fit_boxes, pyramid
 from modalities.image.color import ColorJitter
-from modalities.image.config import ImageSourceConfig
-from modalities.image.source import _atlas, _pyramid, load_image
+from modalities.image.source import load_image_uri
 from modalities.video.config import VideoSourceConfig
 from modalities.video.decode import VIDEO_EXTENSIONS, DecodeError, decode, frames_at
 
@@ -43,8 +41,7 @@ def load_source(cfg: VideoSourceConfig) -> torch.Tensor:
     """The source as ``(N, 3, H, W)`` float in [0, 1]: ``N = 1`` for an image, else the video's frames at
     ``cfg.fps`` (a video must last at least one clip: ``(frames - 1) * stride + 1`` frames)."""
     if not is_video(cfg.uri):
-        image_cfg = ImageSourceConfig(uri=cfg.uri, size=cfg.size, max_side=cfg.max_side)
-        return load_image(image_cfg)[None]
+        return load_image_uri(cfg.uri, size=cfg.size, max_side=cfg.max_side)[None]
     path = download(cfg.uri) if cfg.uri.startswith(("http://", "https://")) else Path(cfg.uri).expanduser()
     if not path.is_file():
         raise AipError(f"source video {path} does not exist; set source.uri to a video file, an image or skimage:NAME")
@@ -79,33 +76,32 @@ class ClipSampler:
     (``augment.short_side``'s scale and crop, :func:`~modalities.video.augment.crop_scale`), and ``crop_hflip``
     its horizontal flip probability: both are folded into each frame's box, so a training clip is resampled
     from the source once, at the output size, and the crop comes before AugMix rather than after it.
-    ``capture``: draw everything on the device, for a CUDA graph (:mod:`aip.graphs`).
+    Every random number is drawn on the device and nothing is read back to the host, so a CUDA graph can
+    capture the sampler (:mod:`aip.graphs`).
     """
 
     def __init__(self, source: torch.Tensor, cfg: VideoSourceConfig, *, device: torch.device,
-                 crop: tuple[float, float] | None = None, crop_hflip: float = 0.0, capture: bool = False) -> None:
+                 crop: tuple[float, float] | None = None, crop_hflip: float = 0.0) -> None:
         if source.dim() == 3:
             source = source[None]
         self.cfg = cfg
         self.device = device
         self.crop, self.crop_hflip = crop, crop_hflip
-        self.capturable = capture
-        # per-clip parameters are drawn on the host for CUDA (no read backs), on the device for a CUDA graph
-        self.pdev = device if capture else params_device(device)
+        self.capturable = True
         # only the atlas of the pyramid stays on the device (its level 0 is the source itself)
-        levels = _pyramid(source.to(device), cfg.size)
+        levels = pyramid(source.to(device), cfg.size)
         self.count, _, self.height, self.width = source.shape  # (N, C, H, W)
         self.num_levels = len(levels)
         # every level of every frame in one atlas; its margins repeat the edges (grid_sample's border padding)
-        atlas, maps = _atlas(levels, mode="replicate")  # (N, C, AH, AW)
-        self.atlas_maps = maps.to(self.pdev)
+        packed, maps = atlas(levels, mode="replicate")  # (N, C, AH, AW)
+        self.atlas_maps = maps.to(device)
         # a video is sampled as a volume (C, N, AH, AW) whose depth coordinate picks each frame's source frame
-        self.atlas = atlas if atlas.shape[0] == 1 else atlas.transpose(0, 1)[None].contiguous()
+        self.atlas = packed if packed.shape[0] == 1 else packed.transpose(0, 1)[None].contiguous()
         self.jitter = ColorJitter(*cfg.jitter, p=cfg.jitter_p).to(device)
 
     def _box_pair(self, n: int) -> tuple[torch.Tensor, torch.Tensor]:
         """Two random-resized-crop boxes per clip, ``(n, 2, 4)`` as (centre x, centre y, width, height)."""
-        cfg, dev = self.cfg, self.pdev
+        cfg, dev = self.cfg, self.device
         H, W = self.height, self.width
         if cfg.init_crop > 0:  # a square crop of init_crop x the short side, at a random place
             side = max(cfg.init_crop * min(H, W), float(min(cfg.size, H, W)))
@@ -116,23 +112,15 @@ class ClipSampler:
         ry = torch.rand(n, device=dev) * (H - rh)
         boxes = []
         for _ in range(2):
-            tries = 10  # candidate boxes per clip; the first that fits is kept (the paper loops until one fits)
-            a = (rw * rh)[:, None] * torch.empty(n, tries, device=dev).uniform_(*cfg.scale)
-            logr = torch.empty(n, tries, device=dev).uniform_(math.log(cfg.ratio[0]), math.log(cfg.ratio[1]))
-            w, h = torch.sqrt(a * torch.exp(logr)), torch.sqrt(a / torch.exp(logr))
-            ok = (w <= rw[:, None]) & (h <= rh[:, None])
-            first = torch.where(ok.any(1), ok.float().argmax(1), torch.zeros(n, dtype=torch.long, device=dev))
-            w = torch.minimum(w.gather(1, first[:, None])[:, 0], rw)
-            h = torch.minimum(h.gather(1, first[:, None])[:, 0], rh)
+            w, h = fit_boxes(rw * rh, rw, rh, scale=cfg.scale, ratio=cfg.ratio)
             cx = rx + w / 2 + torch.rand(n, device=dev) * (rw - w)
             cy = ry + h / 2 + torch.rand(n, device=dev) * (rh - h)
             boxes.append(torch.stack([cx, cy, w, h], -1))
         return boxes[0], boxes[1]
 
     def frame_boxes(self, n: int) -> tuple[torch.Tensor, torch.Tensor]:
-        """Per-frame boxes ``(n, T, 4)`` and source frame indices ``(n, T)`` of ``n`` random clips (on the
-        parameter device ``self.pdev``)."""
-        cfg, dev = self.cfg, self.pdev
+        """Per-frame boxes ``(n, T, 4)`` and source frame indices ``(n, T)`` of ``n`` random clips."""
+        cfg, dev = self.cfg, self.device
         first, last = self._box_pair(n)
         start = torch.randint(0, cfg.pan_frames - cfg.span + 1, (n,), device=dev)
         pos = start[:, None] + torch.arange(cfg.frames, device=dev)[None] * cfg.stride  # (n, T) index in the pan
@@ -152,7 +140,7 @@ class ClipSampler:
         cfg, n, s, t = self.cfg, batch_size, self.cfg.size, self.cfg.frames
         H, W = self.height, self.width
         boxes, index = self.frame_boxes(n)
-        dev = self.pdev
+        dev = self.device
         sign = torch.ones(n, t, 1, device=dev)  # +1, or -1 for a horizontally flipped clip
         if self.crop is not None:  # the same square sub-box of every frame's box, per clip
             f = torch.empty(n, 1, device=dev).uniform_(*self.crop).sqrt_()  # side, as a fraction of the clip's
@@ -163,13 +151,13 @@ class ClipSampler:
             sign = torch.where(flip[:, None, None], -sign, sign)
         boxes, index, sign = boxes.reshape(n * t, 4), index.reshape(n * t), sign.reshape(n * t, 1)
         # source pixels per output pixel decides the pyramid level, and its place in the atlas
-        w, h = boxes[:, 2], boxes[:, 3]
+        cx, cy, w, h = boxes.unbind(-1)
         level = torch.clamp(torch.floor(torch.log2((torch.maximum(w, h) / s).clamp(min=1.0))), 0,
                             self.num_levels - 1).long()
         count = self.count
-        depth = (2 * index.to(boxes.dtype) + 1) / count - 1  # the centre of each frame's source frame
-        params = torch.cat([boxes, self.atlas_maps[level].to(boxes.dtype), depth[:, None], sign], 1)
-        cx, cy, w, h, sx, sy, tx, ty, z, sg = upload(params, self.device).unbind(-1)  # one (asynchronous) copy
+        z = (2 * index.to(boxes.dtype) + 1) / count - 1  # depth: the centre of each frame's source frame
+        sx, sy, tx, ty = self.atlas_maps[level].to(boxes.dtype).unbind(-1)
+        sg = sign[:, 0]
         lin = (torch.arange(s, device=self.device, dtype=torch.float32) + 0.5) / s * 2 - 1  # pixel centres
         gx = ((cx[:, None] + lin[None] * (sg * w)[:, None] / 2) / W * 2 - 1) * sx[:, None] + tx[:, None]  # (B*T, S)
         gy = ((cy[:, None] + lin[None] * h[:, None] / 2) / H * 2 - 1) * sy[:, None] + ty[:, None]

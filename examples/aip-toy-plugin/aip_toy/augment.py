@@ -12,29 +12,8 @@ import math
 
 import torch
 
+from aip.mixing import cutmix
 from aip_toy.config import ToyAugmentConfig
-
-
-def cutmix_1d(x: torch.Tensor, *, alpha: float, p: float = 1.0) -> torch.Tensor:
-    """Paste a random time segment of a random partner into each sample.
-
-    Args:
-        x: ``(B, C, W)``.
-        alpha: Beta(alpha, alpha) parameter; the pasted segment covers ``1 - lambda`` of the window.
-        p: probability that a sample gets a segment at all.
-    """
-    if alpha <= 0 or p <= 0:
-        return x
-    b, _, w = x.shape
-    dev = x.device
-    lam = torch.distributions.Beta(alpha, alpha).sample((b,)).to(dev)
-    length = ((1 - lam) * w).round()
-    start = (torch.rand(b, device=dev) * (w - length + 1)).floor()
-    pos = torch.arange(w, device=dev)[None, :]  # (1, W)
-    seg = (pos >= start[:, None]) & (pos < (start + length)[:, None])  # (B, W)
-    seg &= (torch.rand(b, device=dev) < p)[:, None]
-    partner = torch.randperm(b, device=dev)
-    return torch.where(seg[:, None], x[partner], x)
 
 
 class SignalAugmenter:
@@ -60,4 +39,5 @@ class SignalAugmenter:
             x = torch.where(flip, x.flip(-1), x)
         if cfg.noise > 0:
             x = x + cfg.noise * x.std(dim=-1, keepdim=True) * torch.randn_like(x)
-        return cutmix_1d(x, alpha=cfg.cutmix, p=cfg.cutmix_p)
+        # a time segment of a random partner window, inside the window
+        return cutmix(x, alpha=cfg.cutmix, p=cfg.cutmix_p, dims=1, inside=True)
