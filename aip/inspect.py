@@ -20,9 +20,9 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader
 
-from aip import files
 from aip.evaluate import scores
 from aip.hardware import autocast
+from aip.plot import save_figure
 
 CONFUSION_PNG = "confusion.png"
 #: above this many classes the matrix is drawn without tick labels (they would overlap)
@@ -71,7 +71,6 @@ def inspect(student: nn.Module, batches: DataLoader, *, classes: list[str], devi
 
 def plot_confusion(confusion: torch.Tensor, classes: list[str], path: Path) -> Path:
     """Row-normalised confusion matrix as a PNG, with class names on both axes (for up to 40 classes)."""
-    import io
 
     import matplotlib
 
@@ -94,8 +93,4 @@ def plot_confusion(confusion: torch.Tensor, classes: list[str], path: Path) -> P
     ax.set(xlabel="predicted class", ylabel="true class", title="confusion (rows sum to 1)")
     fig.colorbar(im, ax=ax, fraction=0.046)
     fig.tight_layout()
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=100)
-    plt.close(fig)
-    files.write_bytes(buf.getvalue(), path)
-    return path
+    return save_figure(fig, path)

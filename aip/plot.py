@@ -1,9 +1,24 @@
-"""PNG plot of a run's curves (distillation loss and test accuracy per evaluated epoch)."""
+"""Figures: PNG files written atomically, and the plot of a run's curves (distillation loss and test accuracy
+per evaluated epoch)."""
 
 from __future__ import annotations
 
+import io
 from pathlib import Path
 from typing import Any
+
+from aip import files
+
+
+def save_figure(fig: Any, path: Path, *, dpi: int = 100) -> Path:
+    """Write a matplotlib figure to the PNG ``path`` atomically (:mod:`aip.files`) and close it."""
+    import matplotlib.pyplot as plt
+
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=dpi)
+    plt.close(fig)
+    files.write_bytes(buf.getvalue(), path)
+    return path
 
 
 def plot_curves(history: list[dict[str, Any]], path: Path, *, title: str, teacher_top1: float | None = None) -> Path:
@@ -23,6 +38,4 @@ def plot_curves(history: list[dict[str, Any]], path: Path, *, title: str, teache
     ax_acc.legend()
     fig.suptitle(title)
     fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path)

@@ -11,6 +11,7 @@ from pathlib import Path
 import torch
 
 from aip import files
+from aip.plot import save_figure
 from modalities.image.visual import fourier_input, fourier_params
 
 
@@ -65,8 +66,5 @@ def render_waves(inputs: dict[str, torch.Tensor], labels: list[str], path: Path,
             files.write_bytes(wav.getvalue(), path.parent / f"{name}.wav")
             written.append(path.parent / f"{name}.wav")
     fig.tight_layout()
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=100)
-    plt.close(fig)
-    files.write_bytes(buf.getvalue(), path)
+    save_figure(fig, path)
     return [path, *written]

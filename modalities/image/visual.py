@@ -8,14 +8,13 @@ a sigmoid. Every optimisation step sees a random rotation, scale and translation
 
 from __future__ import annotations
 
-import io
 import math
 from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 
-from aip import files
+from aip.plot import save_figure
 
 #: square root of the colour correlation of ImageNet images (Lucid's ``color_correlation_svd_sqrt``)
 COLOR_SQRT = torch.tensor([[0.26, 0.09, 0.02], [0.27, 0.00, -0.05], [0.27, -0.09, 0.03]])
@@ -102,8 +101,4 @@ def render_grid(pictures: dict[str, torch.Tensor], labels: list[str], path: Path
             if c == 0:
                 ax.set_ylabel(role, fontsize=10)
     fig.tight_layout()
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=100)
-    plt.close(fig)
-    files.write_bytes(buf.getvalue(), path)
-    return path
+    return save_figure(fig, path)
