@@ -68,8 +68,11 @@ def write_bytes(data: bytes, path: Path) -> None:
 
 
 def save_torch(obj: Any, path: Path) -> None:
-    """``torch.save(obj)`` to ``path`` atomically."""
+    """``torch.save(obj)`` to ``path`` atomically.
+
+    It writes through a Python file object, so a full disk raises ``OSError`` (``errno.ENOSPC``) rather than
+    the opaque ``RuntimeError`` torch's own file writer gives."""
     import torch
 
-    with atomic_path(path) as tmp:
-        torch.save(obj, tmp)
+    with atomic_path(path) as tmp, open(tmp, "wb") as f:
+        torch.save(obj, f)

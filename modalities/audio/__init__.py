@@ -18,7 +18,7 @@ import torch
 from torch import nn
 
 from aip import graphs
-from aip.cache import dataset_root
+from aip.cache import dataset_root, local_file
 from aip.errors import AipError
 from aip.modality import LabelledData
 from modalities.audio.augment import AudioAugmenter
@@ -41,9 +41,11 @@ class AudioModality:
         if recipe.eval.dataset not in DATASETS:
             raise AipError(f"unknown audio dataset {recipe.eval.dataset!r}; known: {', '.join(DATASETS)}")
         uri = recipe.source.uri
-        if ":" not in uri.split("/")[0] and not Path(uri).expanduser().is_file():
-            raise AipError(f"source recording {uri} does not exist; set source.uri to an audio file, an http(s) "
-                           "URL, espeak:prose, synthetic:noise or dataset:train")
+        accepts = "an audio file, an http(s) URL, espeak:prose, synthetic:noise or dataset:train"
+        if ":" not in uri.split("/")[0]:
+            local_file(uri, what="source recording", accepts=accepts)
+        elif not uri.startswith(("http://", "https://")) and uri not in SOURCES:
+            raise AipError(f"unknown source {uri!r}; set source.uri to {accepts}")
 
     def sampler(self, recipe: Any, *, device: torch.device) -> WindowSampler | DatasetSampler:
         src: AudioSourceConfig = recipe.source

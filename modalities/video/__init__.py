@@ -19,6 +19,7 @@ from aip import graphs
 from aip.cache import dataset_root
 from aip.errors import AipError, RecipeError
 from aip.modality import LabelledData
+from modalities.image.source import check_source
 from modalities.video.config import VideoAugmentConfig, VideoSourceConfig
 
 #: whether the core averages several views per labelled item (``LabelledData.views``)
@@ -37,6 +38,10 @@ class VideoModality:
         from modalities.video import datasets, models
 
         datasets.DatasetName.parse(recipe.eval.dataset)
+        if recipe.source.uri.startswith("dataset:"):
+            raise AipError(f"source.uri = {recipe.source.uri!r}: the video modality distils from one video or "
+                           "image, not a dataset; set source.uri to a video file, an image, a URL or skimage:NAME")
+        check_source(recipe.source.uri, what="source video or image")  # a typo fails here, before any training
         for role in ("teacher", "student"):
             spec = getattr(recipe, role)
             if spec.arch and spec.arch not in models.names():

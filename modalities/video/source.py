@@ -16,7 +16,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from aip.cache import download
+from aip.cache import download, local_file
 from aip.devices import params_device, upload
 from aip.errors import AipError
 from modalities.image.color import ColorJitter
@@ -45,9 +45,8 @@ def load_source(cfg: VideoSourceConfig) -> torch.Tensor:
     if not is_video(cfg.uri):
         image_cfg = ImageSourceConfig(uri=cfg.uri, size=cfg.size, max_side=cfg.max_side)
         return load_image(image_cfg)[None]
-    path = download(cfg.uri) if cfg.uri.startswith(("http://", "https://")) else Path(cfg.uri).expanduser()
-    if not path.is_file():
-        raise AipError(f"source video {path} does not exist; set source.uri to a video file, an image or skimage:NAME")
+    path = download(cfg.uri) if cfg.uri.startswith(("http://", "https://")) else \
+        local_file(cfg.uri, what="source video", accepts="a video file, an image, an http(s) URL or skimage:NAME")
 
     def every_frame_at_fps(times: np.ndarray, duration: float) -> np.ndarray:
         grid = np.arange(max(int(duration * cfg.fps), 1)) / cfg.fps
