@@ -8,8 +8,8 @@
 - **Ownership**: a folder that already holds files must hold a run of the same recipe (its ``.aip-run``
   marker or its ``last.pt`` carries the recipe's fingerprint), which is then resumed. Any other non-empty
   folder is refused unless ``force``; even then none of the files a run writes may already be there.
-- **Clean failure**: if the run fails before its first checkpoint, the files and folders this claim created
-  are removed again, so a failed run leaves no empty run directory behind.
+- **Clean failure**: if the run fails before it writes a checkpoint, the files and folders it created are
+  removed again, so a failed run leaves no empty run directory behind (and nothing in a user's folder).
 """
 
 from __future__ import annotations
@@ -114,6 +114,7 @@ def claimed(path: Path, *, fingerprint: str, force: bool = False) -> Iterator[Pa
         _remove_dirs(created)
         raise
     before = {p.name for p in path.iterdir()}
+    last_before = _identity(path / "last.pt")
     try:
         _check_owner(path, fingerprint, force=force)
         record = json.dumps({"pid": os.getpid(), "fingerprint": fingerprint}).encode()
@@ -121,7 +122,7 @@ def claimed(path: Path, *, fingerprint: str, force: bool = False) -> Iterator[Pa
         os.pwrite(fd, record, 0)
         yield path
     except BaseException:
-        if not (path / "last.pt").exists():  # nothing to resume: remove what this run created
+        if _identity(path / "last.pt") == last_before:  # no new checkpoint: remove what this run created
             for name in {p.name for p in path.iterdir()} - before:
                 new = path / name
                 shutil.rmtree(new) if new.is_dir() and not new.is_symlink() else new.unlink(missing_ok=True)
@@ -131,6 +132,15 @@ def claimed(path: Path, *, fingerprint: str, force: bool = False) -> Iterator[Pa
         raise
     finally:
         os.close(fd)  # releases the lock
+
+
+def _identity(path: Path) -> tuple[int, int] | None:
+    """``(inode, mtime)`` of ``path``: it changes when a checkpoint is written (atomically, by a rename)."""
+    try:
+        st = path.stat()
+    except FileNotFoundError:
+        return None
+    return st.st_ino, st.st_mtime_ns
 
 
 def _remove_dirs(created: list[Path]) -> None:
