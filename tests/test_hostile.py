@@ -261,14 +261,36 @@ def test_a_run_that_fails_before_training_leaves_no_folder(tiny_recipe, tmp_path
 
 
 # ---------------------------------------------------------------------------------------------- a full disk
-def full_disk(monkeypatch: pytest.MonkeyPatch) -> None:
-    """``torch.save`` writes part of the file, then the disk is full."""
+def full_disk(monkeypatch: pytest.MonkeyPatch, *, room: int = 100) -> None:
+    """Files aip opens for writing take ``room`` bytes, then every write fails as on a full disk."""
+    import builtins
 
-    def save(obj, f, *args, **kwargs):
-        f.write(b"PK\x03\x04 part of a checkpoint")
-        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+    from aip import files
 
-    monkeypatch.setattr(torch, "save", save)
+    class Full:
+        def __init__(self, f) -> None:
+            self.f, self.left = f, room
+
+        def write(self, data) -> int:
+            if len(data) > self.left:
+                raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+            self.left -= len(data)
+            return self.f.write(data)
+
+        def __getattr__(self, name):
+            return getattr(self.f, name)
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc) -> None:
+            self.f.close()
+
+    def full_open(file, mode="r", *args, **kwargs):
+        f = builtins.open(file, mode, *args, **kwargs)
+        return Full(f) if "w" in mode else f
+
+    monkeypatch.setattr(files, "open", full_open, raising=False)
 
 
 def test_a_full_disk_keeps_the_previous_checkpoint(tmp_path, monkeypatch):
@@ -278,17 +300,29 @@ def test_a_full_disk_keeps_the_previous_checkpoint(tmp_path, monkeypatch):
     with pytest.raises(AipError) as e:
         checkpoint.save_atomic({"step": 2, "w": torch.zeros(3)}, last)
     one_line(e, f"no space left on device writing {last}", "run the same command to resume")
-    monkeypatch.undo()
     assert checkpoint.load(last)["step"] == 1 and [p.name for p in tmp_path.iterdir()] == ["last.pt"]
+
+
+def test_a_run_on_a_full_disk_stops_with_one_line_and_keeps_its_checkpoint(tiny_recipe, tmp_path, monkeypatch):
+    ck = tmp_path / "teacher.pt"
+    torch.save(cnn().state_dict(), ck)  # a ready teacher: no teacher training in this test
+    recipe = teacher_from(tiny_recipe, ck, "teacher.kwargs={width=8}", "train.epochs=2")
+    out = tmp_path / "run"
+    run(recipe, out=out, device=CPU, stop_after_epochs=1)
+    saved = checkpoint.load(out / "last.pt")
+    full_disk(monkeypatch)
+    with pytest.raises(AipError) as e:
+        run(recipe, out=out, device=CPU)
+    one_line(e, "no space left on device writing", str(out), "run the same command to resume")
+    kept = checkpoint.load(out / "last.pt")
+    assert kept["step"] == saved["step"] == recipe.train.steps_per_epoch
+    assert all(torch.equal(v, saved["student"][k]) for k, v in kept["student"].items())
+    assert not [p for p in out.iterdir() if p.name.endswith(".tmp")]
 
 
 def test_a_full_disk_while_caching_a_teacher(tmp_path, monkeypatch):
     path = tmp_path / "teacher.safetensors"
-
-    def write_bytes(self, data):
-        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
-
-    monkeypatch.setattr(Path, "write_bytes", write_bytes)
+    full_disk(monkeypatch)
     with pytest.raises(AipError) as e:
         checkpoint.save_weights(cnn().state_dict(), {"num_classes": 4}, path)
     one_line(e, "no space left on device", str(path))
