@@ -125,7 +125,10 @@ def claimed(path: Path, *, fingerprint: str, force: bool = False) -> Iterator[Pa
         if _identity(path / "last.pt") == last_before:  # no new checkpoint: remove what this run created
             for name in {p.name for p in path.iterdir()} - before:
                 new = path / name
-                shutil.rmtree(new) if new.is_dir() and not new.is_symlink() else new.unlink(missing_ok=True)
+                if new.is_dir() and not new.is_symlink():
+                    shutil.rmtree(new)
+                else:
+                    new.unlink(missing_ok=True)
             if not had_marker:
                 marker.unlink(missing_ok=True)
             _remove_dirs(created)
