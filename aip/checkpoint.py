@@ -12,6 +12,8 @@ from __future__ import annotations
 import errno
 import json
 import pickle
+import re
+import warnings
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -61,12 +63,17 @@ def load(path: Path, *, mmap: bool = False) -> dict[str, Any]:
     if not path.is_file():
         raise AipError(f"checkpoint {path} does not exist")
     try:
-        state = torch.load(path, map_location="cpu", weights_only=True, mmap=mmap)
-    except pickle.UnpicklingError as e:  # a pickled class or function: refused before it is called
-        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise AipError(f"checkpoint {path} holds objects other than tensors and plain values ({first[:160]}); "
-                       "aip loads only state dicts and does not run code from files: save model.state_dict() "
-                       "instead, from a source you trust") from None
+        with warnings.catch_warnings():  # e.g. about a pickle protocol: the outcome is reported in one line below
+            warnings.simplefilter("ignore")
+            state = torch.load(path, map_location="cpu", weights_only=True, mmap=mmap)
+    except pickle.UnpicklingError as e:
+        unsafe = re.search(r"GLOBAL ([\w.]+)", str(e))
+        if unsafe:  # a class or function to import and call: refused before it is called
+            raise AipError(f"checkpoint {path} holds objects other than tensors and plain values (it would call "
+                           f"{unsafe.group(1)}); aip loads only state dicts and does not run code from files: save "
+                           "model.state_dict() instead, from a source you trust") from None
+        raise AipError(f"checkpoint {path} could not be read (not a pickle of tensors and plain values); it is "
+                       "corrupt or not a PyTorch checkpoint") from None
     except Exception as e:  # truncated, empty, or not a torch file at all
         raise AipError(f"checkpoint {path} could not be read ({type(e).__name__}); it is corrupt or not a PyTorch "
                        "checkpoint") from None

@@ -72,7 +72,14 @@ def test_a_checkpoint_with_code_is_refused_and_nothing_runs(tmp_path):
     proof = tmp_path / "ran"
     with pytest.raises(AipError) as e:
         checkpoint.load(code_pickle(tmp_path / "evil.pt", proof))
-    one_line(e, "evil.pt", "does not run code")
+    one_line(e, "evil.pt", "does not run code", "posix.mkdir")
+    assert not proof.exists()
+    import pickle  # the same payload in a plain pickle (not torch's format) is refused the same way
+
+    (tmp_path / "evil.pkl").write_bytes(pickle.dumps({"w": Payload(proof)}, protocol=4))
+    with pytest.raises(AipError) as e:
+        checkpoint.load(tmp_path / "evil.pkl")
+    one_line(e, "evil.pkl")
     assert not proof.exists()
 
 
