@@ -117,7 +117,7 @@ def _cached_teacher(path: Path) -> tuple[dict[str, Any], int] | None:
     """``(state dict, class count)`` of the cached teacher at ``path`` (or its older ``.pt`` form), if any."""
     if path.is_file():
         state, meta = checkpoint.load_weights(path)
-        return state, int(meta["num_classes"]) if "num_classes" in meta else _classes_in(state) or 0
+        return state, int(meta.get("num_classes") or _classes_in(state) or 0)
     legacy = path.with_suffix(".pt")
     if legacy.is_file():
         saved = checkpoint.load(legacy)
