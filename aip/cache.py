@@ -16,7 +16,15 @@ def cache_dir(kind: str = "") -> Path:
     """The cache folder for ``kind`` (``"teachers"``, ``"sources"``, ``"datasets"``), created if missing."""
     root = Path(os.environ.get("AIP_CACHE") or Path.home() / ".cache" / "aip").expanduser()
     path = root / kind if kind else root
-    path.mkdir(parents=True, exist_ok=True)
+    named = "AIP_CACHE" if os.environ.get("AIP_CACHE") else "the cache folder"
+    if root.exists() and not root.is_dir():
+        raise AipError(f"{named} {root} is a file, not a folder; set AIP_CACHE to a folder (or unset it to use "
+                       "~/.cache/aip)")
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise AipError(f"{named} {root} is not writable ({e.strerror}: {path}); set AIP_CACHE to a folder you can "
+                       "write to") from None
     return path
 
 
@@ -46,3 +54,15 @@ def dataset_root(root: str, name: str = "") -> Path:
         return Path(root).expanduser()
     base = cache_dir("datasets")
     return base / name if name else base
+
+
+def local_file(uri: str, *, what: str, accepts: str) -> Path:
+    """``uri`` as a path to an existing file, or a one-line :class:`AipError` that says whether it is missing or
+    a directory. ``what`` names it in the message (``"source image"``), ``accepts`` lists what ``source.uri``
+    may be instead."""
+    path = Path(uri).expanduser()
+    if path.is_dir():
+        raise AipError(f"{what} {path} is a directory, not a file; set source.uri to {accepts}")
+    if not path.is_file():
+        raise AipError(f"{what} {path} does not exist; set source.uri to {accepts}")
+    return path

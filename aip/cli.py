@@ -65,6 +65,9 @@ def run(
     stop_after_epochs: Annotated[int | None, typer.Option(
         min=1, help="Stop after this many epochs of this invocation (e.g. to fit a cluster time limit); "
                     "the same command resumes.")] = None,
+    force: Annotated[bool, typer.Option(
+        "--force", help="Write the run into a non-empty --out folder that holds no run of this recipe (files of "
+                        "the same names as the run's are still never overwritten).")] = False,
 ) -> None:
     """Distil the recipe's teacher into its student from the single source datum, then evaluate.
 
@@ -79,7 +82,7 @@ def run(
     r = recipe_mod.load(recipe, overrides)
     with distributed.session(resolve_device(device)) as dev:
         metrics = run_recipe(r, out=out or default_run_dir(recipe, overrides), device=dev,
-                             stop_after_epochs=stop_after_epochs)
+                             stop_after_epochs=stop_after_epochs, force=force)
         if distributed.current().is_main:
             typer.echo(_table(metrics))
 

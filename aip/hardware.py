@@ -18,15 +18,26 @@ from aip.recipe import Recipe
 
 
 def resolve_device(name: str = "auto") -> torch.device:
-    """``auto`` (CUDA when visible, else the CPU), ``cpu``, ``cuda`` or ``cuda:N``."""
+    """The ``--device`` to train on: ``auto`` (CUDA if visible, else CPU), ``cpu``, ``cuda`` or ``cuda:N``.
+
+    aip's loop, CUDA graphs and AMP are built and tested for CPU and CUDA only, so other device types
+    (``mps``, ``xpu``, ``meta``, ...) are refused here rather than failing deep inside a run."""
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name.startswith("cuda") and not torch.cuda.is_available():
-        raise AipError("--device cuda was asked for but no CUDA GPU is visible; use --device cpu or auto")
     try:
-        return torch.device(name)
+        device = torch.device(name)
     except RuntimeError:
         raise AipError(f"unknown device {name!r}; use auto, cpu, cuda or cuda:N") from None
+    if device.type not in ("cpu", "cuda"):
+        raise AipError(f"--device {name} is not supported (aip trains on cpu or cuda only); use --device cpu, "
+                       "cuda or auto")
+    if device.type == "cuda":
+        if not torch.cuda.is_available():
+            raise AipError("--device cuda was asked for but no CUDA GPU is visible; use --device cpu or auto")
+        if device.index is not None and device.index >= torch.cuda.device_count():
+            raise AipError(f"--device {name}: only {torch.cuda.device_count()} CUDA GPU(s) are visible; use "
+                           f"cuda:0 to cuda:{torch.cuda.device_count() - 1}")
+    return device
 
 
 @dataclass(frozen=True)

@@ -11,13 +11,14 @@ import hashlib
 import json
 import sys
 import time
+from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from aip import checkpoint, distributed, files
+from aip import checkpoint, distributed, files, rundir
 from aip.cache import cache_dir
 from aip.errors import AipError
 from aip.evaluate import evaluate, loader, recalibrate_bn
@@ -40,16 +41,6 @@ def default_run_dir(recipe_path: str | Path, overrides: list[str] | None = None)
     return Path("runs") / name
 
 
-def prepare_run_dir(path: Path) -> Path:
-    try:
-        path.mkdir(parents=True, exist_ok=True)
-        probe = path / ".write-test"
-        probe.write_text("ok")
-        probe.unlink()
-    except OSError as e:
-        raise AipError(f"run directory {path} is not writable ({e.strerror}); "
-                       "pass --out to a writable folder") from None
-    return path
 
 
 @dataclass
@@ -90,16 +81,30 @@ def build_parts(recipe: Recipe, *, device: torch.device) -> Parts:
     return Parts(modality=modality, test=test, teacher=teacher, student=student.to(device), device=device)
 
 
-def run(recipe: Recipe, *, out: Path, device: torch.device, stop_after_epochs: int | None = None) -> dict[str, Any]:
+def run(recipe: Recipe, *, out: Path, device: torch.device, stop_after_epochs: int | None = None,
+        force: bool = False) -> dict[str, Any]:
     """Distil the recipe's teacher into its student and evaluate it; returns what ``metrics.json`` holds.
 
-    Under ``torchrun`` every rank calls this (see :mod:`aip.distributed`); rank 0 alone writes ``out``.
+    ``out`` is claimed first (:mod:`aip.rundir`): locked against other runs, refused if it holds anything but
+    a run of this recipe (unless ``force``), and removed again if the run fails before its first checkpoint.
+    Under ``torchrun`` every rank calls this (see :mod:`aip.distributed`); rank 0 alone claims and writes ``out``.
     """
+    with ExitStack() as stack:
+        problem = None
+        if distributed.current().is_main:
+            try:
+                stack.enter_context(rundir.claimed(out, fingerprint=rundir.fingerprint(recipe), force=force))
+            except AipError as e:
+                problem = str(e)
+        problem = distributed.agree(problem)  # every rank stops when rank 0 cannot claim the folder
+        if problem:
+            raise AipError(problem)
+        return _distil(recipe, run_dir=out, device=device, stop_after_epochs=stop_after_epochs)
+
+
+def _distil(recipe: Recipe, *, run_dir: Path, device: torch.device, stop_after_epochs: int | None) -> dict[str, Any]:
     started = time.perf_counter()
     d = distributed.current()
-    if d.is_main:
-        prepare_run_dir(out)
-    run_dir = out
     torch.manual_seed(recipe.train.seed)  # the student's initial weights depend on the recipe's seed only
     parts = build_parts(recipe, device=device)
     setup_seconds = time.perf_counter() - started  # data, teacher (trained here on first use), models
@@ -195,8 +200,9 @@ def train_teacher(recipe: Recipe, *, device: torch.device, force: bool = False) 
     modality = load_modality(recipe.modality)
     test = modality.data(recipe, split="test", train=False)
     path = teacher_path(recipe, test)
-    if force and path.exists():
-        path.unlink()
+    if force:
+        path.unlink(missing_ok=True)
+        path.with_suffix(".pt").unlink(missing_ok=True)  # the cache of older versions
     teacher = load_teacher(recipe, modality, device=device, data=test)
     acc = teacher_accuracy(recipe, teacher, test, device=device)
     return {"path": str(path), "top1": acc["top1"], "top5": acc["top5"], "num_classes": test.num_classes}
@@ -221,11 +227,8 @@ def evaluate_checkpoint(recipe: Recipe, path: Path, *, device: torch.device) -> 
     test = modality.data(recipe, split="test", train=False)
     student = build_model(modality, recipe, recipe.student, num_classes=test.num_classes, pretrained=False)
     state = checkpoint.load(path)
-    try:
-        student.load_state_dict(state.get("student", state))
-    except RuntimeError as e:
-        raise AipError(f"checkpoint {path} does not fit student.arch {recipe.student.arch!r} "
-                       f"({str(e).strip().splitlines()[0]}); pass the recipe the run used") from None
+    checkpoint.load_state(student, state.get("student", state), what=f"checkpoint {path}",
+                          fix=f"pass the recipe the run used (student.arch is {recipe.student.arch!r} here)")
     batches = loader(test, batch_size=recipe.eval.batch_size, workers=recipe.eval.workers, limit=recipe.eval.limit)
     acc: dict[str, Any] = evaluate(student.to(device), batches, device=device, amp=Policy.of(recipe, device).amp,
                                    views=test.views)
@@ -248,7 +251,11 @@ def evaluate_checkpoint(recipe: Recipe, path: Path, *, device: torch.device) -> 
 def preview(recipe: Recipe, *, out: Path, count: int = 64, device: torch.device) -> list[Path]:
     """Write what the student sees (raw views and augmented views) as images; returns the files."""
     modality = load_modality(recipe.modality)
-    out.mkdir(parents=True, exist_ok=True)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise AipError(f"preview folder {out} could not be made ({e.strerror}); pass --out to a writable "
+                       "folder") from None
     torch.manual_seed(recipe.train.seed)
     sampler = modality.sampler(recipe, device=device)
     augmenter = modality.augmenter(recipe, device=device)

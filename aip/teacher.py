@@ -96,15 +96,30 @@ def fit_teacher(recipe: Recipe, modality: Modality, *, device: torch.device, pat
     test = modality.data(recipe, split="test", train=False)
     acc = evaluate(model, loader(test, batch_size=recipe.eval.batch_size, workers=recipe.eval.workers),
                    device=device, amp=policy.amp, desc="teacher eval", views=test.views)
-    checkpoint.save_atomic({"state_dict": model.state_dict(), "num_classes": train.num_classes,
-                            "classes": list(train.classes), "teacher": recipe.to_dict()["teacher"],
-                            "dataset": recipe.eval.dataset, "test": acc, "train_seconds": train_seconds}, path)
+    checkpoint.save_weights(model.state_dict(), {"num_classes": train.num_classes, "classes": list(train.classes),
+                                                 "teacher": recipe.to_dict()["teacher"], "dataset": recipe.eval.dataset,
+                                                 "test": acc, "train_seconds": train_seconds}, path)
     tqdm.write(f"teacher {recipe.teacher.arch}: top1 {acc['top1']:.2f}% on {recipe.eval.dataset} test; saved {path}")
     return model
 
 
 def teacher_path(recipe: Recipe, data: LabelledData) -> Path:
-    return cache_dir("teachers") / f"{cache_key(recipe, data)}.pt"
+    """The cached teacher: a safetensors file (weights, with its class count and accuracy in the header).
+
+    A ``.pt`` file of the same name beside it, written by older versions, is still read (safely)."""
+    return cache_dir("teachers") / f"{cache_key(recipe, data)}.safetensors"
+
+
+def _cached_teacher(path: Path) -> tuple[dict[str, Any], int] | None:
+    """``(state dict, class count)`` of the cached teacher at ``path`` (or its older ``.pt`` form), if any."""
+    if path.is_file():
+        state, meta = checkpoint.load_weights(path)
+        return state, int(meta.get("num_classes") or _classes_in(state) or 0)
+    legacy = path.with_suffix(".pt")
+    if legacy.is_file():
+        saved = checkpoint.load(legacy)
+        return saved["state_dict"], int(saved["num_classes"])
+    return None
 
 
 def _classes_in(state: dict[str, Any]) -> int | None:
@@ -125,20 +140,22 @@ def load_teacher(recipe: Recipe, modality: Modality, *, device: torch.device, da
     elif t.kind == "checkpoint":
         state = checkpoint.load(Path(t.checkpoint).expanduser())
         state = state.get("state_dict", state.get("student", state))
+        if not isinstance(state, dict):
+            raise AipError(f"teacher checkpoint {t.checkpoint} holds a {type(state).__name__} under 'state_dict', "
+                           "not a dict of tensors; save model.state_dict() instead")
         # build with the checkpoint's own class count, so a mismatch is reported as such (check_outputs)
         model = build_model(modality, recipe, t, num_classes=_classes_in(state) or k, pretrained=False)
-        try:
-            model.load_state_dict(state)
-        except RuntimeError as e:
-            first = str(e).strip().splitlines()[0]
-            raise AipError(f"teacher checkpoint {t.checkpoint} does not fit teacher.arch {t.arch!r} "
-                           f"({first})") from None
+        checkpoint.load_state(model, state, what=f"teacher checkpoint {t.checkpoint}",
+                              fix=f"set teacher.arch (now {t.arch!r}) and teacher.kwargs to the model it was saved "
+                                  "from")
     else:  # train: cached after the first time
         path = teacher_path(recipe, data)
-        if path.exists():
-            state = checkpoint.load(path)
-            model = build_model(modality, recipe, t, num_classes=state["num_classes"], pretrained=False)
-            model.load_state_dict(state["state_dict"])
+        cached = _cached_teacher(path)
+        if cached is not None:
+            state, classes = cached
+            model = build_model(modality, recipe, t, num_classes=classes, pretrained=False)
+            checkpoint.load_state(model, state, what=f"cached teacher {path}",
+                                  fix="delete it and run `aip teacher RECIPE` to train it again")
         elif train_if_missing:
             model = fit_teacher(recipe, modality, device=device, path=path)
         else:

@@ -21,7 +21,7 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from aip import checkpoint, distributed, files, graphs
+from aip import checkpoint, distributed, files, graphs, rundir
 from aip.errors import AipError
 from aip.hardware import Policy
 from aip.interrupts import Interrupted, deferred_stops
@@ -88,7 +88,7 @@ class RunFiles:
     def __init__(self, run_dir: Path, recipe: Recipe, *, classes: list[str]) -> None:
         self.dir, self.recipe, self.classes = run_dir, recipe, classes
         self.last, self.best, self.log = run_dir / "last.pt", run_dir / "best.pt", run_dir / "metrics.jsonl"
-        self.fingerprint = recipe.fingerprint("modality", "source", "augment", "teacher", "student", "loss", "train")
+        self.fingerprint = rundir.fingerprint(recipe)
 
     def meta(self) -> dict[str, Any]:
         return {"recipe": self.recipe.to_dict(), "classes": self.classes, "num_classes": len(self.classes)}

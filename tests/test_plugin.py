@@ -33,7 +33,7 @@ def _env(site: Path | None, cache: Path) -> dict[str, str]:
 def aip(*args: str, site: Path | None, tmp: Path) -> subprocess.CompletedProcess[str]:
     """``python -m aip ARGS`` in ``tmp`` (cache in ``tmp/cache``), with ``site`` as the only PYTHONPATH."""
     return subprocess.run([sys.executable, "-m", "aip", *args], capture_output=True, text=True,
-                          env=_env(site, tmp / "cache"), cwd=tmp, timeout=900)
+                          env=_env(site, tmp / "cache"), cwd=tmp)
 
 
 @pytest.fixture(scope="module")
@@ -47,7 +47,7 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Path:
     env = _env(None, tmp / "cache")
     pip = subprocess.run([sys.executable, "-m", "pip", "install", "--no-deps", "--no-build-isolation",
                           "--no-index", "--target", str(target), str(src)],
-                         capture_output=True, text=True, env=env, timeout=900)
+                         capture_output=True, text=True, env=env)
     # the test extras install setuptools >= 70.1 and wheel, so this builds offline, as a user's pip would
     assert pip.returncode == 0, f"pip could not install the example plugin:\n{pip.stdout}\n{pip.stderr}"
     assert (target / "aip_toy" / "__init__.py").is_file()

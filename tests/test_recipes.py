@@ -113,11 +113,13 @@ def test_imagenet_is_resnet18_to_resnet50():
         r.to_dict() | {"student": {}, "name": "", "description": ""}, "the two differ only in the student"
 
 
-def test_overrides_through_the_real_cli():
+def test_overrides_through_the_real_cli(tmp_path):
     """``python -m aip check RECIPE --set ...`` (the documented way to shorten a run) prints the change."""
+    photo = tmp_path / "animals.png"
+    photo.write_bytes(b"checked to exist by `aip check`, decoded only by a run")
     result = run_cli("check", "recipes/cifar10.toml", "--set", "train.epochs=3",
-                     "--set", "source.uri=/tmp/animals.png", timeout=900)
+                     "--set", f"source.uri={photo.as_posix()}")
     assert result.returncode == 0, result.stderr
     printed = tomllib.loads(result.stdout)
-    assert printed["train"]["epochs"] == 3 and printed["source"]["uri"] == "/tmp/animals.png"
+    assert printed["train"]["epochs"] == 3 and printed["source"]["uri"] == photo.as_posix()
     assert "OK: 294 steps of 512 views" in result.stderr

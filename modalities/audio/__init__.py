@@ -17,7 +17,7 @@ from typing import Any, Literal
 import torch
 from torch import nn
 
-from aip.cache import dataset_root
+from aip.cache import dataset_root, local_file
 from aip.errors import AipError
 from aip.extras import require
 from aip.modality import LabelledData
@@ -44,9 +44,11 @@ class AudioModality:
 
         DATASETS.get(recipe.eval.dataset)  # an unknown name is an AipError listing the known ones
         uri = recipe.source.uri
-        if ":" not in uri.split("/")[0] and not Path(uri).expanduser().is_file():
-            raise AipError(f"source recording {uri} does not exist; set source.uri to an audio file, an http(s) "
-                           "URL, espeak:prose, synthetic:noise or dataset:train")
+        accepts = "an audio file, an http(s) URL, espeak:prose, synthetic:noise or dataset:train"
+        if ":" not in uri.split("/")[0]:
+            local_file(uri, what="source recording", accepts=accepts)
+        elif not uri.startswith(("http://", "https://")) and uri not in SOURCES:
+            raise AipError(f"unknown source {uri!r}; set source.uri to {accepts}")
 
     def sampler(self, recipe: Recipe, *, device: torch.device) -> WindowSampler | DatasetSampler:
         src: AudioSourceConfig = recipe.source

@@ -21,7 +21,7 @@ from aip.modality import LabelledData
 from aip.recipe import Recipe, StudentConfig, TeacherConfig
 from modalities.image.augment import ImageAugmenter
 from modalities.image.config import ImageAugmentConfig, ImageSourceConfig
-from modalities.image.source import SYNTHETIC, DatasetSampler, ImageViewSampler, load_image
+from modalities.image.source import SYNTHETIC, DatasetSampler, ImageViewSampler, check_source, load_image
 
 
 class ImageModality:
@@ -36,6 +36,7 @@ class ImageModality:
         from modalities.image import datasets
 
         datasets.info(recipe.eval.dataset)  # unknown dataset -> AipError listing the known ones
+        check_source(recipe.source.uri)  # a typo in source.uri fails here, not after the teacher has trained
 
     def sampler(self, recipe: Recipe, *, device: torch.device) -> ImageViewSampler | DatasetSampler:
         src: ImageSourceConfig = recipe.source

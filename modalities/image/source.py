@@ -19,7 +19,7 @@ import torch
 import torch.nn.functional as F
 from PIL import Image, UnidentifiedImageError
 
-from aip.cache import download
+from aip.cache import download, local_file
 from aip.errors import AipError
 from modalities.image.atlas import atlas, fit_boxes, pyramid
 from modalities.image.color import ColorJitter
@@ -41,9 +41,43 @@ def _to_tensor(array: np.ndarray) -> torch.Tensor:
     return t.float() / 255.0 if t.dtype == torch.uint8 else t.float().clamp(0, 1)
 
 
+ACCEPTS = "an image file, an http(s) URL, skimage:NAME, synthetic:noise/dead_leaves or dataset:train"
+#: scikit-image's data functions that return one picture (others return paths, several arrays or nothing)
+SKIMAGE_NOT_PHOTOS = ("data_dir", "download_all", "file_hash", "lbp_frontal_face_cascade_filename", "lfw_subset",
+                      "stereo_motorcycle")
+
+
+def check_source(uri: str, *, what: str = "source image") -> None:
+    """Fail early, with one line, on a ``source.uri`` that cannot work: an unknown ``synthetic:``/``skimage:``
+    name, or a local path that is missing or a directory (URLs are checked when they are downloaded)."""
+    scheme, _, name = uri.partition(":")
+    if uri.startswith(("http://", "https://")) or uri == "dataset:train":
+        return
+    if scheme == "synthetic":
+        if name not in SYNTHETIC:
+            raise AipError(f"unknown synthetic source {uri!r}; known: {', '.join(f'synthetic:{s}' for s in SYNTHETIC)}")
+    elif scheme == "skimage":
+        _skimage_loader(name)
+    elif scheme == "dataset":
+        raise AipError(f"unknown source {uri!r}; the only dataset source is dataset:train")
+    else:
+        local_file(uri, what=what, accepts=ACCEPTS)
+
+
+def _skimage_loader(name: str):
+    import skimage.data
+
+    loader = getattr(skimage.data, name, None)
+    if name in SKIMAGE_NOT_PHOTOS:
+        raise AipError(f"skimage:{name} is not one image; pick a photo such as skimage:astronaut or skimage:chelsea")
+    if name.startswith("_") or name not in skimage.data.__all__ or not callable(loader):
+        known = "astronaut, camera, chelsea, coffee, hubble_deep_field, rocket, immunohistochemistry, ..."
+        raise AipError(f"skimage:{name} is not a scikit-image photo; try one of {known}")
+    return loader
+
+
 def _read_file(path: Path) -> torch.Tensor:
-    if not path.is_file():
-        raise AipError(f"source image {path} does not exist; set source.uri to an image file, a URL or skimage:NAME")
+    path = local_file(str(path), what="source image", accepts=ACCEPTS)
     try:
         with Image.open(path) as im:
             return _to_tensor(np.asarray(im.convert("RGB")))
@@ -52,16 +86,14 @@ def _read_file(path: Path) -> torch.Tensor:
 
 
 def _skimage(name: str) -> torch.Tensor:
-    import skimage.data
-
-    loader = getattr(skimage.data, name, None)
-    if name.startswith("_") or not callable(loader):
-        known = "astronaut, camera, chelsea, coffee, hubble_deep_field, rocket, immunohistochemistry, ..."
-        raise AipError(f"skimage:{name} is not a scikit-image photo; try one of {known}")
+    loader = _skimage_loader(name)
     try:
         array = loader()
     except Exception as e:  # photos not shipped in the wheel need pooch and a network
         raise AipError(f"skimage:{name} could not be loaded ({type(e).__name__}: {e}); pick a bundled photo") from None
+    if not isinstance(array, np.ndarray):
+        raise AipError(f"skimage:{name} is not one image (it gives a {type(array).__name__}); pick a photo such "
+                       "as skimage:astronaut or skimage:chelsea")
     return _to_tensor(array)
 
 

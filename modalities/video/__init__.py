@@ -20,6 +20,7 @@ from aip.errors import AipError, RecipeError
 from aip.extras import require
 from aip.modality import LabelledData
 from aip.recipe import Recipe, StudentConfig, TeacherConfig
+from modalities.image.source import check_source
 from modalities.video.config import VideoAugmentConfig, VideoSourceConfig
 
 require("av", "pytorchvideo", extra="video", what="the video modality")
@@ -40,6 +41,10 @@ class VideoModality:
         from modalities.video import datasets, models
 
         datasets.DatasetName.parse(recipe.eval.dataset)
+        if recipe.source.uri.startswith("dataset:"):
+            raise AipError(f"source.uri = {recipe.source.uri!r}: the video modality distils from one video or "
+                           "image, not a dataset; set source.uri to a video file, an image, a URL or skimage:NAME")
+        check_source(recipe.source.uri, what="source video or image")  # a typo fails here, before any training
         for role in ("teacher", "student"):
             spec = getattr(recipe, role)
             if spec.arch and spec.arch not in models.names():

@@ -15,7 +15,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from aip.cache import download
+from aip.cache import download, local_file
 from aip.errors import AipError
 from modalities.image.atlas import atlas, fit_boxes, pyramid
 from modalities.image.color import ColorJitter
@@ -42,9 +42,8 @@ def load_source(cfg: VideoSourceConfig) -> torch.Tensor:
     ``cfg.fps`` (a video must last at least one clip: ``(frames - 1) * stride + 1`` frames)."""
     if not is_video(cfg.uri):
         return load_image_uri(cfg.uri, size=cfg.size, max_side=cfg.max_side)[None]
-    path = download(cfg.uri) if cfg.uri.startswith(("http://", "https://")) else Path(cfg.uri).expanduser()
-    if not path.is_file():
-        raise AipError(f"source video {path} does not exist; set source.uri to a video file, an image or skimage:NAME")
+    path = download(cfg.uri) if cfg.uri.startswith(("http://", "https://")) else \
+        local_file(cfg.uri, what="source video", accepts="a video file, an image, an http(s) URL or skimage:NAME")
 
     def every_frame_at_fps(times: np.ndarray, duration: float) -> np.ndarray:
         grid = np.arange(max(int(duration * cfg.fps), 1)) / cfg.fps

@@ -1,0 +1,432 @@
+"""A hostile but fair user: unsafe checkpoints, two runs at once, a user's folder as --out, a full disk, bad
+devices, sources and caches. Each case must end in one line (an ``AipError``, exit 2 from the CLI) with the
+user's files intact and nothing from a file executed."""
+
+from __future__ import annotations
+
+import errno
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from aip import checkpoint, rundir
+from aip import recipe as R
+from aip.cache import cache_dir
+from aip.errors import AipError
+from aip.hardware import resolve_device
+from aip.registry import load_modality
+from aip.run import evaluate_checkpoint, preview, run
+from aip.teacher import load_teacher, teacher_path
+from modalities.image.config import ImageSourceConfig
+from modalities.image.models import build
+from modalities.image.source import load_image
+from tests.conftest import ROOT, run_cli
+from tests.test_cli import assert_one_line_error
+
+CPU = torch.device("cpu")
+
+
+class Payload:
+    """Unpickling this creates a folder: proof that code from the file ran."""
+
+    def __init__(self, proof: Path) -> None:
+        self.proof = proof
+
+    def __reduce__(self):
+        return os.mkdir, (str(self.proof),)
+
+
+def code_pickle(path: Path, proof: Path, *, wrap: bool = True) -> Path:
+    torch.save({"student": Payload(proof), "fingerprint": "x"} if wrap else Payload(proof), path)
+    return path
+
+
+def one_line(e: pytest.ExceptionInfo, *fragments: str) -> str:
+    msg = str(e.value)
+    assert "\n" not in msg, msg
+    for f in fragments:
+        assert f in msg, msg
+    return msg
+
+
+def cnn(width: int = 8, classes: int = 4) -> torch.nn.Module:
+    return build("cnn", num_classes=classes, in_channels=3, pretrained=False, kwargs={"width": width},
+                 dataset_norm=([0.5] * 3, [0.25] * 3))
+
+
+def teacher_from(tiny_recipe: Path, ck: Path, *extra: str) -> R.Recipe:
+    return R.load(tiny_recipe, ["teacher.kind='checkpoint'", f"teacher.checkpoint='{ck.as_posix()}'", *extra])
+
+
+def load_recipe_teacher(recipe: R.Recipe) -> torch.nn.Module:
+    modality = load_modality(recipe.modality)
+    return load_teacher(recipe, modality, device=CPU, data=modality.data(recipe, split="test", train=False))
+
+
+# ------------------------------------------------------------------------------------- untrusted checkpoints
+def test_a_checkpoint_with_code_is_refused_and_nothing_runs(tmp_path):
+    proof = tmp_path / "ran"
+    with pytest.raises(AipError) as e:
+        checkpoint.load(code_pickle(tmp_path / "evil.pt", proof))
+    one_line(e, "evil.pt", "does not run code", "posix.mkdir")
+    assert not proof.exists()
+    import pickle  # the same payload in a plain pickle (not torch's format) is refused the same way
+
+    (tmp_path / "evil.pkl").write_bytes(pickle.dumps({"w": Payload(proof)}, protocol=4))
+    with pytest.raises(AipError) as e:
+        checkpoint.load(tmp_path / "evil.pkl")
+    one_line(e, "evil.pkl")
+    assert not proof.exists()
+
+
+def test_eval_of_a_checkpoint_with_code_is_one_line(tiny_recipe, tmp_path):
+    proof = tmp_path / "ran"
+    evil = code_pickle(tmp_path / "best.pt", proof)
+    assert_one_line_error(run_cli("eval", str(tiny_recipe), "--checkpoint", str(evil), "--device", "cpu"),
+                          "best.pt", "tensors and plain values")
+    assert not proof.exists()
+
+
+def test_a_teacher_checkpoint_with_code_is_refused(tiny_recipe, tmp_path):
+    proof = tmp_path / "ran"
+    recipe = teacher_from(tiny_recipe, code_pickle(tmp_path / "teacher.pt", proof, wrap=False))
+    with pytest.raises(AipError) as e:
+        load_recipe_teacher(recipe)
+    one_line(e, "teacher.pt")
+    assert not proof.exists()
+
+
+def test_a_last_pt_with_code_is_refused_before_resuming(tiny_recipe, tmp_path):
+    proof, out = tmp_path / "ran", tmp_path / "run"
+    out.mkdir()
+    code_pickle(out / "last.pt", proof)
+    with pytest.raises(AipError) as e:
+        run(R.load(tiny_recipe), out=out, device=CPU)
+    one_line(e, "last.pt", "--out NEW_DIR")
+    assert not proof.exists()
+    assert sorted(p.name for p in out.iterdir()) == ["last.pt"]  # nothing added to the folder
+
+
+def test_a_cached_teacher_with_code_is_refused(tiny_recipe, tmp_path):
+    recipe = R.load(tiny_recipe)
+    modality = load_modality("image")
+    test = modality.data(recipe, split="test", train=False)
+    proof = tmp_path / "ran"
+    legacy = teacher_path(recipe, test).with_suffix(".pt")  # the cache format of older versions
+    torch.save({"state_dict": Payload(proof), "num_classes": 4}, legacy)
+    with pytest.raises(AipError) as e:
+        load_teacher(recipe, modality, device=CPU, data=test, train_if_missing=False)
+    one_line(e, legacy.name)
+    assert not proof.exists()
+
+
+def test_cached_teachers_are_safetensors_and_old_pt_caches_still_load(tiny_recipe):
+    recipe = R.load(tiny_recipe)
+    modality = load_modality("image")
+    test = modality.data(recipe, split="test", train=False)
+    model = cnn()
+    path = teacher_path(recipe, test)
+    assert path.suffix == ".safetensors"
+    checkpoint.save_weights(model.state_dict(), {"num_classes": 4}, path)
+    assert path.read_bytes()[8:9] == b"{"  # a JSON header, then raw tensor bytes: no pickle
+    loaded = load_teacher(recipe, modality, device=CPU, data=test, train_if_missing=False)
+    x = torch.rand(2, 3, 24, 24)
+    assert torch.equal(loaded(x), model.eval()(x))
+    path.unlink()
+    torch.save({"state_dict": model.state_dict(), "num_classes": 4}, path.with_suffix(".pt"))
+    assert torch.equal(load_teacher(recipe, modality, device=CPU, data=test, train_if_missing=False)(x), loaded(x))
+
+
+def test_a_teacher_checkpoint_holding_a_whole_model_or_a_list(tiny_recipe, tmp_path):
+    proof = tmp_path / "ran"
+    whole = tmp_path / "whole.pt"
+    torch.save(cnn(), whole)  # a pickled nn.Module: its classes would have to be imported and called
+    with pytest.raises(AipError) as e:
+        load_recipe_teacher(teacher_from(tiny_recipe, whole, "teacher.kwargs={width=8}"))
+    one_line(e, "whole.pt", "state_dict()")
+    listed = tmp_path / "list.pt"
+    torch.save([torch.zeros(2)], listed)
+    with pytest.raises(AipError) as e:
+        load_recipe_teacher(teacher_from(tiny_recipe, listed, "teacher.kwargs={width=8}"))
+    one_line(e, "list.pt", "holds a list")
+    assert not proof.exists()
+
+
+def test_a_state_dict_that_does_not_fit_names_the_keys(tiny_recipe, tmp_path):
+    ck = tmp_path / "narrow.pt"
+    state = cnn(width=4).state_dict()
+    state["extra.weight"] = torch.zeros(1)
+    del state[next(iter(state))]
+    torch.save(state, ck)
+    with pytest.raises(AipError) as e:
+        load_recipe_teacher(teacher_from(tiny_recipe, ck, "teacher.kwargs={width=8}"))
+    msg = one_line(e, "narrow.pt", "missing keys", "unexpected keys extra.weight", "shape of", "teacher.arch")
+    assert "Error(s) in loading" not in msg
+    student = tmp_path / "student.pt"
+    torch.save({"student": cnn(width=4).state_dict()}, student)
+    with pytest.raises(AipError) as e:
+        evaluate_checkpoint(R.load(tiny_recipe), student, device=CPU)
+    one_line(e, "student.pt", "shape of", "pass the recipe the run used")
+
+
+def test_a_corrupt_last_pt_says_what_to_do(tiny_recipe, tmp_path):
+    out = tmp_path / "run"
+    out.mkdir()
+    (out / "last.pt").write_bytes(b"PK\x03\x04 truncated")
+    with pytest.raises(AipError) as e:
+        run(R.load(tiny_recipe), out=out, device=CPU)
+    one_line(e, "last.pt", "delete", "--out NEW_DIR")
+    assert (out / "last.pt").read_bytes() == b"PK\x03\x04 truncated"
+
+
+# ------------------------------------------------------------------------------------------- run directories
+def test_two_runs_into_one_folder(tiny_recipe, tmp_path):
+    """The second run names the process that holds the folder and exits 2; the first run's files are kept."""
+    out = tmp_path / "run"
+    recipe = R.load(tiny_recipe)
+    with rundir.claimed(out, fingerprint=rundir.fingerprint(recipe)):
+        with pytest.raises(AipError) as e:  # flock locks conflict between two opens, even in one process
+            with rundir.claimed(out, fingerprint=rundir.fingerprint(recipe)):
+                pass
+        one_line(e, "in use by another aip run", f"process {os.getpid()}")
+        r = run_cli("run", str(tiny_recipe), "--out", str(out), "--device", "cpu")
+        assert_one_line_error(r, "in use", f"process {os.getpid()}")
+    assert sorted(p.name for p in out.iterdir()) == [rundir.MARKER]
+
+
+def test_a_killed_run_leaves_no_lock_behind(tiny_recipe, tmp_path):
+    """The lock is the operating system's: it goes with the process, even after ``kill -9``."""
+    out = tmp_path / "run"
+    fingerprint = rundir.fingerprint(R.load(tiny_recipe))
+    code = ("import sys, time\nfrom aip import rundir\n"
+            f"with rundir.claimed(__import__('pathlib').Path({str(out)!r}), fingerprint={fingerprint!r}):\n"
+            "    print('claimed', flush=True)\n    time.sleep(600)\n")
+    holder = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True, cwd=ROOT,
+                              env={**os.environ, "PYTHONPATH": str(ROOT)})
+    try:
+        assert holder.stdout.readline().strip() == "claimed"  # an event, not a sleep
+        with pytest.raises(AipError, match=f"process {holder.pid}"):
+            with rundir.claimed(out, fingerprint=fingerprint):
+                pass
+    finally:
+        holder.send_signal(signal.SIGKILL)
+        holder.wait()
+    with rundir.claimed(out, fingerprint=fingerprint):
+        pass
+
+
+def test_out_into_a_users_folder_is_refused(tiny_recipe, tmp_path):
+    folder = tmp_path / "mine"
+    folder.mkdir()
+    mine = "# my own recipe, with comments\nmodality = 'image'\n"
+    (folder / "recipe.toml").write_text(mine)
+    (folder / "metrics.json").write_text("{}")
+    r = run_cli("run", str(tiny_recipe), "--out", str(folder), "--device", "cpu")
+    assert_one_line_error(r, "not empty", "--force")
+    # --force writes beside a user's files, never over them
+    r = run_cli("run", str(tiny_recipe), "--out", str(folder), "--device", "cpu", "--force")
+    assert_one_line_error(r, "recipe.toml", "metrics.json")
+    assert (folder / "recipe.toml").read_text() == mine and (folder / "metrics.json").read_text() == "{}"
+    assert sorted(p.name for p in folder.iterdir()) == ["metrics.json", "recipe.toml"]
+    notes = tmp_path / "notes"
+    notes.mkdir()
+    (notes / "todo.txt").write_text("keep me")
+    fingerprint = rundir.fingerprint(R.load(tiny_recipe))
+    with pytest.raises(AipError, match="--force"):
+        with rundir.claimed(notes, fingerprint=fingerprint):
+            pass
+    with rundir.claimed(notes, fingerprint=fingerprint, force=True):
+        pass
+    assert (notes / "todo.txt").read_text() == "keep me"
+
+
+def test_a_run_of_another_recipe_without_a_checkpoint_is_refused(tiny_recipe, tmp_path):
+    out = tmp_path / "run"
+    with rundir.claimed(out, fingerprint="a"):
+        (out / "recipe.toml").write_text("x")  # killed before its first checkpoint: known by its marker
+    with pytest.raises(AipError, match="different recipe"):
+        with rundir.claimed(out, fingerprint="b"):
+            pass
+    with rundir.claimed(out, fingerprint="a"):  # the same recipe resumes (here: starts again)
+        pass
+
+
+def test_a_run_that_fails_before_training_leaves_no_folder(tiny_recipe, tmp_path):
+    out = tmp_path / "runs" / "tiny"
+    with pytest.raises(AipError, match="does not exist"):
+        run(teacher_from(tiny_recipe, tmp_path / "missing.pt"), out=out, device=CPU)
+    assert not (tmp_path / "runs").exists()
+    existing = tmp_path / "empty"
+    existing.mkdir()
+    with pytest.raises(AipError):
+        run(teacher_from(tiny_recipe, tmp_path / "missing.pt"), out=existing, device=CPU)
+    assert existing.is_dir() and not any(existing.iterdir())  # the user's own (empty) folder stays
+
+
+# ---------------------------------------------------------------------------------------------- a full disk
+def full_disk(monkeypatch: pytest.MonkeyPatch, *, room: int = 100) -> None:
+    """Files aip opens for writing take ``room`` bytes, then every write fails as on a full disk."""
+    import builtins
+
+    from aip import files
+
+    class Full:
+        def __init__(self, f) -> None:
+            self.f, self.left = f, room
+
+        def write(self, data) -> int:
+            if len(data) > self.left:
+                raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+            self.left -= len(data)
+            return self.f.write(data)
+
+        def __getattr__(self, name):
+            return getattr(self.f, name)
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc) -> None:
+            self.f.close()
+
+    def full_open(file, mode="r", *args, **kwargs):
+        f = builtins.open(file, mode, *args, **kwargs)
+        return Full(f) if "w" in mode else f
+
+    monkeypatch.setattr(files, "open", full_open, raising=False)
+
+
+def test_a_full_disk_keeps_the_previous_checkpoint(tmp_path, monkeypatch):
+    last = tmp_path / "last.pt"
+    checkpoint.save_atomic({"step": 1, "w": torch.ones(3)}, last)
+    full_disk(monkeypatch)
+    with pytest.raises(AipError) as e:
+        checkpoint.save_atomic({"step": 2, "w": torch.zeros(3)}, last)
+    one_line(e, f"no space left on device writing {last}", "run the same command to resume")
+    assert checkpoint.load(last)["step"] == 1 and [p.name for p in tmp_path.iterdir()] == ["last.pt"]
+
+
+def test_a_run_on_a_full_disk_stops_with_one_line_and_keeps_its_checkpoint(tiny_recipe, tmp_path, monkeypatch):
+    ck = tmp_path / "teacher.pt"
+    torch.save(cnn().state_dict(), ck)  # a ready teacher: no teacher training in this test
+    recipe = teacher_from(tiny_recipe, ck, "teacher.kwargs={width=8}", "train.epochs=2")
+    out = tmp_path / "run"
+    run(recipe, out=out, device=CPU, stop_after_epochs=1)
+    saved = checkpoint.load(out / "last.pt")
+    full_disk(monkeypatch)
+    with pytest.raises(AipError) as e:
+        run(recipe, out=out, device=CPU)
+    one_line(e, "no space left on device writing", str(out), "run the same command to resume")
+    kept = checkpoint.load(out / "last.pt")
+    assert kept["step"] == saved["step"] == recipe.train.steps_per_epoch
+    assert all(torch.equal(v, saved["student"][k]) for k, v in kept["student"].items())
+    assert not [p for p in out.iterdir() if p.name.endswith(".tmp")]
+
+
+def test_a_full_disk_while_caching_a_teacher(tmp_path, monkeypatch):
+    path = tmp_path / "teacher.safetensors"
+    full_disk(monkeypatch)
+    with pytest.raises(AipError) as e:
+        checkpoint.save_weights(cnn().state_dict(), {"num_classes": 4}, path)
+    one_line(e, "no space left on device", str(path))
+    assert list(tmp_path.iterdir()) == []
+
+
+# ------------------------------------------------------------------------------ devices, sources, caches, paths
+@pytest.mark.parametrize("name", ["mps", "xpu", "meta", *(["cuda:99"] if torch.cuda.is_available() else [])])
+def test_devices_aip_does_not_train_on(name):
+    with pytest.raises(AipError) as e:
+        resolve_device(name)
+    one_line(e, f"--device {name}", "cpu")
+
+
+def test_a_device_name_through_the_cli(tiny_recipe):
+    assert_one_line_error(run_cli("preview", str(tiny_recipe), "--device", "meta"), "--device meta")
+
+
+def test_a_scikit_image_item_that_is_not_one_image(tiny_recipe, monkeypatch):
+    with pytest.raises(AipError) as e:
+        load_image(ImageSourceConfig(uri="skimage:stereo_motorcycle", size=32))
+    one_line(e, "skimage:stereo_motorcycle", "not one image")
+    with pytest.raises(AipError, match="not one image"):  # at load time, before any work
+        R.load(tiny_recipe, ["source.uri='skimage:stereo_motorcycle'"])
+    import skimage.data  # a loader that returns several arrays is refused when it is called
+
+    monkeypatch.setattr(skimage.data, "chelsea", lambda: (skimage.data.camera(), skimage.data.camera()))
+    with pytest.raises(AipError, match="it gives a tuple"):
+        load_image(ImageSourceConfig(uri="skimage:chelsea", size=32))
+
+
+def test_aip_cache_a_regular_file(tmp_path, monkeypatch):
+    blocker = tmp_path / "cache"
+    blocker.write_text("not a folder")
+    monkeypatch.setenv("AIP_CACHE", str(blocker))
+    with pytest.raises(AipError) as e:
+        cache_dir("teachers")
+    one_line(e, "AIP_CACHE", "is a file")
+
+
+def test_aip_cache_a_read_only_folder(tmp_path, monkeypatch):
+    ro = tmp_path / "cache"
+    ro.mkdir()
+    ro.chmod(0o555)
+    monkeypatch.setenv("AIP_CACHE", str(ro))
+    if os.geteuid() == 0:  # root writes anywhere: refuse as a read-only file system would
+        real = Path.mkdir
+
+        def mkdir(self, *args, **kwargs):
+            if ro in self.parents:
+                raise PermissionError(errno.EROFS, os.strerror(errno.EROFS), str(self))
+            return real(self, *args, **kwargs)
+
+        monkeypatch.setattr(Path, "mkdir", mkdir)
+    try:
+        with pytest.raises(AipError) as e:
+            cache_dir("teachers")
+        one_line(e, "AIP_CACHE", "not writable")
+    finally:
+        ro.chmod(0o755)
+
+
+def test_aip_cache_a_file_through_the_cli(tiny_recipe, tmp_path):
+    blocker = tmp_path / "cache"
+    blocker.write_text("not a folder")
+    r = run_cli("teacher", str(tiny_recipe), "--device", "cpu", env={"AIP_CACHE": str(blocker)})
+    assert_one_line_error(r, "AIP_CACHE", "is a file")
+
+
+def test_preview_under_a_regular_file(tiny_recipe, tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("a file")
+    with pytest.raises(AipError) as e:
+        preview(R.load(tiny_recipe), out=blocker / "p", count=2, device=CPU)
+    one_line(e, "preview folder", "--out")
+
+
+def test_a_source_typo_is_caught_by_check_and_before_the_teacher(tiny_recipe, tmp_path, isolated_cache):
+    typo = tmp_path / "photo.jgp"
+    assert_one_line_error(run_cli("check", str(tiny_recipe), "--set", f"source.uri='{typo.as_posix()}'"),
+                          "photo.jgp", "does not exist")
+    with pytest.raises(AipError, match="is a directory"):
+        R.load(tiny_recipe, [f"source.uri='{tmp_path.as_posix()}'"])
+    for uri in ("skimage:astronuat", "synthetic:nosie", "dataset:test"):
+        with pytest.raises(AipError, match=uri.split(":")[1]):
+            R.load(tiny_recipe, [f"source.uri='{uri}'"])
+    out = tmp_path / "run"
+    r = run_cli("run", str(tiny_recipe), "--out", str(out), "--device", "cpu",
+                "--set", f"source.uri='{typo.as_posix()}'")
+    assert_one_line_error(r, "does not exist")
+    assert not out.exists() and not (isolated_cache / "teachers").exists()  # no teacher was trained
+
+
+def test_a_video_source_typo_is_caught_at_load(tmp_path):
+    with pytest.raises(AipError) as e:
+        R.load(ROOT / "recipes" / "ucf101.toml", [f"source.uri='{(tmp_path / 'clip.mp44').as_posix()}'"])
+    one_line(e, "clip.mp44", "does not exist")
+    with pytest.raises(AipError, match="is a directory"):
+        R.load(ROOT / "recipes" / "ucf101.toml", [f"source.uri='{tmp_path.as_posix()}'"])
