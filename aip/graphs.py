@@ -6,16 +6,17 @@ that host time is added to every step. Captured once into a CUDA graph (``torch.
 path is replayed with one call; its random numbers still change at every replay (PyTorch's CUDA generator is
 graph-safe: each replay advances its offset), so every batch is new.
 
-A sampler or augmenter can be captured only if, when built for capture, it
+A sampler or augmenter can be captured only if it
 
 - draws all its randomness on the device (no host RNG: a captured graph would replay the same host draw);
 - never reads the device from the host (no ``.item()``, ``bool(t)``, ``nonzero``, boolean-mask indexing);
 - creates no tensors from host data while sampling (constants are made once, at construction);
 - keeps its shapes fixed (they are, for a fixed batch size).
 
-A modality asks :func:`wanted` whether to build its objects that way, and marks them with the attribute
-``capturable = True``; the core captures the data path only when both are marked (``train.graph_data =
-"auto"``, the default; ``"off"`` never captures). :func:`beta` and :func:`permutation` are draws such a part
+The built-in modalities build their samplers and augmenters that way on every device (one code path) and mark
+them with the attribute ``capturable = True`` (:class:`aip.modality.Capturable`); the core captures the data path
+on CUDA when both are marked and :func:`wanted` says so (``train.graph_data = "auto"``, the default; ``"off"``
+never captures). :func:`beta` and :func:`permutation` are draws such a part
 needs, made on the device; :func:`forbid_host_reads` lets tests check the second rule on the CPU.
 """
 
@@ -37,8 +38,7 @@ HOST_READS = ("_local_scalar_dense", "nonzero", "is_nonzero", "item", "equal", "
 
 
 def wanted(recipe: Any, device: torch.device) -> bool:
-    """Whether the data path of ``recipe`` on ``device`` will be captured if it can be: modalities then build
-    their sampler and augmenter for capture (randomness on the device, no host reads)."""
+    """Whether the data path of ``recipe`` on ``device`` is to be captured (if its parts are capturable)."""
     return device.type == "cuda" and recipe.train.graph_data != "off"
 
 
