@@ -2,9 +2,9 @@
 
 A modality is one object registered under the entry-point group ``aip.modalities``. It must provide what
 :class:`Modality` declares; the Protocols after it (:class:`ReferencePipeline`, :class:`InputReader`,
-:class:`Visualizer`, and :class:`Capturable` for samplers and augmenters) are optional capabilities the core
-uses when present. All tensors handed to the core are float tensors on the
-training device, batch first (images ``(B, C, H, W)`` in ``[0, 1]``, but any shape the modality's models take);
+:class:`Visualizer` with its :class:`Visuals`, and :class:`Capturable` for samplers and augmenters) are optional
+capabilities the core uses when present. All tensors handed to the core are float tensors on the training device,
+batch first (images ``(B, C, H, W)`` in ``[0, 1]``, but any shape the modality's models take);
 models take those tensors as they are and return logits ``(B, num_classes)``, doing their own input
 normalisation (or feature extraction) inside. Labelled dataset items have the shape of one view.
 ``docs/plugins.md`` walks through writing one.
@@ -160,25 +160,34 @@ class Capturable(Protocol):
 
 
 @runtime_checkable
-class Visualizer(Protocol):
-    """Optional capability: the input parametrisation and rendering of :mod:`aip.visualize` (feature
-    visualisation by activation maximisation) for one kind of data."""
+class Visuals(Protocol):
+    """The input parametrisation and rendering of :mod:`aip.visualize` (feature visualisation by activation
+    maximisation) for one recipe's kind of input, as :meth:`Visualizer.visuals` returns it."""
 
-    def visual_params(self, recipe: Any, *, count: int, generator: torch.Generator) -> torch.Tensor:
+    def params(self, count: int, *, generator: torch.Generator) -> torch.Tensor:
         """Trainable parameters for ``count`` inputs (e.g. decorrelated Fourier coefficients), small random."""
         ...
 
-    def visual_input(self, recipe: Any, params: torch.Tensor) -> torch.Tensor:
+    def input(self, params: torch.Tensor) -> torch.Tensor:
         """Differentiable map from the parameters to a batch of inputs the model takes, in its value range."""
         ...
 
-    def visual_transform(self, recipe: Any, x: torch.Tensor, *, generator: torch.Generator) -> torch.Tensor:
+    def transform(self, x: torch.Tensor, *, generator: torch.Generator) -> torch.Tensor:
         """A random jitter/scale/rotation (or their analogue for the data kind) of a batch, differentiable."""
         ...
 
-    def visual_render(self, recipe: Any, inputs: dict[str, torch.Tensor], labels: list[str], path: Path
-                      ) -> list[Path]:
+    def render(self, inputs: dict[str, torch.Tensor], labels: list[str], path: Path) -> list[Path]:
         """Write the optimised inputs, one row per model in ``inputs`` (``{"student": x, "teacher": x}``) and
         one column per class named in ``labels``, to ``path`` (PNG, plus WAV/GIF where the data kind has one);
         return the files written."""
+        ...
+
+
+@runtime_checkable
+class Visualizer(Protocol):
+    """Optional capability: feature visualisation (``aip visualize``) of this modality's inputs."""
+
+    def visuals(self, recipe: Any) -> Visuals:
+        """The :class:`Visuals` of ``recipe``'s inputs (their shape, rate or channels taken from it); heavy
+        imports happen here, not at plugin load."""
         ...

@@ -1,7 +1,7 @@
 """Feature visualisation of class logits by activation maximisation, as Lucid/Lucent do it.
 
 For each chosen class, an input is optimised (Adam) to raise the model's logit of that class. The input is
-not optimised pixel by pixel but through the modality's :class:`aip.modality.Visualizer`: a decorrelated
+not optimised pixel by pixel but through the modality's :class:`aip.modality.Visuals`: a decorrelated
 parametrisation (e.g. Fourier coefficients scaled by 1/frequency, colours decorrelated) and, at every step, a
 random transformation (jitter, scale, rotation or their analogue for the data kind), so the result is what the
 model responds to robustly rather than adversarial noise. A fixed seed makes it repeatable. The student and
@@ -20,7 +20,7 @@ from torch import nn
 
 from aip import files
 from aip.errors import AipError
-from aip.modality import Visualizer
+from aip.modality import Visualizer, Visuals
 
 
 @dataclass(frozen=True)
@@ -32,14 +32,15 @@ class Result:
     end: list[float]
 
 
-def maximise(model: nn.Module, visualizer: Visualizer, recipe: Any, targets: list[int], *, steps: int = 256,
-             lr: float = 0.05, seed: int = 0, device: torch.device | str = "cpu") -> Result:
-    """Optimise one input per class index in ``targets`` to maximise ``model``'s logit of that class."""
+def maximise(model: nn.Module, visuals: Visuals, targets: list[int], *, steps: int = 256, lr: float = 0.05,
+             seed: int = 0, device: torch.device | str = "cpu") -> Result:
+    """Optimise one input per class index in ``targets``, parametrised and transformed by ``visuals``, to
+    maximise ``model``'s logit of that class."""
     model = model.eval().to(device)
     for p in model.parameters():
         p.requires_grad_(False)
     g = torch.Generator().manual_seed(seed)
-    params = visualizer.visual_params(recipe, count=len(targets), generator=g).to(device).requires_grad_(True)
+    params = visuals.params(len(targets), generator=g).to(device).requires_grad_(True)
     idx = torch.arange(len(targets), device=device)
     target = torch.tensor(targets, device=device)
 
@@ -47,16 +48,16 @@ def maximise(model: nn.Module, visualizer: Visualizer, recipe: Any, targets: lis
         return model(x)[idx, target]
 
     with torch.no_grad():
-        start = logits_of(visualizer.visual_input(recipe, params)).tolist()
+        start = logits_of(visuals.input(params)).tolist()
     opt = torch.optim.Adam([params], lr=lr)
     for _ in range(steps):
-        x = visualizer.visual_transform(recipe, visualizer.visual_input(recipe, params), generator=g)
+        x = visuals.transform(visuals.input(params), generator=g)
         loss = -logits_of(x).sum()
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
     with torch.no_grad():
-        x = visualizer.visual_input(recipe, params)
+        x = visuals.input(params)
         end = logits_of(x).tolist()
     return Result(x.detach().cpu(), start, end)
 
@@ -81,15 +82,16 @@ def visualize(models: dict[str, nn.Module], visualizer: Any, recipe: Any, *, cla
     if not isinstance(visualizer, Visualizer):
         raise AipError(f"modality {recipe.modality!r} has no feature visualisation (it does not implement "
                        "aip.modality.Visualizer)")
+    visuals = visualizer.visuals(recipe)
     targets = pick_classes(classes, names)
     labels = [classes[i] for i in targets]
     inputs, report = {}, {}
     for role, model in models.items():
-        r = maximise(model, visualizer, recipe, targets, steps=steps, lr=lr, seed=seed, device=device)
+        r = maximise(model, visuals, targets, steps=steps, lr=lr, seed=seed, device=device)
         inputs[role] = r.inputs
         report[role] = {c: {"start": s, "end": e} for c, s, e in zip(labels, r.start, r.end)}
     out.mkdir(parents=True, exist_ok=True)
-    written = visualizer.visual_render(recipe, inputs, labels, out / "classes.png")
+    written = visuals.render(inputs, labels, out / "classes.png")
     files.write_text(json.dumps({"steps": steps, "lr": lr, "seed": seed, "logits": report}, indent=2),
                      out / "visualize.json")
     return [*written, out / "visualize.json"]

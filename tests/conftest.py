@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
+import tomli_w
 from PIL import Image
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -50,47 +52,36 @@ def stripes_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return write_stripes_folder(tmp_path_factory.mktemp("stripes"))
 
 
-TINY_RECIPE = """
-modality = "image"
-name = "tiny"
+def distil(arch: str, *, fit: dict[str, Any], temperature: float, train: dict[str, Any],
+           kwargs: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The [teacher], [student], [loss] and [train] sections the tiny test recipes share (TOML data): a teacher of
+    ``arch`` at width 8 (plus ``kwargs``) trained from scratch with ``fit`` at learning rate 5e-3, a student of the
+    same network, distilled at ``temperature`` in batches of 64 with the keys in ``train``."""
+    net = {"width": 8, **(kwargs or {})}
+    return {"teacher": {"kind": "train", "arch": arch, "kwargs": net, "fit": {**fit, "lr": 5e-3}},
+            "student": {"arch": arch, "kwargs": net},
+            "loss": {"temperature": temperature},
+            "train": {"batch_size": 64, **train}}
 
-[source]
-uri = "skimage:astronaut"
-size = 24
-channels = 3
 
-[augment]
-crop = "pad"
-pad = 2
-solarize_p = 0.0
+def write_toml(path: Path, recipe: dict[str, Any]) -> Path:
+    """Write ``recipe`` (TOML data) to ``path`` as TOML; return ``path``."""
+    path.write_text(tomli_w.dumps(recipe))
+    return path
 
-[teacher]
-kind = "train"
-arch = "cnn"
-kwargs = {{ width = 8 }}
-fit = {{ epochs = 4, batch_size = 32, lr = 5e-3 }}
 
-[student]
-arch = "cnn"
-kwargs = {{ width = 8 }}
-
-[loss]
-temperature = 4.0
-
-[train]
-epochs = {epochs}
-samples_per_epoch = 1024
-batch_size = 64
-lr = 1e-2
-schedule = "cosine"
-view_pool = 2
-log_every = 4
-
-[eval]
-dataset = "imagefolder"
-root = "{root}"
-batch_size = 100
-"""
+#: A recipe that trains a teacher on the stripes set and distils a student from one photo, in seconds, as a
+#: ``str.format`` template: ``TINY_RECIPE.format(root=FOLDER, epochs=N)``. The field ``epochs`` loses its
+#: quotes, so it is filled as a number.
+TINY_RECIPE = tomli_w.dumps({
+    "modality": "image", "name": "tiny",
+    "source": {"uri": "skimage:astronaut", "size": 24, "channels": 3},
+    "augment": {"crop": "pad", "pad": 2, "solarize_p": 0.0},
+    **distil("cnn", fit={"epochs": 4, "batch_size": 32}, temperature=4.0,
+             train={"epochs": "{epochs}", "samples_per_epoch": 1024, "lr": 1e-2, "schedule": "cosine",
+                    "view_pool": 2, "log_every": 4}),
+    "eval": {"dataset": "imagefolder", "root": "{root}", "batch_size": 100},
+}).replace('"{epochs}"', "{epochs}")
 
 
 @pytest.fixture

@@ -12,54 +12,21 @@ import pytest
 import soundfile as sf
 
 from modalities.audio.datasets import KEYWORDS
-from tests.conftest import run_cli
+from tests.conftest import distil, run_cli, write_toml
 
 ESPEAK = pytest.mark.skipif(shutil.which("espeak-ng") is None,
                             reason="espeak-ng is not installed (apt-get install espeak-ng)")
 
-RECIPE = """
-modality = "audio"
-name = "tiny-audio"
-
-[source]
-uri = "{uri}"
-
-[augment]
-reverb_p = 0.1
-
-[teacher]
-kind = "train"
-arch = "cnn"
-kwargs = {{ width = 8 }}
-fit = {{ epochs = 15, batch_size = 32, lr = 5e-3 }}
-
-[student]
-arch = "cnn"
-kwargs = {{ width = 8 }}
-
-[loss]
-temperature = 4.0
-
-[train]
-epochs = 2
-samples_per_epoch = 1536
-batch_size = 64
-lr = 5e-3
-schedule = "onecycle"
-view_pool = 3
-log_every = 8
-
-[eval]
-dataset = "speechcommands"
-root = "{root}"
-download = false
-"""
-
-
 def write_recipe(tmp_path: Path, *, uri: str, root: Path) -> Path:
-    path = tmp_path / "tiny-audio.toml"
-    path.write_text(RECIPE.format(uri=uri, root=root.as_posix()))
-    return path
+    return write_toml(tmp_path / "tiny-audio.toml", {
+        "modality": "audio", "name": "tiny-audio",
+        "source": {"uri": uri},
+        "augment": {"reverb_p": 0.1},
+        **distil("cnn", fit={"epochs": 15, "batch_size": 32}, temperature=4.0,
+                 train={"epochs": 2, "samples_per_epoch": 1536, "lr": 5e-3, "schedule": "onecycle", "view_pool": 3,
+                        "log_every": 8}),
+        "eval": {"dataset": "speechcommands", "root": root.as_posix(), "download": False},
+    })
 
 
 @ESPEAK
@@ -85,47 +52,19 @@ def test_teacher_then_student_from_one_recording_runs_end_to_end(tmp_path: Path)
     assert [r["epoch"] for r in rows] == [1, 2]
 
 
-STUDENT_RECIPE = """
-modality = "audio"
-name = "tiny-student"
+def student_recipe(tmp_path: Path, *, root: Path, teacher_epochs: int, epochs: int, samples_per_epoch: int) -> Path:
+    """Keywords heard by the teacher, one prose recording by the student, through a finer log-mel front end."""
+    return write_toml(tmp_path / "tiny-student.toml", {
+        "modality": "audio", "name": "tiny-student",
+        "source": {"uri": "espeak:prose"},
+        "augment": {"isolate_p": 0.8, "reverb_p": 0.1, "cutmix_p": 0.3},
+        **distil("cnn", kwargs={"n_mels": 40, "hop_ms": 16.0}, temperature=4.0,
+                 fit={"epochs": teacher_epochs, "batch_size": 32, "label_smoothing": 0.1},
+                 train={"epochs": epochs, "samples_per_epoch": samples_per_epoch, "optimizer": "adamw", "lr": 3e-3,
+                        "weight_decay": 5e-4, "schedule": "onecycle", "view_pool": 3, "log_every": 20, "seed": 0}),
+        "eval": {"dataset": "audiofolder", "root": root.as_posix()},
+    })
 
-[source]
-uri = "espeak:prose"
-
-[augment]
-isolate_p = 0.8
-reverb_p = 0.1
-cutmix_p = 0.3
-
-[teacher]
-kind = "train"
-arch = "cnn"
-kwargs = {{ width = 8, n_mels = 40, hop_ms = 16.0 }}
-fit = {{ epochs = {teacher_epochs}, batch_size = 32, lr = 5e-3, label_smoothing = 0.1 }}
-
-[student]
-arch = "cnn"
-kwargs = {{ width = 8, n_mels = 40, hop_ms = 16.0 }}
-
-[loss]
-temperature = 4.0
-
-[train]
-epochs = {epochs}
-samples_per_epoch = {samples_per_epoch}
-batch_size = 64
-optimizer = "adamw"
-lr = 3e-3
-weight_decay = 5e-4
-schedule = "onecycle"
-view_pool = 3
-log_every = 20
-seed = 0
-
-[eval]
-dataset = "audiofolder"
-root = "{root}"
-"""
 
 #: four keywords whose vowels differ (the set's test voices are never heard in training)
 STUDENT_WORDS = ("yes", "no", "up", "right")
@@ -157,9 +96,7 @@ def test_student_from_one_prose_recording_beats_chance(tmp_path: Path):
     a student that only ever hears augmented windows of ONE espeak-ng prose recording (which contains none of
     the words) recognises the keywords spoken by voices neither network heard."""
     root = keyword_audiofolder(tmp_path, words=STUDENT_WORDS, n_voices=12, reps=3)
-    recipe = tmp_path / "tiny-student.toml"
-    recipe.write_text(STUDENT_RECIPE.format(root=root.as_posix(), teacher_epochs=25, epochs=3,
-                                            samples_per_epoch=6400))
+    recipe = student_recipe(tmp_path, root=root, teacher_epochs=25, epochs=3, samples_per_epoch=6400)
     teacher = run_cli("teacher", str(recipe), "--device", "cpu")
     assert teacher.returncode == 0, teacher.stderr[-2000:]
     out = tmp_path / "run"

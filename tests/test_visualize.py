@@ -7,6 +7,7 @@ import torch
 from PIL import Image
 
 from aip.errors import AipError
+from aip.modality import Visualizer, Visuals
 from aip.student import load_student
 from aip.visualize import maximise, visualize
 from tests.conftest import run_cli
@@ -25,19 +26,21 @@ def logit_spread(student, count: int = 64) -> torch.Tensor:
     """Standard deviation of each class logit over random starts of the parametrisation."""
     g = torch.Generator().manual_seed(123)
     with torch.no_grad():
-        x = student.modality.visual_input(student.recipe, student.modality.visual_params(
-            student.recipe, count=count, generator=g))
+        visuals = student.modality.visuals(student.recipe)
+        x = visuals.input(visuals.params(count, generator=g))
         return student(x).std(0)
 
 
 @pytest.mark.parametrize("modality", ["image", "video", "audio"])
 def test_target_logit_rises_well_above_its_start(tmp_path, modality):
     student = load_student(fake_run(tmp_path, modality))
-    result = maximise(student.net, student.modality, student.recipe, [0, 1, 2], steps=40, seed=0)
+    visuals = student.modality.visuals(student.recipe)
+    assert isinstance(student.modality, Visualizer) and isinstance(visuals, Visuals)
+    result = maximise(student.net, visuals, [0, 1, 2], steps=40, seed=0)
     spread = logit_spread(student)
     rise = torch.tensor(result.end) - torch.tensor(result.start)
     assert (rise > 3 * spread).all(), (rise, spread)  # far beyond what a random start of the same kind scores
-    again = maximise(student.net, student.modality, student.recipe, [0, 1, 2], steps=40, seed=0)
+    again = maximise(student.net, student.modality.visuals(student.recipe), [0, 1, 2], steps=40, seed=0)
     assert torch.equal(again.inputs, result.inputs)  # fixed seed: the same pictures
 
 
@@ -73,3 +76,9 @@ def test_cli_visualize(tmp_path):
     r = run_cli("visualize", str(run), "--classes", "beta", "--steps", "3")
     assert r.returncode == 0, r.stderr
     assert (run / "visualize" / "classes.png").is_file()
+
+
+def test_modality_without_visualizer_is_named(tmp_path):
+    student = load_student(fake_run(tmp_path, "image"))
+    with pytest.raises(AipError, match="modality 'image' has no feature visualisation"):
+        visualize({"student": student.net}, object(), student.recipe, classes=CLASSES, out=tmp_path / "x", steps=1)

@@ -20,7 +20,7 @@ from torch import nn
 from aip.cache import dataset_root, local_file
 from aip.errors import AipError
 from aip.extras import require
-from aip.modality import LabelledData
+from aip.modality import LabelledData, Visuals
 from aip.recipe import Recipe, StudentConfig, TeacherConfig
 
 # before the modules that import them, so a missing one is named with its extra, not as a traceback
@@ -111,28 +111,11 @@ class AudioModality:
 
         return input_spec(recipe)
 
-    # feature visualisation (aip.modality.Visualizer): pink-spectrum waveforms, spectrogram PNG and WAVs
+    def visuals(self, recipe: Any) -> Visuals:
+        """Feature visualisation (:class:`aip.modality.Visualizer`): pink-spectrum waveforms, PNG and WAVs."""
+        from modalities.audio.visual import WaveVisuals
 
-    def visual_params(self, recipe: Any, *, count: int, generator: torch.Generator) -> torch.Tensor:
-        from modalities.audio.visual import wave_params
-
-        return wave_params(count, recipe.source.samples, generator=generator)
-
-    def visual_input(self, recipe: Any, params: torch.Tensor) -> torch.Tensor:
-        from modalities.audio.visual import wave_input
-
-        return wave_input(params, recipe.source.samples)
-
-    def visual_transform(self, recipe: Any, x: torch.Tensor, *, generator: torch.Generator) -> torch.Tensor:
-        from modalities.audio.visual import wave_transform
-
-        return wave_transform(x, generator=generator)
-
-    def visual_render(self, recipe: Any, inputs: dict[str, torch.Tensor], labels: list[str], path: Path
-                      ) -> list[Path]:
-        from modalities.audio.visual import render_waves
-
-        return render_waves(inputs, labels, path, rate=recipe.source.rate)
+        return WaveVisuals(recipe)
 
     def catalog(self) -> dict[str, list[str]]:
         from modalities.audio import datasets, models

@@ -17,7 +17,7 @@ from torch import nn
 
 from aip.cache import dataset_root
 from aip.errors import AipError
-from aip.modality import LabelledData
+from aip.modality import LabelledData, Visuals
 from aip.recipe import Recipe, StudentConfig, TeacherConfig
 from modalities.image.augment import ImageAugmenter
 from modalities.image.config import ImageAugmentConfig, ImageSourceConfig
@@ -122,28 +122,11 @@ class ImageModality:
 
         return input_spec(recipe)
 
-    # feature visualisation (aip.modality.Visualizer): Lucid's Fourier parametrisation and transforms
+    def visuals(self, recipe: Any) -> Visuals:
+        """Feature visualisation (:class:`aip.modality.Visualizer`): Lucid's Fourier parametrisation, a PNG."""
+        from modalities.image.visual import ImageVisuals
 
-    def visual_params(self, recipe: Any, *, count: int, generator: torch.Generator) -> torch.Tensor:
-        from modalities.image.visual import image_params
-
-        return image_params(count, recipe.source.channels, recipe.source.size, generator=generator)
-
-    def visual_input(self, recipe: Any, params: torch.Tensor) -> torch.Tensor:
-        from modalities.image.visual import image_input
-
-        return image_input(params, recipe.source.size)
-
-    def visual_transform(self, recipe: Any, x: torch.Tensor, *, generator: torch.Generator) -> torch.Tensor:
-        from modalities.image.visual import random_affine
-
-        return random_affine(x, generator=generator)
-
-    def visual_render(self, recipe: Any, inputs: dict[str, torch.Tensor], labels: list[str], path: Path
-                      ) -> list[Path]:
-        from modalities.image.visual import render_grid
-
-        return [render_grid(inputs, labels, path)]
+        return ImageVisuals(recipe)
 
     def catalog(self) -> dict[str, list[str]]:
         from modalities.image import datasets, models

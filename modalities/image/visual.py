@@ -4,12 +4,15 @@ The input is parametrised by its Fourier coefficients scaled by 1/frequency (a "
 Adam's steps are about equally large for every frequency, unlike in pixel space where high frequencies win)
 and its colours by the square root of the colour correlation of natural images, then squashed into [0, 1] by
 a sigmoid. Every optimisation step sees a random rotation, scale and translation of it.
+:class:`FourierVisuals` is that parametrisation for any grid (the video and audio modalities' visuals extend
+it); :class:`ImageVisuals` is the image modality's :class:`aip.modality.Visuals`.
 """
 
 from __future__ import annotations
 
 import math
 from pathlib import Path
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -49,14 +52,6 @@ def to_valid(x: torch.Tensor) -> torch.Tensor:
     if x.shape[1] == 3:
         x = torch.einsum("ij,bj...->bi...", COLOR_SQRT.to(x.device), x)
     return torch.sigmoid(x)
-
-
-def image_params(count: int, channels: int, size: int, *, generator: torch.Generator) -> torch.Tensor:
-    return fourier_params(count, channels, (size, size), generator=generator)
-
-
-def image_input(params: torch.Tensor, size: int) -> torch.Tensor:
-    return to_valid(fourier_input(params, (size, size)))
 
 
 def random_affine(x: torch.Tensor, *, generator: torch.Generator, degrees: float = 10.0,
@@ -102,3 +97,38 @@ def render_grid(pictures: dict[str, torch.Tensor], labels: list[str], path: Path
                 ax.set_ylabel(role, fontsize=10)
     fig.tight_layout()
     return save_figure(fig, path)
+
+
+class FourierVisuals:
+    """Parameters and inputs of :class:`aip.modality.Visuals` for signals of ``channels`` over a grid ``shape``:
+    spectra scaled by 1/frequency**``decay`` (:func:`fourier_params`, :func:`fourier_input`), mapped into the
+    models' value range by :meth:`squash`. Subclasses set the three attributes and add ``transform`` and
+    ``render``."""
+
+    channels: int
+    shape: tuple[int, ...]
+    decay: float = 1.0
+
+    def params(self, count: int, *, generator: torch.Generator) -> torch.Tensor:
+        return fourier_params(count, self.channels, self.shape, generator=generator)
+
+    def input(self, params: torch.Tensor) -> torch.Tensor:
+        return self.squash(fourier_input(params, self.shape, decay=self.decay))
+
+    def squash(self, x: torch.Tensor) -> torch.Tensor:
+        """Decorrelated colours to RGB in [0, 1] (:func:`to_valid`)."""
+        return to_valid(x)
+
+
+class ImageVisuals(FourierVisuals):
+    """Visuals of the recipe's ``(C, S, S)`` images: a random affine per image, a labelled PNG grid."""
+
+    def __init__(self, recipe: Any) -> None:
+        self.channels = recipe.source.channels
+        self.shape = (recipe.source.size, recipe.source.size)
+
+    def transform(self, x: torch.Tensor, *, generator: torch.Generator) -> torch.Tensor:
+        return random_affine(x, generator=generator)
+
+    def render(self, inputs: dict[str, torch.Tensor], labels: list[str], path: Path) -> list[Path]:
+        return [render_grid(inputs, labels, path)]

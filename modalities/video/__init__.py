@@ -18,7 +18,7 @@ from torch import nn
 from aip.cache import dataset_root
 from aip.errors import AipError, RecipeError
 from aip.extras import require
-from aip.modality import LabelledData
+from aip.modality import LabelledData, Visuals
 from aip.recipe import Recipe, StudentConfig, TeacherConfig
 from modalities.image.source import check_source
 from modalities.video.config import VideoAugmentConfig, VideoSourceConfig
@@ -114,28 +114,11 @@ class VideoModality:
 
         return input_spec(recipe)
 
-    # feature visualisation (aip.modality.Visualizer): Fourier clips, one affine per clip, GIF
+    def visuals(self, recipe: Any) -> Visuals:
+        """Feature visualisation (:class:`aip.modality.Visualizer`): Fourier clips, one affine per clip, GIF."""
+        from modalities.video.visual import ClipVisuals
 
-    def visual_params(self, recipe: Any, *, count: int, generator: torch.Generator) -> torch.Tensor:
-        from modalities.video.visual import clip_params
-
-        return clip_params(count, recipe.source.frames, recipe.source.size, generator=generator)
-
-    def visual_input(self, recipe: Any, params: torch.Tensor) -> torch.Tensor:
-        from modalities.video.visual import clip_input
-
-        return clip_input(params, recipe.source.frames, recipe.source.size)
-
-    def visual_transform(self, recipe: Any, x: torch.Tensor, *, generator: torch.Generator) -> torch.Tensor:
-        from modalities.video.visual import clip_transform
-
-        return clip_transform(x, generator=generator)
-
-    def visual_render(self, recipe: Any, inputs: dict[str, torch.Tensor], labels: list[str], path: Path
-                      ) -> list[Path]:
-        from modalities.video.visual import render_clips
-
-        return render_clips(inputs, labels, path)
+        return ClipVisuals(recipe)
 
     def catalog(self) -> dict[str, list[str]]:
         from modalities.video import datasets, models
