@@ -41,7 +41,7 @@ class ImageModality:
         src: ImageSourceConfig = recipe.source
         if src.uri == "dataset:train":
             data = self.data(recipe, split="train", train=False)
-            return DatasetSampler(data.dataset, device=device)
+            return DatasetSampler(data.dataset, device=device, items=src.train_items, seed=src.seed)
         # the augmentation's crop and flip are folded into the sampler's one resampling (see ImageViewSampler)
         return ImageViewSampler(load_image(src), src, device=device, crop=recipe.augment)
 
