@@ -100,6 +100,12 @@ class ImageModality:
     def describe_source(self, recipe: Recipe) -> str:
         return recipe.source.uri
 
+    def source_measures(self, recipe: Any) -> dict[str, float]:
+        """Compressed sizes, pixel entropy and patch diversity of the source image (aip.modality.SourceMeasures)."""
+        from modalities.image.measures import measures
+
+        return measures(recipe.source)
+
     def example(self) -> dict[str, Any]:
         return {"modality": "image", "name": "image-example",
                 "source": {"uri": "synthetic:dead_leaves", "size": 32, "channels": 3},
