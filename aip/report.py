@@ -304,7 +304,7 @@ def scatter_figure(group: Group, rows: list[Row], key: str, path: Path, *, comma
 
 
 def _slug(text: str) -> str:
-    return "".join(c if c.isalnum() or c in "-." else "-" for c in text).strip("-") or "group"
+    return "".join(c if c.isalnum() or c in "-._" else "-" for c in text).strip("-") or "group"
 
 
 def report(dirs: list[str | Path], *, out: Path | None = None, command: str = "") -> Path:

@@ -153,7 +153,7 @@ def slug(value: Any) -> str:
     elif isinstance(value, bool):
         text = "on" if value else "off"
     else:
-        text = str(value)
+        return re.sub(r"[^A-Za-z0-9.+-]+", "-", str(value))[:40] or "x"  # a number keeps its sign
     return re.sub(r"[^A-Za-z0-9.+-]+", "-", text).strip("-")[:40] or "x"
 
 
@@ -234,7 +234,7 @@ def _axis(data: Any, where: str) -> Axis:
         raise AipError(f"{where}: axis {key}: labels must be one non-empty string per value ({len(values)})")
     if len(set(labels)) != len(labels):
         raise AipError(f"{where}: axis {key}: two values get the same label; give distinct `labels`")
-    bad = [s for s in labels if slug(s) != s]
+    bad = [s for s in labels if not re.fullmatch(r"[A-Za-z0-9+-][A-Za-z0-9.+-]{0,39}", s)]
     if bad:
         raise AipError(f"{where}: axis {key}: label {bad[0]!r} is not a plain folder name (letters, digits, . + -)")
     return Axis(key=key, values=values, labels=labels)
