@@ -247,8 +247,13 @@ def axis_figure(group: Group, rows: list[Row], path: Path, *, command: str) -> P
             ax.plot(x, [r.best[0] for r in rs], ls="--", marker="^", color=line[0].get_color(), alpha=0.6,
                     label=f"best {label}".strip())
         positive = [v for v in xs_all if v > 0]
-        if len(positive) == len(xs_all) and max(positive) / min(positive) >= 100:
+        if len(positive) == len(xs_all) and max(positive) / min(positive) >= 16:  # e.g. 10..60000 images
+            from matplotlib.ticker import NullFormatter, ScalarFormatter
+
             ax.set_xscale("log")
+            ax.set_xticks(sorted(set(xs_all)))
+            ax.xaxis.set_major_formatter(ScalarFormatter())
+            ax.xaxis.set_minor_formatter(NullFormatter())
         ax.set_xlabel(first)
     else:
         width = 0.8 / max(len(series), 1)

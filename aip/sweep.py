@@ -14,6 +14,9 @@ A sweep file (TOML) names a base recipe and the axes::
     values = [1.0, 4.0, 8.0]
     labels = ["T1", "T4", "T8"]           # optional: the variants' folder names (default: from the values)
 
+With ``mode = "zip"``, ``names = ["full", "no-flip", ...]`` names each zipped point (a leave-one-out sweep
+changes a different key in each variant: every axis lists the default except where its variant drops it).
+
     [report]
     scatter = ["png_bytes"]               # aip report: accuracy against these source_stats.json measures
 
@@ -57,7 +60,8 @@ from aip.interrupts import Interrupted
 
 PLAN = "sweep.json"
 ERROR_LOG = "sweep-error.txt"
-_TOP_KEYS = {"description", "name", "base", "mode", "seeds", "set", "source_stats", "axis", "report", "slurm"}
+_TOP_KEYS = {"description", "name", "base", "mode", "seeds", "set", "source_stats", "axis", "names", "report",
+             "slurm"}
 _AXIS_KEYS = {"key", "values", "labels"}
 _REPORT_KEYS = {"scatter"}
 
@@ -97,6 +101,7 @@ class Sweep:
     slurm: dict[str, Any] = field(default_factory=dict)
     description: str = ""
     path: Path | None = None
+    names: list[str] | None = None
 
     def variants(self) -> list[Variant]:
         """Every run of the sweep, in order (axes in the file's order, seeds innermost)."""
@@ -106,9 +111,12 @@ class Sweep:
             points = list(itertools.product(*(list(zip(a.values, a.labels)) for a in self.axes)))
         short = _short_names([a.key for a in self.axes])
         out, seen = [], {}
-        for point in points:
+        for i, point in enumerate(points):
+            labels = {a.key: lab for a, (_, lab) in zip(self.axes, point)}
+            if self.names:
+                labels = {"variant": self.names[i]}
             for seed in self.seeds if self.seeds is not None else [None]:
-                parts = [f"{s}-{label}" for s, (_, label) in zip(short, point)]
+                parts = [self.names[i]] if self.names else [f"{s}-{label}" for s, (_, label) in zip(short, point)]
                 if seed is not None:
                     parts.append(f"seed-{seed}")
                 name = "_".join(parts) or "base"
@@ -119,16 +127,20 @@ class Sweep:
                 overrides = [*self.common, *(_override(a.key, v) for a, (v, _) in zip(self.axes, point))]
                 if seed is not None:
                     overrides.append(f"train.seed={seed}")
-                out.append(Variant(name=name, point={a.key: v for a, (v, _) in zip(self.axes, point)},
-                                   labels={a.key: lab for a, (_, lab) in zip(self.axes, point)}, seed=seed,
-                                   overrides=overrides))
+                values = {a.key: v for a, (v, _) in zip(self.axes, point)}
+                if self.names:
+                    values = {"variant": self.names[i], **values}
+                out.append(Variant(name=name, point=values, labels=labels, seed=seed, overrides=overrides))
         return out
 
     def plan(self, out: Path, *, command: str = "") -> dict[str, Any]:
         """What ``sweep.json`` holds: the sweep and its expanded variants."""
         return {
             "name": self.name, "description": self.description, "base": str(self.base), "mode": self.mode,
-            "axes": [{"key": a.key, "values": a.values, "labels": a.labels} for a in self.axes],
+            # the report's axes: the named variants of a zip, else the swept keys
+            "axes": ([{"key": "variant", "values": self.names, "labels": self.names}] if self.names else
+                     [{"key": a.key, "values": a.values, "labels": a.labels} for a in self.axes]),
+            "keys": [{"key": a.key, "values": a.values, "labels": a.labels} for a in self.axes],
             "seeds": self.seeds, "set": self.common, "source_stats": self.source_stats,
             "report": {"scatter": self.scatter}, "command": command,
             "variants": [{"name": v.name, "point": v.point, "labels": v.labels, "seed": v.seed,
@@ -153,8 +165,8 @@ def slug(value: Any) -> str:
     elif isinstance(value, bool):
         text = "on" if value else "off"
     else:
-        return re.sub(r"[^A-Za-z0-9.+-]+", "-", str(value))[:40] or "x"  # a number keeps its sign
-    return re.sub(r"[^A-Za-z0-9.+-]+", "-", text).strip("-")[:40] or "x"
+        return re.sub(r"[^A-Za-z0-9._+-]+", "-", str(value))[:40] or "x"  # a number keeps its sign
+    return re.sub(r"[^A-Za-z0-9._+-]+", "-", text).strip("-")[:40] or "x"
 
 
 def toml_value(value: Any) -> str:
@@ -232,11 +244,13 @@ def _axis(data: Any, where: str) -> Axis:
     if (not isinstance(labels, list) or len(labels) != len(values)
             or not all(isinstance(s, str) and s for s in labels)):
         raise AipError(f"{where}: axis {key}: labels must be one non-empty string per value ({len(values)})")
-    if len(set(labels)) != len(labels):
-        raise AipError(f"{where}: axis {key}: two values get the same label; give distinct `labels`")
-    bad = [s for s in labels if not re.fullmatch(r"[A-Za-z0-9+-][A-Za-z0-9.+-]{0,39}", s)]
+    seen: dict[str, Any] = {}
+    for label, value in zip(labels, values):
+        if seen.setdefault(label, value) != value:
+            raise AipError(f"{where}: axis {key}: two values get the label {label!r}; give distinct `labels`")
+    bad = [s for s in labels if not re.fullmatch(r"[A-Za-z0-9_+-][A-Za-z0-9._+-]{0,39}", s)]
     if bad:
-        raise AipError(f"{where}: axis {key}: label {bad[0]!r} is not a plain folder name (letters, digits, . + -)")
+        raise AipError(f"{where}: axis {key}: label {bad[0]!r} is not a plain folder name (letters, digits, . _ + -)")
     return Axis(key=key, values=values, labels=labels)
 
 
@@ -267,6 +281,16 @@ def from_dict(data: dict[str, Any], *, path: Path, extra_axes: Sequence[Axis] = 
         raise AipError(f"{where}: axis {next(k for k in keys if keys.count(k) > 1)} appears twice")
     if mode == "zip" and len({len(a.values) for a in axes}) > 1:
         raise AipError(f"{where}: mode = 'zip' needs axes of equal length, got {[len(a.values) for a in axes]}")
+    names = data.get("names")
+    if names is not None:
+        if mode != "zip" or not axes:
+            raise AipError(f"{where}: names name the points of mode = 'zip' (with axes); remove names or set "
+                           "mode = 'zip'")
+        if (not isinstance(names, list) or len(names) != len(axes[0].values) or len(set(names)) != len(names)
+                or not all(isinstance(n, str) and re.fullmatch(r"[A-Za-z0-9_+-][A-Za-z0-9._+-]{0,39}", n)
+                           for n in names)):
+            raise AipError(f"{where}: names must be one distinct plain folder name per zipped point "
+                           f"({len(axes[0].values)})")
     shared = data.get("set", [])
     if not isinstance(shared, list) or not all(isinstance(s, str) for s in shared):
         raise AipError(f"{where}: set must be a list of 'section.key=value' strings")
@@ -290,7 +314,7 @@ def from_dict(data: dict[str, Any], *, path: Path, extra_axes: Sequence[Axis] = 
     return Sweep(name=data.get("name") or path.stem, base=base_path, axes=axes, mode=mode,
                  seeds=_seeds(seeds if seeds is not None else data.get("seeds"), where),
                  common=[*shared, *common], source_stats=stats, scatter=scatter, slurm=slurm,
-                 description=data.get("description", ""), path=path)
+                 description=data.get("description", ""), path=path, names=names)
 
 
 def load(path: str | Path, *, axes: Sequence[str] = (), seeds: int | None = None,

@@ -205,3 +205,18 @@ def test_cli_bad_sweep_file_exits_2_with_one_line(tmp_path, tiny_recipe) -> None
     missing.write_text(missing.read_text().replace(tiny_recipe.name, "nope.toml"))
     r = run_cli("sweep", str(missing), "--dry-run", timeout=120)
     assert r.returncode == 2 and "base recipe" in r.stderr and "does not exist" in r.stderr
+
+
+def test_zip_names_name_the_variants_and_the_report_axis(tmp_path, tiny_recipe) -> None:
+    body = ('mode = "zip"\nnames = ["full", "no-flip"]\n[[axis]]\nkey = "augment.hflip"\nvalues = [0.5, 0.0]\n'
+            '[[axis]]\nkey = "loss.temperature"\nvalues = [4.0, 4.0]\n')
+    s = sweep_mod.load(write_sweep(tmp_path, tiny_recipe, body))
+    assert [v.name for v in s.variants()] == ["full", "no-flip"]
+    assert s.variants()[1].labels == {"variant": "no-flip"}
+    assert s.variants()[1].point == {"variant": "no-flip", "augment.hflip": 0.0, "loss.temperature": 4.0}
+    plan = s.plan(tmp_path / "out")
+    assert plan["axes"] == [{"key": "variant", "values": ["full", "no-flip"], "labels": ["full", "no-flip"]}]
+    with pytest.raises(AipError, match="names name the points"):
+        sweep_mod.load(write_sweep(tmp_path, tiny_recipe, body.replace('mode = "zip"', 'mode = "grid"')))
+    with pytest.raises(AipError, match="one distinct plain folder name"):
+        sweep_mod.load(write_sweep(tmp_path, tiny_recipe, body.replace('"no-flip"]', '"no flip"]')))
