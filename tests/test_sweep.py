@@ -220,3 +220,16 @@ def test_zip_names_name_the_variants_and_the_report_axis(tmp_path, tiny_recipe) 
         sweep_mod.load(write_sweep(tmp_path, tiny_recipe, body.replace('mode = "zip"', 'mode = "grid"')))
     with pytest.raises(AipError, match="one distinct plain folder name"):
         sweep_mod.load(write_sweep(tmp_path, tiny_recipe, body.replace('"no-flip"]', '"no flip"]')))
+
+
+def test_cli_dry_run_and_report(tmp_path, tiny_recipe) -> None:
+    from tests.test_report import fake_sweep
+
+    path = write_sweep(tmp_path, tiny_recipe, GRID)
+    r = run_cli("sweep", str(path), "--out", str(tmp_path / "o"), "--dry-run", timeout=120)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.count("aip run ") == 8 and "--set train.seed=1" in r.stdout
+    fake_sweep(tmp_path / "f", {"a": [(60.0, 61.0)], "b": [(50.0, 52.0)]}, values={"a": 1.0, "b": 2.0})
+    r = run_cli("report", str(tmp_path / "f"), timeout=120)
+    assert r.returncode == 0, r.stderr
+    assert "Made by `aip report " in (tmp_path / "f" / "report.md").read_text()
