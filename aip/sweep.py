@@ -55,7 +55,7 @@ import tomli_w
 
 from aip import files
 from aip import recipe as recipe_mod
-from aip.errors import AipError, RecipeError
+from aip.errors import AipError
 from aip.interrupts import Interrupted
 
 PLAN = "sweep.json"
@@ -339,7 +339,7 @@ def validate(sweep: Sweep) -> list[Variant]:
     for v in variants:
         try:
             recipe_mod.load(sweep.base, v.overrides)
-        except RecipeError as e:
+        except AipError as e:  # a bad key or value, or the modality's own checks (an unknown dataset)
             raise AipError(f"sweep {sweep.name}: variant {v.name}: {e}") from None
     return variants
 
