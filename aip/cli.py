@@ -260,6 +260,70 @@ def visualize(
         typer.echo(str(f))
 
 
+@app.command()
+def sweep(
+    path: Annotated[Path, typer.Argument(help="A sweep file (recipes/sweeps/*.toml) or a recipe with --axis.")],
+    axis: Annotated[list[str] | None, typer.Option(help="KEY=V1,V2,... : one more axis of the sweep (repeatable), "
+                                                        "e.g. --axis loss.temperature=1,4,8.")] = None,
+    seeds: Annotated[int | None, typer.Option(min=1, help="Run each variant with train.seed = 0..N-1.")] = None,
+    set_: SetOpt = None,
+    out: Annotated[Path | None, typer.Option(help="The sweep's folder (default runs/sweeps/NAME).")] = None,
+    device: DeviceOpt = "auto",
+    devices: Annotated[str | None, typer.Option(help="cuda:0,cuda:1,... : one variant per device at a time, in "
+                                                     "parallel aip run processes.")] = None,
+    submitit: Annotated[bool, typer.Option("--submitit", help="Send the unfinished variants to SLURM as one job "
+                                                              "array (needs aip[cluster]).")] = False,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="List the variants and their aip run commands.")
+                       ] = False,
+) -> None:
+    """Run every variant of a sweep (axes over recipe keys, seeds), each into its own run directory.
+
+    Re-running skips finished variants and resumes an interrupted one; failed variants are listed at the end.
+    """
+    from aip import sweep as sweep_mod
+
+    spec = sweep_mod.load(path, axes=list(axis or []), seeds=seeds, overrides=list(set_ or []))
+    command = " ".join(["aip", *sys.argv[1:]]) if sys.argv and sys.argv[0].endswith(("aip", "__main__.py")) else ""
+    result = sweep_mod.sweep(spec, out=out, device=device, dry_run=dry_run, submitit=submitit, command=command,
+                             devices=[d.strip() for d in devices.split(",") if d.strip()] if devices else (),
+                             echo=typer.echo)
+    if dry_run:
+        return
+    typer.echo(result.summary())
+    typer.echo(f"report: aip report {result.out}")
+    if result.failed:
+        raise typer.Exit(1)
+
+
+@app.command()
+def report(
+    dirs: Annotated[list[Path], typer.Argument(help="Sweep folders or run directories (or folders of them).")],
+    out: Annotated[Path | None, typer.Option(help="Folder for report.md and its figures (default: the one DIR "
+                                                  "given, or report/).")] = None,
+) -> None:
+    """Write report.md with tables (mean ± std over seeds, best and last) and PNG figures of the runs."""
+    from aip.report import report as write_report
+
+    typer.echo(str(write_report(list(dirs), out=out, command=" ".join(["aip", "report", *sys.argv[2:]])
+                                if len(sys.argv) > 1 and sys.argv[1] == "report" else "")))
+
+
+@app.command("source-stats")
+def source_stats(
+    recipe: RecipeArg,
+    set_: SetOpt = None,
+    views: Annotated[int, typer.Option(min=1, help="Augmented views the teacher labels.")] = 1024,
+    device: DeviceOpt = "cpu",
+) -> None:
+    """Print measures of the source datum that may predict how well it distils (JSON): compressed size,
+    entropy, patch diversity, and the teacher's prediction entropy and class coverage over VIEWS views."""
+    from aip.hardware import resolve_device
+    from aip.source_stats import source_stats as measure
+
+    r = recipe_mod.load(recipe, list(set_ or []))
+    typer.echo(json.dumps(measure(r, device=resolve_device(device), views=views), indent=2))
+
+
 def main() -> None:
     from aip.allocator import keep_freed_memory
     from aip.interrupts import Interrupted

@@ -2,9 +2,10 @@
 
 A modality is one object registered under the entry-point group ``aip.modalities``. It must provide what
 :class:`Modality` declares; the Protocols after it (:class:`ReferencePipeline`, :class:`InputReader`,
-:class:`Visualizer` with its :class:`Visuals`, and :class:`Capturable` for samplers and augmenters) are optional
-capabilities the core uses when present. All tensors handed to the core are float tensors on the training device,
-batch first (images ``(B, C, H, W)`` in ``[0, 1]``, but any shape the modality's models take);
+:class:`Visualizer` with its :class:`Visuals`, :class:`SourceMeasures`, and :class:`Capturable` for samplers and
+augmenters) are optional capabilities the core uses when present. All tensors handed to the core are float tensors
+on the training device, batch first (images ``(B, C, H, W)`` in ``[0, 1]``, but any shape the modality's models
+take);
 models take those tensors as they are and return logits ``(B, num_classes)``, doing their own input
 normalisation (or feature extraction) inside. Labelled dataset items have the shape of one view.
 ``docs/plugins.md`` walks through writing one.
@@ -190,4 +191,16 @@ class Visualizer(Protocol):
     def visuals(self, recipe: Any) -> Visuals:
         """The :class:`Visuals` of ``recipe``'s inputs (their shape, rate or channels taken from it); heavy
         imports happen here, not at plugin load."""
+        ...
+
+
+@runtime_checkable
+class SourceMeasures(Protocol):
+    """Optional capability: measures of the single source datum that may predict how well it distils
+    (``aip source-stats``, and the x axis of a sweep report's scatter), e.g. its compressed size."""
+
+    def source_measures(self, recipe: Any) -> dict[str, float]:
+        """Numbers describing ``recipe``'s source datum, computed the same way for every source of this kind
+        (e.g. at a fixed resolution), keyed by a name that says the unit (``png_bytes``). Raises ``AipError``
+        when the source is not one datum (``dataset:train``)."""
         ...

@@ -114,7 +114,8 @@ class TrainConfig:
     ``lr`` is the rate for one process; ``lr_scaling`` says how it grows with the number of processes
     (``linear``: x N, ``sqrt``: x sqrt(N), ``none``: unchanged). An epoch always has ``samples_per_epoch`` views
     in all, so more processes make fewer, larger steps.
-    ``view_pool`` > 1 turns on class-balanced view selection (an aip extension, see :mod:`aip.select`).
+    ``view_pool`` > 1 turns on view selection (an aip extension, see :mod:`aip.select`) by the policy
+    ``view_select``: ``balanced`` over the teacher's classes, max teacher ``entropy``, or ``random``.
     """
 
     epochs: int = 10
@@ -131,6 +132,7 @@ class TrainConfig:
     grad_clip: float = 0.0
     #: > 1: draw view_pool x batch_size views and keep a teacher-class-balanced batch (aip.select)
     view_pool: int = 1
+    view_select: Literal["balanced", "entropy", "random"] = "balanced"
     seed: int = 0
     amp: Literal["auto", "bf16", "off"] = "auto"
     #: "auto": channels-last for 4-D batches (images); "on": also channels_last_3d for 5-D ones (video)

@@ -1,15 +1,33 @@
-"""Class-balanced view selection (an aip extension, not in the paper; off unless ``train.view_pool > 1``).
+"""View selection (an aip extension, not in the paper; off unless ``train.view_pool > 1``).
 
-Views of one image are labelled very unevenly by the teacher: on a photo, a Fashion-MNIST teacher calls
-most views "bag" or "T-shirt" and almost none "sneaker". With ``train.view_pool = k`` the trainer draws
-``k x batch_size`` views, lets the teacher label all of them (no gradients), and keeps ``batch_size`` views
-so that every class gets an equal share of the views the teacher finds most typical of it. Only the
-teacher's outputs on views of the source datum are used; no dataset image is looked at.
+With ``train.view_pool = k`` the trainer draws ``k x batch_size`` views, lets the teacher label all of them
+(no gradients), and keeps ``batch_size`` of them by the policy ``train.view_select``:
+
+- ``balanced`` (the default): every class gets an equal share of the views the teacher finds most typical
+  of it. Views of one image are labelled very unevenly: on a photo, a Fashion-MNIST teacher calls most views
+  "bag" or "T-shirt" and almost none "sneaker".
+- ``entropy``: the views on which the teacher is least sure (highest entropy of its softmax), after
+  CutMixPick (Wang et al., NeurIPS 2022), which picks distillation inputs by the teacher's entropy.
+- ``random``: a uniformly random subset, the baseline that isolates the effect of the pool itself.
+
+Only the teacher's outputs on views of the source datum are used; no dataset image is looked at.
 """
 
 from __future__ import annotations
 
+from typing import Literal
+
 import torch
+
+Policy = Literal["balanced", "entropy", "random"]
+POLICIES: tuple[str, ...] = ("balanced", "entropy", "random")
+
+
+def _check(logits: torch.Tensor, batch_size: int) -> int:
+    n = logits.shape[0]
+    if batch_size > n:
+        raise ValueError(f"cannot select {batch_size} views from a pool of {n}")
+    return n
 
 
 def balanced_indices(logits: torch.Tensor, batch_size: int) -> torch.Tensor:
@@ -18,9 +36,8 @@ def balanced_indices(logits: torch.Tensor, batch_size: int) -> torch.Tensor:
     Classes are visited in random order; each takes its ``ceil(batch_size / K)`` highest-probability views
     not yet taken, until ``batch_size`` views are chosen.
     """
-    n, k = logits.shape
-    if batch_size > n:
-        raise ValueError(f"cannot select {batch_size} views from a pool of {n}")
+    n = _check(logits, batch_size)
+    k = logits.shape[1]
     probs = logits.float().softmax(-1)
     per = -(-batch_size // k)
     taken = torch.zeros(n, dtype=torch.bool, device=logits.device)
@@ -35,3 +52,25 @@ def balanced_indices(logits: torch.Tensor, batch_size: int) -> torch.Tensor:
         if count >= batch_size:
             break
     return torch.cat(chosen)
+
+
+def entropy_indices(logits: torch.Tensor, batch_size: int) -> torch.Tensor:
+    """Indices of the ``batch_size`` rows whose softmax has the highest entropy (the teacher's least sure)."""
+    _check(logits, batch_size)
+    logp = logits.float().log_softmax(-1)
+    entropy = -(logp.exp() * logp).sum(-1)
+    return entropy.topk(batch_size).indices
+
+
+def random_indices(logits: torch.Tensor, batch_size: int) -> torch.Tensor:
+    """``batch_size`` distinct rows drawn uniformly (torch's global RNG, as checkpoints restore it)."""
+    n = _check(logits, batch_size)
+    return torch.randperm(n, device=logits.device)[:batch_size]
+
+
+def select_indices(policy: str, logits: torch.Tensor, batch_size: int) -> torch.Tensor:
+    """The rows of ``logits`` that ``policy`` (one of :data:`POLICIES`) keeps."""
+    fn = {"balanced": balanced_indices, "entropy": entropy_indices, "random": random_indices}.get(policy)
+    if fn is None:
+        raise ValueError(f"unknown view selection policy {policy!r}; known: {', '.join(POLICIES)}")
+    return fn(logits, batch_size)

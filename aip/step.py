@@ -20,7 +20,7 @@ from torch import nn
 from aip.hardware import Policy
 from aip.loss import distillation_loss
 from aip.recipe import Recipe
-from aip.select import balanced_indices
+from aip.select import select_indices
 
 Losses = dict[str, torch.Tensor]
 LossFn = Callable[[torch.Tensor, torch.Tensor], Losses]
@@ -66,18 +66,19 @@ def distillation_losses(recipe: Recipe) -> LossFn:
 
 
 def labelled_views(*, data: Callable[[], torch.Tensor], teacher: nn.Module, count: int, batch_size: int,
-                   view_pool: int, policy: Policy) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+                   view_pool: int, policy: Policy, select: str = "balanced"
+                   ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
     """``count`` micro-batches of augmented views and the teacher's logits for them.
 
-    With ``view_pool`` > 1, ``data()`` makes ``view_pool x batch_size`` views and a class-balanced
-    ``batch_size`` of them is kept (:mod:`aip.select`). Teacher and student see the same tensor.
+    With ``view_pool`` > 1, ``data()`` makes ``view_pool x batch_size`` views and ``batch_size`` of them are
+    kept by the policy ``select`` (:mod:`aip.select`). Teacher and student see the same tensor.
     """
     for _ in range(count):
         x = data()  # (B * view_pool, ...) views of the one datum, augmented
         with torch.no_grad(), policy.autocast():
             t_logits = teacher(x)  # (B * view_pool, K)
         if view_pool > 1:
-            keep = balanced_indices(t_logits, batch_size)
+            keep = select_indices(select, t_logits, batch_size)
             x, t_logits = x[keep], t_logits[keep]
         yield x, t_logits
 
@@ -91,7 +92,7 @@ def distill_step(*, recipe: Recipe, data: Callable[[], torch.Tensor], teacher: n
     """
     cfg = recipe.train
     batches = labelled_views(data=data, teacher=teacher, count=cfg.grad_accum, batch_size=cfg.batch_size,
-                             view_pool=cfg.view_pool, policy=policy)
+                             view_pool=cfg.view_pool, policy=policy, select=cfg.view_select)
     return train_step(model=student, optimizer=optimizer, micro_batches=batches, count=cfg.grad_accum,
                       loss_fn=distillation_losses(recipe), policy=policy, grad_clip=cfg.grad_clip, params=params)
 

@@ -82,6 +82,12 @@ class AudioModality:
     def describe_source(self, recipe: Recipe) -> str:
         return recipe.source.uri
 
+    def source_measures(self, recipe: Any) -> dict[str, float]:
+        """FLAC size per second and spectral entropy of the source recording (aip.modality.SourceMeasures)."""
+        from modalities.audio.measures import measures
+
+        return measures(recipe.source)
+
     def example(self) -> dict[str, Any]:
         return {"modality": "audio", "name": "audio-example",
                 "source": {"uri": "synthetic:noise"},

@@ -42,7 +42,7 @@ class ImageModality:
         src: ImageSourceConfig = recipe.source
         if src.uri == "dataset:train":
             data = self.data(recipe, split="train", train=False)
-            return DatasetSampler(data.dataset, device=device)
+            return DatasetSampler(data.dataset, device=device, items=src.train_items, seed=src.seed)
         # the augmentation's crop and flip are folded into the sampler's one resampling (see ImageViewSampler)
         return ImageViewSampler(load_image(src), src, device=device, crop=recipe.augment)
 
@@ -100,6 +100,12 @@ class ImageModality:
 
     def describe_source(self, recipe: Recipe) -> str:
         return recipe.source.uri
+
+    def source_measures(self, recipe: Any) -> dict[str, float]:
+        """Compressed sizes, pixel entropy and patch diversity of the source image (aip.modality.SourceMeasures)."""
+        from modalities.image.measures import measures
+
+        return measures(recipe.source)
 
     def example(self) -> dict[str, Any]:
         return {"modality": "image", "name": "image-example",

@@ -22,8 +22,12 @@ class ImageSourceConfig:
     empty background (Fashion-MNIST's, MNIST's).
 
     ``uri``: a file path, an ``http(s)`` URL (downloaded once into the cache), ``skimage:NAME`` (a photo that
-    ships with scikit-image), ``synthetic:noise``, ``synthetic:dead_leaves`` or ``dataset:train`` (the
-    labelled dataset's own training images, labels unused: the upper-bound baseline).
+    ships with scikit-image), ``synthetic:noise``, ``synthetic:dead_leaves``, ``synthetic:fractal`` (a random
+    iterated-function-system fractal, FractalDB's idea) or ``dataset:train`` (the labelled dataset's own
+    training images, labels unused: the upper-bound baseline). ``seed`` draws the synthetic images.
+
+    ``train_items`` (``dataset:train`` only): use just this many training images, chosen reproducibly from
+    ``seed`` (the paper's Table 1 "one image vs N images" rows); 0 uses them all.
     """
 
     uri: str = "skimage:astronaut"
@@ -42,6 +46,7 @@ class ImageSourceConfig:
     zoom_out: tuple[float, float] = (1.0, 1.0)
     zoom_out_p: float = 0.0
     seed: int = 0
+    train_items: int = 0
 
     def __post_init__(self) -> None:
         check(self.size >= 8, "source.size", "must be at least 8 pixels")
@@ -56,6 +61,9 @@ class ImageSourceConfig:
         check(0 <= self.vflip <= 1, "source.vflip", "is a probability in [0, 1]")
         check(0 <= self.jitter_p <= 1, "source.jitter_p", "is a probability in [0, 1]")
         check(0 < self.zoom_out[0] <= self.zoom_out[1] <= 1, "source.zoom_out", "must satisfy 0 < min <= max <= 1")
+        check(self.train_items >= 0, "source.train_items", "must be >= 0 (0 uses every training image)")
+        check(self.train_items == 0 or self.uri == "dataset:train", "source.train_items",
+              "applies only to source.uri = 'dataset:train'; remove it or set 0")
         check(0 <= self.zoom_out_p <= 1, "source.zoom_out_p", "is a probability in [0, 1]")
         check(all(j >= 0 for j in self.jitter) and self.jitter[3] <= 0.5, "source.jitter",
               "is [brightness, contrast, saturation, hue], all >= 0 and hue <= 0.5")

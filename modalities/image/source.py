@@ -25,7 +25,7 @@ from modalities.image.atlas import atlas, fit_boxes, pyramid
 from modalities.image.color import ColorJitter
 from modalities.image.config import ImageAugmentConfig, ImageSourceConfig
 
-SYNTHETIC = ("noise", "dead_leaves")
+SYNTHETIC = ("noise", "dead_leaves", "fractal")
 
 
 # ----------------------------------------------------------------------------------------------- loading
@@ -122,13 +122,55 @@ def dead_leaves(side: int, *, seed: int, r_min: float = 0.002, r_max: float = 0.
     return torch.from_numpy(img).permute(2, 0, 1).contiguous()
 
 
+def fractal(side: int, *, seed: int, points: int = 0) -> torch.Tensor:
+    """A random iterated-function-system fractal (the FractalDB idea, Kataoka et al., ACCV 2020), in colour on
+    black.
+
+    2 to 4 random affine maps ``x -> A x + b``, each a contraction (its matrix's largest singular value is
+    drawn in [0.3, 0.8]); the chaos game (at every step one map, chosen with a probability proportional to
+    its area factor |det A|, is applied to the current point; 1,000 chains at once) traces the attractor from
+    ``points`` points (default: one per pixel). Each pixel takes the colour of the maps that reached it,
+    weighted by how often; brightness follows the log of the hit count.
+    """
+    points = points or side * side
+    rng = np.random.default_rng(seed)
+    n_maps = int(rng.integers(2, 5))
+    mats, shifts = [], rng.uniform(-1, 1, (n_maps, 2))
+    for _ in range(n_maps):
+        u, _, vt = np.linalg.svd(rng.normal(size=(2, 2)))
+        sv = np.sort(rng.uniform(0.3, 0.8, 2))[::-1]
+        mats.append(u @ np.diag(sv) @ vt)
+    area = np.array([abs(np.linalg.det(m)) for m in mats])
+    mats, chains, burn_in = np.stack(mats), 1000, 20
+    steps = burn_in + -(-points // chains)
+    # many independent chains at once (each is sequential: a point depends on the one before)
+    choice = rng.choice(n_maps, size=(steps, chains), p=area / area.sum())
+    colours = rng.uniform(0.2, 1.0, (n_maps, 3))
+    p = rng.uniform(-1, 1, (chains, 2))
+    trace = []
+    for k in choice:
+        p = np.einsum("nij,nj->ni", mats[k], p) + shifts[k]
+        trace.append(p)
+    xy = np.concatenate(trace[burn_in:])  # the first points have not reached the attractor yet
+    choice = choice[burn_in:].reshape(-1)
+    lo, hi = xy.min(0), xy.max(0)
+    pix = ((xy - lo) / np.maximum(hi - lo, 1e-9) * (side * 0.9 - 1) + side * 0.05).astype(np.int64)
+    flat = pix[:, 1] * side + pix[:, 0]
+    hits = np.bincount(flat, minlength=side * side).astype(np.float32)
+    rgb = np.stack([np.bincount(flat, weights=colours[choice, c], minlength=side * side) for c in range(3)], -1)
+    rgb = rgb / np.maximum(hits, 1)[:, None] * (np.log1p(hits) / np.log1p(hits.max()))[:, None]
+    img = rgb.reshape(side, side, 3).astype(np.float32)
+    return torch.from_numpy(img).permute(2, 0, 1).clamp(0, 1).contiguous()
+
+
 def load_image_uri(uri: str, *, size: int, channels: int = 3, max_side: int = 0, synthetic_side: int = 1024,
                    seed: int = 0) -> torch.Tensor:
     """The picture at ``uri`` as ``(channels, H, W)`` float in [0, 1], its longer side at most ``max_side``.
 
     Args:
         uri: a file path, an ``http(s)`` URL (downloaded once into the cache), ``skimage:NAME``, or
-            ``synthetic:noise`` / ``synthetic:dead_leaves`` (a square of ``synthetic_side`` pixels from ``seed``).
+            ``synthetic:noise`` / ``synthetic:dead_leaves`` / ``synthetic:fractal`` (a square of
+            ``synthetic_side`` pixels from ``seed``).
         size: the smallest short side accepted (the views' side); a smaller picture is an error.
         channels: 3 (RGB) or 1 (luma).
         max_side: a larger picture is scaled down (anti-aliased) to this longer side; 0 keeps it as it is.
@@ -140,6 +182,8 @@ def load_image_uri(uri: str, *, size: int, channels: int = 3, max_side: int = 0,
             img = torch.rand(3, synthetic_side, synthetic_side, generator=g)
         elif kind == "dead_leaves":
             img = dead_leaves(synthetic_side, seed=seed)
+        elif kind == "fractal":
+            img = fractal(synthetic_side, seed=seed)
         else:
             known = ", ".join(f"synthetic:{s}" for s in SYNTHETIC)
             raise AipError(f"unknown synthetic source {uri!r}; known: {known}")
@@ -329,10 +373,25 @@ def _affine(n: int, device: torch.device) -> torch.Tensor:
     return torch.eye(3, device=device).repeat(n, 1, 1)
 
 
-class DatasetSampler:
-    """``dataset:train``: random images of the labelled training set (labels unused): the upper bound."""
+def subset_indices(total: int, count: int, *, seed: int) -> torch.Tensor:
+    """``count`` distinct indices of ``range(total)``, the same for the same ``seed`` (a permutation's head, so
+    the 10 images of ``count = 10`` are among the 100 of ``count = 100``)."""
+    if count > total:
+        raise AipError(f"source.train_items = {count} but the training split has only {total} items; "
+                       f"use at most {total} (or 0 for all)")
+    return torch.randperm(total, generator=torch.Generator().manual_seed(seed))[:count]
 
-    def __init__(self, images: torch.utils.data.Dataset, *, device: torch.device) -> None:
+
+class DatasetSampler:
+    """``dataset:train``: random images of the labelled training set (labels unused): the upper bound.
+
+    ``items`` > 0 restricts it to that many images, chosen by :func:`subset_indices` from ``seed``.
+    """
+
+    def __init__(self, images: torch.utils.data.Dataset, *, device: torch.device, items: int = 0,
+                 seed: int = 0) -> None:
+        if items:
+            images = torch.utils.data.Subset(images, subset_indices(len(images), items, seed=seed).tolist())
         self.data = images
         self.device = device
 

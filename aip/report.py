@@ -1,0 +1,356 @@
+"""``aip report``: a Markdown report with figures from run directories (a sweep's, or any).
+
+For each sweep (a folder with ``sweep.json``, :mod:`aip.sweep`) the report has a table with one row per
+variant: the mean ± standard deviation over its seeds of the student's top-1 at the LAST evaluation and at
+its BEST evaluation (both, since reporting only the best epoch flatters a method), the student/teacher ratio,
+the teacher's top-1 and the wall time; then a figure of accuracy along the sweep's axis (a line for a
+numeric axis, bars for a categorical one) and, when the sweep asks for it (``[report] scatter``), accuracy
+against a measure of the source datum (``source_stats.json``, :mod:`aip.source_stats`) with a least-squares
+line and its R^2. Plain run directories (or a folder of them) form one group, a row per run.
+
+Standard deviations are sample standard deviations (``ddof = 1``) over seeds; a row of one seed has none.
+Each figure carries the command that made it.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import shlex
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from aip import files
+from aip.errors import AipError
+from aip.plot import save_figure
+from aip.source_stats import FILE as STATS_FILE
+from aip.sweep import PLAN
+
+
+@dataclass
+class Run:
+    """One run directory: its variant's axis labels, its seed and what it measured."""
+
+    name: str
+    path: Path
+    labels: dict[str, str]
+    point: dict[str, Any]
+    seed: int | None
+    metrics: dict[str, Any] | None
+    stats: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def last(self) -> float | None:
+        return _num(self.metrics, "student", "top1")
+
+    @property
+    def best(self) -> float | None:
+        return _num(self.metrics, "student_best", "top1")
+
+
+@dataclass
+class Group:
+    """Runs that belong together: a sweep's, or a set of plain run directories."""
+
+    name: str
+    folder: Path
+    axes: list[dict[str, Any]]
+    runs: list[Run]
+    description: str = ""
+    scatter: list[str] = field(default_factory=list)
+    command: str = ""
+
+
+@dataclass
+class Row:
+    """One variant of a group, aggregated over its seeds."""
+
+    labels: dict[str, str]
+    point: dict[str, Any]
+    n: int
+    missing: int
+    unfinished: int
+    last: tuple[float, float]
+    best: tuple[float, float]
+    ratio: tuple[float, float]
+    teacher: float
+    wall_minutes: float
+    stats: dict[str, float] = field(default_factory=dict)
+
+
+def _num(d: dict[str, Any] | None, *keys: str) -> float | None:
+    for k in keys:
+        if not isinstance(d, dict) or k not in d:
+            return None
+        d = d[k]
+    return float(d) if isinstance(d, int | float) and not isinstance(d, bool) and d >= 0 else None
+
+
+def _read_json(path: Path) -> dict[str, Any] | None:
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError):
+        return None
+    return data if isinstance(data, dict) else None
+
+
+def mean_std(values: list[float]) -> tuple[float, float]:
+    """Mean and sample standard deviation (``nan`` for fewer than two values; both ``nan`` for none)."""
+    if not values:
+        return math.nan, math.nan
+    a = np.asarray(values, dtype=float)
+    return float(a.mean()), float(a.std(ddof=1)) if len(a) > 1 else math.nan
+
+
+def fit_line(x: list[float], y: list[float]) -> tuple[float, float, float]:
+    """Least-squares ``y = slope * x + intercept`` and its coefficient of determination R^2."""
+    xa, ya = np.asarray(x, dtype=float), np.asarray(y, dtype=float)
+    if len(xa) < 2 or np.ptp(xa) == 0:
+        raise ValueError("a line needs at least two distinct x values")
+    slope, intercept = np.polyfit(xa, ya, 1)
+    ss_res = float(((ya - (slope * xa + intercept)) ** 2).sum())
+    ss_tot = float(((ya - ya.mean()) ** 2).sum())
+    return float(slope), float(intercept), 1.0 - ss_res / ss_tot if ss_tot > 0 else 1.0
+
+
+# ------------------------------------------------------------------------------------------------ reading
+def _run(path: Path, *, labels: dict[str, str], point: dict[str, Any], seed: int | None, name: str) -> Run:
+    return Run(name=name, path=path, labels=labels, point=point, seed=seed,
+               metrics=_read_json(path / "metrics.json"), stats=_read_json(path / STATS_FILE) or {})
+
+
+def _sweep_group(folder: Path) -> Group:
+    plan = _read_json(folder / PLAN)
+    if plan is None or not isinstance(plan.get("variants"), list):
+        raise AipError(f"{folder / PLAN} is not a sweep plan written by `aip sweep`; re-run the sweep to rewrite it")
+    runs = [_run(folder / v["name"], labels=v.get("labels", {}), point=v.get("point", {}), seed=v.get("seed"),
+                 name=v["name"]) for v in plan["variants"]]
+    return Group(name=plan.get("name", folder.name), folder=folder, axes=plan.get("axes", []), runs=runs,
+                 description=plan.get("description", ""), scatter=plan.get("report", {}).get("scatter", []),
+                 command=plan.get("command", ""))
+
+
+def _seed_of(path: Path) -> int | None:
+    try:
+        from aip.recipe import tomllib
+
+        return int(tomllib.loads((path / "recipe.toml").read_text()).get("train", {}).get("seed", 0))
+    except (OSError, ValueError):
+        return None
+
+
+def collect(dirs: list[Path]) -> list[Group]:
+    """The groups of runs under ``dirs``: a sweep folder each, and plain run directories (given, or the
+    children of a folder) as one group per folder given."""
+    groups: list[Group] = []
+    for d in map(Path, dirs):
+        if (d / PLAN).is_file():
+            groups.append(_sweep_group(d))
+            continue
+        run_dirs = [d] if (d / "metrics.json").is_file() else sorted(
+            c for c in d.iterdir() if (c / "metrics.json").is_file()) if d.is_dir() else []
+        if not run_dirs:
+            raise AipError(f"{d} holds no sweep.json and no run directory (metrics.json); pass a sweep's folder "
+                           "or run directories")
+        runs = [_run(r, labels={"run": r.name}, point={"run": r.name}, seed=_seed_of(r), name=r.name)
+                for r in run_dirs]
+        groups.append(Group(name=d.name, folder=d, axes=[{"key": "run", "labels": [r.name for r in runs],
+                                                          "values": [r.name for r in runs]}], runs=runs))
+    return groups
+
+
+def aggregate(group: Group) -> list[Row]:
+    """One row per variant (same axis labels), in the sweep's order, aggregated over seeds."""
+    order: dict[tuple[str, ...], list[Run]] = {}
+    keys = [a["key"] for a in group.axes]
+    for r in group.runs:
+        order.setdefault(tuple(r.labels.get(k, "") for k in keys), []).append(r)
+    rows = []
+    for runs in order.values():
+        have = [r for r in runs if r.metrics is not None and r.last is not None]
+        teacher = [t for r in have if (t := _num(r.metrics, "teacher", "top1")) is not None]
+        walls = [w for r in have if (w := _num(r.metrics, "wall_seconds")) is not None]
+        stats: dict[str, float] = {}
+        for key in {k for r in runs for k in r.stats}:
+            vals = [v for r in runs if (v := _num(r.stats, key)) is not None]
+            if vals:
+                stats[key] = float(np.mean(vals))
+        rows.append(Row(
+            labels=runs[0].labels, point=runs[0].point, n=len(have), missing=len(runs) - len(have),
+            unfinished=sum(not r.metrics.get("finished", True) for r in have),
+            last=mean_std([r.last for r in have]),
+            best=mean_std([b if (b := r.best) is not None else r.last for r in have]),
+            ratio=mean_std([100 * r.metrics["ratio"] for r in have if _num(r.metrics, "ratio") is not None]),
+            teacher=float(np.mean(teacher)) if teacher else math.nan,
+            wall_minutes=float(np.mean(walls)) / 60 if walls else math.nan, stats=stats))
+    return rows
+
+
+# ------------------------------------------------------------------------------------------------ writing
+def _pm(ms: tuple[float, float], digits: int = 2) -> str:
+    m, s = ms
+    if math.isnan(m):
+        return "–"
+    return f"{m:.{digits}f}" + (f" ± {s:.{digits}f}" if not math.isnan(s) else "")
+
+
+def table(group: Group, rows: list[Row]) -> str:
+    keys = [a["key"] for a in group.axes]
+    head = [*keys, "seeds", "last top-1 (%)", "best top-1 (%)", "student/teacher (last, %)", "teacher top-1 (%)",
+            "wall (min)"]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for r in rows:
+        seeds = str(r.n) + (f" (+{r.missing} missing)" if r.missing else "") + (
+            f" ({r.unfinished} unfinished)" if r.unfinished else "")
+        cells = [*(f"`{r.labels.get(k, '')}`" for k in keys), seeds, _pm(r.last), _pm(r.best), _pm(r.ratio, 1),
+                 "–" if math.isnan(r.teacher) else f"{r.teacher:.2f}",
+                 "–" if math.isnan(r.wall_minutes) else f"{r.wall_minutes:.1f}"]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def _numeric(values: list[Any]) -> bool:
+    return bool(values) and all(isinstance(v, int | float) and not isinstance(v, bool) for v in values)
+
+
+def _footer(fig: Any, command: str) -> None:
+    fig.text(0.01, 0.01, command, fontsize=8, color="0.35", family="monospace", ha="left", va="bottom")
+
+
+def axis_figure(group: Group, rows: list[Row], path: Path, *, command: str) -> Path | None:
+    """Accuracy along the sweep's first axis (a line if numeric, else bars); other axes as separate series."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    if not rows or not group.axes:
+        return None
+    first = group.axes[0]["key"]
+    others = [a["key"] for a in group.axes[1:]]
+    series: dict[str, list[Row]] = {}
+    for r in rows:
+        series.setdefault(", ".join(f"{k.split('.')[-1]}={r.labels.get(k, '')}" for k in others), []).append(r)
+    xs_all = [r.point.get(first) for r in rows]
+    numeric = _numeric(xs_all) and len(set(xs_all)) > 1
+    fig, ax = plt.subplots(figsize=(max(6.5, 0.7 * len(rows) + 3), 4.6))
+    if numeric:
+        for label, rs in series.items():
+            rs = sorted(rs, key=lambda r: r.point[first])
+            x = [r.point[first] for r in rs]
+            line = ax.errorbar(x, [r.last[0] for r in rs], yerr=[0 if math.isnan(r.last[1]) else r.last[1]
+                                                                 for r in rs],
+                               marker="o", capsize=4, lw=2, label=f"last {label}".strip())
+            ax.plot(x, [r.best[0] for r in rs], ls="--", marker="^", color=line[0].get_color(), alpha=0.6,
+                    label=f"best {label}".strip())
+        positive = [v for v in xs_all if v > 0]
+        if len(positive) == len(xs_all) and max(positive) / min(positive) >= 16:  # e.g. 10..60000 images
+            from matplotlib.ticker import NullFormatter, ScalarFormatter
+
+            ax.set_xscale("log")
+            ax.set_xticks(sorted(set(xs_all)))
+            ax.xaxis.set_major_formatter(ScalarFormatter())
+            ax.xaxis.set_minor_formatter(NullFormatter())
+        ax.set_xlabel(first)
+    else:
+        width = 0.8 / max(len(series), 1)
+        ticks = list(dict.fromkeys(r.labels.get(first, "") for r in rows))
+        for i, (label, rs) in enumerate(series.items()):
+            pos = [ticks.index(r.labels.get(first, "")) + (i - (len(series) - 1) / 2) * width for r in rs]
+            ax.bar(pos, [r.last[0] for r in rs], width=width * 0.9,
+                   yerr=[0 if math.isnan(r.last[1]) else r.last[1] for r in rs], capsize=4,
+                   label=f"last {label}".strip())
+            ax.scatter(pos, [r.best[0] for r in rs], marker="^", color="black", zorder=3,
+                       label="best" if i == 0 else None)
+        ax.set_xticks(range(len(ticks)), ticks, rotation=30 if len(ticks) > 4 else 0, ha="right"
+                      if len(ticks) > 4 else "center")
+        ax.set_xlabel(first)
+    teachers = [r.teacher for r in rows if not math.isnan(r.teacher)]
+    if teachers:
+        ax.axhline(float(np.mean(teachers)), color="gray", ls=":", label="teacher")
+    ax.set_ylabel("student top-1 on the real test set (%)")
+    ax.set_title(f"{group.name}: student accuracy (mean ± std over seeds)")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout(rect=(0, 0.05, 1, 1))
+    _footer(fig, command)
+    return save_figure(fig, path)
+
+
+def scatter_figure(group: Group, rows: list[Row], key: str, path: Path, *, command: str
+                   ) -> tuple[Path, float] | None:
+    """Accuracy against the source measure ``key`` with the least-squares line; ``None`` with too few points."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    pts = [(r.stats[key], r.last[0], r.last[1], r) for r in rows if key in r.stats and not math.isnan(r.last[0])]
+    if len({p[0] for p in pts}) < 2:
+        return None
+    x, y = [p[0] for p in pts], [p[1] for p in pts]
+    slope, intercept, r2 = fit_line(x, y)
+    fig, ax = plt.subplots(figsize=(7, 5))
+    ax.errorbar(x, y, yerr=[0 if math.isnan(p[2]) else p[2] for p in pts], fmt="o", capsize=4, ms=7)
+    for xi, yi, _, r in pts:
+        ax.annotate(" / ".join(r.labels.values()), (xi, yi), textcoords="offset points", xytext=(5, 5), fontsize=8)
+    grid = np.linspace(min(x), max(x), 50)
+    ax.plot(grid, slope * grid + intercept, color="C3", label=f"least squares: R² = {r2:.3f}")
+    ax.set(xlabel=key, ylabel="student top-1, last evaluation (%)",
+           title=f"{group.name}: accuracy against {key} (R² = {r2:.3f})")
+    ax.grid(alpha=0.3)
+    ax.legend()
+    fig.tight_layout(rect=(0, 0.05, 1, 1))
+    _footer(fig, command)
+    return save_figure(fig, path), r2
+
+
+def _slug(text: str) -> str:
+    return "".join(c if c.isalnum() or c in "-._" else "-" for c in text).strip("-") or "group"
+
+
+def report(dirs: list[str | Path], *, out: Path | None = None, command: str = "") -> Path:
+    """Write ``report.md`` (and its PNG figures) for the runs under ``dirs`` into ``out``; returns its path.
+
+    ``out`` defaults to the one folder given, or ``report/`` for several. ``command`` is printed under every
+    figure (default: the equivalent ``aip report`` command line).
+    """
+    paths = [Path(d) for d in dirs]
+    if not paths:
+        raise AipError("aip report needs at least one run directory or sweep folder")
+    out = Path(out) if out is not None else (paths[0] if len(paths) == 1 else Path("report"))
+    command = command or shlex.join(["aip", "report", *map(str, paths), "--out", str(out)])
+    groups = collect(paths)
+    parts = ["# Report", "", f"Made by `{command}`.", ""]
+    for g in groups:
+        rows = aggregate(g)
+        parts += [f"## {g.name}", ""]
+        if g.description:
+            parts += [g.description, ""]
+        if g.command:
+            parts += [f"Sweep: `{g.command}` ({g.folder}).", ""]
+        parts += [table(g, rows), "",
+                  "Mean ± sample std over seeds. *last*: the final evaluation; *best*: the best evaluation of the "
+                  "run (an optimistic number, shown for comparison).", ""]
+        made = [r for r in rows if r.n]
+        fig = axis_figure(g, made, out / f"{_slug(g.name)}-accuracy.png", command=command) if made else None
+        if fig is not None:
+            parts += [f"![{g.name}: accuracy]({fig.name})", "",
+                      f"*Student top-1 along `{g.axes[0]['key']}` (last evaluation with error bars, best as "
+                      f"triangles). Made by `{command}`.*", ""]
+        for key in g.scatter:
+            made_scatter = scatter_figure(g, made, key, out / f"{_slug(g.name)}-vs-{_slug(key)}.png",
+                                          command=command)
+            if made_scatter is None:
+                parts += [f"No scatter against `{key}`: fewer than two variants have it in {STATS_FILE}.", ""]
+                continue
+            png, r2 = made_scatter
+            parts += [f"![{g.name}: accuracy against {key}]({png.name})", "",
+                      f"*Student top-1 against `{key}` of the source, least-squares fit R² = {r2:.3f} over "
+                      f"{sum(key in r.stats for r in made)} variants. Made by `{command}`.*", ""]
+    path = out / "report.md"
+    files.write_text("\n".join(parts), path)
+    return path

@@ -1,0 +1,122 @@
+"""aip report: aggregation over seeds, the R² fit, figures; and one real tiny sweep end to end."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import pytest
+
+from aip import report as report_mod
+from aip.errors import AipError
+from aip.sweep import PLAN
+
+
+def fake_sweep(folder: Path, results: dict[str, list[tuple[float, float]]], *, values: dict[str, float],
+               stats: dict[str, float] | None = None) -> None:
+    """A sweep folder with one axis; ``results[label]`` = (last, best) top-1 per seed."""
+    variants = []
+    for label, runs in results.items():
+        for seed, (last, best) in enumerate(runs):
+            name = f"x-{label}_seed-{seed}"
+            variants.append({"name": name, "point": {"train.lr": values[label]}, "labels": {"train.lr": label},
+                             "seed": seed, "command": f"aip run r.toml --out {name}"})
+            d = folder / name
+            d.mkdir(parents=True)
+            (d / "metrics.json").write_text(json.dumps({
+                "finished": True, "student": {"top1": last}, "student_best": {"top1": best, "epoch": 1},
+                "teacher": {"top1": 80.0}, "ratio": last / 80.0, "wall_seconds": 120.0 + seed * 60}))
+            if stats is not None:
+                (d / "source_stats.json").write_text(json.dumps({"png_bytes": stats[label], "source": label}))
+    (folder / PLAN).write_text(json.dumps({
+        "name": folder.name, "description": "a fake sweep",
+        "axes": [{"key": "train.lr", "values": list(values.values()), "labels": list(values)}],
+        "report": {"scatter": ["png_bytes"] if stats else []}, "command": "aip sweep s.toml", "variants": variants}))
+
+
+def test_aggregation_matches_hand_computed_mean_and_sample_std(tmp_path) -> None:
+    fake_sweep(tmp_path / "s", {"a": [(60.0, 62.0), (62.0, 63.0), (67.0, 67.0)], "b": [(50.0, 55.0)]},
+               values={"a": 0.1, "b": 0.2})
+    (group,) = report_mod.collect([tmp_path / "s"])
+    a, b = report_mod.aggregate(group)
+    assert a.n == 3 and a.labels == {"train.lr": "a"}
+    assert a.last[0] == pytest.approx(63.0)
+    # sample std of 60, 62, 67: deviations -3, -1, 4 -> (9 + 1 + 16) / 2 = 13
+    assert a.last[1] == pytest.approx(math.sqrt(13.0))
+    assert a.best[0] == pytest.approx(64.0) and a.best[1] == pytest.approx(math.sqrt(7.0))
+    assert a.ratio[0] == pytest.approx(100 * 63.0 / 80.0)
+    assert a.wall_minutes == pytest.approx(3.0)  # (120 + 180 + 240) / 3 s
+    assert b.n == 1 and b.last == (50.0, pytest.approx(math.nan, nan_ok=True)) and math.isnan(b.last[1])
+    text = report_mod.table(group, [a, b])
+    assert "63.00 ± 3.61" in text and "| 50.00 |" in text
+
+
+def test_missing_and_unfinished_runs_are_counted(tmp_path) -> None:
+    fake_sweep(tmp_path / "s", {"a": [(60.0, 61.0), (62.0, 63.0)]}, values={"a": 0.1})
+    (tmp_path / "s" / "x-a_seed-1" / "metrics.json").unlink()
+    (group,) = report_mod.collect([tmp_path / "s"])
+    (row,) = report_mod.aggregate(group)
+    assert row.n == 1 and row.missing == 1 and row.last[0] == 60.0
+    assert "1 (+1 missing)" in report_mod.table(group, [row])
+
+
+def test_fit_line_r2() -> None:
+    slope, intercept, r2 = report_mod.fit_line([0, 1, 2, 3], [1, 3, 5, 7])
+    assert (slope, intercept, r2) == (pytest.approx(2.0), pytest.approx(1.0), pytest.approx(1.0))
+    # y = x plus residuals (+1, -1, -1, +1): slope = cov/var = 5/5 = 1, intercept 1.5 - 1.5 = 0,
+    # SS_res = 4, SS_tot = 0.25 + 2.25 + 0.25 + 6.25 = 9, R² = 1 - 4/9
+    slope, intercept, r2 = report_mod.fit_line([0, 1, 2, 3], [1, 0, 1, 4])
+    assert slope == pytest.approx(1.0) and intercept == pytest.approx(0.0, abs=1e-12)
+    assert r2 == pytest.approx(5 / 9)
+    with pytest.raises(ValueError):
+        report_mod.fit_line([1, 1], [2, 3])
+
+
+def test_report_writes_markdown_and_figures_with_the_command(tmp_path) -> None:
+    fake_sweep(tmp_path / "s", {"a": [(60.0, 62.0), (62.0, 63.0)], "b": [(50.0, 55.0), (52.0, 53.0)],
+                                "c": [(40.0, 41.0), (44.0, 45.0)]},
+               values={"a": 0.001, "b": 0.01, "c": 0.1}, stats={"a": 3e5, "b": 2e5, "c": 1e5})
+    path = report_mod.report([tmp_path / "s"], command="aip report s")
+    text = path.read_text()
+    assert path == tmp_path / "s" / "report.md"
+    assert "## s" in text and "last top-1" in text and "best top-1" in text and "Sweep: `aip sweep s.toml`" in text
+    assert "![s: accuracy](s-accuracy.png)" in text and "Made by `aip report s`" in text
+    # the three means are 61, 51, 42 against 3e5, 2e5, 1e5: R² of that line
+    _, _, r2 = report_mod.fit_line([3e5, 2e5, 1e5], [61.0, 51.0, 42.0])
+    assert f"R² = {r2:.3f}" in text
+    for png in ("s-accuracy.png", "s-vs-png_bytes.png"):
+        assert (tmp_path / "s" / png).read_bytes()[:4] == b"\x89PNG"
+
+
+def test_plain_run_directories_and_bad_dirs(tmp_path) -> None:
+    fake_sweep(tmp_path / "s", {"a": [(60.0, 62.0)], "b": [(50.0, 55.0)]}, values={"a": 1, "b": 2})
+    runs = [tmp_path / "s" / "x-a_seed-0", tmp_path / "s" / "x-b_seed-0"]
+    path = report_mod.report(runs, out=tmp_path / "r")
+    assert "x-a_seed-0" in path.read_text() and (tmp_path / "r" / "x-a_seed-0-accuracy.png").exists()
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(AipError, match="no sweep.json and no run directory"):
+        report_mod.report([tmp_path / "empty"])
+
+
+@pytest.mark.timeout(300)
+def test_tiny_sweep_end_to_end_with_source_stats_and_report(tmp_path, tiny_recipe) -> None:
+    """One real sweep: 2 variants of the tiny recipe, 1 epoch each, source stats; then its report."""
+    from aip.sweep import sweep
+
+    tiny_recipe.write_text(tiny_recipe.read_text().replace("samples_per_epoch = 1024", "samples_per_epoch = 128"))
+    sweep_file = tmp_path / "t.toml"
+    sweep_file.write_text(f'base = "{tiny_recipe.name}"\nset = ["train.epochs=1", "teacher.fit.epochs=1"]\n'
+                          '[report]\nscatter = ["png_bytes"]\n'
+                          '[[axis]]\nkey = "source.uri"\nvalues = ["skimage:astronaut", "synthetic:noise"]\n')
+    out = tmp_path / "out"
+    result = sweep(sweep_file, out=out, device="cpu", echo=lambda _: None)
+    assert result.done == ["uri-astronaut", "uri-noise"] and not result.failed
+    for name in result.done:
+        assert json.loads((out / name / "metrics.json").read_text())["finished"]
+        assert 'uri = "' in (out / name / "recipe.toml").read_text()
+        stats = json.loads((out / name / "source_stats.json").read_text())
+        assert stats["png_bytes"] > 0 and 0 <= stats["teacher_class_coverage"] <= 1  # the teacher was cached
+    assert sweep(sweep_file, out=out, device="cpu", echo=lambda _: None).skipped == result.done
+    text = report_mod.report([out]).read_text()
+    assert "`astronaut`" in text and "R² = 1.000" in text  # two points: a line through both
