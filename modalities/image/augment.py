@@ -42,7 +42,7 @@ class ImageAugmenter(nn.Module):
     def __init__(self, cfg: ImageAugmentConfig, *, size: int, channels: int, geometry: bool = True) -> None:
         super().__init__()
         self.cfg = cfg
-        # kornia's crop and flip draw on the host and read the device: only without them can a graph capture this
+        # kornia's crop and flip draw their parameters on the host: only without them can a graph capture this
         self.capturable = not (geometry and (cfg.crop == "rrc" or (cfg.crop == "pad" and cfg.pad > 0)
                                              or cfg.hflip > 0))
         ops: list[nn.Module] = []
