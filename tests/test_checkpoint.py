@@ -41,3 +41,18 @@ def test_rng_state_round_trip():
     a = torch.rand(3)
     checkpoint.set_rng_state(state)
     assert torch.equal(torch.rand(3), a)
+
+
+def test_atomic_files_get_the_mode_of_a_plain_file(tmp_path):
+    import os
+
+    from aip import files
+
+    old = os.umask(0o022)
+    try:
+        files.write_text("x", tmp_path / "a.txt")
+        checkpoint.save_atomic({"w": torch.ones(1)}, tmp_path / "b.pt")
+    finally:
+        os.umask(old)
+    assert (tmp_path / "a.txt").stat().st_mode & 0o777 == 0o644
+    assert (tmp_path / "b.pt").stat().st_mode & 0o777 == 0o644
