@@ -323,7 +323,7 @@ def test_a_run_on_a_full_disk_stops_with_one_line_and_keeps_its_checkpoint(tiny_
         run(recipe, out=out, device=CPU)
     one_line(e, "no space left on device writing", str(out), "run the same command to resume")
     kept = checkpoint.load(out / "last.pt")
-    assert kept["step"] == saved["step"] == recipe.train.steps_per_epoch
+    assert kept["state"]["step"] == saved["state"]["step"] == recipe.train.steps_per_epoch
     assert all(torch.equal(v, saved["student"][k]) for k, v in kept["student"].items())
     assert not [p for p in out.iterdir() if p.name.endswith(".tmp")]
 
