@@ -78,5 +78,5 @@ def test_source_stats_with_and_without_a_cached_teacher(tiny_recipe) -> None:
 def test_source_stats_cli_one_line_error_for_dataset_sources(tiny_recipe) -> None:
     from tests.conftest import run_cli
 
-    r = run_cli("source-stats", str(tiny_recipe), "--set", 'source.uri="dataset:train"', timeout=120)
+    r = run_cli("source-stats", str(tiny_recipe), "--set", 'source.uri="dataset:train"')
     assert r.returncode == 2 and "many images, not one" in r.stderr and r.stderr.strip().count("\n") == 0

@@ -198,12 +198,12 @@ def test_a_variant_with_a_bad_value_names_the_variant(tmp_path, tiny_recipe) -> 
 
 def test_cli_bad_sweep_file_exits_2_with_one_line(tmp_path, tiny_recipe) -> None:
     path = write_sweep(tmp_path, tiny_recipe, "[[axis]]\nkey = 'loss.temperature'\nvalues = 3\n")
-    r = run_cli("sweep", str(path), "--dry-run", timeout=120)
+    r = run_cli("sweep", str(path), "--dry-run")
     assert r.returncode == 2 and r.stderr.strip().count("\n") == 0
     assert "values must be a non-empty list" in r.stderr
     missing = write_sweep(tmp_path, tiny_recipe, "[[axis]]\nkey = 'loss.temperature'\nvalues = [1]\n", "m.toml")
     missing.write_text(missing.read_text().replace(tiny_recipe.name, "nope.toml"))
-    r = run_cli("sweep", str(missing), "--dry-run", timeout=120)
+    r = run_cli("sweep", str(missing), "--dry-run")
     assert r.returncode == 2 and "base recipe" in r.stderr and "does not exist" in r.stderr
 
 
@@ -226,10 +226,10 @@ def test_cli_dry_run_and_report(tmp_path, tiny_recipe) -> None:
     from tests.test_report import fake_sweep
 
     path = write_sweep(tmp_path, tiny_recipe, GRID)
-    r = run_cli("sweep", str(path), "--out", str(tmp_path / "o"), "--dry-run", timeout=120)
+    r = run_cli("sweep", str(path), "--out", str(tmp_path / "o"), "--dry-run")
     assert r.returncode == 0, r.stderr
     assert r.stdout.count("aip run ") == 8 and "--set train.seed=1" in r.stdout
     fake_sweep(tmp_path / "f", {"a": [(60.0, 61.0)], "b": [(50.0, 52.0)]}, values={"a": 1.0, "b": 2.0})
-    r = run_cli("report", str(tmp_path / "f"), timeout=120)
+    r = run_cli("report", str(tmp_path / "f"))
     assert r.returncode == 0, r.stderr
     assert "Made by `aip report " in (tmp_path / "f" / "report.md").read_text()
