@@ -90,7 +90,8 @@ def long_run(tmp_path_factory, stripes_root):
     recipe = base / "tiny.toml"
     recipe.write_text(TINY_RECIPE.format(root=stripes_root.as_posix(), epochs=4))
     env = {"AIP_CACHE": str(base / "cache")}
-    assert run_cli("teacher", str(recipe), "--device", "cpu", env=env).returncode == 0
+    teacher = run_cli("teacher", str(recipe), "--device", "cpu", env=env)
+    assert teacher.returncode == 0, teacher.stderr
     straight = base / "straight"
     done = run_cli("run", str(recipe), "--out", str(straight), "--device", "cpu", env=env)
     assert done.returncode == 0, done.stderr
