@@ -1,14 +1,14 @@
 """Video datasets on tiny real video files written with PyAV in the Kinetics-400, UCF101 and folder layouts:
 the readers, multi-clip test items, training clips, and unreadable files skipped with one counted warning.
 
-The writers here are shared by the other video tests (``write_video``, ``write_motion_folder``)."""
+The writers here are shared by the other video tests (``write_video``, ``write_motion_folder``); the first
+is the offline ``motion`` set's own (:mod:`modalities.video.motion`)."""
 
 from __future__ import annotations
 
 import csv
 from pathlib import Path
 
-import av
 import numpy as np
 import pytest
 import torch
@@ -16,39 +16,10 @@ import torch
 from aip.errors import AipError
 from modalities.video import datasets
 from modalities.video.config import VideoSourceConfig
+from modalities.video.motion import PANS, moving_texture, write_video
 
 #: a textured scene moving in one of four directions: the classes need motion to tell apart
-DIRECTIONS = {"left": (0, -1), "right": (0, 1), "up": (-1, 0), "down": (1, 0)}
-
-
-def write_video(path: Path, frames: np.ndarray, *, fps: int = 8) -> Path:
-    """Write ``(T, H, W, 3)`` uint8 frames as an MPEG-4 video (``.mp4`` or ``.avi``) with PyAV."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with av.open(str(path), mode="w") as container:
-        stream = container.add_stream("mpeg4", rate=fps)
-        stream.width, stream.height = frames.shape[2], frames.shape[1]
-        stream.pix_fmt = "yuv420p"
-        stream.options = {"qscale": "3"}
-        for f in frames:
-            for packet in stream.encode(av.VideoFrame.from_ndarray(np.ascontiguousarray(f), format="rgb24")):
-                container.mux(packet)
-        for packet in stream.encode():
-            container.mux(packet)
-    return path
-
-
-def moving_texture(rng: np.random.Generator, direction: str, *, frames: int = 8, size: int = 32,
-                   speed: int = 3) -> np.ndarray:
-    """A window moving ``speed`` px per frame over a random smooth colour texture: ``(T, size, size, 3)``."""
-    big = size + frames * speed + 8
-    noise = rng.random((big // 4 + 2, big // 4 + 2, 3))
-    texture = np.kron(noise, np.ones((4, 4, 1)))[:big, :big]  # blocky texture: motion is easy to see
-    dy, dx = DIRECTIONS[direction]
-    y0 = big // 2 - size // 2 - dy * frames * speed // 2
-    x0 = big // 2 - size // 2 - dx * frames * speed // 2
-    out = [texture[y0 + dy * t * speed:y0 + dy * t * speed + size, x0 + dx * t * speed:x0 + dx * t * speed + size]
-           for t in range(frames)]
-    return (np.stack(out) * 255).astype(np.uint8)
+DIRECTIONS = PANS
 
 
 def write_motion_folder(root: Path, *, train_per_class: int = 24, test_per_class: int = 8) -> Path:

@@ -44,7 +44,7 @@ class AudioModality:
 
         DATASETS.get(recipe.eval.dataset)  # an unknown name is an AipError listing the known ones
         uri = recipe.source.uri
-        accepts = "an audio file, an http(s) URL, espeak:prose, synthetic:noise or dataset:train"
+        accepts = "an audio file, an http(s) URL, espeak:prose, espeak:radio, synthetic:noise or dataset:train"
         if ":" not in uri.split("/")[0]:
             local_file(uri, what="source recording", accepts=accepts)
         elif not uri.startswith(("http://", "https://")) and uri not in SOURCES:

@@ -14,7 +14,9 @@ class AudioSourceConfig:
 
     ``uri``: a file path (WAV/FLAC/OGG/MP3 through soundfile, other containers through PyAV), an ``http(s)``
     URL (downloaded once into the cache), ``espeak:prose`` (a fixed English prose text, read by several
-    espeak-ng voices and cached; it contains none of the SpeechCommands words), ``synthetic:noise``
+    espeak-ng voices and cached; it contains none of the SpeechCommands words), ``espeak:radio`` (that text
+    as a radio programme, with plucked-string jingles and a street bed: :mod:`modalities.audio.sounds`),
+    ``synthetic:noise``
     (coloured noise) or ``dataset:train`` (the labelled training clips, labels unused: the upper bound).
     The recording is mixed down to mono and resampled once to ``rate``; at most ``max_seconds`` of it are
     kept (0 keeps all).

@@ -9,7 +9,9 @@ average keyword has. ``speechcommands35`` is all 35 words. The split is the offi
 clip in neither list). ``spoken-keywords`` is the same protocol on an offline set spoken by espeak-ng voices
 (:mod:`modalities.audio.keywords`), built on first use. ``audiofolder`` is ``ROOT/train/CLASS/*`` and
 ``ROOT/test/CLASS/*`` (or ``val/``) of WAV/FLAC/OGG/MP3 clips. ``musan``, ``voxforge`` and ``librispeech`` are
-read in their distributed layouts with the splits of :mod:`modalities.audio.corpora`.
+read in their distributed layouts with the splits of :mod:`modalities.audio.corpora`; ``spoken-languages``
+and ``sound-types`` are offline sets in the Voxforge and MUSAN layouts (:mod:`modalities.audio.languages`,
+:mod:`modalities.audio.sounds`), built on first use and read by those same loaders.
 
 Items are ``(waveform (1, samples), label)``: clips are read with soundfile, shorter ones zero-padded (centred
 for testing, at a random place for training) and longer ones cropped (centred for testing; for training a
@@ -322,6 +324,25 @@ def _load_spoken_keywords(root: Path, *, split: str, train: bool, download: bool
 
     return speechcommands(build_keyword_set(root), split=split, train=train, classes35=False, rate=rate,
                           samples=samples, windows=windows)
+
+
+@_register("spoken-languages", "offline 6-language set (Voxforge's task) spoken by espeak-ng voices (built on first "
+                              "use)")
+def _load_spoken_languages(root: Path, *, split: str, train: bool, download: bool, rate: int, samples: int,
+                           windows: int = 1) -> LabelledData:
+    from modalities.audio.languages import build_language_set
+
+    return recordings("voxforge", build_language_set(root), split=split, train=train, rate=rate, samples=samples,
+                      windows=windows)
+
+
+@_register("sound-types", "offline speech / music / noise set (MUSAN's task), synthesised (built on first use)")
+def _load_sound_types(root: Path, *, split: str, train: bool, download: bool, rate: int, samples: int,
+                      windows: int = 1) -> LabelledData:
+    from modalities.audio.sounds import build_sound_set
+
+    return recordings("musan", build_sound_set(root), split=split, train=train, rate=rate, samples=samples,
+                      windows=windows)
 
 
 @_register("audiofolder", "ROOT/train/CLASS/*.wav and ROOT/test/CLASS/*.wav")

@@ -40,7 +40,7 @@ def split_of(i: int) -> str:
     return "testing" if i % 4 == 3 else "validation" if i % 8 == 1 else "training"
 
 
-def _noise_files(rate: int, seconds: int, seed: int) -> dict[str, np.ndarray]:
+def noise_files(rate: int, seconds: int, seed: int) -> dict[str, np.ndarray]:
     rng = np.random.default_rng(seed)
     n = rate * seconds
     f = np.fft.rfftfreq(n, 1 / rate).clip(20, None)
@@ -94,7 +94,7 @@ def build_keyword_set(root: Path, *, n_voices: int = 24, reps: int = 5,
     if (folder / "testing_list.txt").is_file():
         return folder
     executable()  # fail early, with one line, if espeak-ng is missing
-    noise = _noise_files(RATE, 20, seed=VERSION)
+    noise = noise_files(RATE, 20, seed=VERSION)
     import torchaudio.transforms as T
 
     resample = T.Resample(22_050, RATE)

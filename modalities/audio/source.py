@@ -15,7 +15,8 @@ from aip.errors import AipError
 from modalities.audio.config import AudioSourceConfig
 from modalities.audio.decode import read_audio
 
-SOURCES = ("PATH (WAV/FLAC/OGG/MP3/M4A...)", "http(s)://URL (cached)", "espeak:prose", "synthetic:noise",
+SOURCES = ("PATH (WAV/FLAC/OGG/MP3/M4A...)", "http(s)://URL (cached)", "espeak:prose", "espeak:radio",
+           "synthetic:noise",
            "dataset:train")
 
 
@@ -43,11 +44,13 @@ def load_recording(cfg: AudioSourceConfig) -> torch.Tensor:
             raise AipError(f"unknown synthetic source {uri!r}; known: synthetic:noise")
         wave = coloured_noise(cfg.synthetic_seconds, rate=cfg.rate, seed=cfg.seed)
     elif uri.startswith("espeak:"):
-        if uri != "espeak:prose":
-            raise AipError(f"unknown espeak source {uri!r}; known: espeak:prose")
+        if uri not in ("espeak:prose", "espeak:radio"):
+            raise AipError(f"unknown espeak source {uri!r}; known: espeak:prose, espeak:radio")
         from modalities.audio.espeak import prose_recording
+        from modalities.audio.sounds import radio_recording
 
-        wave = read_audio(prose_recording(), rate=cfg.rate, what="source recording")
+        made = prose_recording() if uri == "espeak:prose" else radio_recording()
+        wave = read_audio(made, rate=cfg.rate, what="source recording")
     elif uri.startswith(("http://", "https://")):
         wave = read_audio(download(uri), rate=cfg.rate, what="source recording")
     else:

@@ -9,6 +9,8 @@ Layouts (``ROOT`` is ``eval.root``):
 - ``ucf101``: ``ROOT/UCF-101/CLASS/v_CLASS_gXX_cYY.avi`` and ``ROOT/ucfTrainTestlist/`` (``classInd.txt``,
   ``trainlist0F.txt``, ``testlist0F.txt``; fold ``F`` is 1, or 2/3 with ``ucf101:2``/``ucf101:3``).
 - ``videofolder``: ``ROOT/train/CLASS/*`` and ``ROOT/val/CLASS/*`` (or ``ROOT/test/``), any video extension.
+- ``motion``: the offline 6-class camera-motion set of :mod:`modalities.video.motion`, built under ``ROOT`` (the
+  dataset cache unless ``eval.root`` is set) on first use and read as a ``videofolder``.
 """
 
 from __future__ import annotations
@@ -83,6 +85,14 @@ def videofolder(root: Path, *, split: str, option: str = "", download: bool = Fa
     if not files:
         raise AipError(f"no videos ({', '.join(VIDEO_EXTENSIONS)}) found in {split_dir}; expected {layout}")
     return Index(files, labels, classes)
+
+
+@READERS.register("motion")
+def motion(root: Path, *, split: str, option: str = "", download: bool = False) -> Index:  # noqa: ARG001
+    """The offline camera-motion set (pans in four directions, zoom in and out), built once under ``root``."""
+    from modalities.video.motion import build_motion_set  # PyAV's writer, only when the set is asked for
+
+    return videofolder(build_motion_set(root), split=split)
 
 
 def kinetics_classes() -> list[str]:
