@@ -5,7 +5,8 @@ not optimised pixel by pixel but through the modality's :class:`aip.modality.Vis
 parametrisation (e.g. Fourier coefficients scaled by 1/frequency, colours decorrelated) and, at every step, a
 random transformation (jitter, scale, rotation or their analogue for the data kind), so the result is what the
 model responds to robustly rather than adversarial noise. A fixed seed makes it repeatable. The student and
-(optionally) the teacher are optimised from the same start and rendered side by side.
+(optionally) the teacher are optimised from the same start and rendered side by side, with a progress bar per
+model.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from typing import Any
 
 import torch
 from torch import nn
+from tqdm.auto import tqdm
 
 from aip import files
 from aip.errors import AipError
@@ -33,9 +35,14 @@ class Result:
 
 
 def maximise(model: nn.Module, visuals: Visuals, targets: list[int], *, steps: int = 256, lr: float = 0.05,
-             seed: int = 0, device: torch.device | str = "cpu") -> Result:
+             seed: int = 0, device: torch.device | str = "cpu", desc: str = "visualize") -> Result:
     """Optimise one input per class index in ``targets``, parametrised and transformed by ``visuals``, to
-    maximise ``model``'s logit of that class."""
+    maximise ``model``'s logit of that class. A frozen teacher is unwrapped: its forward pass runs without
+    gradients, and the gradient with respect to the input is what this needs."""
+    from aip.teacher import FrozenTeacher
+
+    if isinstance(model, FrozenTeacher):
+        model = model.model
     model = model.eval().to(device)
     for p in model.parameters():
         p.requires_grad_(False)
@@ -50,7 +57,7 @@ def maximise(model: nn.Module, visuals: Visuals, targets: list[int], *, steps: i
     with torch.no_grad():
         start = logits_of(visuals.input(params)).tolist()
     opt = torch.optim.Adam([params], lr=lr)
-    for _ in range(steps):
+    for _ in tqdm(range(steps), desc=desc, unit="step", dynamic_ncols=True, leave=False):
         x = visuals.transform(visuals.input(params), generator=g)
         loss = -logits_of(x).sum()
         opt.zero_grad(set_to_none=True)
@@ -87,7 +94,7 @@ def visualize(models: dict[str, nn.Module], visualizer: Any, recipe: Any, *, cla
     labels = [classes[i] for i in targets]
     inputs, report = {}, {}
     for role, model in models.items():
-        r = maximise(model, visuals, targets, steps=steps, lr=lr, seed=seed, device=device)
+        r = maximise(model, visuals, targets, steps=steps, lr=lr, seed=seed, device=device, desc=f"visualize {role}")
         inputs[role] = r.inputs
         report[role] = {c: {"start": s, "end": e} for c, s, e in zip(labels, r.start, r.end)}
     out.mkdir(parents=True, exist_ok=True)

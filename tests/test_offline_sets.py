@@ -188,3 +188,34 @@ def test_radio_recording_holds_talk_jingles_and_street(tmp_path: Path, monkeypat
 
     loaded = load_recording(AudioSourceConfig(uri="espeak:radio"))
     assert loaded.numel() == wave.size
+
+
+def test_video_dataset_train_and_noise_sources_for_the_motion_recipe(tmp_path: Path):
+    """The motion demo's comparison rows: ``dataset:train`` (random training clips, labels unused, cropped and
+    flipped by the augmenter) and ``synthetic:noise`` (the camera over a noise image); other dataset sources fail
+    in one line."""
+    from aip import recipe as recipe_mod
+    from aip.errors import AipError
+    from aip.registry import load_modality
+    from modalities.image.source import DatasetSampler
+    from tests.conftest import ROOT
+
+    folder = build_motion_set(tmp_path, train_per_class=1, test_per_class=1)
+    video = load_modality("video")
+    base = ["eval.dataset=videofolder", f"eval.root={folder.as_posix()}"]
+    r = recipe_mod.load(ROOT / "recipes" / "motion.toml", [*base, "source.uri=dataset:train"])
+    video.validate(r)
+    sampler = video.sampler(r, device=torch.device("cpu"))
+    assert isinstance(sampler, DatasetSampler) and len(sampler.data) == 6
+    torch.manual_seed(0)
+    clips = sampler.sample(5)
+    assert clips.shape == (5, 3, 4, 32, 32) and 0 <= clips.min() and clips.max() <= 1
+    augmenter = video.augmenter(r, device=torch.device("cpu"))
+    assert augmenter.geometry is not None and augmenter(clips).shape == clips.shape
+    noise = recipe_mod.load(ROOT / "recipes" / "motion.toml", [*base, "source.uri=synthetic:noise"])
+    video.validate(noise)
+    assert video.augmenter(noise, device=torch.device("cpu")).geometry is None  # the sampler crops
+    x = video.sampler(noise, device=torch.device("cpu")).sample(3)
+    assert x.shape == (3, 3, 4, 32, 32) and x.std() > 0.02  # a fine noise image, seen from afar, averages out
+    with pytest.raises(AipError, match="only dataset source is dataset:train"):
+        video.validate(recipe_mod.load(ROOT / "recipes" / "motion.toml", [*base, "source.uri=dataset:test"]))

@@ -9,6 +9,7 @@ from PIL import Image
 from aip.errors import AipError
 from aip.modality import Visualizer, Visuals
 from aip.student import load_student
+from aip.teacher import FrozenTeacher
 from aip.visualize import maximise, visualize
 from tests.conftest import run_cli
 from tests.students import CLASSES, fake_run
@@ -50,14 +51,16 @@ def test_student_and_teacher_side_by_side(tmp_path):
     with torch.no_grad():  # another network: the same architecture, other weights
         for p in other.parameters():
             p.add_(0.1 * torch.randn_like(p))
-    written = visualize({"student": student.net, "teacher": other}, student.modality, student.recipe,
-                        classes=CLASSES, names=["gamma", "alpha"], out=tmp_path / "vis", steps=5)
+    # wrapped as aip.teacher.load_teacher returns a teacher: frozen, its forward pass without gradients
+    written = visualize({"student": student.net, "teacher": FrozenTeacher(other)}, student.modality,
+                        student.recipe, classes=CLASSES, names=["gamma", "alpha"], out=tmp_path / "vis", steps=5)
     assert [p.name for p in written] == ["classes.png", "visualize.json"]
     with Image.open(written[0]) as img:
         width, height = img.size
     assert width > 2 * 100 and height > 2 * 100  # two rows, two columns of pictures
     logits = json.loads(written[1].read_text())["logits"]
     assert list(logits) == ["student", "teacher"] and list(logits["teacher"]) == ["gamma", "alpha"]
+    assert all(v["end"] > v["start"] for v in logits["teacher"].values())  # the teacher's input was optimised
     with pytest.raises(AipError, match="unknown class 'delta'"):
         visualize({"student": student.net}, student.modality, student.recipe, classes=CLASSES, names=["delta"],
                   out=tmp_path / "x", steps=1)

@@ -41,9 +41,10 @@ class VideoModality:
         from modalities.video import datasets, models
 
         datasets.DatasetName.parse(recipe.eval.dataset)
-        if recipe.source.uri.startswith("dataset:"):
-            raise AipError(f"source.uri = {recipe.source.uri!r}: the video modality distils from one video or "
-                           "image, not a dataset; set source.uri to a video file, an image, a URL or skimage:NAME")
+        if recipe.source.uri.startswith("dataset:") and recipe.source.uri != "dataset:train":
+            raise AipError(f"source.uri = {recipe.source.uri!r}: the only dataset source is dataset:train (the "
+                           "labelled training clips, labels unused); else set source.uri to a video file, an image, "
+                           "a URL, skimage:NAME or synthetic:noise")
         check_source(recipe.source.uri, what="source video or image")  # a typo fails here, before any training
         for role in ("teacher", "student"):
             spec = getattr(recipe, role)
@@ -57,6 +58,10 @@ class VideoModality:
         from modalities.video.augment import crop_scale
         from modalities.video.source import ClipSampler, load_source
 
+        if recipe.source.uri == "dataset:train":  # the upper bound: random training clips, labels unused
+            from modalities.image.source import DatasetSampler
+
+            return DatasetSampler(self.data(recipe, split="train", train=True).dataset, device=device)
         # the augmentation's crop and flip are folded into the sampler's one resampling (see ClipSampler)
         lo, hi = crop_scale(recipe.augment, recipe.source.size)
         return ClipSampler(load_source(recipe.source), recipe.source, device=device,
@@ -65,7 +70,8 @@ class VideoModality:
     def augmenter(self, recipe: Recipe, *, device: torch.device):
         from modalities.video.augment import VideoAugmenter
 
-        return VideoAugmenter(recipe.augment, size=recipe.source.size, geometry=False).to(device)
+        geometry = recipe.source.uri == "dataset:train"  # other sources' clips come cropped by the sampler
+        return VideoAugmenter(recipe.augment, size=recipe.source.size, geometry=geometry).to(device)
 
     def model(self, spec: TeacherConfig | StudentConfig, *, recipe: Recipe, num_classes: int,
               pretrained: bool) -> nn.Module:
@@ -127,7 +133,9 @@ class VideoModality:
             "models": models.names(),
             "datasets": [*datasets.names(), "ucf101:2", "ucf101:3"],
             "sources": ["PATH (any image file)", "http(s)://URL (cached)", "skimage:NAME (e.g. skimage:astronaut)",
-                        "PATH.mp4|.avi|.mkv|.webm|.mov (one video, decoded with PyAV)"],
+                        "PATH.mp4|.avi|.mkv|.webm|.mov (one video, decoded with PyAV)",
+                        "synthetic:noise (the camera over a noise image)",
+                        "dataset:train (random training clips, labels unused: the upper bound)"],
         }
 
 

@@ -23,7 +23,8 @@ from aip.files import atomic_dir
 PANS = {"left": (0, -1), "right": (0, 1), "up": (-1, 0), "down": (1, 0)}
 ZOOMS = {"zoom-in": 1, "zoom-out": -1}
 CLASSES = (*PANS, *ZOOMS)
-VERSION = 1
+SUPER = 2
+VERSION = 2
 
 
 def write_video(path: Path, frames: np.ndarray, *, fps: int = 8) -> Path:
@@ -52,8 +53,9 @@ def moving_texture(rng: np.random.Generator, motion: str, *, frames: int = 8, si
                    block: int = 4) -> np.ndarray:
     """A camera window of ``size`` px moving over a random texture: ``(T, size, size, 3)`` uint8.
 
-    A pan moves the window ``speed`` px per frame; a zoom changes its side by ``speed`` px per frame (in: it
-    shrinks, so the scene grows), each frame resampled to ``size`` px.
+    A pan moves the window ``speed`` px per frame; a zoom changes its side by ``2 * speed`` px per frame (in: it
+    shrinks, so the scene grows), each frame resampled to ``size`` px from a scene drawn at twice the
+    resolution.
     """
     if motion in PANS:
         dy, dx = PANS[motion]
@@ -66,9 +68,11 @@ def moving_texture(rng: np.random.Generator, motion: str, *, frames: int = 8, si
         return (np.stack(out) * 255).astype(np.uint8)
     if motion not in ZOOMS:
         raise ValueError(f"unknown motion {motion!r}; known: {', '.join(CLASSES)}")
-    sides = size + 2 * speed * np.arange(frames)[::-ZOOMS[motion]]  # zoom in: from the widest window down to size
+    # rendered from a scene at SUPER x the resolution, so every frame is resampled the same way (downscaled,
+    # antialiased): a frame copied 1:1 would be crisper than the rest and give the direction away
+    sides = SUPER * (size + 2 * speed * np.arange(frames)[::-ZOOMS[motion]])  # zoom in: widest window first
     big = int(np.ceil(sides.max())) + 2
-    scene = torch.from_numpy(texture(rng, big, block)).permute(2, 0, 1)[None].float()
+    scene = torch.from_numpy(texture(rng, big, SUPER * block)).permute(2, 0, 1)[None].float()
     c = big / 2
     out = []
     for s in sides:
