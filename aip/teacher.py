@@ -49,11 +49,15 @@ class FrozenTeacher(nn.Module):
 
 
 def cache_key(recipe: Recipe, data: LabelledData) -> str:
-    """Identity of a trained teacher: modality, teacher section, dataset (name, root, size) and input shape."""
+    """Identity of a trained teacher: modality, teacher section, dataset (name, root, size, and the paths of its
+    files when the dataset lists them, so a rebuilt or replaced set of the same size gets a new teacher) and
+    input shape."""
     shape = list(data.dataset[0][0].shape)
+    files = getattr(data.dataset, "files", None)
+    listed = hashlib.sha256("\n".join(map(str, files)).encode()).hexdigest()[:16] if files else ""
     blob = json.dumps({"modality": recipe.modality, "teacher": recipe.to_dict()["teacher"],
                        "dataset": recipe.eval.dataset, "root": recipe.eval.root, "shape": shape,
-                       "size": len(data.dataset)}, sort_keys=True)
+                       "size": len(data.dataset), **({"files": listed} if listed else {})}, sort_keys=True)
     return f"{recipe.eval.dataset}-{recipe.teacher.arch.replace(':', '_').replace('/', '_')}-" + \
         hashlib.sha256(blob.encode()).hexdigest()[:10]
 
