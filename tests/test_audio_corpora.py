@@ -224,8 +224,8 @@ def test_windows_average_through_the_evaluator(tmp_path: Path):
 
 
 def test_registry_lists_every_dataset():
-    assert D.DATASETS.names() == sorted(["audiofolder", "librispeech", "musan", "speechcommands",
-                                         "speechcommands35", "spoken-keywords", "voxforge"])
+    assert D.DATASETS.names() == sorted(["audiofolder", "librispeech", "musan", "sound-types", "speechcommands",
+                                         "speechcommands35", "spoken-keywords", "spoken-languages", "voxforge"])
     with pytest.raises(AipError, match=r"unknown audio dataset 'musn' \(did you mean 'musan'\?\)"):
         D.load("musn", root=Path("."), split="test", train=False, download=False, rate=RATE, samples=RATE)
 
