@@ -12,11 +12,13 @@ import hashlib
 import shutil
 import subprocess
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import soundfile as sf
+import torch
 
 from aip.cache import cache_dir
 from aip.errors import AipError
@@ -83,6 +85,18 @@ def speak(text: str, voice: Voice, path: Path) -> Path:
         first = (result.stderr.strip().splitlines() or ["no output"])[0]
         raise AipError(f"espeak-ng failed for voice {voice.name!r} ({first}); check `espeak-ng --voices=en`")
     return path
+
+
+def spoken(text: str, voice: Voice, path: Path, *, rate: int, resample: Callable[[torch.Tensor], torch.Tensor],
+           margin: float = 0.0) -> np.ndarray:
+    """``text`` read by ``voice`` as a float32 waveform at ``rate`` (``resample`` converts from espeak-ng's
+    22,050 Hz), its leading and trailing silence trimmed to ``margin`` seconds; the WAV file ``path`` is removed."""
+    wave, native = sf.read(str(speak(text, voice, path)), dtype="float32")
+    path.unlink()
+    wave = resample(torch.from_numpy(wave)).numpy() if native != rate else wave
+    nz = np.flatnonzero(np.abs(wave) > 1e-3)
+    pad = round(margin * rate)
+    return wave[max(nz[0] - pad, 0): nz[-1] + 1 + pad] if nz.size else wave
 
 
 def prose_recording() -> Path:

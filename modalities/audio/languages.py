@@ -22,7 +22,7 @@ import torch
 
 from aip.files import atomic_dir
 from modalities.audio.corpora import VOXFORGE_LANGUAGES, in_test, voxforge_speaker
-from modalities.audio.espeak import Voice, executable, speak
+from modalities.audio.espeak import Voice, executable, spoken
 from modalities.audio.keywords import noise_files
 
 #: 48 common words per language (same meanings, in the order of the English list); even positions are read by
@@ -84,12 +84,7 @@ def speakers(lang_i: int) -> list[tuple[str, bool]]:  # noqa: ARG001 - the same 
 def _utterance(lang: str, text: str, voice: Voice, seed: list[int], *, tmp: Path, noise: list[np.ndarray],
                resample: torch.nn.Module) -> np.ndarray:
     rng = np.random.default_rng(seed)
-    path = speak(text, voice, tmp / f"{'-'.join(map(str, seed))}.wav")
-    wave, rate = sf.read(str(path), dtype="float32")
-    path.unlink()
-    wave = resample(torch.from_numpy(wave)).numpy() if rate != RATE else wave
-    nz = np.flatnonzero(np.abs(wave) > 1e-3)
-    wave = wave[max(nz[0] - RATE // 10, 0): nz[-1] + RATE // 10] if nz.size else wave
+    wave = spoken(text, voice, tmp / f"{'-'.join(map(str, seed))}.wav", rate=RATE, resample=resample, margin=0.1)
     wave = wave / max(np.abs(wave).max(), 1e-6) * rng.uniform(0.2, 0.9)
     bg = noise[int(rng.integers(len(noise)))]
     reps = -(-wave.size // bg.size)

@@ -34,7 +34,7 @@ import torch
 from aip.cache import cache_dir
 from aip.files import atomic_dir, atomic_path
 from modalities.audio.corpora import MUSAN_CLASSES
-from modalities.audio.espeak import PROSE, PROSE_VOICES, Voice, executable, speak
+from modalities.audio.espeak import PROSE, PROSE_VOICES, Voice, executable, speak, spoken
 from modalities.audio.languages import VARIANTS, WORDS
 
 RATE = 16_000
@@ -178,11 +178,7 @@ NOISES = ("coloured", "rain", "wind", "machine", "crackle")
 
 
 def _speech(text: str, voice: Voice, rng: Rng, *, tmp: Path, resample: torch.nn.Module, name: str) -> np.ndarray:
-    wave, rate = sf.read(str(speak(text, voice, tmp / f"{name}.wav")), dtype="float32")
-    (tmp / f"{name}.wav").unlink()
-    wave = resample(torch.from_numpy(wave)).numpy() if rate != RATE else wave
-    nz = np.flatnonzero(np.abs(wave) > 1e-3)
-    wave = wave[nz[0]: nz[-1] + 1] if nz.size else wave
+    wave = spoken(text, voice, tmp / f"{name}.wav", rate=RATE, resample=resample)
     return wave + 0.003 * _coloured(wave.size, rng.uniform(0, 2), rng) * rng.uniform(0, 1)
 
 

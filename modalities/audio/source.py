@@ -16,8 +16,7 @@ from modalities.audio.config import AudioSourceConfig
 from modalities.audio.decode import read_audio
 
 SOURCES = ("PATH (WAV/FLAC/OGG/MP3/M4A...)", "http(s)://URL (cached)", "espeak:prose", "espeak:radio",
-           "synthetic:noise",
-           "dataset:train")
+           "synthetic:noise", "dataset:train")
 
 
 def coloured_noise(seconds: float, *, rate: int, seed: int) -> torch.Tensor:
