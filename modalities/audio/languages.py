@@ -100,7 +100,7 @@ def build_language_set(root: Path, *, utterances: int = 6, workers: int = 4) -> 
 
     Args:
         root: parent folder; the set goes to ``root/spoken-languages-vV-HASH`` (HASH names the arguments).
-        utterances: utterances per speaker (about 3-5 s each).
+        utterances: utterances per speaker (2-9 s each, 3.7 s typical).
         workers: espeak-ng processes run at once.
     """
     key = hashlib.sha256(repr((VERSION, utterances, WORDS, VARIANTS)).encode()).hexdigest()[:8]
