@@ -30,7 +30,7 @@ from aip.modality import Modality, ReferencePipeline
 from aip.optim import make_optimizer
 from aip.recipe import Recipe, StudentConfig, TeacherConfig
 from aip.registry import load_modality
-from aip.step import distill_step, distillation_losses, supervised_losses, train_step
+from aip.step import distill_step, distillation_losses, supervised_losses, teacher_logits, train_step
 from aip.teacher import FrozenTeacher, build_model
 from aip.trainer import data_path
 
@@ -217,8 +217,7 @@ def bench(recipe: Recipe, *, device: torch.device, steps: int = 10, warmup: int 
     shape = tuple(fixed.shape[1:])
 
     def teacher_forward() -> torch.Tensor:
-        with torch.no_grad(), policy.autocast():
-            return label_model(fixed)
+        return teacher_logits(label_model, fixed, chunk=b, policy=policy)
 
     t_fixed = teacher_forward()[:b].float()
     losses = distillation_losses(recipe)

@@ -65,6 +65,19 @@ def distillation_losses(recipe: Recipe) -> LossFn:
     return losses
 
 
+def teacher_logits(teacher: nn.Module, x: torch.Tensor, *, chunk: int, policy: Policy) -> torch.Tensor:
+    """The frozen teacher's logits for ``x`` (no gradients), on the CPU computed ``chunk`` views at a time.
+
+    A view pool's activations are ``view_pool`` times a batch's: on the CPU, tensors that large exceed glibc's
+    largest heap block (32 MiB), so every step maps and faults them in anew (docs/benchmarks.md). Labelling the
+    pool one batch at a time keeps each activation in the heap and in cache, at the same result per view (the
+    teacher is in eval mode, so views do not interact). A GPU gets the whole pool in one pass."""
+    with torch.no_grad(), policy.autocast():
+        if x.device.type != "cpu" or x.shape[0] <= chunk:
+            return teacher(x)
+        return torch.cat([teacher(part) for part in x.split(chunk)])
+
+
 def labelled_views(*, data: Callable[[], torch.Tensor], teacher: nn.Module, count: int, batch_size: int,
                    view_pool: int, policy: Policy, select: str = "balanced"
                    ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
@@ -75,8 +88,7 @@ def labelled_views(*, data: Callable[[], torch.Tensor], teacher: nn.Module, coun
     """
     for _ in range(count):
         x = data()  # (B * view_pool, ...) views of the one datum, augmented
-        with torch.no_grad(), policy.autocast():
-            t_logits = teacher(x)  # (B * view_pool, K)
+        t_logits = teacher_logits(teacher, x, chunk=batch_size, policy=policy)  # (B * view_pool, K)
         if view_pool > 1:
             keep = select_indices(select, t_logits, batch_size)
             x, t_logits = x[keep], t_logits[keep]

@@ -102,3 +102,31 @@ def test_channels_last_on_puts_video_in_channels_last_3d():
     clip = policy.batch(torch.rand(2, 3, 4, 8, 8))
     assert clip.is_contiguous(memory_format=torch.channels_last_3d)
     assert torch.allclose(video(clip), nn.functional.conv3d(clip.contiguous(), video.weight, video.bias), atol=1e-5)
+
+
+def test_teacher_labels_a_view_pool_one_batch_at_a_time_on_the_cpu():
+    from aip.hardware import Policy
+    from aip.step import teacher_logits
+
+    seen: list[int] = []
+
+    class Teacher(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.net = nn.Sequential(nn.Conv2d(1, 4, 3), nn.BatchNorm2d(4), nn.Flatten(), nn.LazyLinear(3)).eval()
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            seen.append(x.shape[0])
+            return self.net(x)
+
+    teacher = Teacher()
+    x = torch.randn(10, 1, 6, 6)
+    whole = teacher(x)
+    seen.clear()
+    chunked = teacher_logits(teacher, x, chunk=4, policy=Policy(CPU))
+    assert seen == [4, 4, 2]
+    torch.testing.assert_close(chunked, whole)
+    assert not chunked.requires_grad
+    seen.clear()
+    teacher_logits(teacher, x, chunk=16, policy=Policy(CPU))
+    assert seen == [10]
