@@ -107,6 +107,18 @@ def test_each_option_keeps_shape_and_range_and_reads_nothing_back(name, video):
     assert torch.equal(clips, sampler.sample(6))  # all randomness from torch's global RNG
 
 
+@pytest.mark.parametrize("name", ["sprites", "box sprites", "occlusion", "everything"])
+def test_the_folded_flip_mirrors_the_layers_with_the_scene(name):
+    """With the same draws (a flip probability of almost 0 draws as much as 1), the flipped clip is the mirror
+    image of the unflipped one: every layer's mask and content move together with the folded crop and flip."""
+    cfg = build(VideoSourceConfig, {"frames": 4, "size": 32, "pan_frames": 8, **OPTIONS[name]}, "source")
+    clips = []
+    for p in (1e-9, 1.0):
+        torch.manual_seed(0)
+        clips.append(ClipSampler(_gradient(), cfg, device=CPU, crop=(0.5, 0.9), crop_hflip=p).sample(8))
+    assert torch.allclose(clips[0].flip(-1), clips[1], atol=1e-4)
+
+
 def _centres(clips: torch.Tensor, w: int, h: int) -> torch.Tensor:
     """The source position (pixels) each frame of a clip of :func:`_gradient` is centred on, ``(B, T, 2)``."""
     mean = clips[:, :2].mean(dim=(3, 4)).transpose(1, 2)  # (B, T, red/green)
@@ -198,6 +210,33 @@ def test_a_sprite_is_a_rigid_patch_of_the_image_moving_over_the_unchanged_scene(
     assert moved >= 3
 
 
+def test_the_folded_crop_zooms_the_layers_with_the_scene():
+    """The crop (side 0.7 of the clip) magnifies the sprites as it does the scene: a sprite of 0.3 x the frame
+    shows as 0.3 / 0.7 of it, and at its first frame with the scene's magnification (red's slope along x)."""
+    cfg = dict(frames=4, pan_frames=4, size=64, scale=(0.1, 0.3), **STILL)
+    clips = []
+    for sprites in (0, 1):
+        torch.manual_seed(0)
+        c = VideoSourceConfig(sprites=sprites, sprite_scale=(0.3, 0.3), **cfg)
+        clips.append(ClipSampler(_gradient(), c, device=CPU, crop=(0.49, 0.49)).sample(96))
+    plain, one = clips
+    changed = _changed(one, plain)[:, 0]  # (B, S, S) first frames
+    inside = _interior(changed[:, None])[:, 0]
+    xx = torch.arange(64.0).expand(64, 64)
+    tested = 0
+    for b in range(96):
+        if inside[b].sum() < 200 or changed[b, [0, -1]].any() or changed[b, :, [0, -1]].any():
+            continue  # only sprites wholly inside the frame
+        assert abs(changed[b].sum() / (math.pi * (0.3 / 0.7 * 32) ** 2) - 1) < 0.1
+        slopes = []
+        for region in (inside[b], ~changed[b]):
+            x, red = xx[region], one[b, 0, 0][region]
+            slopes.append(torch.linalg.lstsq(torch.stack([x, torch.ones_like(x)], -1), red[:, None]).solution[0])
+        assert abs(slopes[0] / slopes[1] - 1) < 0.02
+        tested += 1
+    assert tested >= 3
+
+
 def test_sprites_change_size_and_box_sprites_are_rectangles():
     kw = dict(frames=4, pan_frames=4, size=64, scale=(0.1, 0.3), **STILL)
     plain = _clips(_gradient(), 32, **kw)
@@ -229,11 +268,12 @@ def test_photometric_drifts_each_frames_colour_smoothly():
     assert torch.allclose(steps[..., 0], steps[..., 2], atol=1e-5)
     assert (drift > 0.05).float().mean() > 0.5
     assert (drift[:, 0] - drift[:, 1]).abs().max() > 0.02  # colours drift apart, not only brightness
-    # contrast about the frame's mean changes too
+    # contrast about the frame's mean changes too: std / mean, which the gains leave alone
     halves = torch.cat([torch.full((3, 120, 80), 0.3), torch.full((3, 120, 80), 0.7)], -1)
-    std = _clips(halves, 32, photometric=0.4, init_crop=0.0, scale=(1.0, 1.0), ratio=(4 / 3, 4 / 3), frames=4,
-                 pan_frames=4, size=32, **STILL)[:, 0].std((-2, -1))  # (B, T)
-    assert ((std[:, -1] / std[:, 0] - 1).abs() > 0.1).float().mean() > 0.5
+    frames = _clips(halves, 32, photometric=0.4, init_crop=0.0, scale=(1.0, 1.0), ratio=(4 / 3, 4 / 3), frames=4,
+                    pan_frames=4, size=32, **STILL)[:, 0]  # (B, T, S, S), the whole image
+    cv = frames.std((-2, -1)) / frames.mean((-2, -1))
+    assert ((cv[:, -1] / cv[:, 0] - 1).abs() > 0.1).float().mean() > 0.5
 
 
 def test_an_occluder_hides_a_moving_rectangle_of_the_frames():
