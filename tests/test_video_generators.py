@@ -177,7 +177,7 @@ def _changed(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
 
 
 def _interior(mask: torch.Tensor) -> torch.Tensor:
-    """``mask`` ``(B, T, H, W)`` eroded by one pixel, the frame's border counted as outside (drops soft edges)."""
+    """``mask`` ``(B, T, H, W)`` eroded by one pixel, the frame's border counted as outside (drops edge pixels)."""
     m = F.pad(mask.float().flatten(0, 1), (1, 1, 1, 1))
     return -F.max_pool2d(-m, 3, 1).view_as(mask) > 0.5
 
@@ -188,7 +188,7 @@ def test_a_sprite_is_a_rigid_patch_of_the_image_moving_over_the_unchanged_scene(
     one = _clips(_gradient(), 32, sprites=1, sprite_scale=(0.3, 0.3), **kw)
     changed = _changed(one, plain)  # where the sprite is; elsewhere the scene is the paper's clip
     area = changed.sum((-2, -1)).float()  # (B, T)
-    assert area.max() <= math.pi * (0.3 * 32 + 1) ** 2  # a disc of radius 0.3 x half the frame, soft edge
+    assert area.max() <= math.pi * (0.3 * 32 + 1) ** 2  # a disc of radius 0.3 x half the frame
     assert (area.amax(1) > 50).float().mean() > 0.6  # most clips show their sprite
     moved = 0
     yy, xx = torch.meshgrid(torch.arange(64.0), torch.arange(64.0), indexing="ij")

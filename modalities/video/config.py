@@ -39,10 +39,11 @@ class VideoSourceConfig:
       degrees, turning evenly in between (0 = off); a rolled box is shrunk until its corners lie inside the
       unrolled one, so it never reads past the image.
     - ``sprites``: that many layers per clip (0 = off), each a patch cut from a random place of the image and
-      pasted in front of the scene with a soft ``sprite_shape`` mask (``"disc"`` or ``"box"``); each moves in a
-      straight line between two random places in the frame over the pan, its side growing or shrinking
-      between two values drawn from ``sprite_scale`` (a fraction of the frame's side), so layers move apart
-      from the camera's pan (parallax) and approach or recede.
+      pasted in front of the scene, hard-edged, in the shape ``sprite_shape`` (``"disc"`` or ``"box"``); each
+      moves in a straight line between two random places in the frame over the pan, its side growing or
+      shrinking between two values drawn from ``sprite_scale`` (a fraction of the frame's side), so layers move
+      apart from the camera's pan (parallax) and approach or recede. At its first size a sprite shows the image
+      at the scene's magnification.
     - ``photometric``: per-frame lighting drift (0 = off): gains of red, green and blue and a contrast factor
       drawn from ``[1 - photometric, 1 + photometric]`` for the pan's first and last frame, blended smoothly
       (smoothstep) in between.

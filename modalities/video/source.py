@@ -5,6 +5,9 @@ two random-resized-crop boxes, and 16 frames whose crop box moves linearly from 
 (a camera pan and zoom). Here every frame's box is one affine map from output pixels to source pixels, so a
 batch of ``B`` clips of ``T`` frames is sampled with ``grid_sample`` over all ``B*T`` frames at once; frames
 whose box shrinks a large region read from an anti-aliased pyramid level (mip-mapping), so they do not alias.
+Options of ``[source]`` (off by default) make richer motion from the same image: a curved or rolling camera,
+sprite layers cut from the image, an occluder and per-frame lighting drift
+(:class:`~modalities.video.config.VideoSourceConfig`).
 """
 
 from __future__ import annotations
@@ -86,6 +89,9 @@ class ClipSampler:
     (:class:`~modalities.video.config.VideoSourceConfig`: a curved or rolling camera path, sprite layers, an
     occluder, lighting drift) draw their random numbers after the paper's, so with them off a clip is the
     paper's bit for bit, and with only layers or lighting on (and jitter and flips off) the scene behind is too.
+    Layers are composited in sampling coordinates (a pixel a layer covers reads the layer's place in the atlas
+    instead of the scene's), so the scene and every layer are resampled by one ``grid_sample``; their edges are
+    hard, like CutMix's.
 
     ``crop`` (optional): the training augmentation's square crop, as the range of its area fraction of the clip
     (``augment.short_side``'s scale and crop, :func:`~modalities.video.augment.crop_scale`), and ``crop_hflip``
@@ -191,19 +197,14 @@ class ClipSampler:
         boxes = torch.cat([centre_src[:, :, None] - c * scale_src / 2, scale_src], -1)
         return boxes, torch.cat([c, f], -1)
 
-    def _masks(self, place: torch.Tensor, shape: str) -> torch.Tensor:
-        """Opacity ``(n, L, T, 1, S, S)`` of layers at ``place`` ``(n, L, T, 4)``: a disc (an ellipse when the
-        sides differ) or a box, with edges one output pixel soft."""
-        s, lin = self.cfg.size, self.lin
+    def _inside(self, place: torch.Tensor, shape: str) -> torch.Tensor:
+        """Which output pixels ``(n, L, T, S, S)`` layers at ``place`` ``(n, L, T, 4)`` cover: those whose centre
+        lies in the layer's disc (an ellipse when its sides differ) or box."""
+        lin = self.lin
         cx, cy, hx, hy = (v[..., None] for v in place.unbind(-1))  # each (n, L, T, 1)
-        if shape == "box":  # distance inside the nearer edge, in output pixels, per axis
-            mx = ((hx - (lin - cx).abs()) * (s / 2) + 0.5).clamp(0, 1)
-            my = ((hy - (lin - cy).abs()) * (s / 2) + 0.5).clamp(0, 1)
-            mask = torch.minimum(mx[..., None, :], my[..., :, None])
-        else:
-            d = (((lin - cx) / hx)[..., None, :] ** 2 + ((lin - cy) / hy)[..., :, None] ** 2).sqrt()
-            mask = ((1 - d) * torch.minimum(hx, hy)[..., None] * (s / 2) + 0.5).clamp(0, 1)
-        return mask[:, :, :, None]
+        if shape == "box":
+            return ((lin - cx).abs() <= hx)[..., None, :] & ((lin - cy).abs() <= hy)[..., :, None]
+        return (((lin - cx) / hx)[..., None, :] ** 2 + ((lin - cy) / hy)[..., :, None] ** 2) <= 1
 
     def _lighting(self, clips: torch.Tensor, alpha: torch.Tensor) -> torch.Tensor:
         """Per-frame gains of red, green, blue and contrast (about the frame's mean), each blended smoothly from
@@ -213,13 +214,16 @@ class ClipSampler:
         a = alpha * alpha * (3 - 2 * alpha)  # smoothstep: starts and stops gently, (n, T, 1)
         v = ((1 - a) * ends[:, None, 0] + a * ends[:, None, 1]).transpose(1, 2)[..., None, None]  # (n, 4, T, 1, 1)
         mean = clips.mean(dim=(1, 3, 4), keepdim=True)  # (n, 1, T, 1, 1)
-        return (((clips - mean) * v[:, 3:] + mean) * v[:, :3]).clamp_(0, 1)
+        gain, contrast = v[:, :3], v[:, 3:]
+        # ((x - mean) * contrast + mean) * gain as one multiply-add per pixel
+        return torch.addcmul(mean * (1 - contrast) * gain, clips, contrast * gain).clamp_(0, 1)
 
-    def _render(self, boxes: torch.Tensor, angle: torch.Tensor | None, index: torch.Tensor,
-                sign: torch.Tensor) -> torch.Tensor:
-        """Resample ``M`` frames ``(M, C, S, S)`` from the atlas: per frame a box ``(M, 4)``, its roll ``(M,)``
-        (or ``None``), its source frame ``(M,)`` and ``sign`` ``(M,)`` (-1 mirrors it left to right)."""
-        s, H, W, count = self.cfg.size, self.height, self.width, self.count
+    def _coords(self, boxes: torch.Tensor, angle: torch.Tensor | None,
+                sign: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The atlas coordinates x and y of ``M`` frames' pixels: per frame a box ``(M, 4)``, its roll ``(M,)``
+        (or ``None``) and ``sign`` ``(M,)`` (-1 mirrors it left to right). Without roll x is ``(M, 1, S)`` and y
+        ``(M, S, 1)`` (each column reads one source column, each row one source row), else both ``(M, S, S)``."""
+        s, H, W = self.cfg.size, self.height, self.width
         cx, cy, w, h = boxes.unbind(-1)
         # source pixels per output pixel decides the pyramid level, and its place in the atlas
         level = torch.clamp(torch.floor(torch.log2((torch.maximum(w, h) / s).clamp(min=1.0))), 0,
@@ -227,22 +231,59 @@ class ClipSampler:
         sx, sy, tx, ty = (v[:, None, None] for v in self.atlas_maps[level].to(boxes.dtype).unbind(-1))
         dx = self.lin[None] * (sign * w)[:, None] / 2  # (M, S): offsets along the frame's axes, source pixels
         dy = self.lin[None] * h[:, None] / 2
-        if angle is None:  # axis-aligned: each output column (row) reads one source column (row)
+        if angle is None:
             px, py = (cx[:, None] + dx)[:, None, :], (cy[:, None] + dy)[:, :, None]
         else:
             cos, sin = angle.cos()[:, None, None], angle.sin()[:, None, None]
             px = cx[:, None, None] + dx[:, None, :] * cos - dy[:, :, None] * sin  # (M, S, S)
             py = cy[:, None, None] + dx[:, None, :] * sin + dy[:, :, None] * cos
-        gx, gy = (px / W * 2 - 1) * sx + tx, (py / H * 2 - 1) * sy + ty
-        grid = torch.stack([gx.expand(-1, s, s), gy.expand(-1, s, s)], -1)
+        return (px / W * 2 - 1) * sx + tx, (py / H * 2 - 1) * sy + ty
+
+    def _resample(self, grid: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
+        """``M`` frames ``(M, C, S, S)`` read from the atlas at ``grid`` ``(M, S, S, 2)``, from source frames
+        ``index`` ``(M,)``."""
+        s, count = self.cfg.size, self.count
         if count == 1:  # one image: every frame of every clip samples the same atlas
-            return F.grid_sample(self.atlas.expand(len(boxes), -1, -1, -1), grid, mode="bilinear",
+            return F.grid_sample(self.atlas.expand(len(grid), -1, -1, -1), grid, mode="bilinear",
                                  padding_mode="border", align_corners=False)
         # a video: a depth coordinate at a frame's centre samples exactly that frame
-        z = (2 * index.to(boxes.dtype) + 1) / count - 1
+        z = (2 * index.to(grid.dtype) + 1) / count - 1
         grid = torch.cat([grid, z[:, None, None, None].expand(-1, s, s, 1)], -1)[None]  # (1, M, S, S, 3)
         return F.grid_sample(self.atlas, grid, mode="bilinear", padding_mode="border",
                              align_corners=False)[0].transpose(0, 1)  # (M, C, S, S)
+
+    def _cover(self, gx: torch.Tensor, gy: torch.Tensor, cam: Camera, sign: torch.Tensor,
+               crop: tuple[torch.Tensor, torch.Tensor] | None) -> tuple[torch.Tensor, ...]:
+        """Put the layers in front of the scene, back to front: sprites, then the occluder. A pixel a layer covers
+        reads the layer's atlas coordinates instead of the scene's (``gx``, ``gy``: ``(n, T, S or 1, S or 1)``),
+        so one resampling draws the scene and every layer. Returns the new coordinates, the pixels
+        ``(n, T, S, S)`` a flat occluder paints (``None`` without occluders) and its colour ``(n, 3)``."""
+        cfg, dev, (n, t) = self.cfg, self.device, gx.shape[:2]
+        layers = []  # (source boxes, place, shape, which clips show it (None: all))
+        if cfg.sprites > 0:
+            layers.append((*self._layers(cam, cfg.sprites, cfg.sprite_scale, aspect=False), cfg.sprite_shape, None))
+        cover = colour = None
+        if cfg.occlusion_p > 0:
+            layers.append((*self._layers(cam, 1, cfg.occlusion_scale, aspect=True), "box",
+                           torch.rand(n, device=dev) < cfg.occlusion_p))
+            flat = torch.rand(n, device=dev) < 0.5  # a flat colour, else a patch of the image
+            colour = torch.rand(n, 3, device=dev)
+        for src, place, shape, shown in layers:  # (n, L, T, 4) each
+            if crop is not None:  # the crop's frame point u shows the whole frame's point 2 off + f u
+                off, f = crop[0][:, None, None], crop[1][:, None, None]
+                src = torch.cat([src[..., :2] + off * src[..., 2:], src[..., 2:] * f], -1)
+                place = torch.cat([(place[..., :2] - 2 * off) / f, place[..., 2:] / f], -1)
+            place = torch.cat([place[..., :1] * sign[:, None, None, None], place[..., 1:]], -1)  # mirrored too
+            num = src.shape[1]
+            lx, ly = self._coords(src.reshape(-1, 4), None, sign[:, None].expand(n, num * t).reshape(-1))
+            lx, ly = lx.view(n, num, t, 1, -1), ly.view(n, num, t, -1, 1)
+            inside = self._inside(place, shape)  # (n, L, T, S, S)
+            if shown is not None:  # the occluder
+                inside = inside & shown[:, None, None, None, None]
+                cover = inside[:, 0] & flat[:, None, None, None]
+            for k in range(num):
+                gx, gy = torch.where(inside[:, k], lx[:, k], gx), torch.where(inside[:, k], ly[:, k], gy)
+        return gx, gy, cover, colour
 
     @torch.no_grad()
     def sample(self, batch_size: int) -> torch.Tensor:
@@ -263,42 +304,14 @@ class ClipSampler:
         if self.crop_hflip > 0:
             flip = torch.rand(n, device=dev) < self.crop_hflip
             sign = torch.where(flip, -sign, sign)
-        # layers in front of the scene, back to front: sprites, then the occluder
-        groups = []
-        if cfg.sprites > 0:
-            groups.append((*self._layers(cam, cfg.sprites, cfg.sprite_scale, aspect=False), cfg.sprite_shape))
-        if cfg.occlusion_p > 0:
-            groups.append((*self._layers(cam, 1, cfg.occlusion_scale, aspect=True), "box"))
-            shown = (torch.rand(n, device=dev) < cfg.occlusion_p).float()
-            flat = torch.rand(n, device=dev) < 0.5
-            colour = torch.rand(n, 3, device=dev)
-        srcs, masks = [boxes[:, None]], []
-        for src, place, shape in groups:  # each (n, L, T, 4)
-            if self.crop is not None:  # the crop's frame point u shows the whole frame's point 2 off + f u
-                o, g = off[:, None, None], f[:, None, None]
-                src = torch.cat([src[..., :2] + o * src[..., 2:], src[..., 2:] * g], -1)
-                place = torch.cat([(place[..., :2] - 2 * o) / g, place[..., 2:] / g], -1)
-            place = torch.cat([place[..., :1] * sign[:, None, None, None], place[..., 1:]], -1)  # mirrored too
-            srcs.append(src)
-            masks.append(self._masks(place, shape))
-        all_boxes, num = torch.cat(srcs, 1), sum(v.shape[1] for v in srcs)  # (n, 1 + L, T, 4)
-        all_angles = angle
-        if angle is not None and num > 1:  # layers do not roll with the camera
-            all_angles = torch.cat([angle[:, None], angle.new_zeros(n, num - 1, t)], 1)
-        out = self._render(all_boxes.reshape(n * num * t, 4),
-                           None if all_angles is None else all_angles.reshape(n * num * t),
-                           cam.index[:, None].expand(-1, num, -1).reshape(n * num * t),
-                           sign[:, None].expand(-1, num * t).reshape(n * num * t))
-        out = out.reshape(n, num, t, -1, s, s)  # (n, 1 + L, T, C, S, S)
-        frames = out[:, 0]
-        if masks:
-            content, mask = out[:, 1:], torch.cat(masks, 1)  # (n, L, T, C, S, S), (n, L, T, 1, S, S)
-            if cfg.occlusion_p > 0:  # the occluder: shown in some clips, a flat colour in half of those
-                content[:, -1] = torch.where(flat[:, None, None, None, None], colour[:, None, :, None, None],
-                                             content[:, -1])
-                mask[:, -1] *= shown[:, None, None, None, None]
-            for k in range(num - 1):  # back to front
-                frames = torch.lerp(frames, content[:, k], mask[:, k])
+        gx, gy = self._coords(boxes.reshape(n * t, 4), None if angle is None else angle.reshape(n * t),
+                              sign[:, None].expand(n, t).reshape(n * t))
+        gx, gy = gx.view(n, t, *gx.shape[1:]), gy.view(n, t, *gy.shape[1:])
+        gx, gy, cover, colour = self._cover(gx, gy, cam, sign, (off, f) if self.crop is not None else None)
+        grid = torch.stack([gx.expand(n, t, s, s), gy.expand(n, t, s, s)], -1).view(n * t, s, s, 2)
+        frames = self._resample(grid, cam.index.reshape(n * t)).view(n, t, -1, s, s)
+        if cover is not None:  # a flat occluder paints its pixels its colour
+            frames = torch.where(cover[:, :, None], colour[:, None, :, None, None], frames)
         clips = frames.transpose(1, 2)  # (B, C, T, S, S)
         if cfg.photometric > 0:
             clips = self._lighting(clips, cam.alpha)
