@@ -93,13 +93,20 @@ def test_shipped_recipes_keep_the_papers_generator(name):
 
 @pytest.mark.parametrize("video", [False, True], ids=["image", "video"])
 @pytest.mark.parametrize("name", list(OPTIONS))
-def test_each_option_keeps_shape_and_range_and_reads_nothing_back(name, video):
+def test_each_option_keeps_shape_and_range_and_reads_nothing_back(name, video, monkeypatch):
     source = torch.rand(12, 3, 60, 80) if video else _gradient(120, 160)
     cfg = build(VideoSourceConfig, {"frames": 4, "size": 32, "pan_frames": 8, **OPTIONS[name]}, "source")
     sampler = ClipSampler(source, cfg, device=CPU, crop=(0.5, 0.9), crop_hflip=0.5)
     assert graphs.capturable(sampler)
+
+    def from_host(*args, **kwargs):
+        raise AssertionError("a tensor made from host data while sampling (a CUDA graph cannot capture the copy)")
+
     torch.manual_seed(0)
-    with forbid_host_reads():
+    with monkeypatch.context() as m, forbid_host_reads():
+        m.setattr(torch, "tensor", from_host)
+        m.setattr(torch, "as_tensor", from_host)
+        m.setattr(torch, "from_numpy", from_host)
         clips = sampler.sample(6)
     assert clips.shape == (6, 3, 4, 32, 32) and clips.dtype == torch.float32 and clips.is_contiguous()
     assert 0 <= clips.min() and clips.max() <= 1 and torch.isfinite(clips).all()

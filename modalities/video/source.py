@@ -119,8 +119,9 @@ class ClipSampler:
         # a video is sampled as a volume (C, N, AH, AW) whose depth coordinate picks each frame's source frame
         self.atlas = packed if packed.shape[0] == 1 else packed.transpose(0, 1)[None].contiguous()
         self.jitter = ColorJitter(*cfg.jitter, p=cfg.jitter_p).to(device)
-        # output pixel centres in grid coordinates, [-1, 1] across the frame
-        self.lin = (torch.arange(cfg.size, device=device, dtype=torch.float32) + 0.5) / cfg.size * 2 - 1
+        # constants made once, not while sampling (a CUDA graph cannot capture a copy from the host)
+        self.lin = (torch.arange(cfg.size, device=device, dtype=torch.float32) + 0.5) / cfg.size * 2 - 1  # pixel
+        self.size_xy = torch.tensor([float(self.width), float(self.height)], device=device)  # centres in [-1, 1]
 
     def _boxes(self, n: int, count: int) -> torch.Tensor:
         """``count`` random-resized-crop boxes per clip inside one initial crop, ``(n, count, 4)`` as (centre x,
@@ -190,8 +191,7 @@ class ClipSampler:
         f = (1 - a) * half[:, :, :1] + a * half[:, :, 1:]
         # the patch shows the image at the scale of the clip's first frame when the layer has its first size
         patch = half[:, :, 0] * cam.boxes[:, None, 0, 2:]  # (n, count, 2) source pixels
-        size = torch.tensor([float(self.width), float(self.height)], device=dev)
-        centre_src = patch / 2 + torch.rand(n, count, 2, device=dev) * (size - patch)  # inside the image
+        centre_src = patch / 2 + torch.rand(n, count, 2, device=dev) * (self.size_xy - patch)  # inside the image
         # frame point u in [-1, 1] shows source point centre_src + (u - c) * patch / (2 f)
         scale_src = patch[:, :, None] / f  # (n, count, T, 2): source pixels across the whole frame
         boxes = torch.cat([centre_src[:, :, None] - c * scale_src / 2, scale_src], -1)
