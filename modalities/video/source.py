@@ -119,9 +119,10 @@ class ClipSampler:
         # a video is sampled as a volume (C, N, AH, AW) whose depth coordinate picks each frame's source frame
         self.atlas = packed if packed.shape[0] == 1 else packed.transpose(0, 1)[None].contiguous()
         self.jitter = ColorJitter(*cfg.jitter, p=cfg.jitter_p).to(device)
-        # constants made once, not while sampling (a CUDA graph cannot capture a copy from the host)
-        self.lin = (torch.arange(cfg.size, device=device, dtype=torch.float32) + 0.5) / cfg.size * 2 - 1  # pixel
-        self.size_xy = torch.tensor([float(self.width), float(self.height)], device=device)  # centres in [-1, 1]
+        # constants made once, not while sampling (a CUDA graph cannot capture a copy from the host): the output
+        # pixel centres in grid coordinates ([-1, 1] across the frame) and the source's (width, height)
+        self.lin = (torch.arange(cfg.size, device=device, dtype=torch.float32) + 0.5) / cfg.size * 2 - 1
+        self.size_xy = torch.tensor([float(self.width), float(self.height)], device=device)
 
     def _boxes(self, n: int, count: int) -> torch.Tensor:
         """``count`` random-resized-crop boxes per clip inside one initial crop, ``(n, count, 4)`` as (centre x,
@@ -253,7 +254,8 @@ class ClipSampler:
                              align_corners=False)[0].transpose(0, 1)  # (M, C, S, S)
 
     def _cover(self, gx: torch.Tensor, gy: torch.Tensor, cam: Camera, sign: torch.Tensor,
-               crop: tuple[torch.Tensor, torch.Tensor] | None) -> tuple[torch.Tensor, ...]:
+               crop: tuple[torch.Tensor, torch.Tensor] | None
+               ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None, torch.Tensor | None]:
         """Put the layers in front of the scene, back to front: sprites, then the occluder. A pixel a layer covers
         reads the layer's atlas coordinates instead of the scene's (``gx``, ``gy``: ``(n, T, S or 1, S or 1)``),
         so one resampling draws the scene and every layer. Returns the new coordinates, the pixels
