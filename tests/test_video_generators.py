@@ -335,3 +335,28 @@ def test_cli_rejects_a_bad_value_and_previews_every_option(tmp_path):
                      *(a for s in sets for a in ("--set", s)))
     assert result.returncode == 0, result.stderr[-1500:]
     assert (out / "views.png").is_file() and (out / "views.gif").is_file() and (out / "augmented.png").is_file()
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="CUDA graphs need a CUDA device")
+@pytest.mark.parametrize("video", [False, True], ids=["image", "video"])
+def test_every_option_is_captured_in_a_cuda_graph(video):
+    """The data path with every option on (and the recipe's augmenter) is captured; its replays are new batches,
+    the ones eager calls make from the same seed."""
+    from modalities.video.augment import VideoAugmenter
+    from modalities.video.config import VideoAugmentConfig
+
+    dev = torch.device("cuda")
+    source = torch.rand(12, 3, 60, 80) if video else _gradient(120, 160)
+    cfg = build(VideoSourceConfig, {"frames": 4, "size": 32, "pan_frames": 8, **OPTIONS["everything"]}, "source")
+    sampler = ClipSampler(source, cfg, device=dev, crop=(0.5, 0.9), crop_hflip=0.5)
+    augmenter = VideoAugmenter(VideoAugmentConfig(short_side=(32, 36)), size=32, geometry=False).to(dev)
+
+    def make():
+        return augmenter(sampler.sample(16))
+
+    torch.manual_seed(0)
+    data = graphs.GraphedData(make, device=dev)
+    first, second = data().clone(), data().clone()
+    assert data.active and data.error == "" and not torch.equal(first, second)
+    torch.manual_seed(0)
+    assert torch.allclose(first, make(), atol=1e-5) and torch.allclose(second, make(), atol=1e-5)
