@@ -4,6 +4,7 @@ clips are cut from the real videos of the evaluation set) and ``[augment]`` (tra
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Literal
 
 from aip.schema import check
 
@@ -28,6 +29,27 @@ class VideoSourceConfig:
     ``test_clips`` uniformly spaced clips per video are scored (softmax averaged per video). A teacher trained
     by ``aip teacher`` sees one random clip per video, scaled to 1..1.25 x ``test_short_side``, randomly cropped
     and flipped with probability ``train_hflip`` (0 for datasets whose classes depend on left/right).
+
+    Richer motion from the same one image (all off by default, which is the paper's generator exactly):
+
+    - ``path``: ``"linear"`` (the paper) or ``"curved"``: the box follows a quadratic Bezier curve from the first
+      box to the last through a third random box of the same kind (its centre and size both), so the camera
+      arcs, speeds up or slows down, and zooms unevenly.
+    - ``rotate``: the camera's roll at the pan's first and last frame, each drawn from ``[-rotate, rotate]``
+      degrees, turning evenly in between (0 = off); a rolled box is shrunk until its corners lie inside the
+      unrolled one, so it never reads past the image.
+    - ``sprites``: that many layers per clip (0 = off), each a patch cut from a random place of the image and
+      pasted in front of the scene, hard-edged, in the shape ``sprite_shape`` (``"disc"`` or ``"box"``); each
+      moves in a straight line between two random places in the frame over the pan, its side growing or
+      shrinking between two values drawn from ``sprite_scale`` (a fraction of the frame's side), so layers move
+      apart from the camera's pan (parallax) and approach or recede. At its first size a sprite shows the image
+      at the scene's magnification.
+    - ``photometric``: per-frame lighting drift (0 = off): gains of red, green and blue and a contrast factor
+      drawn from ``[1 - photometric, 1 + photometric]`` for the pan's first and last frame, blended smoothly
+      (smoothstep) in between.
+    - ``occlusion_p``: the probability per clip of an occluder (0 = off): a hard-edged rectangle, its sides a
+      fraction ``occlusion_scale`` of the frame's, either a flat random colour or a patch of the image (even
+      odds), moving in a straight line across the frame in front of everything else.
     """
 
     uri: str = "skimage:astronaut"
@@ -49,6 +71,14 @@ class VideoSourceConfig:
     test_clips: int = 10
     test_short_side: int = 183
     train_hflip: float = 0.5
+    path: Literal["linear", "curved"] = "linear"
+    rotate: float = 0.0
+    sprites: int = 0
+    sprite_scale: tuple[float, float] = (0.15, 0.4)
+    sprite_shape: Literal["disc", "box"] = "disc"
+    photometric: float = 0.0
+    occlusion_p: float = 0.0
+    occlusion_scale: tuple[float, float] = (0.2, 0.5)
 
     @property
     def span(self) -> int:
@@ -75,6 +105,15 @@ class VideoSourceConfig:
         check(self.data_stride >= 1, "source.data_stride", "must be at least 1")
         check(self.test_clips >= 1, "source.test_clips", "must be at least 1")
         check(self.test_short_side >= self.size, "source.test_short_side", "must be at least source.size")
+        check(0 <= self.rotate <= 180, "source.rotate", "is the largest roll in degrees, in [0, 180] (0 = off)")
+        check(0 <= self.sprites <= 16, "source.sprites", "is the number of sprite layers per clip, 0..16 (0 = off)")
+        for key in ("sprite_scale", "occlusion_scale"):
+            lo, hi = getattr(self, key)
+            check(0 < lo <= hi <= 1, f"source.{key}", "is [min, max] of a side as a fraction of the frame's, "
+                  "0 < min <= max <= 1")
+        check(0 <= self.photometric <= 1, "source.photometric",
+              "is the largest lighting change per channel, in [0, 1] (0 = off)")
+        check(0 <= self.occlusion_p <= 1, "source.occlusion_p", "is a probability in [0, 1] (0 = off)")
 
 
 @dataclass(frozen=True)
