@@ -138,3 +138,42 @@ def test_cnn3d_max_pooling_keeps_the_weights_and_rejects_unknown_pools():
     assert peak.eval()(x).shape == (2, 8) and not torch.allclose(peak(x), mean.eval()(x))
     with pytest.raises(AipError, match="pool must be 'mean' or 'max'"):
         build("cnn3d", num_classes=8, frames=8, size=32, pretrained=False, kwargs={"pool": "avg"})
+
+
+def test_a_teacher_trained_again_gets_its_accuracy_measured_again(tmp_path: Path, monkeypatch):
+    """``aip teacher`` reports the accuracy of the teacher it has, not one cached for an earlier teacher of the
+    same recipe (trained before ``--force``, or on a set since rebuilt)."""
+    from aip import recipe as recipe_mod
+    from aip.modality import LabelledData
+    from aip.run import teacher_accuracy
+    from aip.teacher import teacher_path
+    from tests.conftest import ROOT
+
+    monkeypatch.setenv("AIP_CACHE", str(tmp_path))
+
+    class Listed(torch.utils.data.Dataset):
+        files = [tmp_path / "a.mp4", tmp_path / "b.mp4"]
+
+        def __len__(self) -> int:
+            return 2
+
+        def __getitem__(self, i: int) -> tuple[torch.Tensor, int]:
+            return torch.full((3,), float(i)), i
+
+    class Says(torch.nn.Module):  # always predicts ``label``
+        def __init__(self, label: int) -> None:
+            super().__init__()
+            self.label = label
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return F.one_hot(torch.full((x.shape[0],), self.label), 8).float()
+
+    r = recipe_mod.load(ROOT / "recipes" / "motion-objects.toml", ["eval.batch_size=2"])
+    test = LabelledData(dataset=Listed(), num_classes=8, classes=list("abcdefgh"))
+    path = teacher_path(r, test)
+    path.write_bytes(b"first")
+    assert teacher_accuracy(r, Says(0), test, device=torch.device("cpu"))["top1"] == 50.0
+    assert teacher_accuracy(r, Says(1), test, device=torch.device("cpu"))["top1"] == 50.0  # the same teacher: cached
+    path.unlink()
+    path.write_bytes(b"second, retrained")
+    assert teacher_accuracy(r, Says(5), test, device=torch.device("cpu"))["top1"] == 0.0
