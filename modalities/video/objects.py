@@ -13,7 +13,7 @@ cannot recognise a test clip by its appearance. The drawn parameters of every cl
 
 Frames are rendered at ``SUPER`` x the resolution and averaged down (antialiased edges, sub-pixel motion), then
 written as MPEG-4 files in the ``videofolder`` layout (``train/CLASS/*.mp4``, ``val/CLASS/*.mp4``), like the
-``motion`` set. Built once (a few seconds) and cached.
+``motion`` set. Built once and cached.
 """
 
 from __future__ import annotations
@@ -211,14 +211,14 @@ def draw(motion: str, *, split: str, index: int, rng: np.random.Generator, frame
                 drift=(float(drift[0]), float(drift[1])))
 
 
-def build_object_set(root: Path, *, train_per_class: int = 96, test_per_class: int = 12, frames: int = 8,
+def build_object_set(root: Path, *, train_per_class: int = 32, test_per_class: int = 12, frames: int = 8,
                      size: int = 32) -> Path:
     """Build (once) the motion-objects set under ``root`` and return its folder (``root/motion-objects-vV-HASH``).
 
     Args:
         root: parent folder (the dataset cache).
         train_per_class: training clips per class.
-        test_per_class: test clips per class (held-out shapes and object textures, textures of their own seeds).
+        test_per_class: test clips per class (their textures are drawn from seeds apart from the training ones).
         frames: frames per clip (8 fps).
         size: frame side in pixels.
     """
