@@ -30,6 +30,7 @@ from aip.recipe import Recipe
 from aip.registry import load_modality
 from aip.student import class_names
 from aip.teacher import build_model, check_outputs, load_teacher, teacher_path
+from aip.teacher import cache_key as teacher_cache_key
 from aip.trainer import fit
 
 
@@ -56,10 +57,16 @@ class Parts:
 
 def teacher_accuracy(recipe: Recipe, teacher: torch.nn.Module, test: LabelledData, *,
                      device: torch.device) -> dict[str, float]:
-    """Teacher accuracy on the test split, cached per teacher and dataset (it never changes)."""
+    """Teacher accuracy on the test split, cached per teacher and dataset (it never changes).
+
+    The key names the test split's files (a rebuilt set is a new set) and, for a trained teacher, its cached
+    weights file as written (a teacher trained again, after ``--force`` or a deleted cache, is a new teacher)."""
+    trained = teacher_path(recipe, test) if recipe.teacher.kind == "train" else None
+    weights = [trained.stat().st_size, trained.stat().st_mtime_ns] if trained and trained.is_file() else []
     key = hashlib.sha256(json.dumps({"m": recipe.modality, "t": recipe.to_dict()["teacher"],
                                      "d": recipe.eval.dataset, "root": recipe.eval.root, "n": len(test.dataset),
-                                     "limit": recipe.eval.limit, "shape": list(test.dataset[0][0].shape)},
+                                     "limit": recipe.eval.limit, "shape": list(test.dataset[0][0].shape),
+                                     "files": teacher_cache_key(recipe, test), "weights": weights},
                                     sort_keys=True).encode()).hexdigest()[:16]
     path = cache_dir("teachers") / f"accuracy-{key}.json"
     if distributed.agree(path.exists()):

@@ -144,7 +144,7 @@ def test_ucf101_official_split_lists(tmp_path):
     ("ucf101", r"UCF101 not found in .*; expected ROOT/UCF-101/CLASS/\*.avi"),
     ("videofolder", r"dataset folder .*val does not exist"),
     ("ucf101:7", r"UCF101 has split folds 1, 2 and 3"),
-    ("hmdb51", r"unknown video dataset 'hmdb51'.*known: kinetics400, motion, ucf101, videofolder"),
+    ("hmdb51", r"unknown video dataset 'hmdb51'.*known: kinetics400, motion, motion-objects, ucf101, videofolder"),
 ])
 def test_missing_data_gives_one_line_errors(tmp_path, name, message):
     with pytest.raises(AipError, match=message) as e:

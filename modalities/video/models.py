@@ -168,10 +168,18 @@ def _torchvision(name: str, *, num_classes: int, pretrained: bool, weights: str,
 
 class Cnn3d(nn.Module):
     """A small plain 3-D CNN for tiny clips: three conv-BN-ReLU stages (``width``, 2x, 4x channels), spatial
-    pooling between them, global average pooling and a linear classifier."""
+    pooling between them, global pooling over time and space and a linear classifier.
 
-    def __init__(self, num_classes: int, *, width: int = 16) -> None:
+    ``pool``: ``"mean"`` averages the last features over the clip; ``"max"`` keeps each feature's strongest
+    response, so a motion that fills a small part of the frame (an object over a moving background) is not
+    averaged away by the rest. Both have the same weights.
+    """
+
+    def __init__(self, num_classes: int, *, width: int = 16, pool: str = "mean") -> None:
         super().__init__()
+        if pool not in ("mean", "max"):
+            raise AipError(f"model 'cnn3d': pool must be 'mean' or 'max', got {pool!r}; fix teacher/student kwargs")
+        self.pool = pool
         layers: list[nn.Module] = []
         c_in = 3
         for i, c in enumerate((width, 2 * width, 4 * width)):
@@ -183,7 +191,8 @@ class Cnn3d(nn.Module):
         self.fc = nn.Linear(c_in, num_classes)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.fc(self.features(x).mean(dim=(2, 3, 4)))
+        h = self.features(x)  # (B, 4 * width, T, H / 4, W / 4)
+        return self.fc(h.mean(dim=(2, 3, 4)) if self.pool == "mean" else h.amax(dim=(2, 3, 4)))
 
 
 def _class_mismatch(name: str, num_classes: int) -> AipError:

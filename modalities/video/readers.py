@@ -11,6 +11,8 @@ Layouts (``ROOT`` is ``eval.root``):
 - ``videofolder``: ``ROOT/train/CLASS/*`` and ``ROOT/val/CLASS/*`` (or ``ROOT/test/``), any video extension.
 - ``motion``: the offline 6-class camera-motion set of :mod:`modalities.video.motion`, built under ``ROOT`` (the
   dataset cache unless ``eval.root`` is set) on first use and read as a ``videofolder``.
+- ``motion-objects``: the offline 8-class object-motion set of :mod:`modalities.video.objects` (an object moving,
+  growing, shrinking or turning over a drifting background), built and read the same way.
 """
 
 from __future__ import annotations
@@ -93,6 +95,15 @@ def motion(root: Path, *, split: str, option: str = "", download: bool = False) 
     from modalities.video.motion import build_motion_set  # PyAV's writer, only when the set is asked for
 
     return videofolder(build_motion_set(root), split=split)
+
+
+@READERS.register("motion-objects")
+def motion_objects(root: Path, *, split: str, option: str = "", download: bool = False) -> Index:  # noqa: ARG001
+    """The offline object-motion set (moves in four directions, zoom in and out, turns), built once under
+    ``root``."""
+    from modalities.video.objects import build_object_set  # PyAV's writer, only when the set is asked for
+
+    return videofolder(build_object_set(root), split=split)
 
 
 def kinetics_classes() -> list[str]:
