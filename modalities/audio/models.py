@@ -60,8 +60,8 @@ class LogMel(nn.Module):
         with torch.autocast(x.device.type, enabled=False):
             shape = x.shape
             flat = x.float().reshape(-1, shape[-1])
-            step = max(1, CPU_CHUNK_SAMPLES // shape[-1]) if x.device.type == "cpu" else flat.shape[0]
-            mel = torch.cat([self._log_mel(part) for part in flat.split(step)])  # (N, n_mels, frames)
+            chunks = flat.tensor_split(-(-flat.numel() // CPU_CHUNK_SAMPLES)) if x.device.type == "cpu" else [flat]
+            mel = torch.cat([self._log_mel(part) for part in chunks])  # (N, n_mels, frames)
         return mel.reshape(*shape[:-1], *mel.shape[-2:])
 
     def _log_mel(self, x: torch.Tensor) -> torch.Tensor:
