@@ -98,3 +98,16 @@ def test_cnn_eval_mode_runs_fused_and_equals_the_plain_layers(channels_last: boo
     assert m(x).shape == (4, 12)  # training mode is the ordinary Sequential (batch statistics)
     keys = {k for k in m.state_dict() if k.startswith("net.")}  # the plain Sequential's: old checkpoints load
     assert keys == {f"net.{k}" for k in torch.nn.Sequential(*m.net).state_dict()} and "net.1.running_var" in keys
+
+
+def test_eval_mode_on_the_cpu_runs_in_chunks_with_the_same_logits(monkeypatch: pytest.MonkeyPatch):
+    """In eval mode on the CPU a model labels a chunk of windows at a time; each window's logits must be what
+    the whole batch in one piece gives it, in order."""
+    torch.manual_seed(0)
+    m = models.build("cnn", num_classes=12, rate=16_000, kwargs={"width": 4, "n_mels": 40}).eval()
+    x = torch.randn(5, 1, 16_000) * 0.1
+    with torch.no_grad():
+        whole = m.net(m.front(x))
+        monkeypatch.setattr(models, "CPU_EVAL_CHUNK_SAMPLES", 2 * 16_000)  # 5 windows in 3 chunks
+        chunked = m(x)
+    assert torch.allclose(chunked, whole, atol=1e-5) and not torch.allclose(chunked[:1], chunked[1:2])

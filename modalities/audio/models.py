@@ -32,6 +32,8 @@ LOG_MEL_MEAN, LOG_MEL_STD = -7.0, 4.0
 #: waveform samples per chunk of the log-mel front end on the CPU (16 one-second windows at 16 kHz): the
 #: chunk's STFT (8-16 bytes per sample: a few MB) then stays in the cache
 CPU_CHUNK_SAMPLES = 1 << 18
+#: waveform samples per chunk of a model in eval mode on the CPU (131 one-second windows at 16 kHz)
+CPU_EVAL_CHUNK_SAMPLES = 1 << 21
 
 
 class LogMel(nn.Module):
@@ -78,7 +80,13 @@ class LogMel(nn.Module):
 
 
 class AudioClassifier(nn.Module):
-    """A front end and a network: ``(B, 1, samples)`` waveforms -> logits ``(B, K)``."""
+    """A front end and a network: ``(B, 1, samples)`` waveforms -> logits ``(B, K)``.
+
+    In eval mode on the CPU (the frozen teacher labelling ``view_pool`` x the student's batch) it runs a chunk
+    of windows at a time (:data:`CPU_EVAL_CHUNK_SAMPLES`): each window's logits are its own in eval mode, and
+    the chunk's activations stay in the cache and under glibc's 32 MB limit above which every allocation is
+    fresh memory from the kernel, page-faulted in on first touch at every call.
+    """
 
     def __init__(self, front: LogMel, net: nn.Module) -> None:
         super().__init__()
@@ -88,7 +96,10 @@ class AudioClassifier(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if x.dim() == 2:  # (B, samples)
             x = x.unsqueeze(1)
-        return self.net(self.front(x))
+        if self.training or x.device.type != "cpu" or x.numel() <= CPU_EVAL_CHUNK_SAMPLES:
+            return self.net(self.front(x))
+        return torch.cat([self.net(self.front(part)) for part in x.tensor_split(-(-x.numel() //
+                                                                                  CPU_EVAL_CHUNK_SAMPLES))])
 
 
 @NETWORKS.register("bcresnet")
