@@ -7,8 +7,10 @@ Builds the recipe's sampler, augmenter, teacher and student as ``aip bench`` doe
 batch size, view pool, AMP, channels-last and compile settings), then profiles ``--steps`` calls of each
 stage, after ``--warmup`` untimed ones: the data (source sampler + augmenter, ``batch_size x view_pool``
 views), the teacher's forward pass on those views, and the student's forward + backward + optimiser step on
-``batch_size`` of them. For each stage it prints the wall time per call and the ops that take the most time of
-their own (self CPU time; self CUDA time on a GPU). Figures, not pass/fail.
+``batch_size`` of them. For each stage it prints the wall time and the process's CPU time per call (on a
+machine shared with other work the CPU time is the steadier figure; with one thread it is what the wall time
+would be on a quiet machine) and the ``--rows`` ops that take the most time of their own (self CPU time; self
+CUDA time on a GPU; ``--rows 0``: times only). Figures, not pass/fail.
 """
 
 from __future__ import annotations
@@ -69,24 +71,27 @@ def stages(recipe: recipe_mod.Recipe, *, device: torch.device, num_classes: int
 
 
 def profile_stage(fn: Callable[[], Any], *, steps: int, warmup: int, device: torch.device,
-                  rows: int) -> tuple[float, str]:
-    """Seconds per call (timed without the profiler) and the profiler's table of ops by their own time."""
+                  rows: int) -> tuple[float, float, str]:
+    """Wall and CPU seconds per call (timed without the profiler), and the profiler's table of the ``rows`` ops
+    that take the most time of their own (none if ``rows`` is 0)."""
     sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
     for _ in range(warmup):
         fn()
     sync()
-    start = time.perf_counter()
+    start, cpu = time.perf_counter(), time.process_time()
     for _ in range(steps):
         fn()
     sync()
-    seconds = (time.perf_counter() - start) / steps
+    wall, cpu = (time.perf_counter() - start) / steps, (time.process_time() - cpu) / steps
+    if rows == 0:
+        return wall, cpu, ""
     activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if device.type == "cuda" else [])
     with profile(activities=activities) as prof:
         for _ in range(steps):
             fn()
         sync()
     key = "self_cuda_time_total" if device.type == "cuda" else "self_cpu_time_total"
-    return seconds, prof.key_averages().table(sort_by=key, row_limit=rows)
+    return wall, cpu, prof.key_averages().table(sort_by=key, row_limit=rows)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -98,15 +103,15 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--num-classes", type=int, default=0, help="class count of the models (0: the dataset's)")
     p.add_argument("--steps", type=int, default=5, help="profiled (and timed) calls per stage")
     p.add_argument("--warmup", type=int, default=2, help="untimed calls first (compilation, caches)")
-    p.add_argument("--rows", type=int, default=15, help="ops listed per stage")
+    p.add_argument("--rows", type=int, default=15, help="ops listed per stage (0: times only)")
     args = p.parse_args(argv)
     recipe = recipe_mod.load(args.recipe, args.overrides)
     device = resolve_device(args.device)
     print(f"# {recipe.name} on {device}, {torch.get_num_threads()} threads (torch {torch.__version__}); "
           f"{args.steps} profiled calls per stage after {args.warmup} warm-up calls")
     for name, fn in stages(recipe, device=device, num_classes=args.num_classes):
-        seconds, table = profile_stage(fn, steps=args.steps, warmup=args.warmup, device=device, rows=args.rows)
-        print(f"\n## {name}: {1000 * seconds:,.1f} ms per call\n{table}")
+        wall, cpu, table = profile_stage(fn, steps=args.steps, warmup=args.warmup, device=device, rows=args.rows)
+        print(f"## {name}: {1000 * wall:,.1f} ms per call, {1000 * cpu:,.1f} ms CPU time\n{table}")
 
 
 if __name__ == "__main__":
