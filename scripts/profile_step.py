@@ -71,27 +71,30 @@ def stages(recipe: recipe_mod.Recipe, *, device: torch.device, num_classes: int
 
 
 def profile_stage(fn: Callable[[], Any], *, steps: int, warmup: int, device: torch.device,
-                  rows: int) -> tuple[float, float, str]:
-    """Wall and CPU seconds per call (timed without the profiler), and the profiler's table of the ``rows`` ops
-    that take the most time of their own (none if ``rows`` is 0)."""
+                  rows: int) -> tuple[float, float, float, str]:
+    """Wall seconds of the warm-up calls (with ``train.compile``: the compilation), wall and CPU seconds per
+    call (timed without the profiler), and the profiler's table of the ``rows`` ops that take the most time of
+    their own (none if ``rows`` is 0)."""
     sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
+    start = time.perf_counter()
     for _ in range(warmup):
         fn()
     sync()
+    warm = time.perf_counter() - start
     start, cpu = time.perf_counter(), time.process_time()
     for _ in range(steps):
         fn()
     sync()
     wall, cpu = (time.perf_counter() - start) / steps, (time.process_time() - cpu) / steps
     if rows == 0:
-        return wall, cpu, ""
+        return warm, wall, cpu, ""
     activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if device.type == "cuda" else [])
     with profile(activities=activities) as prof:
         for _ in range(steps):
             fn()
         sync()
     key = "self_cuda_time_total" if device.type == "cuda" else "self_cpu_time_total"
-    return wall, cpu, prof.key_averages().table(sort_by=key, row_limit=rows)
+    return warm, wall, cpu, prof.key_averages().table(sort_by=key, row_limit=rows)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -110,8 +113,10 @@ def main(argv: list[str] | None = None) -> None:
     print(f"# {recipe.name} on {device}, {torch.get_num_threads()} threads (torch {torch.__version__}); "
           f"{args.steps} profiled calls per stage after {args.warmup} warm-up calls")
     for name, fn in stages(recipe, device=device, num_classes=args.num_classes):
-        wall, cpu, table = profile_stage(fn, steps=args.steps, warmup=args.warmup, device=device, rows=args.rows)
-        print(f"## {name}: {1000 * wall:,.1f} ms per call, {1000 * cpu:,.1f} ms CPU time\n{table}")
+        warm, wall, cpu, table = profile_stage(fn, steps=args.steps, warmup=args.warmup, device=device,
+                                               rows=args.rows)
+        print(f"## {name}: {1000 * wall:,.1f} ms per call, {1000 * cpu:,.1f} ms CPU time "
+              f"(warm-up: {warm:,.1f} s)" + (f"\n{table}" if table else ""))
 
 
 if __name__ == "__main__":
