@@ -58,8 +58,7 @@ class AudioModality:
         return WindowSampler(load_recording(src), samples=src.samples, device=device)
 
     def augmenter(self, recipe: Recipe, *, device: torch.device) -> AudioAugmenter:
-        # nothing is captured on the CPU: there the augmenter may read back to skip work
-        return AudioAugmenter(recipe.augment, rate=recipe.source.rate, capturable=device.type != "cpu").to(device)
+        return AudioAugmenter(recipe.augment, rate=recipe.source.rate).to(device)
 
     def model(self, spec: TeacherConfig | StudentConfig, *, recipe: Recipe, num_classes: int,
               pretrained: bool) -> nn.Module:

@@ -13,9 +13,7 @@ envelope is one multiplication, reverb, noise and frequency masks share one trip
 
 All randomness is drawn on the tensors' device from torch's global generator, and every operation runs on
 every window with parameters that leave a window not drawn as it was, so nothing is read back to the host
-and the whole call can be captured into a CUDA graph (:mod:`aip.graphs`). An augmenter built not
-``capturable`` (for the CPU, where nothing is captured) may read back where that saves work: it makes room
-responses for the windows drawn for reverb only.
+and the whole call can be captured into a CUDA graph (:mod:`aip.graphs`).
 
 On the CPU the windows are augmented a chunk at a time (:data:`CPU_CHUNK_SAMPLES`; CutMix and MixUp, which
 pair windows, then take the whole batch): every intermediate tensor then stays in the cache, and well under
@@ -91,13 +89,12 @@ def isolate(x: torch.Tensor, length: torch.Tensor, *, fade: int) -> torch.Tensor
     return x * _isolate_envelope(n, start, length, fade=fade)
 
 
-def _room_spectrum(n: int, rt60: torch.Tensor, draws: torch.Tensor, *, k: int, rate: int,
-                   table: torch.Tensor) -> torch.Tensor:
+def _room_spectrum(b: int, n: int, rt60: torch.Tensor, *, k: int, rate: int, table: torch.Tensor) -> torch.Tensor:
     """``(B, F)`` ``rfft`` (length ``n``) of synthetic room responses of ``k`` samples: a direct path plus
-    random-sign noise (the signs of ``draws``, :func:`_sign_draws`) that decays exponentially, by 60 dB in
-    ``rt60`` ``(B,)`` seconds."""
+    random-sign noise (:func:`_random_signs`) that decays exponentially, by 60 dB in ``rt60`` ``(B,)``
+    seconds."""
     t = torch.arange(k, device=rt60.device, dtype=rt60.dtype) / rate  # (K,) seconds
-    ir = _signs(draws, k, table) * torch.exp(t * (-_DECAY / rt60[:, None])).mul_(0.3)
+    ir = _random_signs(b, k, table) * torch.exp(t * (-_DECAY / rt60[:, None])).mul_(0.3)
     ir[:, 0] = 1.0
     return torch.fft.rfft(ir, n)
 
@@ -116,7 +113,7 @@ def reverb(x: torch.Tensor, rt60: torch.Tensor, *, rate: int) -> torch.Tensor:
     start, as a window cut from continuous sound carries the tail of what came before it."""
     b, n = x.shape
     k = min(n, math.ceil(float(rt60.max()) * rate))
-    room = _room_spectrum(n, rt60, _sign_draws(b, k, x.device), k=k, rate=rate, table=_sign_table(x.device))
+    room = _room_spectrum(b, n, rt60, k=k, rate=rate, table=_sign_table(x.device))
     return torch.fft.irfft(_wet(torch.fft.rfft(x), room, n), n)
 
 
@@ -129,18 +126,9 @@ def _sign_table(device: torch.device | None = None) -> torch.Tensor:
 def _random_signs(b: int, m: int, table: torch.Tensor) -> torch.Tensor:
     """``(b, m)`` independent random -1 or +1 (fair): every random number drawn gives 7 random bytes, and
     every byte 8 signs (its row of ``table``, :func:`_sign_table`), so 56 values cost one draw."""
-    return _signs(_sign_draws(b, m, table.device), m, table)
-
-
-def _sign_draws(b: int, m: int, device: torch.device) -> torch.Tensor:
-    """``(b, ceil(m / 56))`` random int64 of 63 random bits each: the draws behind ``m`` signs per row."""
-    return torch.empty(b, -(-m // 56), dtype=torch.int64, device=device).random_()
-
-
-def _signs(draws: torch.Tensor, m: int, table: torch.Tensor) -> torch.Tensor:
-    """``(b, m)`` -1 or +1: the first 7 bytes of each of ``draws`` ``(b, words)``, 8 signs per byte."""
-    b, words = draws.shape
     groups = -(-m // 8)
+    words = -(-groups // 7)
+    draws = torch.empty(b, words, dtype=torch.int64, device=table.device).random_()  # 63 random bits each
     octets = draws.view(torch.uint8).view(b, words, 8)[..., :7].reshape(b, words * 7)[:, :groups]
     return torch.nn.functional.embedding(octets.long(), table).view(b, groups * 8)[:, :m]
 
@@ -224,15 +212,15 @@ def mixup(x: torch.Tensor, *, alpha: float) -> torch.Tensor:
 class AudioAugmenter(nn.Module):
     """``(B, 1, L)`` windows -> augmented windows of the same shape (see :class:`AudioAugmentConfig`).
 
-    ``capturable``: nothing is read back to the host, so a CUDA graph can capture it; otherwise (for the CPU)
-    it reads back which windows get reverb and makes their room responses only.
+    Nothing is read back to the host, so a CUDA graph can capture it (``capturable``). On the CPU the windows
+    are augmented a chunk of about :data:`CPU_CHUNK_SAMPLES` samples at a time.
     """
 
-    def __init__(self, cfg: AudioAugmentConfig, *, rate: int, capturable: bool = True) -> None:
+    def __init__(self, cfg: AudioAugmentConfig, *, rate: int) -> None:
         super().__init__()
         self.cfg = cfg
         self.rate = rate
-        self.capturable = capturable
+        self.capturable = True
         self.register_buffer("signs", _sign_table(), persistent=False)
 
     @torch.no_grad()
@@ -292,17 +280,10 @@ class AudioAugmenter(nn.Module):
     def _reverb(self, spec: torch.Tensor, n: int) -> torch.Tensor:
         """Room responses on a random ``reverb_p`` of the windows' spectra ``spec`` ``(B, F)``: circular
         convolution at the window's length, at the dry loudness (see :func:`reverb`); every window's is
-        computed and kept where drawn, or, not ``capturable``, those of the windows drawn only."""
+        computed and kept where drawn."""
         cfg, b, dev = self.cfg, spec.shape[0], spec.device
         rt60 = _uniform(b, *cfg.rt60, dev)
         on = torch.rand(b, device=dev) < cfg.reverb_p
         k = min(n, math.ceil(cfg.rt60[1] * self.rate))
-        draws = _sign_draws(b, k, dev)  # every window's: both ways below use the same random numbers
-        if self.capturable:
-            wet = _wet(spec, _room_spectrum(n, rt60, draws, k=k, rate=self.rate, table=self.signs), n)
-            return torch.where(on[:, None], wet, spec)
-        idx = on.nonzero().squeeze(1)  # a host read (of how many): the windows drawn get a room
-        if idx.numel() == 0:
-            return spec
-        room = _room_spectrum(n, rt60[idx], draws[idx], k=k, rate=self.rate, table=self.signs)
-        return spec.index_copy_(0, idx, _wet(spec[idx], room, n))
+        wet = _wet(spec, _room_spectrum(b, n, rt60, k=k, rate=self.rate, table=self.signs), n)
+        return torch.where(on[:, None], wet, spec)
