@@ -3,14 +3,14 @@
     python scripts/profile_step.py recipes/spoken-keywords.toml --device cpu --num-classes 12 \\
         --set source.uri=synthetic:noise
 
-Builds the recipe's sampler, augmenter, teacher and student as ``aip bench`` does (random weights, the recipe's
-batch size, view pool, AMP, channels-last and compile settings), then profiles ``--steps`` calls of each
-stage, after ``--warmup`` untimed ones: the data (source sampler + augmenter, ``batch_size x view_pool``
-views), the teacher's forward pass on those views, and the student's forward + backward + optimiser step on
-``batch_size`` of them. For each stage it prints the wall time and the process's CPU time per call (on a
-machine shared with other work the CPU time is the steadier figure; with one thread it is what the wall time
-would be on a quiet machine) and the ``--rows`` ops that take the most time of their own (self CPU time; self
-CUDA time on a GPU; ``--rows 0``: times only). Figures, not pass/fail.
+Builds the recipe's sampler, augmenter, teacher and student as ``aip bench`` does (the CLI's allocator settings
+of :mod:`aip.allocator`, random weights, the recipe's batch size, view pool, AMP, channels-last and compile
+settings), then profiles ``--steps`` calls of each stage, after ``--warmup`` untimed ones: the data (source
+sampler + augmenter, ``batch_size x view_pool`` views), the teacher's forward pass on those views, and the
+student's forward + backward + optimiser step on ``batch_size`` of them. For each stage it prints the wall time
+and the process's CPU time per call (on a machine shared with other work the CPU time is the steadier figure;
+with one thread it is what the wall time would be on a quiet machine) and the ``--rows`` ops that take the most
+time of their own (self CPU time; self CUDA time on a GPU; ``--rows 0``: times only). Figures, not pass/fail.
 """
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ import torch
 from torch.profiler import ProfilerActivity, profile
 
 from aip import recipe as recipe_mod
+from aip.allocator import keep_freed_memory
 from aip.hardware import Policy, resolve_device
 from aip.optim import make_optimizer
 from aip.registry import load_modality
@@ -108,6 +109,7 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--warmup", type=int, default=2, help="untimed calls first (compilation, caches)")
     p.add_argument("--rows", type=int, default=15, help="ops listed per stage (0: times only)")
     args = p.parse_args(argv)
+    keep_freed_memory()  # glibc's settings of the aip CLI (aip.allocator), so the figures are a run's
     recipe = recipe_mod.load(args.recipe, args.overrides)
     device = resolve_device(args.device)
     print(f"# {recipe.name} on {device}, {torch.get_num_threads()} threads (torch {torch.__version__}); "

@@ -100,14 +100,12 @@ def test_cnn_eval_mode_runs_fused_and_equals_the_plain_layers(channels_last: boo
     assert keys == {f"net.{k}" for k in torch.nn.Sequential(*m.net).state_dict()} and "net.1.running_var" in keys
 
 
-def test_eval_mode_on_the_cpu_runs_in_chunks_with_the_same_logits(monkeypatch: pytest.MonkeyPatch):
-    """In eval mode on the CPU a model labels a chunk of windows at a time; each window's logits must be what
-    the whole batch in one piece gives it, in order."""
-    torch.manual_seed(0)
-    m = models.build("cnn", num_classes=12, rate=16_000, kwargs={"width": 4, "n_mels": 40}).eval()
-    x = torch.randn(5, 1, 16_000) * 0.1
-    with torch.no_grad():
-        whole = m.net(m.front(x))
-        monkeypatch.setattr(models, "CPU_EVAL_CHUNK_SAMPLES", 2 * 16_000)  # 5 windows in 3 chunks
-        chunked = m(x)
-    assert torch.allclose(chunked, whole, atol=1e-5) and not torch.allclose(chunked[:1], chunked[1:2])
+
+def test_exported_front_end_keeps_its_batch_size_free():
+    """Traced for export, the front end runs in one piece: the exported program takes any batch size, here one
+    larger than a CPU chunk, and gives the eager numbers."""
+    front = models.LogMel(rate=16_000, n_mels=40, hop_ms=16.0)
+    small, large = torch.randn(2, 1, 16_000), torch.randn(20, 1, 16_000)  # 20 windows: two CPU chunks
+    assert large.numel() > models.CPU_CHUNK_SAMPLES
+    program = torch.export.export(front, (small,), dynamic_shapes=({0: torch.export.Dim.AUTO},))
+    assert torch.allclose(program.module()(large), front(large), atol=1e-4)

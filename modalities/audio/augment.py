@@ -14,11 +14,6 @@ envelope is one multiplication, reverb, noise and frequency masks share one trip
 All randomness is drawn on the tensors' device from torch's global generator, and every operation runs on
 every window with parameters that leave a window not drawn as it was, so nothing is read back to the host
 and the whole call can be captured into a CUDA graph (:mod:`aip.graphs`).
-
-On the CPU the windows are augmented a chunk at a time (:data:`CPU_CHUNK_SAMPLES`; CutMix and MixUp, which
-pair windows, then take the whole batch): every intermediate tensor then stays in the cache, and well under
-glibc's 32 MB limit above which each allocation is fresh memory from the kernel, page-faulted in on first touch
-at every call.
 """
 
 from __future__ import annotations
@@ -33,8 +28,6 @@ from aip.mixing import cutmix
 from modalities.audio.config import AudioAugmentConfig
 
 _DECAY = 3 * math.log(10)  # a room response falls by 60 dB (a factor 1000) in rt60 seconds
-#: waveform samples per chunk of windows augmented together on the CPU (64 one-second windows at 16 kHz)
-CPU_CHUNK_SAMPLES = 1 << 20
 
 
 def _uniform(n: int, lo: float, hi: float, device: torch.device) -> torch.Tensor:
@@ -212,8 +205,7 @@ def mixup(x: torch.Tensor, *, alpha: float) -> torch.Tensor:
 class AudioAugmenter(nn.Module):
     """``(B, 1, L)`` windows -> augmented windows of the same shape (see :class:`AudioAugmentConfig`).
 
-    Nothing is read back to the host, so a CUDA graph can capture it (``capturable``). On the CPU the windows
-    are augmented a chunk of about :data:`CPU_CHUNK_SAMPLES` samples at a time.
+    Nothing is read back to the host, so a CUDA graph can capture it (``capturable``).
     """
 
     def __init__(self, cfg: AudioAugmentConfig, *, rate: int) -> None:
@@ -226,11 +218,7 @@ class AudioAugmenter(nn.Module):
     @torch.no_grad()
     def forward(self, views: torch.Tensor) -> torch.Tensor:
         cfg = self.cfg
-        x = views[:, 0].float()  # (B, L)
-        if x.device.type == "cpu":  # each window on its own, so chunks of about equal size give the same
-            x = torch.cat([self._windows(part) for part in x.tensor_split(-(-x.numel() // CPU_CHUNK_SAMPLES))])
-        else:
-            x = self._windows(x)
+        x = self._windows(views[:, 0].float())  # (B, L)
         # a stretch of 1 - lambda of the window from a partner window, inside the window
         x = cutmix(x, alpha=cfg.cutmix, p=cfg.cutmix_p, dims=1, inside=True)
         if cfg.mixup > 0:

@@ -32,8 +32,6 @@ LOG_MEL_MEAN, LOG_MEL_STD = -7.0, 4.0
 #: waveform samples per chunk of the log-mel front end on the CPU (16 one-second windows at 16 kHz): the
 #: chunk's STFT (8-16 bytes per sample: a few MB) then stays in the cache
 CPU_CHUNK_SAMPLES = 1 << 18
-#: waveform samples per chunk of a model in eval mode on the CPU (131 one-second windows at 16 kHz)
-CPU_EVAL_CHUNK_SAMPLES = 1 << 21
 
 
 class LogMel(nn.Module):
@@ -58,11 +56,13 @@ class LogMel(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """The same numbers as ``(log(self.mel(x) + 1e-6) - LOG_MEL_MEAN) / LOG_MEL_STD``, computed a chunk of
         windows at a time on the CPU (:data:`CPU_CHUNK_SAMPLES`), so each chunk's STFT stays in the cache
-        between the transform, the power and the mel product; in one piece elsewhere."""
+        between the transform, the power and the mel product; in one piece elsewhere, and when traced or
+        compiled (an exported model keeps its batch size free)."""
         with torch.autocast(x.device.type, enabled=False):
             shape = x.shape
             flat = x.float().reshape(-1, shape[-1])
-            chunks = flat.tensor_split(-(-flat.numel() // CPU_CHUNK_SAMPLES)) if x.device.type == "cpu" else [flat]
+            whole = x.device.type != "cpu" or torch.compiler.is_compiling() or torch.jit.is_tracing()
+            chunks = [flat] if whole else flat.tensor_split(-(-flat.numel() // CPU_CHUNK_SAMPLES))
             mel = torch.cat([self._log_mel(part) for part in chunks])  # (N, n_mels, frames)
         return mel.reshape(*shape[:-1], *mel.shape[-2:])
 
@@ -80,13 +80,7 @@ class LogMel(nn.Module):
 
 
 class AudioClassifier(nn.Module):
-    """A front end and a network: ``(B, 1, samples)`` waveforms -> logits ``(B, K)``.
-
-    In eval mode on the CPU (the frozen teacher labelling ``view_pool`` x the student's batch) it runs a chunk
-    of windows at a time (:data:`CPU_EVAL_CHUNK_SAMPLES`): each window's logits are its own in eval mode, and
-    the chunk's activations stay in the cache and under glibc's 32 MB limit above which every allocation is
-    fresh memory from the kernel, page-faulted in on first touch at every call.
-    """
+    """A front end and a network: ``(B, 1, samples)`` waveforms -> logits ``(B, K)``."""
 
     def __init__(self, front: LogMel, net: nn.Module) -> None:
         super().__init__()
@@ -96,10 +90,7 @@ class AudioClassifier(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if x.dim() == 2:  # (B, samples)
             x = x.unsqueeze(1)
-        if self.training or x.device.type != "cpu" or x.numel() <= CPU_EVAL_CHUNK_SAMPLES:
-            return self.net(self.front(x))
-        return torch.cat([self.net(self.front(part)) for part in x.tensor_split(-(-x.numel() //
-                                                                                  CPU_EVAL_CHUNK_SAMPLES))])
+        return self.net(self.front(x))
 
 
 @NETWORKS.register("bcresnet")
