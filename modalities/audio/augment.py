@@ -129,8 +129,8 @@ def _random_signs(b: int, m: int, table: torch.Tensor) -> torch.Tensor:
 def _noise_parts(b: int, n: int, scale: torch.Tensor, *, rate: int,
                  table: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """The ``rfft`` of noise of random colour per window (spectral slope 1/f^beta, beta in [0, 2]) and RMS
-    ``scale`` ``(B,)``, as the product of random signs ``(B, F, 2)`` (the real and imaginary parts of each bin,
-    ``view_as_real(spec)``'s layout) and magnitudes ``(B, F, 1)``, one per bin for both parts.
+    ``scale`` ``(B,)``, as the product of random signs and magnitudes, both ``(B, 2 F)``: the real and
+    imaginary parts of each bin side by side (``view_as_real(spec).flatten(1)``'s layout).
 
     Drawn directly in the frequency domain, as coloured magnitudes with random phases: both parts of a bin
     have the colour's magnitude and a random sign (one of four phases, :func:`_random_signs`), so the RMS is
@@ -139,23 +139,23 @@ def _noise_parts(b: int, n: int, scale: torch.Tensor, *, rate: int,
     bins = n // 2 + 1
     dev = scale.device
     log_f = torch.fft.rfftfreq(n, 1 / rate, device=dev).clamp_(min=20.0).log_()  # (F,)
+    log_f = log_f[:, None].expand(bins, 2).reshape(2 * bins)  # each bin's twice: real and imaginary part
     beta = torch.rand(b, device=dev) * 2
-    colour = torch.outer(beta / -2, log_f).exp_()  # (B, F) magnitudes
-    colour[:, 0] = 0.0
+    colour = torch.outer(beta / -2, log_f).exp_()  # (B, 2F) magnitudes
+    colour[:, :2] = 0.0
     if n % 2 == 0:
-        colour[:, -1] = 0.0
-    # Parseval: each bin between DC and Nyquist stands for two, each of its two parts has magnitude |colour|,
-    # so the mean square is 2 * 2 |colour|^2 / n^2
-    rms = torch.linalg.vector_norm(colour, dim=1) * (2 / n)
+        colour[:, -2:] = 0.0
+    # Parseval: the bins between DC and Nyquist stand for two each, so the mean square is 2 |colour|^2 / n^2
+    rms = torch.linalg.vector_norm(colour, dim=1) * (math.sqrt(2) / n)
     colour.mul_((scale / rms.clamp(min=1e-30))[:, None])
-    return _random_signs(b, 2 * bins, table).view(b, bins, 2), colour.unsqueeze(-1)
+    return _random_signs(b, 2 * bins, table), colour
 
 
 def coloured_noise_like(x: torch.Tensor, *, rate: int) -> torch.Tensor:
     """Unit-RMS noise of random colour per window (spectral slope 1/f^beta, beta in [0, 2])."""
     b, n = x.shape
     signs, colour = _noise_parts(b, n, torch.ones(b, device=x.device), rate=rate, table=_sign_table(x.device))
-    return torch.fft.irfft(torch.view_as_complex(signs * colour), n)
+    return torch.fft.irfft(torch.view_as_complex((signs * colour).view(b, -1, 2)), n)
 
 
 def _to_hz(mel: torch.Tensor) -> torch.Tensor:
@@ -251,7 +251,8 @@ class AudioAugmenter(nn.Module):
             if cfg.noise_p > 0:
                 on = torch.rand(b, device=dev) < cfg.noise_p
                 level = rms * torch.pow(10.0, _uniform(b, *cfg.snr_db, dev) / -20) * on
-                torch.view_as_real(spec).addcmul_(*_noise_parts(b, n, level, rate=rate, table=self.signs))
+                torch.view_as_real(spec).flatten(1).addcmul_(*_noise_parts(b, n, level, rate=rate,
+                                                                            table=self.signs))
             if masks:  # the masks also notch the noise, as masks on the noisy spectrogram would
                 band = _band(b, n, _uniform(b, 0, cfg.freq_mask, dev), rate=rate, device=dev)
                 for _ in range(masks - 1):
