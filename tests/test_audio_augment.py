@@ -216,4 +216,3 @@ def test_noise_and_time_masks_on_every_window():
     assert out.shape == views.shape and torch.all(zeros <= 1600)
     snr = 10 * torch.log10((views * kept).pow(2).sum(-1) / ((out - views) * kept).pow(2).sum(-1))
     assert torch.all((snr - 10).abs() < 1)
-
