@@ -54,15 +54,23 @@ def test_builds_on_the_meta_device():
     assert next(m.parameters()).is_meta
 
 
-def test_log_mel_front_end_matches_torchaudio():
-    """The front end takes the STFT power as re^2 + im^2; it must equal torchaudio's MelSpectrogram."""
+@pytest.mark.parametrize("chunk", [1 << 18, 3 * 16_000])
+def test_log_mel_front_end_matches_torchaudio(monkeypatch: pytest.MonkeyPatch, chunk: int):
+    """The front end takes the STFT power as re^2 + im^2, a chunk of windows at a time on the CPU; it must
+    equal torchaudio's MelSpectrogram on every window, whatever the chunking, and pass gradients back."""
+    monkeypatch.setattr(models, "CPU_CHUNK_SAMPLES", chunk)  # 3 windows per chunk: 7 windows in 3 chunks
     torch.manual_seed(0)
     front = models.LogMel(rate=16_000, n_mels=40, hop_ms=16.0)
-    x = torch.randn(3, 1, 16_000) * 0.1
+    x = torch.randn(7, 1, 16_000) * 0.1
     ref = (torch.log(front.mel(x) + 1e-6) - models.LOG_MEL_MEAN) / models.LOG_MEL_STD
     out = front(x)
-    assert out.shape == ref.shape == (3, 1, 40, 63)  # 16 ms hop: 1 + 16000 // 256 frames
+    assert out.shape == ref.shape == (7, 1, 40, 63)  # 16 ms hop: 1 + 16000 // 256 frames
     assert torch.allclose(out, ref, atol=1e-4)
+    assert out.is_contiguous()  # what the network's first convolution reads fastest
+    assert torch.equal(front(x.view(7, 16_000)), out.view(7, 40, 63))  # any leading shape
+    wave = x.clone().requires_grad_()
+    front(wave).sum().backward()  # feature visualisation optimises waveforms through the front end
+    assert wave.grad is not None and torch.isfinite(wave.grad).all() and wave.grad.abs().sum() > 0
 
 
 @pytest.mark.parametrize("channels_last", [False, True])
@@ -90,3 +98,14 @@ def test_cnn_eval_mode_runs_fused_and_equals_the_plain_layers(channels_last: boo
     assert m(x).shape == (4, 12)  # training mode is the ordinary Sequential (batch statistics)
     keys = {k for k in m.state_dict() if k.startswith("net.")}  # the plain Sequential's: old checkpoints load
     assert keys == {f"net.{k}" for k in torch.nn.Sequential(*m.net).state_dict()} and "net.1.running_var" in keys
+
+
+
+def test_exported_front_end_keeps_its_batch_size_free():
+    """Traced for export, the front end runs in one piece: the exported program takes any batch size, here one
+    larger than a CPU chunk, and gives the eager numbers."""
+    front = models.LogMel(rate=16_000, n_mels=40, hop_ms=16.0)
+    small, large = torch.randn(2, 1, 16_000), torch.randn(20, 1, 16_000)  # 20 windows: two CPU chunks
+    assert large.numel() > models.CPU_CHUNK_SAMPLES
+    program = torch.export.export(front, (small,), dynamic_shapes=({0: torch.export.Dim.AUTO},))
+    assert torch.allclose(program.module()(large), front(large), atol=1e-4)
