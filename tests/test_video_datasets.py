@@ -157,3 +157,26 @@ def test_folder_without_videos_is_an_error(tmp_path):
     (tmp_path / "val" / "a" / "notes.txt").write_text("no videos here")
     with pytest.raises(AipError, match=r"no videos .* found in"):
         datasets.load("videofolder", root=tmp_path, split="test", train=False, cfg=CFG, download=False)
+
+
+def test_small_splits_are_decoded_once_and_kept_in_memory_with_the_same_clips(tmp_path):
+    for split in ("train", "val"):
+        for c in ("a", "b"):
+            write_video(tmp_path / split / c / "0.mp4", _ramp())
+    kw = dict(root=tmp_path, split="train", train=True, cfg=CFG, download=False)
+    cached, plain = datasets.load("videofolder", **kw).dataset, datasets.load("videofolder", **kw).dataset
+    plain.cache_bytes, plain._cache = 0, None
+    for _ in range(3):  # same random clips from memory as from the files (twice from memory for item 0)
+        for i in (0, 1, 0):
+            torch.manual_seed(i)
+            a = cached[i][0]
+            torch.manual_seed(i)
+            assert torch.equal(a, plain[i][0])
+    assert set(cached._cache) == {0, 1} and cached._cached_bytes == 2 * 12 * 36 * 48 * 3
+    (tmp_path / "train" / "a" / "0.mp4").write_bytes(b"gone")  # no longer read: served from memory
+    assert cached[0][0].shape == (3, 4, 32, 32) and cached.failures == 0
+    # a split that does not fit is never cached: each item decodes only the frames it needs
+    big = datasets.load("videofolder", **{**kw, "split": "test"}).dataset
+    big.cache_bytes = 12 * 36 * 48 * 3  # one video fits, the split (two) does not
+    big[0]
+    assert big._cache is None and big[1][0].shape == (3, 4, 32, 32)

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch.utils.data import Dataset
@@ -27,23 +28,52 @@ from aip.errors import AipError
 from aip.files import write_text
 from aip.modality import LabelledData
 from modalities.video.config import VideoSourceConfig
-from modalities.video.decode import DecodeError, clip_starts, clip_times, decode, frames_at, probe
+from modalities.video.decode import DecodeError, clip_starts, clip_times, decode, decode_all, frames_at, probe
 from modalities.video.readers import READERS, Index
 
 
+# A split whose decoded frames fit in this many bytes is kept in memory after each file's first decode, so
+# the offline sets (motion: 192 training videos, about 5 MB decoded) are not decoded again at every epoch or
+# at every step of a dataset:train student. Each DataLoader worker holds its own copy.
+MEMORY_CACHE_BYTES = 256 * 2**20
+
+
 class VideoClips(Dataset):
-    """``(clip, label)`` items of labelled video files; ``clip`` is ``(C, T, S, S)`` or ``(views, C, T, S, S)``."""
+    """``(clip, label)`` items of labelled video files; ``clip`` is ``(C, T, S, S)`` or ``(views, C, T, S, S)``.
+
+    When the first decoded file times the number of files fits in ``cache_bytes``, every decoded video is kept
+    in memory (as long as the running total fits); otherwise nothing is and each item decodes only the frames
+    it needs.
+    """
 
     def __init__(self, files: list[Path], labels: list[int], cfg: VideoSourceConfig, *, views: int,
-                 train: bool) -> None:
+                 train: bool, cache_bytes: int = MEMORY_CACHE_BYTES) -> None:
         self.files, self.labels, self.cfg, self.views, self.train = files, labels, cfg, views, train
         self.failures = 0
+        self.cache_bytes = cache_bytes
+        self._cache: dict[int, tuple[np.ndarray, np.ndarray, float]] | None = {} if cache_bytes > 0 else None
+        self._cached_bytes = 0
+
+    def _decode(self, j: int, select: Any) -> np.ndarray:
+        """``decode(self.files[j], select)``, served from the memory cache where the split fits in it."""
+        if self._cache is None:
+            return decode(self.files[j], select)
+        if (hit := self._cache.get(j)) is None:
+            hit = decode_all(self.files[j])
+            size = hit[1].nbytes
+            if not self._cache and size * len(self.files) > self.cache_bytes:
+                self._cache = None  # the split does not fit: decode only the frames asked for from now on
+            elif self._cached_bytes + size <= self.cache_bytes:
+                self._cache[j] = hit
+                self._cached_bytes += size
+        times, frames, duration = hit
+        return frames[np.asarray(select(times, duration), dtype=np.int64).clip(0, len(frames) - 1)]
 
     def __len__(self) -> int:
         return len(self.files)
 
-    def clips(self, path: Path) -> torch.Tensor:
-        """Decode ``path`` into ``(views, C, T, S, S)`` float clips in [0, 1]."""
+    def clips(self, j: int) -> torch.Tensor:
+        """Decode file ``j`` into ``(views, C, T, S, S)`` float clips in [0, 1]."""
         cfg = self.cfg
         span = (cfg.frames - 1) * cfg.data_stride + 1
         draw = float(torch.rand(())) if self.train else None
@@ -53,7 +83,7 @@ class VideoClips(Dataset):
             return frames_at(times, clip_times(starts, fps=cfg.data_fps, frames=cfg.frames,
                                                stride=cfg.data_stride).ravel())
 
-        x = torch.from_numpy(decode(path, select)).permute(0, 3, 1, 2).float().div_(255)  # (V*T, 3, H, W)
+        x = torch.from_numpy(self._decode(j, select)).permute(0, 3, 1, 2).float().div_(255)  # (V*T, 3, H, W)
         h, w = x.shape[-2:]
         short = cfg.test_short_side
         if self.train:  # random short-side scale in [1, 1.25] x the test scale
@@ -75,7 +105,7 @@ class VideoClips(Dataset):
         for attempt in range(min(len(self.files), 20)):
             j = (i + attempt) % len(self.files)
             try:
-                x = self.clips(self.files[j])
+                x = self.clips(j)
             except DecodeError as e:
                 self.failures += 1
                 if self.failures == 1:

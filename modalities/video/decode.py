@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import av
 import numpy as np
@@ -31,6 +32,27 @@ def decode(path: str | Path, select: Callable[[np.ndarray, float], np.ndarray]) 
     Raises:
         DecodeError: the file cannot be opened, has no video stream, or no frame decodes.
     """
+    def pick(frames: list[Any], t: np.ndarray, duration: float) -> np.ndarray:
+        idx = np.asarray(select(t, duration), dtype=np.int64).clip(0, len(frames) - 1)
+        wanted = {int(i): frames[i].to_ndarray(format="rgb24") for i in np.unique(idx)}  # only these convert
+        return np.stack([wanted[int(i)] for i in idx])
+
+    return _decode(path, pick)[0]
+
+
+def decode_all(path: str | Path) -> tuple[np.ndarray, np.ndarray, float]:
+    """Every frame of ``path``: ``(times, frames, duration)``, frames ``(N, H, W, 3)`` uint8 in time order.
+
+    ``frames[select(times, duration)]`` equals ``decode(path, select)``; for a cache of whole decoded videos.
+    """
+    x, t, duration = _decode(path, lambda frames, t, d: np.stack([f.to_ndarray(format="rgb24") for f in frames]))
+    return t, x, duration
+
+
+def _decode(path: str | Path, convert: Callable[[list[Any], np.ndarray, float], np.ndarray]
+            ) -> tuple[np.ndarray, np.ndarray, float]:
+    """Open ``path``, decode every frame, sort them by time: ``(convert(frames, times, duration), times,
+    duration)``."""
     try:
         with av.open(str(path)) as container:
             if not container.streams.video:
@@ -51,9 +73,7 @@ def decode(path: str | Path, select: Callable[[np.ndarray, float], np.ndarray]) 
             t = np.asarray(times)[order]
             t = t - t[0]
             duration = float(t[-1] + 1.0 / rate)
-            idx = np.asarray(select(t, duration), dtype=np.int64).clip(0, len(frames) - 1)
-            wanted = {int(i): frames[order[i]].to_ndarray(format="rgb24") for i in np.unique(idx)}
-            return np.stack([wanted[int(i)] for i in idx])
+            return convert([frames[i] for i in order], t, duration), t, duration
     except DecodeError:
         raise
     except (av.error.FFmpegError, OSError, ValueError) as e:

@@ -24,7 +24,7 @@ def read_video(item: Any, cfg: Any) -> torch.Tensor:
         if not p.is_file():
             raise AipError(f"video {p} does not exist; check the path")
         try:
-            return VideoClips([p], [0], cfg, views=1, train=False).clips(p)[0]
+            return VideoClips([p], [0], cfg, views=1, train=False, cache_bytes=0).clips(0)[0]
         except DecodeError as e:
             raise AipError(f"cannot decode video {p} ({e}); give an mp4, avi, mkv, webm or mov file") from None
     x = item if isinstance(item, torch.Tensor) else torch.from_numpy(np.asarray(item))
