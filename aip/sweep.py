@@ -40,6 +40,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import os
 import re
 import shlex
 import subprocess
@@ -264,7 +265,7 @@ def from_dict(data: dict[str, Any], *, path: Path, extra_axes: Sequence[Axis] = 
     base = data.get("base")
     if not isinstance(base, str) or not base:
         raise AipError(f"{where}: base must name the base recipe (e.g. base = \"../fashion-mnist.toml\")")
-    base_path = Path(base) if Path(base).is_absolute() else path.parent / base
+    base_path = Path(os.path.normpath(base if Path(base).is_absolute() else path.parent / base))  # no a/../b
     if not base_path.is_file():
         raise AipError(f"{where}: base recipe {base_path} does not exist")
     mode = data.get("mode", "grid")
