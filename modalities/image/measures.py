@@ -60,6 +60,9 @@ def patch_diversity(array: np.ndarray, *, seed: int = 0) -> float:
     side = array.shape[0]
     ys, xs = rng.integers(0, side - PATCH + 1, (2, PATCHES))
     patches = np.stack([array[y:y + PATCH, x:x + PATCH] for y, x in zip(ys, xs)]).reshape(PATCHES, -1) / 255.0
+    # moved by the first patch (distances do not change) so that identical patches are exactly 0 apart:
+    # |a|^2 + |b|^2 - 2ab of unmoved patches cancels to BLAS rounding noise, which differs between CPUs
+    patches = patches - patches[0]
     sq = (patches**2).sum(1)
     d2 = np.maximum(sq[:, None] + sq[None, :] - 2 * patches @ patches.T, 0) / patches.shape[1]
     iu = np.triu_indices(PATCHES, 1)
