@@ -31,7 +31,6 @@ from modalities.video.config import VideoSourceConfig
 from modalities.video.decode import DecodeError, clip_starts, clip_times, decode, decode_all, frames_at, probe
 from modalities.video.readers import READERS, Index
 
-
 # A split whose decoded frames fit in this many bytes is kept in memory after each file's first decode, so
 # the offline sets (motion: 192 training videos, about 5 MB decoded) are not decoded again at every epoch or
 # at every step of a dataset:train student. Each DataLoader worker holds its own copy.
