@@ -275,6 +275,8 @@ def sweep(
                                                               "array (needs aip[cluster]).")] = False,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="List the variants and their aip run commands.")
                        ] = False,
+    only: Annotated[str | None, typer.Option(help="PATTERN,... : run only the variants whose folder name matches "
+                                                  "(shell patterns, e.g. --only 'select-*,full_*').")] = None,
 ) -> None:
     """Run every variant of a sweep (axes over recipe keys, seeds), each into its own run directory.
 
@@ -285,6 +287,7 @@ def sweep(
     spec = sweep_mod.load(path, axes=list(axis or []), seeds=seeds, overrides=list(set_ or []))
     command = " ".join(["aip", *sys.argv[1:]]) if sys.argv and sys.argv[0].endswith(("aip", "__main__.py")) else ""
     result = sweep_mod.sweep(spec, out=out, device=device, dry_run=dry_run, submitit=submitit, command=command,
+                             only=[p.strip() for p in only.split(",") if p.strip()] if only else (),
                              devices=[d.strip() for d in devices.split(",") if d.strip()] if devices else (),
                              echo=typer.echo)
     if dry_run:

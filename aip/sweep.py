@@ -38,6 +38,7 @@ array through ``submitit`` (``submitit=True``, the optional extra ``aip[cluster]
 
 from __future__ import annotations
 
+import fnmatch
 import itertools
 import json
 import os
@@ -429,16 +430,18 @@ def _one_line(e: BaseException) -> str:
 
 def sweep(spec: Sweep | str | Path, *, out: Path | None = None, device: str = "auto",
           devices: Sequence[str] = (), submitit: bool = False, dry_run: bool = False, command: str = "",
-          echo: Callable[[str], None] = print, runner: Callable[[Sweep, Variant, Path, str], None] | None = None
-          ) -> SweepResult:
+          only: Sequence[str] = (), echo: Callable[[str], None] = print,
+          runner: Callable[[Sweep, Variant, Path, str], None] | None = None) -> SweepResult:
     """Run (or with ``dry_run``, list) every variant of ``spec`` that has not finished; see the module doc.
 
+    ``only`` keeps the variants whose folder name matches one of these shell patterns (``select-*``); the plan
+    in ``sweep.json`` still lists them all, so a later run without ``only`` fills in the rest.
     ``runner`` replaces :func:`run_in_process` (tests). ``devices`` runs one variant per device at a time in
     subprocesses; ``submitit`` sends the unfinished variants to SLURM as one job array and returns at once.
     """
     s = spec if isinstance(spec, Sweep) else load(spec)
     out = Path(out) if out is not None else Path("runs") / "sweeps" / s.name
-    variants = validate(s)
+    variants = select(validate(s), only, sweep_name=s.name)
     result = SweepResult(out=out, variants=variants)
     if dry_run:
         for v in variants:
@@ -472,6 +475,19 @@ def sweep(spec: Sweep | str | Path, *, out: Path | None = None, device: str = "a
     if s.source_stats and not submitit:
         _source_stats(s, variants, out, device if not devices else devices[0], result)
     return result
+
+
+def select(variants: list[Variant], patterns: Sequence[str], *, sweep_name: str = "") -> list[Variant]:
+    """The variants whose name matches one of ``patterns`` (shell-style, ``fnmatch``); all of them when none are
+    given. A pattern that matches nothing is an error: it is almost always a typo."""
+    if not patterns:
+        return variants
+    for p in patterns:
+        if not any(fnmatch.fnmatchcase(v.name, p) for v in variants):
+            names = ", ".join(v.name for v in variants[:6]) + (", ..." if len(variants) > 6 else "")
+            raise AipError(f"sweep {sweep_name}: --only {p!r} matches no variant; the variants are {names} "
+                           "(see --dry-run)")
+    return [v for v in variants if any(fnmatch.fnmatchcase(v.name, p) for p in patterns)]
 
 
 def _finish(v: Variant, out: Path, result: SweepResult) -> None:

@@ -235,3 +235,29 @@ def test_cli_dry_run_and_report(tmp_path, tiny_recipe) -> None:
     r = run_cli("report", str(tmp_path / "f"))
     assert r.returncode == 0, r.stderr
     assert "Made by `aip report " in (tmp_path / "f" / "report.md").read_text()
+
+
+def test_only_runs_the_matching_variants_and_the_rest_later(tmp_path, tiny_recipe) -> None:
+    s = sweep_mod.load(write_sweep(tmp_path, tiny_recipe, GRID))
+    out = tmp_path / "out"
+    calls: list[str] = []
+    result = sweep_mod.sweep(s, out=out, only=["*uri-noise_seed-0", "temperature-4.0_uri-astro_seed-1"],
+                             runner=fake_runner(calls), echo=lambda _: None)
+    assert calls == ["temperature-1.0_uri-noise_seed-0", "temperature-4.0_uri-astro_seed-1",
+                     "temperature-4.0_uri-noise_seed-0"]
+    assert sorted(result.done) == sorted(calls)
+    assert len(json.loads((out / sweep_mod.PLAN).read_text())["variants"]) == 8  # the plan keeps every variant
+    calls.clear()
+    sweep_mod.sweep(s, out=out, runner=fake_runner(calls), echo=lambda _: None)
+    assert len(calls) == 5 and "temperature-4.0_uri-noise_seed-0" not in calls  # the rest, once
+    with pytest.raises(AipError, match=r"--only 'temp-\*' matches no variant"):
+        sweep_mod.sweep(s, out=out, only=["temp-*"], runner=fake_runner(calls), echo=lambda _: None)
+
+
+def test_cli_only_typo_exits_2_with_one_line(tmp_path, tiny_recipe) -> None:
+    path = write_sweep(tmp_path, tiny_recipe, GRID)
+    r = run_cli("sweep", str(path), "--out", str(tmp_path / "o"), "--only", "temperature-1.0_*", "--dry-run")
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.count("aip run ") == 4
+    r = run_cli("sweep", str(path), "--out", str(tmp_path / "o"), "--only", "nothing-*", "--dry-run")
+    assert r.returncode == 2 and r.stderr.strip().count("\n") == 0 and "matches no variant" in r.stderr
