@@ -260,9 +260,12 @@ def axis_figure(group: Group, rows: list[Row], path: Path, *, command: str) -> P
         ticks = list(dict.fromkeys(r.labels.get(first, "") for r in rows))
         for i, (label, rs) in enumerate(series.items()):
             pos = [ticks.index(r.labels.get(first, "")) + (i - (len(series) - 1) / 2) * width for r in rs]
-            ax.bar(pos, [r.last[0] for r in rs], width=width * 0.9,
-                   yerr=[0 if math.isnan(r.last[1]) else r.last[1] for r in rs], capsize=4,
-                   label=f"last {label}".strip())
+            bars = ax.bar(pos, [r.last[0] for r in rs], width=width * 0.9,
+                          yerr=[0 if math.isnan(r.last[1]) else r.last[1] for r in rs], capsize=4,
+                          label=f"last {label}".strip())
+            # the value on each bar: the figure is read without the table beside it
+            ax.bar_label(bars, labels=[f"{r.last[0]:.1f}" for r in rs], label_type="center", color="white",
+                         fontsize=8 if len(series) == 1 else 6)
             ax.scatter(pos, [r.best[0] for r in rs], marker="^", color="black", zorder=3,
                        label="best" if i == 0 else None)
         ax.set_xticks(range(len(ticks)), ticks, rotation=30 if len(ticks) > 4 else 0, ha="right"
