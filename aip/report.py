@@ -3,10 +3,12 @@
 For each sweep (a folder with ``sweep.json``, :mod:`aip.sweep`) the report has a table with one row per
 variant: the mean ± standard deviation over its seeds of the student's top-1 at the LAST evaluation and at
 its BEST evaluation (both, since reporting only the best epoch flatters a method), the student/teacher ratio,
-the teacher's top-1 and the wall time; then a figure of accuracy along the sweep's axis (a line for a
-numeric axis, bars for a categorical one) and, when the sweep asks for it (``[report] scatter``), accuracy
-against a measure of the source datum (``source_stats.json``, :mod:`aip.source_stats`) with a least-squares
-line and its R^2. Plain run directories (or a folder of them) form one group, a row per run.
+the teacher's top-1 and the run's time (distillation steps and evaluations, summed over every invocation of a
+resumed run; the teacher, trained once and cached for the whole sweep, is not counted); then a figure of
+accuracy along the sweep's axis (a line for a numeric axis, bars for a categorical one) and, when the sweep
+asks for it (``[report] scatter``), accuracy against a measure of the source datum (``source_stats.json``,
+:mod:`aip.source_stats`) with a least-squares line and its R^2. Plain run directories (or a folder of them)
+form one group, a row per run.
 
 Standard deviations are sample standard deviations (``ddof = 1``) over seeds; a row of one seed has none.
 Each figure carries the command that made it.
@@ -162,6 +164,16 @@ def collect(dirs: list[Path]) -> list[Group]:
     return groups
 
 
+def run_seconds(metrics: dict[str, Any] | None) -> float | None:
+    """A run's cost: its distillation steps and evaluations over every invocation (``metrics["time"]``; the
+    ``wall_seconds`` of a resumed run count its last invocation only), or the wall time where there is no
+    breakdown."""
+    steps, evals = _num(metrics, "time", "distillation_steps"), _num(metrics, "time", "evaluations")
+    if steps is not None and evals is not None:
+        return steps + evals
+    return _num(metrics, "wall_seconds")
+
+
 def aggregate(group: Group) -> list[Row]:
     """One row per variant (same axis labels), in the sweep's order, aggregated over seeds."""
     order: dict[tuple[str, ...], list[Run]] = {}
@@ -172,7 +184,7 @@ def aggregate(group: Group) -> list[Row]:
     for runs in order.values():
         have = [r for r in runs if r.metrics is not None and r.last is not None]
         teacher = [t for r in have if (t := _num(r.metrics, "teacher", "top1")) is not None]
-        walls = [w for r in have if (w := _num(r.metrics, "wall_seconds")) is not None]
+        walls = [w for r in have if (w := run_seconds(r.metrics)) is not None]
         stats: dict[str, float] = {}
         for key in {k for r in runs for k in r.stats}:
             vals = [v for r in runs if (v := _num(r.stats, key)) is not None]
@@ -200,7 +212,7 @@ def _pm(ms: tuple[float, float], digits: int = 2) -> str:
 def table(group: Group, rows: list[Row]) -> str:
     keys = [a["key"] for a in group.axes]
     head = [*keys, "seeds", "last top-1 (%)", "best top-1 (%)", "student/teacher (last, %)", "teacher top-1 (%)",
-            "wall (min)"]
+            "distil + evals (min)"]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for r in rows:
         seeds = str(r.n) + (f" (+{r.missing} missing)" if r.missing else "") + (

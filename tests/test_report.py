@@ -48,6 +48,11 @@ def test_aggregation_matches_hand_computed_mean_and_sample_std(tmp_path) -> None
     assert a.ratio[0] == pytest.approx(100 * 63.0 / 80.0)
     assert a.wall_minutes == pytest.approx(3.0)  # (120 + 180 + 240) / 3 s
     assert b.n == 1 and b.last == (50.0, pytest.approx(math.nan, nan_ok=True)) and math.isnan(b.last[1])
+    # a resumed run: wall_seconds is its last invocation only; the phases add up over every invocation
+    resumed = {"wall_seconds": 30.0, "time": {"setup_and_teacher_training": 5.0, "teacher_evaluation": 1.0,
+                                              "distillation_steps": 100.0, "evaluations": 20.0}}
+    assert report_mod.run_seconds(resumed) == pytest.approx(120.0)
+    assert report_mod.run_seconds({"wall_seconds": 30.0}) == 30.0 and report_mod.run_seconds({}) is None
     text = report_mod.table(group, [a, b])
     assert "63.00 ± 3.61" in text and "| 50.00 |" in text
 
