@@ -115,7 +115,8 @@ class TrainConfig:
     (``linear``: x N, ``sqrt``: x sqrt(N), ``none``: unchanged). An epoch always has ``samples_per_epoch`` views
     in all, so more processes make fewer, larger steps.
     ``view_pool`` > 1 turns on view selection (an aip extension, see :mod:`aip.select`) by the policy
-    ``view_select``: ``balanced`` over the teacher's classes, max teacher ``entropy``, or ``random``.
+    ``view_select``: ``balanced`` over the teacher's classes, max teacher ``entropy``, class-balanced views on the
+    teacher's decision ``boundary`` between two classes, or ``random`` (:mod:`aip.select`).
     """
 
     epochs: int = 10
@@ -132,7 +133,7 @@ class TrainConfig:
     grad_clip: float = 0.0
     #: > 1: draw view_pool x batch_size views and keep a teacher-class-balanced batch (aip.select)
     view_pool: int = 1
-    view_select: Literal["balanced", "entropy", "random"] = "balanced"
+    view_select: Literal["balanced", "entropy", "boundary", "random"] = "balanced"
     seed: int = 0
     amp: Literal["auto", "bf16", "off"] = "auto"
     #: "auto": channels-last for 4-D batches (images); "on": also channels_last_3d for 5-D ones (video)

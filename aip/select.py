@@ -8,6 +8,10 @@ With ``train.view_pool = k`` the trainer draws ``k x batch_size`` views, lets th
   "bag" or "T-shirt" and almost none "sneaker".
 - ``entropy``: the views on which the teacher is least sure (highest entropy of its softmax), after
   CutMixPick (Wang et al., NeurIPS 2022), which picks distillation inputs by the teacher's entropy.
+- ``boundary``: class-balanced like ``balanced``, but each class takes the views on the boundary between it and
+  another class (both near the teacher's top probability) instead of its most typical ones, after "What makes
+  a good dataset for knowledge distillation?" (CVPR 2025): class-uniform teacher predictions near decision
+  boundaries.
 - ``random``: a uniformly random subset, the baseline that isolates the effect of the pool itself.
 
 Only the teacher's outputs on views of the source datum are used; no dataset image is looked at.
@@ -19,8 +23,8 @@ from typing import Literal
 
 import torch
 
-Policy = Literal["balanced", "entropy", "random"]
-POLICIES: tuple[str, ...] = ("balanced", "entropy", "random")
+Policy = Literal["balanced", "entropy", "boundary", "random"]
+POLICIES: tuple[str, ...] = ("balanced", "entropy", "boundary", "random")
 
 
 def _check(logits: torch.Tensor, batch_size: int) -> int:
@@ -30,21 +34,30 @@ def _check(logits: torch.Tensor, batch_size: int) -> int:
     return n
 
 
-def balanced_indices(logits: torch.Tensor, batch_size: int) -> torch.Tensor:
+def balanced_indices(logits: torch.Tensor, batch_size: int, *, boundary: bool = False) -> torch.Tensor:
     """Indices of ``batch_size`` rows of ``logits`` (``(N, K)``, N >= batch_size) balanced over the K classes.
 
-    Classes are visited in random order; each takes its ``ceil(batch_size / K)`` highest-probability views
-    not yet taken, until ``batch_size`` views are chosen.
+    Classes are visited in random order; each takes its ``ceil(batch_size / K)`` best-scoring views not yet
+    taken, until ``batch_size`` views are chosen. A view's score for class c is its probability of c or, with
+    ``boundary``, ``min(p_c, max over other classes of p)``: highest for a view the teacher splits evenly
+    between c and one other class, low for views that are clearly c or clearly not c.
     """
     n = _check(logits, batch_size)
     k = logits.shape[1]
     probs = logits.float().softmax(-1)
+    if boundary:
+        top2 = probs.topk(min(2, k), dim=-1)
+        first, second = top2.values[:, 0], top2.values[:, -1]
     per = -(-batch_size // k)
     taken = torch.zeros(n, dtype=torch.bool, device=logits.device)
     chosen: list[torch.Tensor] = []
     count = 0
     for c in torch.randperm(k, device=logits.device).tolist():
-        score = probs[:, c].masked_fill(taken, -1.0)
+        score = probs[:, c]
+        if boundary:  # the strongest other class: the runner-up where c is the top class, else the top one
+            other = torch.where(top2.indices[:, 0] == c, second, first)
+            score = torch.minimum(score, other)
+        score = score.masked_fill(taken, -1.0)
         idx = score.topk(min(per, batch_size - count)).indices
         taken[idx] = True
         chosen.append(idx)
@@ -62,6 +75,12 @@ def entropy_indices(logits: torch.Tensor, batch_size: int) -> torch.Tensor:
     return entropy.topk(batch_size).indices
 
 
+def boundary_indices(logits: torch.Tensor, batch_size: int) -> torch.Tensor:
+    """Class-balanced rows nearest a decision boundary of the teacher (:func:`balanced_indices` with
+    ``boundary``)."""
+    return balanced_indices(logits, batch_size, boundary=True)
+
+
 def random_indices(logits: torch.Tensor, batch_size: int) -> torch.Tensor:
     """``batch_size`` distinct rows drawn uniformly (torch's global RNG, as checkpoints restore it)."""
     n = _check(logits, batch_size)
@@ -70,7 +89,8 @@ def random_indices(logits: torch.Tensor, batch_size: int) -> torch.Tensor:
 
 def select_indices(policy: str, logits: torch.Tensor, batch_size: int) -> torch.Tensor:
     """The rows of ``logits`` that ``policy`` (one of :data:`POLICIES`) keeps."""
-    fn = {"balanced": balanced_indices, "entropy": entropy_indices, "random": random_indices}.get(policy)
+    fn = {"balanced": balanced_indices, "entropy": entropy_indices, "boundary": boundary_indices,
+          "random": random_indices}.get(policy)
     if fn is None:
         raise ValueError(f"unknown view selection policy {policy!r}; known: {', '.join(POLICIES)}")
     return fn(logits, batch_size)

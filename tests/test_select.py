@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from aip.select import POLICIES, balanced_indices, entropy_indices, random_indices, select_indices
+from aip.select import POLICIES, balanced_indices, boundary_indices, entropy_indices, random_indices, select_indices
 
 
 def test_entropy_keeps_the_least_confident_views() -> None:
@@ -23,6 +23,20 @@ def test_balanced_spreads_over_classes() -> None:
     idx = balanced_indices(logits, 4)
     assert len(set(idx.tolist())) == 4
     assert (logits[idx].argmax(-1) == 1).sum().item() == 2
+
+
+def test_boundary_takes_split_views_per_class() -> None:
+    # class 0: rows 0-2 clearly 0, row 3 split 0/1; class 1: rows 4-6 clearly 1, row 7 split 1/2;
+    # class 2: rows 8-9 clearly 2. Two per class: each class takes its split view first, then a clear one
+    logits = torch.tensor([[6.0, 0.0, 0.0]] * 3 + [[2.0, 2.0, -4.0]] + [[0.0, 6.0, 0.0]] * 3
+                          + [[-4.0, 2.0, 2.1]] + [[0.0, 0.0, 6.0]] * 2)
+    torch.manual_seed(0)
+    idx = boundary_indices(logits, 6).tolist()
+    assert len(set(idx)) == 6 and 3 in idx and 7 in idx
+    typical = balanced_indices(logits, 3).tolist()  # one each: the most typical views, never the split ones
+    assert 3 not in typical and 7 not in typical
+    # a view split between two classes scores min(p_c, p_other): 0.5 for both classes it sits between
+    assert (logits[idx].argmax(-1).bincount(minlength=3) >= 1).all()  # every class is represented
 
 
 def test_random_is_a_uniform_subset_of_distinct_rows() -> None:
