@@ -315,7 +315,7 @@ def scatter_figure(group: Group, rows: list[Row], key: str, path: Path, *, comma
     grid = np.linspace(min(x), max(x), 50)
     ax.plot(grid, slope * grid + intercept, color="C3", label=f"least squares: R² = {r2:.3f}")
     ax.set(xlabel=key, ylabel="student top-1, last evaluation (%)",
-           title=f"{group.name}: accuracy against {key} (R² = {r2:.3f})")
+           title=f"{group.name}: accuracy against\n{key} (R² = {r2:.3f})")  # two lines: keys are long
     ax.grid(alpha=0.3)
     ax.legend()
     fig.tight_layout(rect=(0, 0.05, 1, 1))
