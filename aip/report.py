@@ -79,7 +79,7 @@ class Row:
     best: tuple[float, float]
     ratio: tuple[float, float]
     teacher: float
-    wall_minutes: float
+    run_minutes: float
     stats: dict[str, float] = field(default_factory=dict)
 
 
@@ -197,7 +197,7 @@ def aggregate(group: Group) -> list[Row]:
             best=mean_std([b if (b := r.best) is not None else r.last for r in have]),
             ratio=mean_std([100 * r.metrics["ratio"] for r in have if _num(r.metrics, "ratio") is not None]),
             teacher=float(np.mean(teacher)) if teacher else math.nan,
-            wall_minutes=float(np.mean(walls)) / 60 if walls else math.nan, stats=stats))
+            run_minutes=float(np.mean(walls)) / 60 if walls else math.nan, stats=stats))
     return rows
 
 
@@ -219,7 +219,7 @@ def table(group: Group, rows: list[Row]) -> str:
             f" ({r.unfinished} unfinished)" if r.unfinished else "")
         cells = [*(f"`{r.labels.get(k, '')}`" for k in keys), seeds, _pm(r.last), _pm(r.best), _pm(r.ratio, 1),
                  "–" if math.isnan(r.teacher) else f"{r.teacher:.2f}",
-                 "–" if math.isnan(r.wall_minutes) else f"{r.wall_minutes:.1f}"]
+                 "–" if math.isnan(r.run_minutes) else f"{r.run_minutes:.1f}"]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
 

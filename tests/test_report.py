@@ -46,7 +46,7 @@ def test_aggregation_matches_hand_computed_mean_and_sample_std(tmp_path) -> None
     assert a.last[1] == pytest.approx(math.sqrt(13.0))
     assert a.best[0] == pytest.approx(64.0) and a.best[1] == pytest.approx(math.sqrt(7.0))
     assert a.ratio[0] == pytest.approx(100 * 63.0 / 80.0)
-    assert a.wall_minutes == pytest.approx(3.0)  # (120 + 180 + 240) / 3 s
+    assert a.run_minutes == pytest.approx(3.0)  # (120 + 180 + 240) / 3 s
     assert b.n == 1 and b.last == (50.0, pytest.approx(math.nan, nan_ok=True)) and math.isnan(b.last[1])
     # a resumed run: wall_seconds is its last invocation only; the phases add up over every invocation
     resumed = {"wall_seconds": 30.0, "time": {"setup_and_teacher_training": 5.0, "teacher_evaluation": 1.0,
