@@ -125,3 +125,22 @@ def test_tiny_sweep_end_to_end_with_source_stats_and_report(tmp_path, tiny_recip
     assert sweep(sweep_file, out=out, device="cpu", echo=lambda _: None).skipped == result.done
     text = report_mod.report([out]).read_text()
     assert "`astronaut`" in text and "R² = 1.000" in text  # two points: a line through both
+
+
+DOCUMENTED = sorted(p.parent for p in (Path(__file__).resolve().parents[1] / "docs" / "analyses").glob("*/" + PLAN))
+
+
+@pytest.mark.parametrize("folder", DOCUMENTED, ids=[p.name for p in DOCUMENTED])
+def test_documented_analyses_match_their_run_data(folder: Path) -> None:
+    """docs/analyses/SWEEP/ holds run data that today's report code reads, and its report.md holds the table that
+    data gives: after new runs or a change to the table, redraw it with `aip report docs/analyses/SWEEP`."""
+    (group,) = report_mod.collect([folder])
+    rows = report_mod.aggregate(group)
+    assert any(r.n for r in rows), f"{folder.name}: no finished run"
+    assert report_mod.table(group, rows) in (folder / "report.md").read_text(), (
+        f"{folder.name}/report.md is stale: run `aip report docs/analyses/{folder.name}`")
+    planned = {r.name for r in group.runs}
+    kept = {p.parent.name for p in folder.glob("*/metrics.json")}
+    assert kept <= planned, f"runs outside the sweep's plan: {sorted(kept - planned)}"
+    for p in folder.glob("*/metrics.json"):
+        assert json.loads(p.read_text()).get("finished"), f"{p.parent.name} is unfinished; keep finished runs only"
