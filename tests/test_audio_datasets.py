@@ -141,3 +141,38 @@ def test_keyword_set_has_speechcommands_layout(tmp_path: Path):
     test = D.load("speechcommands", root=folder, split="test", train=False, download=False, rate=RATE,
                   samples=RATE)
     assert len(test.dataset) == 12 * 2
+
+
+def test_dataset_train_restricted_to_n_clips(sc_root: Path):
+    """``source.train_items = N`` keeps N training clips, the same N for the same ``source.seed``, a
+    different N for another; other sources refuse it at load."""
+    import torch
+
+    from aip import recipe as recipe_mod
+    from aip.errors import RecipeError
+    from aip.registry import load_modality
+    from tests.conftest import ROOT
+
+    base = ["eval.dataset=speechcommands", f"eval.root={sc_root.as_posix()}", "eval.download=false",
+            "source.uri=dataset:train"]
+    audio = load_modality("audio")
+
+    def sampler(*extra: str):
+        return audio.sampler(recipe_mod.load(ROOT / "recipes" / "speechcommands.toml", [*base, *extra]),
+                             device=torch.device("cpu"))
+
+    everything = sampler()
+    three = sampler("source.train_items=3", "source.seed=1")
+    assert len(three.data) == 3 < len(everything.data)
+    clips = torch.stack([three.data[i][0] for i in range(3)])
+    assert torch.equal(clips, torch.stack([sampler("source.train_items=3", "source.seed=1").data[i][0]
+                                           for i in range(3)]))
+    other = torch.stack([sampler("source.train_items=3", "source.seed=2").data[i][0] for i in range(3)])
+    assert not torch.equal(clips, other)
+    torch.manual_seed(0)
+    for window in three.sample(12):  # every window is one of the three clips
+        assert ((clips - window).abs().flatten(1).amax(1) < 1e-6).any()
+    with pytest.raises(AipError, match="has only"):
+        sampler(f"source.train_items={len(everything.data) + 1}")
+    with pytest.raises(RecipeError, match="train_items"):
+        recipe_mod.load(ROOT / "recipes" / "speechcommands.toml", [*base[:3], "source.train_items=3"])

@@ -12,10 +12,11 @@ import torch
 from aip import graphs
 from aip.errors import AipError
 from aip.graphs import forbid_host_reads
+from aip.sampling import DatasetSampler
 from modalities.audio import AudioModality
 from modalities.audio.config import AudioSourceConfig
 from modalities.audio.decode import read_audio
-from modalities.audio.source import DatasetSampler, WindowSampler, coloured_noise, download, load_recording
+from modalities.audio.source import WindowSampler, coloured_noise, download, load_recording
 
 
 def tone(seconds: float, rate: int, freq: float = 440.0) -> np.ndarray:

@@ -7,7 +7,8 @@ import torch
 
 from aip import recipe as recipe_mod
 from aip.errors import AipError, RecipeError
-from modalities.image.source import fractal, load_image_uri, subset_indices
+from aip.sampling import subset_indices
+from modalities.image.source import fractal, load_image_uri
 
 
 def test_fractal_is_seeded_covers_part_of_the_canvas_and_differs_per_seed() -> None:

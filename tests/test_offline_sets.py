@@ -198,7 +198,7 @@ def test_video_dataset_train_and_noise_sources_for_the_motion_recipe(tmp_path: P
     from aip import recipe as recipe_mod
     from aip.errors import AipError
     from aip.registry import load_modality
-    from modalities.image.source import DatasetSampler
+    from aip.sampling import DatasetSampler
     from tests.conftest import ROOT
 
     folder = build_motion_set(tmp_path, train_per_class=1, test_per_class=1)

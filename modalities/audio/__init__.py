@@ -25,9 +25,10 @@ from aip.recipe import Recipe, StudentConfig, TeacherConfig
 
 # before the modules that import them, so a missing one is named with its extra, not as a traceback
 require("soundfile", "torchaudio", extra="audio", what="the audio modality")
+from aip.sampling import DatasetSampler  # noqa: E402
 from modalities.audio.augment import AudioAugmenter  # noqa: E402
 from modalities.audio.config import AudioAugmentConfig, AudioSourceConfig  # noqa: E402
-from modalities.audio.source import SOURCES, DatasetSampler, WindowSampler, load_recording  # noqa: E402
+from modalities.audio.source import SOURCES, WindowSampler, load_recording  # noqa: E402
 
 
 class AudioModality:
@@ -54,7 +55,8 @@ class AudioModality:
         src: AudioSourceConfig = recipe.source
         self.preview_rate = src.rate  # preview() is handed views only: it renders them at this rate
         if src.uri == "dataset:train":
-            return DatasetSampler(self.data(recipe, split="train", train=False).dataset, device=device)
+            return DatasetSampler(self.data(recipe, split="train", train=False).dataset, device=device,
+                                  items=src.train_items, seed=src.seed)
         return WindowSampler(load_recording(src), samples=src.samples, device=device)
 
     def augmenter(self, recipe: Recipe, *, device: torch.device) -> AudioAugmenter:

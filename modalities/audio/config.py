@@ -17,7 +17,9 @@ class AudioSourceConfig:
     espeak-ng voices and cached; it contains none of the SpeechCommands words), ``espeak:radio`` (that text
     as a radio programme, with plucked-string jingles and a street bed: :mod:`modalities.audio.sounds`),
     ``synthetic:noise``
-    (coloured noise) or ``dataset:train`` (the labelled training clips, labels unused: the upper bound).
+    (coloured noise) or ``dataset:train`` (the labelled training clips, labels unused: the upper bound;
+    ``train_items`` > 0 keeps just that many clips, chosen reproducibly from ``seed``, for the "one recording
+    against N clips" comparison).
     The recording is mixed down to mono and resampled once to ``rate``; at most ``max_seconds`` of it are
     kept (0 keeps all).
 
@@ -34,6 +36,7 @@ class AudioSourceConfig:
     synthetic_seconds: float = 120.0
     seed: int = 0
     test_windows: int = 1
+    train_items: int = 0
 
     def __post_init__(self) -> None:
         check(4000 <= self.rate <= 96_000, "source.rate", "must be a sample rate in Hz in [4000, 96000]")
@@ -41,6 +44,9 @@ class AudioSourceConfig:
         check(self.max_seconds == 0 or self.max_seconds >= self.window, "source.max_seconds",
               "must be 0 (keep the whole recording) or at least source.window")
         check(self.synthetic_seconds >= self.window, "source.synthetic_seconds", "must be at least source.window")
+        check(self.train_items >= 0, "source.train_items", "must be >= 0 (0 uses every training clip)")
+        check(self.train_items == 0 or self.uri == "dataset:train", "source.train_items",
+              "applies only to source.uri = 'dataset:train'; remove it or set 0")
         check(1 <= self.test_windows <= 64, "source.test_windows", "is the number of windows per test file, 1 to 64")
 
     @property

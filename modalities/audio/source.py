@@ -85,18 +85,3 @@ class WindowSampler:
     def sample(self, batch_size: int) -> torch.Tensor:
         starts = torch.randint(self.windows.shape[0], (batch_size,), device=self.device)  # (B,)
         return self.windows.index_select(0, starts).unsqueeze(1)  # one gather -> (B, 1, L)
-
-
-class DatasetSampler:
-    """``dataset:train``: random clips of the labelled training split (labels unused): the upper bound. Reads
-    clips on the host, so it cannot be captured into a CUDA graph (``capturable = False``)."""
-
-    capturable = False
-
-    def __init__(self, clips: torch.utils.data.Dataset, *, device: torch.device) -> None:
-        self.data = clips
-        self.device = device
-
-    def sample(self, batch_size: int) -> torch.Tensor:
-        idx = torch.randint(len(self.data), (batch_size,)).tolist()  # the global RNG (checkpointed)
-        return torch.stack([self.data[i][0] for i in idx]).to(self.device)

@@ -19,9 +19,10 @@ from aip.cache import dataset_root
 from aip.errors import AipError
 from aip.modality import LabelledData, Visuals
 from aip.recipe import Recipe, StudentConfig, TeacherConfig
+from aip.sampling import DatasetSampler
 from modalities.image.augment import ImageAugmenter
 from modalities.image.config import ImageAugmentConfig, ImageSourceConfig
-from modalities.image.source import SYNTHETIC, DatasetSampler, ImageViewSampler, check_source, load_image
+from modalities.image.source import SYNTHETIC, ImageViewSampler, check_source, load_image
 
 
 class ImageModality:

@@ -371,31 +371,3 @@ class ImageViewSampler:
 def _affine(n: int, device: torch.device) -> torch.Tensor:
     """``n`` identity maps ``(n, 3, 3)`` in homogeneous 2-D coordinates."""
     return torch.eye(3, device=device).repeat(n, 1, 1)
-
-
-def subset_indices(total: int, count: int, *, seed: int) -> torch.Tensor:
-    """``count`` distinct indices of ``range(total)``, the same for the same ``seed`` (a permutation's head, so
-    the 10 images of ``count = 10`` are among the 100 of ``count = 100``)."""
-    if count > total:
-        raise AipError(f"source.train_items = {count} but the training split has only {total} items; "
-                       f"use at most {total} (or 0 for all)")
-    return torch.randperm(total, generator=torch.Generator().manual_seed(seed))[:count]
-
-
-class DatasetSampler:
-    """``dataset:train``: random images of the labelled training set (labels unused): the upper bound.
-
-    ``items`` > 0 restricts it to that many images, chosen by :func:`subset_indices` from ``seed``.
-    """
-
-    def __init__(self, images: torch.utils.data.Dataset, *, device: torch.device, items: int = 0,
-                 seed: int = 0) -> None:
-        if items:
-            images = torch.utils.data.Subset(images, subset_indices(len(images), items, seed=seed).tolist())
-        self.data = images
-        self.device = device
-
-    def sample(self, batch_size: int) -> torch.Tensor:
-        # the global RNG, so a resumed run continues the same stream (its state is checkpointed)
-        idx = torch.randint(len(self.data), (batch_size,)).tolist()
-        return torch.stack([self.data[i][0] for i in idx]).to(self.device)

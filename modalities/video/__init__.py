@@ -59,7 +59,7 @@ class VideoModality:
         from modalities.video.source import ClipSampler, load_source
 
         if recipe.source.uri == "dataset:train":  # the upper bound: random training clips, labels unused
-            from modalities.image.source import DatasetSampler
+            from aip.sampling import DatasetSampler
 
             return DatasetSampler(self.data(recipe, split="train", train=True).dataset, device=device)
         # the augmentation's crop and flip are folded into the sampler's one resampling (see ClipSampler)
