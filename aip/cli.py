@@ -277,6 +277,10 @@ def sweep(
                        ] = False,
     only: Annotated[str | None, typer.Option(help="PATTERN,... : run only the variants whose folder name matches "
                                                   "(shell patterns, e.g. --only 'select-*,full_*').")] = None,
+    reuse: Annotated[list[Path] | None, typer.Option(help="DIR (repeatable): copy a variant from a finished run "
+                                                          "in DIR (a sweep's or a run folder) with the same "
+                                                          "resolved recipe, seed included, instead of running "
+                                                          "it again.")] = None,
 ) -> None:
     """Run every variant of a sweep (axes over recipe keys, seeds), each into its own run directory.
 
@@ -289,7 +293,7 @@ def sweep(
     result = sweep_mod.sweep(spec, out=out, device=device, dry_run=dry_run, submitit=submitit, command=command,
                              only=[p.strip() for p in only.split(",") if p.strip()] if only else (),
                              devices=[d.strip() for d in devices.split(",") if d.strip()] if devices else (),
-                             echo=typer.echo)
+                             echo=typer.echo, reuse=list(reuse or []))
     if dry_run:
         return
     typer.echo(result.summary())

@@ -28,8 +28,12 @@ name such as ``temperature-T4_seed-1``), holding its resolved recipe and metrics
 sweep's folder also holds ``sweep.json`` (the expanded plan), which :mod:`aip.report` reads.
 
 Re-running a sweep skips the variants whose ``metrics.json`` says ``finished`` and resumes the others from
-their ``last.pt``. A variant that fails is reported at the end and never stops the others; a stop request
-(Ctrl-C, SIGTERM: :class:`~aip.interrupts.Interrupted`) stops the whole sweep, its run's checkpoint kept.
+their ``last.pt``. With ``reuse`` (folders of other sweeps or runs), a variant not started yet whose resolved
+recipe equals a finished run's there (seed included) is copied from it instead of run again: sweeps of one
+recipe share its default row. The copy's ``metrics.json`` names the run it came from (``copied_from``).
+
+A variant that fails is reported at the end and never stops the others; a stop request (Ctrl-C, SIGTERM:
+:class:`~aip.interrupts.Interrupted`) stops the whole sweep, its run's checkpoint kept.
 
 Where variants run: in this process one after another (``device``); one per device in parallel
 subprocesses of ``aip run`` (``devices``, a ``concurrent.futures`` thread per device); or as a SLURM job
@@ -44,6 +48,7 @@ import json
 import os
 import re
 import shlex
+import shutil
 import subprocess
 import sys
 import traceback
@@ -355,6 +360,43 @@ def finished(run_dir: Path) -> bool:
         return False
 
 
+def _finished_runs(folders: Sequence[Path], *, exclude: Path) -> dict[Path, recipe_mod.Recipe]:
+    """The finished runs in ``folders`` (each a run folder, or a folder of them such as a sweep's), with their
+    resolved recipes; runs under ``exclude`` (the sweep's own folder) and unreadable recipes are left out."""
+    runs: dict[Path, recipe_mod.Recipe] = {}
+    for folder in folders:
+        folder = Path(folder)
+        if not folder.is_dir():
+            raise AipError(f"--reuse {folder}: no such folder; name a sweep's folder or a run folder")
+        for d in [folder, *sorted(p for p in folder.iterdir() if p.is_dir())]:
+            if d.resolve().is_relative_to(exclude.resolve()) or not finished(d):
+                continue
+            try:
+                runs[d] = recipe_mod.load(d / "recipe.toml")
+            except (AipError, OSError):  # a run of another version or another plugin: not a donor
+                continue
+    return runs
+
+
+def reusable(sweep: Sweep, variant: Variant, run_dir: Path, donors: dict[Path, recipe_mod.Recipe]) -> Path | None:
+    """A finished run among ``donors`` whose resolved recipe equals ``variant``'s, if ``run_dir`` is not started
+    (a started run resumes instead); else None. Equal recipes, seed included, are the same experiment: what
+    differs is floating-point non-determinism and the machine (its ``metrics.json`` names the device)."""
+    if (run_dir / "last.pt").exists() or (run_dir / "metrics.json").exists():
+        return None
+    wanted = recipe_mod.load(sweep.base, variant.overrides)
+    return next((d for d, r in donors.items() if r == wanted), None)
+
+
+def copy_run(src: Path, dst: Path) -> None:
+    """Copy run folder ``src`` to ``dst``; its ``metrics.json`` then says where it came from (``copied_from``)
+    and where it is (``run_dir``). The metrics are written last, so an interrupted copy is not finished."""
+    shutil.copytree(src, dst, dirs_exist_ok=True, ignore=shutil.ignore_patterns("metrics.json"))
+    metrics = json.loads((src / "metrics.json").read_text())
+    metrics.update(copied_from=str(src), run_dir=str(dst))
+    files.write_text(json.dumps(metrics, indent=2), dst / "metrics.json")
+
+
 def run_command(sweep: Sweep, variant: Variant, out: Path, *, device: str = "auto") -> list[str]:
     """The ``aip run`` command line of ``variant``."""
     cmd = ["aip", "run", str(sweep.base), "--out", str(out / variant.name), "--device", device]
@@ -405,7 +447,8 @@ class SweepStopped(Interrupted):
 @dataclass
 class SweepResult:
     """What happened to each variant: ``done`` (ran to the end now), ``skipped`` (finished before),
-    ``failed`` (name, one-line reason), ``submitted`` (name, job id) for a cluster."""
+    ``failed`` (name, one-line reason), ``submitted`` (name, job id) for a cluster, ``copied`` (from a finished
+    run with the same resolved recipe, ``reuse``)."""
 
     out: Path
     variants: list[Variant]
@@ -413,10 +456,12 @@ class SweepResult:
     skipped: list[str] = field(default_factory=list)
     failed: list[tuple[str, str]] = field(default_factory=list)
     submitted: list[tuple[str, str]] = field(default_factory=list)
+    copied: list[str] = field(default_factory=list)
 
     def summary(self) -> str:
         lines = [f"sweep {self.out}: {len(self.variants)} variants, {len(self.done)} run, "
                  f"{len(self.skipped)} already finished, {len(self.failed)} failed"
+                 + (f", {len(self.copied)} copied" if self.copied else "")
                  + (f", {len(self.submitted)} submitted" if self.submitted else "")]
         lines += [f"  FAILED {name}: {why}" for name, why in self.failed]
         lines += [f"  submitted {name}: job {job}" for name, job in self.submitted]
@@ -430,12 +475,14 @@ def _one_line(e: BaseException) -> str:
 
 def sweep(spec: Sweep | str | Path, *, out: Path | None = None, device: str = "auto",
           devices: Sequence[str] = (), submitit: bool = False, dry_run: bool = False, command: str = "",
-          only: Sequence[str] = (), echo: Callable[[str], None] = print,
+          only: Sequence[str] = (), echo: Callable[[str], None] = print, reuse: Sequence[Path] = (),
           runner: Callable[[Sweep, Variant, Path, str], None] | None = None) -> SweepResult:
     """Run (or with ``dry_run``, list) every variant of ``spec`` that has not finished; see the module doc.
 
     ``only`` keeps the variants whose folder name matches one of these shell patterns (``select-*``); the plan
     in ``sweep.json`` still lists them all, so a later run without ``only`` fills in the rest.
+    ``reuse``: folders whose finished runs (``DIR/*/``, or ``DIR`` itself) a variant not started yet may be
+    copied from when their resolved recipes are equal (:func:`reusable`).
     ``runner`` replaces :func:`run_in_process` (tests). ``devices`` runs one variant per device at a time in
     subprocesses; ``submitit`` sends the unfinished variants to SLURM as one job array and returns at once.
     """
@@ -443,9 +490,11 @@ def sweep(spec: Sweep | str | Path, *, out: Path | None = None, device: str = "a
     out = Path(out) if out is not None else Path("runs") / "sweeps" / s.name
     variants = select(validate(s), only, sweep_name=s.name)
     result = SweepResult(out=out, variants=variants)
+    donors = _finished_runs(reuse, exclude=out)
     if dry_run:
         for v in variants:
-            state = "finished" if finished(out / v.name) else "to run"
+            src = None if finished(out / v.name) or not donors else reusable(s, v, out / v.name, donors)
+            state = "finished" if finished(out / v.name) else f"to copy from {src}" if src else "to run"
             echo(f"{v.name}  ({state})\n  {shlex.join(run_command(s, v, out, device=device))}")
         return result
     files.write_text(json.dumps(s.plan(out, command=command), indent=2), out / PLAN)
@@ -453,6 +502,10 @@ def sweep(spec: Sweep | str | Path, *, out: Path | None = None, device: str = "a
     for v in variants:
         if finished(out / v.name):
             result.skipped.append(v.name)
+        elif donors and (src := reusable(s, v, out / v.name, donors)) is not None:
+            copy_run(src, out / v.name)
+            echo(f"sweep {s.name}: {v.name} copied from {src} (the same resolved recipe)")
+            result.copied.append(v.name)
         else:
             todo.append(v)
     if submitit:

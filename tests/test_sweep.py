@@ -261,3 +261,61 @@ def test_cli_only_typo_exits_2_with_one_line(tmp_path, tiny_recipe) -> None:
     assert r.stdout.count("aip run ") == 4
     r = run_cli("sweep", str(path), "--out", str(tmp_path / "o"), "--only", "nothing-*", "--dry-run")
     assert r.returncode == 2 and r.stderr.strip().count("\n") == 0 and "matches no variant" in r.stderr
+
+
+def recipe_runner(calls: list[str]):
+    """A fake runner that also writes the variant's resolved recipe.toml, as ``aip run`` does."""
+    from aip import recipe as recipe_mod
+
+    fake = fake_runner(calls)
+
+    def run(s, v, run_dir: Path, device: str) -> None:
+        fake(s, v, run_dir, device)
+        (run_dir / "recipe.toml").write_text(recipe_mod.load(s.base, v.overrides).to_toml())
+
+    return run
+
+
+def test_reuse_copies_runs_with_the_same_resolved_recipe(tmp_path, tiny_recipe) -> None:
+    """--reuse: a variant equal (recipe and seed) to a finished run elsewhere is copied, not run; a different
+    seed or value, a started variant, an unfinished donor and the sweep's own runs are not used."""
+    first = sweep_mod.load(write_sweep(tmp_path, tiny_recipe, GRID))
+    donors, calls = tmp_path / "first", []
+    sweep_mod.sweep(first, out=donors, runner=recipe_runner(calls), echo=lambda _: None)
+    unfinished = donors / "temperature-4.0_uri-astro_seed-1" / "metrics.json"
+    unfinished.write_text(json.dumps({**json.loads(unfinished.read_text()), "finished": False}))
+    second = sweep_mod.load(write_sweep(tmp_path, tiny_recipe, """
+seeds = 2
+set = ["train.epochs=1", 'source.uri="skimage:astronaut"']
+[[axis]]
+key = "loss.temperature"
+values = [1.0, 4.0, 8.0]
+""", name="second.toml"))
+    out = tmp_path / "second"
+    (out / "temperature-1.0_seed-1").mkdir(parents=True)
+    (out / "temperature-1.0_seed-1" / "last.pt").write_bytes(b"started")  # resumes, is never replaced
+    lines: list[str] = []
+    sweep_mod.sweep(second, out=out, dry_run=True, reuse=[donors], echo=lines.append)
+    assert any("temperature-4.0_seed-0  (to copy from" in line for line in lines)
+    calls.clear()
+    result = sweep_mod.sweep(second, out=out, reuse=[donors], runner=recipe_runner(calls), echo=lambda _: None)
+    assert result.copied == ["temperature-1.0_seed-0", "temperature-4.0_seed-0"]
+    assert calls == ["temperature-1.0_seed-1", "temperature-4.0_seed-1", "temperature-8.0_seed-0",
+                     "temperature-8.0_seed-1"]
+    copied = json.loads((out / "temperature-4.0_seed-0" / "metrics.json").read_text())
+    donor = donors / "temperature-4.0_uri-astro_seed-0"
+    assert copied["copied_from"] == str(donor) and copied["run_dir"] == str(out / "temperature-4.0_seed-0")
+    assert copied["student"] == json.loads((donor / "metrics.json").read_text())["student"]
+    assert (out / "temperature-4.0_seed-0" / "recipe.toml").read_text() == (donor / "recipe.toml").read_text()
+    assert "2 copied" in result.summary()
+    calls.clear()
+    again = sweep_mod.sweep(second, out=out, reuse=[out, donors], runner=recipe_runner(calls), echo=lambda _: None)
+    assert not calls and not again.copied and len(again.skipped) == 6
+    with pytest.raises(AipError, match="--reuse .*no such folder"):
+        sweep_mod.sweep(second, out=out, reuse=[tmp_path / "missing"], runner=recipe_runner(calls))
+
+
+def test_cli_reuse_of_a_missing_folder_exits_2_with_one_line(tmp_path, tiny_recipe) -> None:
+    path = write_sweep(tmp_path, tiny_recipe, GRID)
+    r = run_cli("sweep", str(path), "--out", str(tmp_path / "o"), "--reuse", str(tmp_path / "nope"), "--dry-run")
+    assert r.returncode == 2 and r.stderr.strip().count("\n") == 0 and "--reuse" in r.stderr, r.stderr
