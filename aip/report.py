@@ -350,6 +350,10 @@ def report(dirs: list[str | Path], *, out: Path | None = None, command: str = ""
         parts += [table(g, rows), "",
                   "Mean ± sample std over seeds. *last*: the final evaluation; *best*: the best evaluation of the "
                   "run (an optimistic number, shown for comparison).", ""]
+        copied = [(r.name, r.metrics["copied_from"]) for r in g.runs if r.metrics and r.metrics.get("copied_from")]
+        if copied:
+            parts += ["Copied, not run again (`aip sweep --reuse`: the same resolved recipe and seed as a finished "
+                      "run elsewhere): " + "; ".join(f"`{name}` from `{src}`" for name, src in copied) + ".", ""]
         made = [r for r in rows if r.n]
         fig = axis_figure(g, made, out / f"{_slug(g.name)}-accuracy.png", command=command) if made else None
         if fig is not None:

@@ -92,6 +92,11 @@ def test_report_writes_markdown_and_figures_with_the_command(tmp_path) -> None:
     assert f"R² = {r2:.3f}" in text
     for png in ("s-accuracy.png", "s-vs-png_bytes.png"):
         assert (tmp_path / "s" / png).read_bytes()[:4] == b"\x89PNG"
+    assert "Copied, not run again" not in text
+    m = tmp_path / "s" / "x-b_seed-1" / "metrics.json"
+    m.write_text(json.dumps({**json.loads(m.read_text()), "copied_from": "runs/other/x_seed-1"}))
+    text = report_mod.report([tmp_path / "s"], command="aip report s").read_text()
+    assert "Copied, not run again" in text and "`x-b_seed-1` from `runs/other/x_seed-1`" in text
 
 
 def test_plain_run_directories_and_bad_dirs(tmp_path) -> None:
