@@ -287,7 +287,7 @@ def axis_figure(group: Group, rows: list[Row], path: Path, *, command: str) -> P
     if teachers:
         ax.axhline(float(np.mean(teachers)), color="gray", ls=":", label="teacher")
     ax.set_ylabel("student top-1 on the real test set (%)")
-    ax.set_title(f"{group.name}: student accuracy (mean ± std over seeds)")
+    ax.set_title(f"{group.name}:\nstudent accuracy (mean ± std over seeds)")  # two lines: sweep names are long
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
     fig.tight_layout(rect=(0, 0.05, 1, 1))
