@@ -367,7 +367,7 @@ def _finished_runs(folders: Sequence[Path], *, exclude: Path) -> dict[Path, reci
     for folder in folders:
         folder = Path(folder)
         if not folder.is_dir():
-            raise AipError(f"--reuse {folder}: no such folder; name a sweep's folder or a run folder")
+            raise AipError(f"--reuse {folder}: not a folder; name a sweep's folder or a run folder")
         for d in [folder, *sorted(p for p in folder.iterdir() if p.is_dir())]:
             if d.resolve().is_relative_to(exclude.resolve()) or not finished(d):
                 continue

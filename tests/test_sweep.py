@@ -311,7 +311,7 @@ values = [1.0, 4.0, 8.0]
     calls.clear()
     again = sweep_mod.sweep(second, out=out, reuse=[out, donors], runner=recipe_runner(calls), echo=lambda _: None)
     assert not calls and not again.copied and len(again.skipped) == 6
-    with pytest.raises(AipError, match="--reuse .*no such folder"):
+    with pytest.raises(AipError, match="--reuse .*not a folder"):
         sweep_mod.sweep(second, out=out, reuse=[tmp_path / "missing"], runner=recipe_runner(calls))
 
 
