@@ -14,6 +14,7 @@ from aip.errors import AipError
 from modalities.image.augment import ImageAugmenter
 from modalities.image.color import ColorJitter
 from modalities.image.config import ImageAugmentConfig, ImageSourceConfig
+from modalities.image.inputs import read_image
 from modalities.image.source import ImageViewSampler, dead_leaves, load_image, load_image_uri
 
 CPU = torch.device("cpu")
@@ -101,6 +102,25 @@ def test_file_source_and_grayscale(tmp_path):
     Image.fromarray(arr).save(tmp_path / "src.jpg")
     img = load_image(ImageSourceConfig(uri=str(tmp_path / "src.jpg"), size=32, channels=1))
     assert img.shape == (1, 80, 120)
+
+
+@pytest.mark.parametrize("kind", ["uint16", "float32", "int32"])
+def test_deep_images_are_scaled_not_clipped(tmp_path, kind):
+    """A 16-bit PNG, a float TIFF in [0, 1] and a 32-bit integer TIFF holding 16-bit values keep their tones:
+    PIL's own convert clips them at 255, which turns a dark-to-bright ramp nearly white."""
+    ramp = np.tile(np.linspace(0, 1, 64), (32, 1))  # (32, 64), left black, right white
+    if kind == "float32":
+        path, arr = tmp_path / "ramp.tif", ramp.astype(np.float32)
+    else:
+        path, arr = tmp_path / ("ramp.png" if kind == "uint16" else "ramp.tif"), (ramp * 65535).astype(kind)
+    Image.fromarray(arr).save(path)
+    for channels in (1, 3):
+        img = load_image(ImageSourceConfig(uri=str(path), size=16, channels=channels))
+        assert img.shape == (channels, 32, 64)
+        assert img[:, :, 0].max() < 0.02 and img[:, :, -1].min() > 0.98
+        assert img.mean().item() == pytest.approx(0.5, abs=0.02)
+    shown = read_image(path, size=16, channels=1, grid=True)  # what `aip predict` gives the student
+    assert shown.shape == (1, 16, 16) and shown.mean().item() == pytest.approx(0.5, abs=0.03)
 
 
 def test_large_sources_are_resized_to_max_side(tmp_path):

@@ -33,6 +33,7 @@ from aip.errors import AipError
 from aip.files import atomic_path
 from aip.modality import LabelledData
 from aip.registry import Registry
+from modalities.image.inputs import convert
 
 #: Where Debian's ``dataset-fashion-mnist`` package installs the idx files (copied into ``root`` when found).
 DEBIAN_FASHION_MNIST = Path("/usr/share/datasets/fashion-mnist")
@@ -185,7 +186,7 @@ class _FileImages(Dataset):
         path = self.files[index]
         try:
             with Image.open(path) as img:
-                img = img.convert(self.mode)
+                img = convert(img, self.mode)
         except (OSError, ValueError) as exc:
             raise AipError(f"cannot read image {path} ({_brief(exc)}); replace or delete the file") from exc
         return self.transform(img), self.labels[index]

@@ -12,16 +12,32 @@ from PIL import Image, UnidentifiedImageError
 from aip.errors import AipError
 
 
+def convert(img: Image.Image, mode: str) -> Image.Image:
+    """``img`` in ``mode`` ("L" or "RGB"). Images of more than 8 bits per pixel (16-bit PNG or TIFF, 32-bit
+    integer, float) are scaled to 8 bits first: PIL's own ``convert`` clips them at 255, which turns a 16-bit
+    photo white. Integers are read as 16-bit unless none exceeds 255; floats as [0, 1] unless one exceeds 1,
+    then as [0, max]."""
+    if img.mode == "F" or img.mode.startswith("I"):
+        a = np.nan_to_num(np.asarray(img, dtype=np.float64), nan=0.0, posinf=0.0, neginf=0.0)
+        top = float(a.max(initial=0.0))
+        if img.mode == "F":
+            scale = 1.0 if top <= 1 else top
+        else:
+            scale = 65535.0 if top > 255 or img.mode.startswith("I;16") else 255.0
+        img = Image.fromarray((np.clip(a / scale, 0, 1) * 255).round().astype(np.uint8), "L")
+    return img.convert(mode)
+
+
 def _as_pil(item: Any, mode: str) -> Image.Image:
     if isinstance(item, Image.Image):
-        return item.convert(mode)
+        return convert(item, mode)
     if isinstance(item, (str, Path)):
         p = Path(item).expanduser()
         if not p.is_file():
             raise AipError(f"image {p} does not exist; check the path")
         try:
             with Image.open(p) as img:
-                return img.convert(mode)
+                return convert(img, mode)
         except (UnidentifiedImageError, OSError, ValueError) as e:
             raise AipError(f"cannot read image {p} ({type(e).__name__}); give a PNG, JPEG or other image file"
                            ) from None

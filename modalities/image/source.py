@@ -24,6 +24,7 @@ from aip.errors import AipError
 from modalities.image.atlas import atlas, fit_boxes, pyramid
 from modalities.image.color import ColorJitter
 from modalities.image.config import ImageAugmentConfig, ImageSourceConfig
+from modalities.image.inputs import convert
 
 SYNTHETIC = ("noise", "dead_leaves", "fractal")
 
@@ -80,7 +81,7 @@ def _read_file(path: Path) -> torch.Tensor:
     path = local_file(str(path), what="source image", accepts=ACCEPTS)
     try:
         with Image.open(path) as im:
-            return _to_tensor(np.asarray(im.convert("RGB")))
+            return _to_tensor(np.asarray(convert(im, "RGB")))
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as e:
         raise AipError(f"source image {path} could not be decoded ({e}); is it a valid image file?") from None
 
