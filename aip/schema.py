@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import math
 import types
 import typing
 from typing import Any, Literal, TypeVar, Union, get_args, get_origin
@@ -55,6 +56,9 @@ def _convert(value: Any, tp: Any, key: str) -> Any:
                 return _convert(value, arg, key)
             except RecipeError as e:
                 errors.append(e)
+        for e in errors:  # a value of the right type but out of range says so (e.g. a float that is nan)
+            if f"recipe key {key}: expected " not in str(e):
+                raise e
         raise RecipeError(f"recipe key {key}: expected {_describe(tp)}, got {value!r}")
     if origin is Literal:
         if value in get_args(tp):
@@ -68,6 +72,8 @@ def _convert(value: Any, tp: Any, key: str) -> Any:
             return value
     elif tp is float:
         if isinstance(value, (int, float)) and not isinstance(value, bool):
+            if not math.isfinite(value):  # TOML has nan and inf, and 1e400 reads as inf
+                raise RecipeError(f"recipe key {key}: must be a finite number, got {value!r}")
             return float(value)
     elif tp is str:
         if isinstance(value, str):

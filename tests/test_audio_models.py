@@ -46,6 +46,11 @@ def test_errors():
         models.build("timm:no_such_net", num_classes=12, rate=16_000)
     with pytest.raises(AipError, match="bad log-mel front end"):
         models.build("cnn", num_classes=12, rate=16_000, kwargs={"f_max": 9000.0})
+    for width in (0, 2.5, float("nan")):  # a traceback from inside torch before
+        with pytest.raises(AipError, match=r"bad kwargs for audio model 'cnn': width must be a positive integer"):
+            models.build("cnn", num_classes=12, rate=16_000, kwargs={"width": width})
+    with pytest.raises(AipError, match=r"bad kwargs for audio model 'bcresnet': width must be positive"):
+        models.build("bcresnet", num_classes=12, rate=16_000, kwargs={"width": float("nan")})
 
 
 def test_builds_on_the_meta_device():

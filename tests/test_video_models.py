@@ -81,6 +81,9 @@ def test_pretrained_without_cache_or_network_is_one_line(tmp_path, monkeypatch):
     ({"arch": "x3d", "size": 16}, r"needs clips of at least 32 px"),
     ({"arch": "x3d", "kwargs": {"input_clip_length": 8}}, r"'input_clip_length' cannot be set in kwargs"),
     ({"arch": "cnn3d", "kwargs": {"depth": 3}}, r"bad kwargs for model 'cnn3d'"),
+    ({"arch": "cnn3d", "kwargs": {"width": 0}}, r"'cnn3d': width must be a positive integer, got 0"),
+    ({"arch": "cnn3d", "kwargs": {"width": float("nan")}}, r"'cnn3d': width must be a positive integer, got nan"),
+    ({"arch": "x3d", "kwargs": {"width_factor": float("nan")}}, r"bad kwargs for model 'x3d' \(cannot convert"),
     ({"arch": "r2plus1d_18", "pretrained": True, "num_classes": 400, "weights": "IMAGENET"},
      r"has no weights 'IMAGENET'; choose one of: KINETICS400_V1"),
 ])

@@ -59,6 +59,8 @@ class BCResNet(nn.Module):
     def __init__(self, num_classes: int, *, n_mels: int = 64, width: float = 1.0, subbands: int = 5,
                  dropout: float = 0.1) -> None:
         super().__init__()
+        if not width > 0 or subbands < 1:  # also catches a width of nan
+            raise ValueError(f"width must be positive and subbands at least 1, got {width!r} and {subbands!r}")
         c = [max(1, round(k * width)) for k in (16, 8, 12, 16, 20, 32)]
         self.stem = nn.Sequential(nn.Conv2d(1, c[0], 5, stride=(2, 1), padding=2, bias=False),
                                   nn.BatchNorm2d(c[0]), nn.ReLU())

@@ -148,6 +148,8 @@ class ConvNet(nn.Sequential):
 @NETWORKS.register("cnn")
 def _cnn(num_classes: int, n_mels: int, *, width: int = 32, dropout: float = 0.1) -> nn.Module:  # noqa: ARG001
     """Four conv-BN-ReLU stages (width, 2x, 4x, 4x channels; 2x2 max pooling after the first three)."""
+    if isinstance(width, bool) or not isinstance(width, int) or width < 1:
+        raise ValueError(f"width must be a positive integer, got {width!r}")
 
     def block(cin: int, cout: int) -> list[nn.Module]:
         return [nn.Conv2d(cin, cout, 3, padding=1, bias=False), nn.BatchNorm2d(cout), nn.ReLU(inplace=True)]
@@ -202,4 +204,6 @@ def build(arch: str, *, num_classes: int, rate: int, pretrained: bool = False,
     except TypeError as e:
         raise AipError(f"audio model {arch!r} does not take these kwargs ({e}); front-end keys: "
                        f"{', '.join(FRONT_END_KEYS)}") from None
+    except ValueError as e:
+        raise AipError(f"bad kwargs for audio model {arch!r}: {e}") from None
     return AudioClassifier(front, net)

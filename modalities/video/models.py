@@ -179,6 +179,9 @@ class Cnn3d(nn.Module):
         super().__init__()
         if pool not in ("mean", "max"):
             raise AipError(f"model 'cnn3d': pool must be 'mean' or 'max', got {pool!r}; fix teacher/student kwargs")
+        if isinstance(width, bool) or not isinstance(width, int) or width < 1:
+            raise AipError(f"model 'cnn3d': width must be a positive integer, got {width!r}; fix teacher/student "
+                           "kwargs")
         self.pool = pool
         layers: list[nn.Module] = []
         c_in = 3
@@ -250,7 +253,7 @@ def build(arch: str, *, num_classes: int, frames: int, size: int, pretrained: bo
     except OSError as e:  # no network and nothing cached
         raise AipError(f"could not fetch pretrained weights for {arch!r} ({str(e).splitlines()[0]}); pre-fill "
                        f"{torch.hub.get_dir()}/checkpoints while online") from None
-    except TypeError as e:
+    except (TypeError, ValueError) as e:
         raise AipError(f"bad kwargs for model {arch!r} ({str(e).splitlines()[0]}); fix the model's kwargs") from None
     mean, std = (norm if norm is not None and len(norm[0]) else (spec.mean, spec.std))
     if len(mean) not in (1, 3) or len(std) != len(mean) or min(std) <= 0:
