@@ -119,6 +119,7 @@ def export(path: str | Path, *, fmt: str = "safetensors", out: str | Path | None
     out = Path(out) if out is not None else Path(path) / "export"
     if out.resolve() == Path(path).resolve():
         raise AipError(f"--out {out} is the folder being exported; pass another folder")
+    _check_replaceable(out)
     net, recipe = student.net, student.recipe
     config: dict[str, Any] = {
         "aip_version": __version__, "modality": recipe.modality, "arch": recipe.student.arch,
@@ -145,6 +146,24 @@ def export(path: str | Path, *, fmt: str = "safetensors", out: str | Path | None
         (tmp / CONFIG).write_text(json.dumps(config, indent=2))
         (tmp / "README.md").write_text(model_card(config, command=command))
     return out
+
+
+def _check_replaceable(out: Path) -> None:
+    """An existing ``out`` is replaced whole, so it must be empty or an earlier export (its config.json
+    names an aip version): a user's folder given by mistake is never deleted."""
+    if not out.exists():
+        return
+    if not out.is_dir():
+        raise AipError(f"--out {out} is a file; pass a new folder, or an earlier export to replace")
+    if not any(out.iterdir()):
+        return
+    try:
+        earlier = json.loads((out / CONFIG).read_text())
+    except (OSError, ValueError):
+        earlier = None
+    if not (isinstance(earlier, dict) and "aip_version" in earlier):
+        raise AipError(f"--out {out} holds files that are not an aip export; pass a new folder (an earlier "
+                       "export is replaced, other folders are never touched)")
 
 
 def _has_spec(student: Student) -> bool:

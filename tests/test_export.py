@@ -87,3 +87,13 @@ def test_cli_export_and_errors(tmp_path):
     (tmp_path / "empty").mkdir()
     with pytest.raises(AipError, match="no best.pt"):
         export(tmp_path / "empty")
+    # an existing --out is replaced only when it is empty or an earlier export: a user's folder is never deleted
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "thesis.tex").write_text("years of work")
+    assert_one_line_error(run_cli("export", str(run), "--out", str(mine)), "not an aip export", "new folder")
+    assert (mine / "thesis.tex").read_text() == "years of work"
+    assert_one_line_error(run_cli("export", str(run), "--out", str(mine / "thesis.tex")), "is a file")
+    assert export(run, out=tmp_path / "empty") == tmp_path / "empty"  # empty: filled
+    export(run, out=tmp_path / "empty")  # an earlier export: replaced
+    assert (tmp_path / "empty" / "model.safetensors").is_file()
