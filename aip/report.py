@@ -19,6 +19,7 @@ from __future__ import annotations
 import json
 import math
 import shlex
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -232,6 +233,21 @@ def _footer(fig: Any, command: str) -> None:
     fig.text(0.01, 0.01, command, fontsize=8, color="0.35", family="monospace", ha="left", va="bottom")
 
 
+def teacher_marks(rows: list[Row], x_of: Callable[[Row], Any]) -> list[tuple[Any, float]]:
+    """Where a figure marks the teacher's top-1: ``[(None, top1)]`` when every row has the same teacher (a line
+    across the figure); else ``(x, mean top-1 of the rows at x)`` for each position ``x_of(row)``, sorted, so a
+    sweep over teachers shows each one's accuracy beside its students and not their average."""
+    have = [r for r in rows if not math.isnan(r.teacher)]
+    if not have:
+        return []
+    if max(r.teacher for r in have) - min(r.teacher for r in have) < 1e-6:
+        return [(None, have[0].teacher)]
+    at: dict[Any, list[float]] = {}
+    for r in have:
+        at.setdefault(x_of(r), []).append(r.teacher)
+    return [(x, float(np.mean(v))) for x, v in sorted(at.items())]
+
+
 def axis_figure(group: Group, rows: list[Row], path: Path, *, command: str) -> Path | None:
     """Accuracy along the sweep's first axis (a line if numeric, else bars); other axes as separate series."""
     import matplotlib
@@ -248,7 +264,7 @@ def axis_figure(group: Group, rows: list[Row], path: Path, *, command: str) -> P
         series.setdefault(", ".join(f"{k.split('.')[-1]}={r.labels.get(k, '')}" for k in others), []).append(r)
     xs_all = [r.point.get(first) for r in rows]
     numeric = _numeric(xs_all) and len(set(xs_all)) > 1
-    fig, ax = plt.subplots(figsize=(max(6.5, 0.7 * len(rows) + 3), 4.6))
+    fig, ax = plt.subplots(figsize=(max(6.5, 0.7 * len(rows) + 3) + 1.8, 4.6))
     if numeric:
         for label, rs in series.items():
             rs = sorted(rs, key=lambda r: r.point[first])
@@ -283,13 +299,21 @@ def axis_figure(group: Group, rows: list[Row], path: Path, *, command: str) -> P
         ax.set_xticks(range(len(ticks)), ticks, rotation=30 if len(ticks) > 4 else 0, ha="right"
                       if len(ticks) > 4 else "center")
         ax.set_xlabel(first)
-    teachers = [r.teacher for r in rows if not math.isnan(r.teacher)]
-    if teachers:
-        ax.axhline(float(np.mean(teachers)), color="gray", ls=":", label="teacher")
+    ticks = None if numeric else list(dict.fromkeys(r.labels.get(first, "") for r in rows))
+    marks = teacher_marks(rows, (lambda r: r.point[first]) if ticks is None
+                          else (lambda r: ticks.index(r.labels.get(first, ""))))
+    if len(marks) == 1 and marks[0][0] is None:  # one teacher for the whole sweep: a line across
+        ax.axhline(marks[0][1], color="gray", ls=":", label="teacher")
+    elif marks and ticks is None:  # the teacher changes along the axis (a teacher sweep): its accuracy there
+        ax.plot(*zip(*marks), color="gray", ls=":", marker="s", ms=5, label="teacher")
+    elif marks:
+        ax.scatter(*zip(*marks), marker="_", s=900, linewidths=2, color="gray", zorder=4, label="teacher")
+    lo, hi = ax.get_ylim()
+    ax.set_ylim(lo, hi + 0.05 * (hi - lo))  # headroom: a teacher line at the top edge is hidden by the frame
     ax.set_ylabel("student top-1 on the real test set (%)")
     ax.set_title(f"{group.name}:\nstudent accuracy (mean ± std over seeds)")  # two lines: sweep names are long
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
+    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1))  # beside the plot: never over a point
     fig.tight_layout(rect=(0, 0.05, 1, 1))
     _footer(fig, command)
     return save_figure(fig, path)

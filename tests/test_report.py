@@ -78,6 +78,19 @@ def test_fit_line_r2() -> None:
         report_mod.fit_line([1, 1], [2, 3])
 
 
+def test_the_teacher_is_marked_per_point_when_it_changes_along_the_sweep() -> None:
+    def row(x: int, teacher: float) -> report_mod.Row:
+        return report_mod.Row(labels={"k": str(x)}, point={"k": x}, n=1, missing=0, unfinished=0, last=(50.0, 0.0),
+                              best=(50.0, 0.0), ratio=(0.0, 0.0), teacher=teacher, run_minutes=1.0)
+
+    x_of = lambda r: r.point["k"]  # noqa: E731
+    same = [row(5, 90.0), row(15, 90.0), row(30, math.nan)]
+    assert report_mod.teacher_marks(same, x_of) == [(None, 90.0)]  # one teacher: a line across
+    sweep = [row(30, 90.0), row(5, 56.0), row(15, 86.0), row(5, 58.0)]  # a teacher sweep, two series at 5
+    assert report_mod.teacher_marks(sweep, x_of) == [(5, 57.0), (15, 86.0), (30, 90.0)]  # not their mean, 77.5
+    assert report_mod.teacher_marks([row(1, math.nan)], x_of) == []
+
+
 def test_report_writes_markdown_and_figures_with_the_command(tmp_path) -> None:
     fake_sweep(tmp_path / "s", {"a": [(60.0, 62.0), (62.0, 63.0)], "b": [(50.0, 55.0), (52.0, 53.0)],
                                 "c": [(40.0, 41.0), (44.0, 45.0)]},
