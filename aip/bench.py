@@ -25,7 +25,7 @@ from typing import Any
 import torch
 
 from aip.errors import AipError
-from aip.hardware import Policy
+from aip.hardware import Policy, check_step_memory
 from aip.modality import Modality, ReferencePipeline
 from aip.optim import make_optimizer
 from aip.recipe import Recipe, StudentConfig, TeacherConfig
@@ -195,6 +195,7 @@ def bench(recipe: Recipe, *, device: torch.device, steps: int = 10, warmup: int 
     student = policy.place(build_model(modality, recipe, recipe.student, num_classes=k, pretrained=False))
     sampler = modality.sampler(recipe, device=device)
     augmenter = modality.augmenter(recipe, device=device)
+    check_step_memory(recipe, augmenter(sampler.sample(2)), device)
     params = list(student.parameters())
     opt = make_optimizer(params, name=cfg.optimizer, lr=cfg.lr, weight_decay=cfg.weight_decay, momentum=cfg.momentum)
     train_model = torch.compile(student) if cfg.compile else student

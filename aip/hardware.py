@@ -87,6 +87,36 @@ class Policy:
             torch.set_float32_matmul_precision("high")
 
 
+def free_memory(device: torch.device) -> int | None:
+    """Bytes that ``device`` can still give a process: free GPU memory, or the kernel's MemAvailable on a
+    Linux CPU; ``None`` where it is not known."""
+    if device.type == "cuda":
+        return int(torch.cuda.mem_get_info(device)[0])
+    if device.type != "cpu":
+        return None
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    return None
+
+
+def check_step_memory(recipe: Recipe, views: torch.Tensor, device: torch.device) -> None:
+    """Refuse a recipe whose views of one step alone (``train.batch_size x train.view_pool`` of them, at the size
+    of ``views[0]``) cannot fit in the memory ``device`` has free: such a run would otherwise grow until the
+    system kills it. Only the views are counted, so a run this lets through may still need more."""
+    count = recipe.train.batch_size * recipe.train.view_pool
+    need = count * views[0].numel() * views.element_size()
+    free = free_memory(device)
+    if free is not None and need > free:
+        raise AipError(f"one step's {count:,} views (train.batch_size {recipe.train.batch_size:,} x train.view_pool "
+                       f"{recipe.train.view_pool}) need {need / 2**30:,.1f} GiB, more than the {free / 2**30:,.1f} "
+                       f"GiB free on {device}; lower train.batch_size (train.grad_accum keeps the effective batch)")
+
+
 def autocast(device: torch.device, enabled: bool) -> AbstractContextManager[object]:
     """bf16 autocast on ``device`` when ``enabled``, else nothing."""
     return torch.autocast(device.type, dtype=torch.bfloat16) if enabled else nullcontext()

@@ -22,7 +22,7 @@ from aip import checkpoint, distributed, files, rundir
 from aip.cache import cache_dir
 from aip.errors import AipError
 from aip.evaluate import evaluate, loader, recalibrate_bn
-from aip.hardware import Policy
+from aip.hardware import Policy, check_step_memory
 from aip.inspect import CONFUSION_PNG, inspect
 from aip.modality import LabelledData, Modality
 from aip.plot import plot_curves
@@ -117,7 +117,9 @@ def _distil(recipe: Recipe, *, run_dir: Path, device: torch.device, stop_after_e
     setup_seconds = time.perf_counter() - started  # data, teacher (trained here on first use), models
     sampler = parts.modality.sampler(recipe, device=device)
     augmenter = parts.modality.augmenter(recipe, device=device)
-    check_outputs(parts.teacher, parts.student, augmenter(sampler.sample(2)), num_classes=parts.test.num_classes)
+    first = augmenter(sampler.sample(2))
+    check_outputs(parts.teacher, parts.student, first, num_classes=parts.test.num_classes)
+    check_step_memory(recipe, first, device)
     if d.is_main:
         (run_dir / "recipe.toml").write_text(recipe.to_toml())
     tick = time.perf_counter()

@@ -268,6 +268,24 @@ def test_a_run_that_fails_before_training_leaves_no_folder(tiny_recipe, tmp_path
     assert existing.is_dir() and not any(existing.iterdir())  # the user's own (empty) folder stays
 
 
+def test_a_step_whose_views_cannot_fit_in_memory_is_refused(tiny_recipe, tmp_path, monkeypatch):
+    """A huge train.batch_size grew the process until the system killed it; now one line, and no folder."""
+    from aip import hardware
+
+    recipe = R.load(tiny_recipe, ["train.batch_size=100000", "train.samples_per_epoch=100000"])
+    views = 100_000 * recipe.train.view_pool
+    monkeypatch.setattr(hardware, "free_memory", lambda device: 2**30)  # 1 GiB free
+    out = tmp_path / "runs" / "huge"
+    with pytest.raises(AipError) as e:
+        run(recipe, out=out, device=CPU)
+    need = views * 3 * 24 * 24 * 4 / 2**30  # float32 views of the tiny recipe's 3 x 24 x 24
+    one_line(e, f"one step's {views:,} views", f"need {need:,.1f} GiB, more than the 1.0 GiB free on cpu",
+             "lower train.batch_size")
+    assert not (tmp_path / "runs").exists()
+    small = R.load(tiny_recipe)
+    hardware.check_step_memory(small, torch.zeros(2, 3, 24, 24), CPU)  # 64 views of 6.9 KB: let through
+
+
 # ---------------------------------------------------------------------------------------------- a full disk
 def full_disk(monkeypatch: pytest.MonkeyPatch, *, room: int = 100) -> None:
     """Files aip opens for writing take ``room`` bytes, then every write fails as on a full disk."""
