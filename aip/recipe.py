@@ -279,10 +279,12 @@ def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any
 
 def read_toml(path: str | Path) -> dict[str, Any]:
     p = Path(path)
+    if p.is_dir():
+        raise RecipeError(f"recipe file {p} is a folder; give a .toml file in it (e.g. recipes/fashion-mnist.toml)")
     if not p.is_file():
         raise RecipeError(f"recipe file {p} does not exist (check the path; shipped recipes are in recipes/)")
     try:
-        return tomllib.loads(p.read_text())
+        return tomllib.loads(p.read_text(encoding="utf-8-sig"))  # -sig: skip a byte-order mark (some editors)
     except tomllib.TOMLDecodeError as e:
         raise RecipeError(f"recipe file {p} is not valid TOML: {e}") from None
     except UnicodeDecodeError:

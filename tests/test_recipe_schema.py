@@ -91,6 +91,16 @@ def test_missing_section_modality_and_file(tmp_path):
         R.load(tmp_path / "nope.toml")
     with pytest.raises(RecipeError, match="not valid TOML"):
         R.load(write(tmp_path, "modality = "))
+    with pytest.raises(RecipeError, match="is a folder; give a .toml file in it"):
+        R.load(tmp_path)
+
+
+def test_a_byte_order_mark_is_accepted(tmp_path):
+    """Some editors start UTF-8 files with a byte-order mark, which tomllib alone rejects at line 1, column 1."""
+    plain = R.load(write(tmp_path, BASE))
+    (tmp_path / "bom").mkdir()
+    (tmp_path / "bom" / "r.toml").write_bytes(b"\xef\xbb\xbf" + BASE.encode())  # same name: the run is named after it
+    assert R.load(tmp_path / "bom" / "r.toml").to_dict() == plain.to_dict()
 
 
 def test_unknown_dataset_lists_known_ones(tmp_path):
