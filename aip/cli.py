@@ -7,13 +7,14 @@ from __future__ import annotations
 
 import json
 import sys
+import threading
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
 from aip import recipe as recipe_mod
-from aip.errors import AipError
+from aip.errors import AipError, one_line
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="Distil a classifier for a real dataset from a single datum (The Augmented Image Prior).")
@@ -331,20 +332,35 @@ def source_stats(
     typer.echo(json.dumps(measure(r, device=resolve_device(device), views=views), indent=2))
 
 
+def _quiet_queue_feeder(args: threading.ExceptHookArgs) -> None:
+    """Drop the traceback of multiprocessing's queue-feeder thread: when a DataLoader worker has raised, the
+    thread fails as the loader shuts down ("semaphore or lock released too many times"), after aip has already
+    reported the worker's error in one line. Every other thread's error is printed as usual."""
+    if args.thread is not None and args.thread.name == "QueueFeederThread":
+        return
+    threading.__excepthook__(args)
+
+
 def main() -> None:
     from aip.allocator import keep_freed_memory
     from aip.interrupts import Interrupted
 
     keep_freed_memory()  # before the first large allocation (aip.allocator)
 
+    code = 0
     try:
         app()
     except Interrupted as e:  # the checkpoint is consistent with the step it names
         typer.echo(str(e), err=True)
-        sys.exit(e.exit_code)
+        code = e.exit_code
     except AipError as e:
-        typer.echo(f"error: {e}", err=True)
-        sys.exit(2)
+        typer.echo(f"error: {one_line(e)}", err=True)
+        code = 2
+        threading.excepthook = _quiet_queue_feeder
     except KeyboardInterrupt:
         typer.echo("interrupted: the last checkpoint is kept; run the same command to resume", err=True)
-        sys.exit(130)
+        code = 130
+    # exit only once the error, and with it the frames of its traceback, are gone: a DataLoader iterator those
+    # frames held then stops its worker processes now, instead of printing a thread's traceback at shutdown
+    if code:
+        sys.exit(code)

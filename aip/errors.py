@@ -14,3 +14,15 @@ class AipError(Exception):
 
 class RecipeError(AipError):
     """A recipe key is unknown, has the wrong type, or has an impossible value."""
+
+
+def one_line(error: BaseException) -> str:
+    """The message of ``error`` as one line. torch's DataLoader re-raises an error from a worker process with the
+    worker's whole traceback as its message ("Caught AipError in DataLoader worker process 0. Original
+    Traceback ..."); its last line holds the original message."""
+    text = str(error)
+    if "Original Traceback" not in text:
+        return text
+    last = [line for line in text.splitlines() if line.strip()][-1]
+    name, sep, rest = last.partition(": ")
+    return rest if sep and name.split(".")[-1] == type(error).__name__ else last

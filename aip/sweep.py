@@ -62,7 +62,7 @@ import tomli_w
 
 from aip import files
 from aip import recipe as recipe_mod
-from aip.errors import AipError
+from aip.errors import AipError, one_line
 from aip.interrupts import Interrupted
 
 PLAN = "sweep.json"
@@ -469,7 +469,7 @@ class SweepResult:
 
 
 def _one_line(e: BaseException) -> str:
-    text = str(e).strip().splitlines()
+    text = one_line(e).strip().splitlines()
     return f"{type(e).__name__}: {text[0] if text else ''}"
 
 

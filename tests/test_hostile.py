@@ -367,6 +367,40 @@ def test_a_device_name_through_the_cli(tiny_recipe):
     assert_one_line_error(run_cli("preview", str(tiny_recipe), "--device", "meta"), "--device meta")
 
 
+class _Broken(torch.utils.data.Dataset):
+    def __len__(self) -> int:
+        return 4
+
+    def __getitem__(self, i: int):
+        raise AipError("cannot read image x.png (truncated); replace or delete the file")
+
+
+def test_an_error_in_a_dataloader_worker_is_one_line():
+    """torch re-raises a worker's error with the worker's whole traceback as its message."""
+    from aip.errors import one_line
+
+    with pytest.raises(AipError) as e:
+        next(iter(torch.utils.data.DataLoader(_Broken(), num_workers=1)))
+    assert "Original Traceback" in str(e.value)
+    assert one_line(e.value) == "cannot read image x.png (truncated); replace or delete the file"
+    assert one_line(AipError("plain")) == "plain"
+
+
+def test_a_corrupt_training_image_read_by_workers_is_one_line(tmp_path):
+    from tests.conftest import TINY_RECIPE, write_stripes_folder
+
+    root = write_stripes_folder(tmp_path / "set", train_per_class=10, test_per_class=2)
+    (root / "train" / "warm_h" / "000.png").write_bytes(b"not a png")
+    recipe = tmp_path / "r.toml"
+    recipe.write_text(TINY_RECIPE.format(root=root.as_posix(), epochs=1))
+    r = run_cli("teacher", str(recipe), "--set", "eval.workers=2")
+    assert r.returncode == 2, r.stderr
+    assert "Traceback" not in r.stderr, r.stderr  # neither the worker's nor a thread's at shutdown
+    error = [line for line in r.stderr.splitlines() if "error: " in line]  # the teacher's progress bar is on stderr
+    assert len(error) == 1 and error[0].endswith("replace or delete the file"), r.stderr
+    assert "cannot read image" in error[0] and "000.png" in error[0]
+
+
 def test_a_scikit_image_item_that_is_not_one_image(tiny_recipe, monkeypatch):
     with pytest.raises(AipError) as e:
         load_image(ImageSourceConfig(uri="skimage:stereo_motorcycle", size=32))
