@@ -123,6 +123,21 @@ def test_deep_images_are_scaled_not_clipped(tmp_path, kind):
     assert shown.shape == (1, 16, 16) and shown.mean().item() == pytest.approx(0.5, abs=0.03)
 
 
+def test_a_phone_photo_is_read_upright(tmp_path):
+    """A JPEG whose EXIF orientation says "rotate 90 degrees" (how phones save portrait photos) is read as a
+    viewer shows it, for the source and for `aip predict`."""
+    arr = np.zeros((20, 40, 3), np.uint8)
+    arr[:, :20] = 255  # stored wide: left half white
+    exif = Image.Exif()
+    exif[0x0112] = 6  # orientation: rotate 90 degrees clockwise to display
+    Image.fromarray(arr).save(tmp_path / "phone.jpg", exif=exif, quality=95)
+    img = load_image(ImageSourceConfig(uri=str(tmp_path / "phone.jpg"), size=16))
+    assert img.shape == (3, 40, 20)  # shown tall
+    assert img[:, :18].mean() > 0.9 and img[:, 22:].mean() < 0.1  # the white half on top
+    shown = read_image(tmp_path / "phone.jpg", size=16, channels=3, grid=True)
+    assert shown[:, :7].mean() > 0.9 and shown[:, 9:].mean() < 0.1
+
+
 def test_large_sources_are_resized_to_max_side(tmp_path):
     Image.new("RGB", (900, 300), (10, 200, 30)).save(tmp_path / "wide.png")
     img = load_image(ImageSourceConfig(uri=str(tmp_path / "wide.png"), size=32, max_side=450))

@@ -7,7 +7,7 @@ from typing import Any
 
 import numpy as np
 import torch
-from PIL import Image, UnidentifiedImageError
+from PIL import Image, ImageOps, UnidentifiedImageError
 
 from aip.errors import AipError
 
@@ -37,7 +37,7 @@ def _as_pil(item: Any, mode: str) -> Image.Image:
             raise AipError(f"image {p} does not exist; check the path")
         try:
             with Image.open(p) as img:
-                return convert(img, mode)
+                return convert(ImageOps.exif_transpose(img), mode)  # a phone photo upright, as viewers show it
         except (UnidentifiedImageError, OSError, ValueError) as e:
             raise AipError(f"cannot read image {p} ({type(e).__name__}); give a PNG, JPEG or other image file"
                            ) from None

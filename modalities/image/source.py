@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
-from PIL import Image, UnidentifiedImageError
+from PIL import Image, ImageOps, UnidentifiedImageError
 
 from aip.cache import download, local_file
 from aip.errors import AipError
@@ -81,7 +81,7 @@ def _read_file(path: Path) -> torch.Tensor:
     path = local_file(str(path), what="source image", accepts=ACCEPTS)
     try:
         with Image.open(path) as im:
-            return _to_tensor(np.asarray(convert(im, "RGB")))
+            return _to_tensor(np.asarray(convert(ImageOps.exif_transpose(im), "RGB")))  # upright, as shown
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as e:
         raise AipError(f"source image {path} could not be decoded ({e}); is it a valid image file?") from None
 
