@@ -41,33 +41,6 @@ def test_speed_changes_pitch_and_shift_moves():
     assert torch.allclose(moved[0, 10:], ramp[0, :-10], atol=1e-3) and moved[0, :10].abs().max() == 0
 
 
-def test_speed_and_shift_in_chunks_on_the_cpu_is_the_whole_batch_at_once(monkeypatch):
-    g = torch.Generator().manual_seed(0)
-    x = torch.randn(37, 1000, generator=g)
-    speed, shift = torch.rand(37, generator=g) * 0.45 + 0.8, torch.randn(37, generator=g) * 100
-    gain = torch.rand(37, generator=g)
-    whole = A._speed_and_shift(x, speed, shift, gain)
-    monkeypatch.setattr(A, "CPU_CHUNK_SAMPLES", 8000)  # 8 windows a chunk: 5 chunks, the last of 5
-    assert torch.equal(A.speed_and_shift(x, speed, shift, gain=gain), whole)
-    assert torch.equal(A.speed_and_shift(x, speed, shift), A._speed_and_shift(x, speed, shift, None))
-
-
-def test_the_augmenter_in_chunks_on_the_cpu_gives_the_same_windows(monkeypatch):
-    """Every random number is drawn for the whole batch before any chunk is augmented, so the windows do not
-    depend on the chunk size (up to float rounding: vectorised kernels round a row's tail differently);
-    every augmentation is on (reverb and isolation on every window)."""
-    cfg = AudioAugmentConfig(reverb_p=1.0, isolate_p=1.0, isolate=(0.05, 0.1), noise_p=1.0, freq_masks=2,
-                             freq_mask=0.2, time_masks=2, time_mask=0.02, cutmix=0.0)
-    aug = A.AudioAugmenter(cfg, rate=RATE)
-    views = torch.randn(11, 1, RATE // 4, generator=torch.Generator().manual_seed(0))
-    torch.manual_seed(3)
-    whole = aug(views)
-    monkeypatch.setattr(A, "CPU_CHUNK_SAMPLES", 3 * RATE // 4)  # 3 windows a chunk: 4 chunks
-    torch.manual_seed(3)
-    assert torch.allclose(aug(views), whole, rtol=0, atol=1e-6)
-    assert not torch.allclose(aug(views), whole, rtol=0, atol=1e-2)  # and the next call draws anew
-
-
 def test_reverb_keeps_loudness_and_adds_a_tail():
     x = torch.zeros(2, RATE)
     x[:, 1000] = 1.0  # a click

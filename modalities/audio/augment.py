@@ -44,37 +44,16 @@ def _power(spec: torch.Tensor, n: int) -> torch.Tensor:
     return total / n**2
 
 
-#: waveform samples per chunk of :func:`speed_and_shift` on the CPU (16 one-second windows at 16 kHz): each
-#: chunk's padded copy, positions and gathers then stay in the cache, which made the speed change 3 times
-#: faster for 384 windows on 2 cores, and the whole augmentation 5 to 10 % (measured against the whole batch
-#: at once); :meth:`AudioAugmenter._windows` is chunked the same way
-CPU_CHUNK_SAMPLES = 1 << 18
-
-
 def speed_and_shift(x: torch.Tensor, speed: torch.Tensor, shift: torch.Tensor, *,
                     gain: torch.Tensor | None = None) -> torch.Tensor:
     """Play each window ``speed`` times faster (tempo and pitch together) about its centre, moved by ``shift``
     samples, times ``gain``; positions read outside the window are silent. Linear interpolation: a gather of
-    each output sample's two neighbours and one ``lerp``. On the CPU a few windows at a time
-    (:data:`CPU_CHUNK_SAMPLES`), in one piece elsewhere and when compiled.
+    each output sample's two neighbours and one ``lerp``.
 
     Args:
         x: ``(B, L)`` waveforms. speed: ``(B,)`` factors. shift: ``(B,)`` offsets in samples. gain: ``(B,)``
         factors (none: 1).
     """
-    b, n = x.shape
-    rows = max(1, CPU_CHUNK_SAMPLES // n)
-    if x.device.type != "cpu" or b <= rows or torch.compiler.is_compiling():
-        return _speed_and_shift(x, speed, shift, gain)
-    out = torch.empty_like(x)
-    for i in range(0, b, rows):
-        part = slice(i, i + rows)
-        out[part] = _speed_and_shift(x[part], speed[part], shift[part], None if gain is None else gain[part])
-    return out
-
-
-def _speed_and_shift(x: torch.Tensor, speed: torch.Tensor, shift: torch.Tensor,
-                     gain: torch.Tensor | None) -> torch.Tensor:
     b, n = x.shape
     padded = x.new_zeros(b, n + 3)  # a silent sample before the window and two after it
     torch.mul(x, 1.0 if gain is None else gain[:, None], out=padded[:, 1:n + 1])
@@ -103,14 +82,12 @@ def isolate(x: torch.Tensor, length: torch.Tensor, *, fade: int) -> torch.Tensor
     return x * _isolate_envelope(n, start, length, fade=fade)
 
 
-def _room_spectrum(b: int, n: int, rt60: torch.Tensor, *, k: int, rate: int, table: torch.Tensor,
-                   words: torch.Tensor | None = None) -> torch.Tensor:
+def _room_spectrum(b: int, n: int, rt60: torch.Tensor, *, k: int, rate: int, table: torch.Tensor) -> torch.Tensor:
     """``(B, F)`` ``rfft`` (length ``n``) of synthetic room responses of ``k`` samples: a direct path plus
-    random-sign noise (:func:`_random_signs`; from ``words``, :func:`_sign_words`, when given) that decays
-    exponentially, by 60 dB in ``rt60`` ``(B,)`` seconds."""
+    random-sign noise (:func:`_random_signs`) that decays exponentially, by 60 dB in ``rt60`` ``(B,)``
+    seconds."""
     t = torch.arange(k, device=rt60.device, dtype=rt60.dtype) / rate  # (K,) seconds
-    signs = _random_signs(b, k, table) if words is None else _signs(words, k, table)
-    ir = signs * torch.exp(t * (-_DECAY / rt60[:, None])).mul_(0.3)
+    ir = _random_signs(b, k, table) * torch.exp(t * (-_DECAY / rt60[:, None])).mul_(0.3)
     ir[:, 0] = 1.0
     return torch.fft.rfft(ir, n)
 
@@ -142,26 +119,15 @@ def _sign_table(device: torch.device | None = None) -> torch.Tensor:
 def _random_signs(b: int, m: int, table: torch.Tensor) -> torch.Tensor:
     """``(b, m)`` independent random -1 or +1 (fair): every random number drawn gives 7 random bytes, and
     every byte 8 signs (its row of ``table``, :func:`_sign_table`), so 56 values cost one draw."""
-    return _signs(_sign_words(b, m, table.device), m, table)
-
-
-def _sign_words(b: int, m: int, device: torch.device) -> torch.Tensor:
-    """The ``(b, ceil(ceil(m / 8) / 7))`` random int64 words :func:`_random_signs` turns into ``m`` signs a row."""
-    groups = -(-m // 8)  # bytes: 8 signs each
-    return torch.empty(b, -(-groups // 7), dtype=torch.int64, device=device).random_()  # 63 random bits: 7 bytes
-
-
-def _signs(draws: torch.Tensor, m: int, table: torch.Tensor) -> torch.Tensor:
-    """``(b, m)`` signs from the random words ``draws`` of :func:`_sign_words`."""
-    b, words = draws.shape
     groups = -(-m // 8)
+    words = -(-groups // 7)
+    draws = torch.empty(b, words, dtype=torch.int64, device=table.device).random_()  # 63 random bits each
     octets = draws.view(torch.uint8).view(b, words, 8)[..., :7].reshape(b, words * 7)[:, :groups]
     return torch.nn.functional.embedding(octets.long(), table).view(b, groups * 8)[:, :m]
 
 
-def _noise_parts(b: int, n: int, scale: torch.Tensor, *, rate: int, table: torch.Tensor,
-                 beta: torch.Tensor | None = None, words: torch.Tensor | None = None
-                 ) -> tuple[torch.Tensor, torch.Tensor]:
+def _noise_parts(b: int, n: int, scale: torch.Tensor, *, rate: int,
+                 table: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """The ``rfft`` of noise of random colour per window (spectral slope 1/f^beta, beta in [0, 2]) and RMS
     ``scale`` ``(B,)``, as the product of random signs and magnitudes, both ``(B, 2 F)``: the real and
     imaginary parts of each bin side by side (``view_as_real(spec).flatten(1)``'s layout).
@@ -169,13 +135,12 @@ def _noise_parts(b: int, n: int, scale: torch.Tensor, *, rate: int, table: torch
     Drawn directly in the frequency domain, as coloured magnitudes with random phases: both parts of a bin
     have the colour's magnitude and a random sign (one of four phases, :func:`_random_signs`), so the RMS is
     exact by Parseval and the waveform Gaussian by the central limit theorem, as is every short-time
-    spectrum a model computes from it. DC and Nyquist carry no noise. ``beta`` ``(B,)`` and the sign ``words``
-    (:func:`_sign_words`) are drawn here unless given."""
+    spectrum a model computes from it. DC and Nyquist carry no noise."""
     bins = n // 2 + 1
     dev = scale.device
     log_f = torch.fft.rfftfreq(n, 1 / rate, device=dev).clamp_(min=20.0).log_()  # (F,)
     log_f = log_f[:, None].expand(bins, 2).reshape(2 * bins)  # each bin's twice: real and imaginary part
-    beta = torch.rand(b, device=dev) * 2 if beta is None else beta
+    beta = torch.rand(b, device=dev) * 2
     colour = torch.outer(beta / -2, log_f).exp_()  # (B, 2F) magnitudes
     colour[:, :2] = 0.0
     if n % 2 == 0:
@@ -183,8 +148,7 @@ def _noise_parts(b: int, n: int, scale: torch.Tensor, *, rate: int, table: torch
     # Parseval: the bins between DC and Nyquist stand for two each, so the mean square is 2 |colour|^2 / n^2
     rms = torch.linalg.vector_norm(colour, dim=1) * (math.sqrt(2) / n)
     colour.mul_((scale / rms.clamp(min=1e-30))[:, None])
-    signs = _random_signs(b, 2 * bins, table) if words is None else _signs(words, 2 * bins, table)
-    return signs, colour
+    return _random_signs(b, 2 * bins, table), colour
 
 
 def coloured_noise_like(x: torch.Tensor, *, rate: int) -> torch.Tensor:
@@ -198,13 +162,10 @@ def _to_hz(mel: torch.Tensor) -> torch.Tensor:
     return (torch.pow(10.0, mel / 2595.0) - 1.0) * 700.0
 
 
-def _band(b: int, n: int, width: torch.Tensor, *, rate: int, device: torch.device,
-          place: torch.Tensor | None = None) -> torch.Tensor:
-    """``(B, F)`` masks of one band per window: ``width`` (a fraction) of the mel range at a uniform place
-    (``place`` ``(B,)`` in [0, 1), drawn here unless given)."""
+def _band(b: int, n: int, width: torch.Tensor, *, rate: int, device: torch.device) -> torch.Tensor:
+    """``(B, F)`` masks of one band per window: ``width`` (a fraction) of the mel range at a uniform place."""
     top = 2595.0 * math.log10(1.0 + rate / 2 / 700.0)  # the mel of Nyquist
-    place = torch.rand(b, device=device) if place is None else place
-    lo_mel = place * (1 - width) * top
+    lo_mel = torch.rand(b, device=device) * (1 - width) * top
     f = torch.fft.rfftfreq(n, 1 / rate, device=device)  # (F,)
     return (f >= _to_hz(lo_mel)[:, None]) & (f <= _to_hz(lo_mel + width * top)[:, None])
 
@@ -265,81 +226,52 @@ class AudioAugmenter(nn.Module):
         return x.unsqueeze(1)  # (B, 1, L)
 
     def _windows(self, x: torch.Tensor) -> torch.Tensor:
-        """Everything but CutMix and MixUp on ``(B, L)`` windows (each on its own), into a new tensor: every
-        random number first (:meth:`_draw`), then the operations (:meth:`_augment`), on the CPU a few windows at
-        a time (:data:`CPU_CHUNK_SAMPLES`) so that each chunk's spectra stay in the cache. The draws do not
-        depend on the chunking, so neither do the windows (up to float rounding)."""
+        """Everything but CutMix and MixUp on ``(B, L)`` windows (each on its own), into a new tensor."""
+        cfg, rate, dev = self.cfg, self.rate, x.device
         b, n = x.shape
-        drawn = self._draw(b, n, x.device)
-        rows = max(1, CPU_CHUNK_SAMPLES // n)
-        if x.device.type != "cpu" or b <= rows or torch.compiler.is_compiling():
-            return self._augment(x, drawn)
-        out = torch.empty_like(x)
-        for i in range(0, b, rows):
-            part = slice(i, i + rows)
-            out[part] = self._augment(x[part], {k: v[part] for k, v in drawn.items()})
-        return out
-
-    def _draw(self, b: int, n: int, dev: torch.device) -> dict[str, torch.Tensor]:
-        """Every random number of :meth:`_augment` for ``b`` windows of ``n`` samples, one tensor per quantity with
-        the window as its first dimension."""
-        cfg, rate = self.cfg, self.rate
-        d = {"gain": torch.pow(10.0, _uniform(b, *cfg.gain_db, dev) / 20)}
-        if cfg.speed != (1.0, 1.0) or cfg.shift > 0:
-            d["speed"] = _uniform(b, math.log(cfg.speed[0]), math.log(cfg.speed[1]), dev).exp_()
-            d["shift"] = _uniform(b, -cfg.shift, cfg.shift, dev) * rate
+        gain = torch.pow(10.0, _uniform(b, *cfg.gain_db, dev) / 20)
+        if cfg.speed != (1.0, 1.0) or cfg.shift > 0:  # the gain rides on the interpolation's copy
+            speed = _uniform(b, math.log(cfg.speed[0]), math.log(cfg.speed[1]), dev).exp_()
+            x = speed_and_shift(x, speed, _uniform(b, -cfg.shift, cfg.shift, dev) * rate, gain=gain)
+        else:
+            x = x * gain[:, None]
         if cfg.isolate_p > 0:  # a window that keeps everything gets a stretch far wider than itself
             length = (_uniform(b, *cfg.isolate, dev) * rate).clamp_(max=n)
             start = torch.rand(b, device=dev) * (n - length)
             alone = torch.rand(b, device=dev) < cfg.isolate_p
-            d["alone_start"], d["alone_length"] = torch.where(alone, start, -n), torch.where(alone, length, 3 * n)
-        if cfg.reverb_p > 0:
-            d["rt60"] = _uniform(b, *cfg.rt60, dev)
-            d["reverb_on"] = torch.rand(b, device=dev) < cfg.reverb_p
-            d["room_words"] = _sign_words(b, min(n, math.ceil(cfg.rt60[1] * rate)), dev)
-        if cfg.noise_p > 0:
-            on = torch.rand(b, device=dev) < cfg.noise_p
-            d["noise_level"] = torch.pow(10.0, _uniform(b, *cfg.snr_db, dev) / -20) * on  # times the window's RMS
-            d["noise_beta"] = torch.rand(b, device=dev) * 2
-            d["noise_words"] = _sign_words(b, 2 * (n // 2 + 1), dev)
-        for i in range(cfg.freq_masks if cfg.freq_mask > 0 else 0):
-            d[f"band_width_{i}"] = _uniform(b, 0, cfg.freq_mask, dev)
-            d[f"band_place_{i}"] = torch.rand(b, device=dev)
-        if cfg.time_masks > 0 and cfg.time_mask > 0:
-            width = _uniform(b * cfg.time_masks, 0, cfg.time_mask * rate, dev).view(b, cfg.time_masks)
-            d["mask_width"], d["mask_start"] = width, torch.rand(b, cfg.time_masks, device=dev) * (n - width)
-        return d
-
-    def _augment(self, x: torch.Tensor, d: dict[str, torch.Tensor]) -> torch.Tensor:
-        """The augmentations of :meth:`_windows` on ``(B, L)`` windows, with the random numbers ``d`` of
-        :meth:`_draw`; no random number is drawn here."""
-        cfg, rate, dev = self.cfg, self.rate, x.device
-        b, n = x.shape
-        if "speed" in d:  # the gain rides on the interpolation's copy
-            x = _speed_and_shift(x, d["speed"], d["shift"], d["gain"])
-        else:
-            x = x * d["gain"][:, None]
-        if "alone_start" in d:
-            x.mul_(_isolate_envelope(n, d["alone_start"], d["alone_length"], fade=rate // 100))
+            x.mul_(_isolate_envelope(n, torch.where(alone, start, -n), torch.where(alone, length, 3 * n),
+                                     fade=rate // 100))
         masks = cfg.freq_masks if cfg.freq_mask > 0 else 0
         if cfg.reverb_p > 0 or cfg.noise_p > 0 or masks:  # one trip through the spectrum
             if cfg.noise_p > 0:  # the reverb keeps the loudness: the noise's level is set by the dry window
                 rms = (torch.linalg.vector_norm(x, dim=1) / math.sqrt(n)).clamp_(min=1e-4)
             spec = torch.fft.rfft(x)  # (B, F)
-            if cfg.reverb_p > 0:  # every window's room is computed and kept where drawn
-                k = min(n, math.ceil(cfg.rt60[1] * rate))
-                room = _room_spectrum(b, n, d["rt60"], k=k, rate=rate, table=self.signs, words=d["room_words"])
-                spec = torch.where(d["reverb_on"][:, None], _wet(spec, room, n), spec)
+            if cfg.reverb_p > 0:
+                spec = self._reverb(spec, n)
             if cfg.noise_p > 0:
-                torch.view_as_real(spec).flatten(1).addcmul_(*_noise_parts(
-                    b, n, rms * d["noise_level"], rate=rate, table=self.signs, beta=d["noise_beta"],
-                    words=d["noise_words"]))
+                on = torch.rand(b, device=dev) < cfg.noise_p
+                level = rms * torch.pow(10.0, _uniform(b, *cfg.snr_db, dev) / -20) * on
+                torch.view_as_real(spec).flatten(1).addcmul_(*_noise_parts(b, n, level, rate=rate,
+                                                                            table=self.signs))
             if masks:  # the masks also notch the noise, as masks on the noisy spectrogram would
-                band = _band(b, n, d["band_width_0"], rate=rate, device=dev, place=d["band_place_0"])
-                for i in range(1, masks):
-                    band |= _band(b, n, d[f"band_width_{i}"], rate=rate, device=dev, place=d[f"band_place_{i}"])
+                band = _band(b, n, _uniform(b, 0, cfg.freq_mask, dev), rate=rate, device=dev)
+                for _ in range(masks - 1):
+                    band |= _band(b, n, _uniform(b, 0, cfg.freq_mask, dev), rate=rate, device=dev)
                 spec.masked_fill_(band, 0)
             x = torch.fft.irfft(spec, n)
-        if "mask_width" in d:
-            _zero_stretches(x, d["mask_start"], d["mask_width"], longest=math.ceil(cfg.time_mask * rate))
+        if cfg.time_masks > 0 and cfg.time_mask > 0:
+            width = _uniform(b * cfg.time_masks, 0, cfg.time_mask * rate, dev).view(b, cfg.time_masks)
+            start = torch.rand(b, cfg.time_masks, device=dev) * (n - width)
+            _zero_stretches(x, start, width, longest=math.ceil(cfg.time_mask * rate))
         return x
+
+    def _reverb(self, spec: torch.Tensor, n: int) -> torch.Tensor:
+        """Room responses on a random ``reverb_p`` of the windows' spectra ``spec`` ``(B, F)``: circular
+        convolution at the window's length, at the dry loudness (see :func:`reverb`); every window's is
+        computed and kept where drawn."""
+        cfg, b, dev = self.cfg, spec.shape[0], spec.device
+        rt60 = _uniform(b, *cfg.rt60, dev)
+        on = torch.rand(b, device=dev) < cfg.reverb_p
+        k = min(n, math.ceil(cfg.rt60[1] * self.rate))
+        wet = _wet(spec, _room_spectrum(b, n, rt60, k=k, rate=self.rate, table=self.signs), n)
+        return torch.where(on[:, None], wet, spec)
