@@ -349,7 +349,13 @@ def main() -> None:
 
     code = 0
     try:
-        app()
+        # not standalone: click's usage errors come here, printed in one line below instead of typer's box
+        result = app(standalone_mode=False)
+        if isinstance(result, int) and not isinstance(result, bool):  # typer.Exit(code) returns its code
+            code = result
+    except typer.Abort:  # click's form of Ctrl-C outside a training loop
+        typer.echo("interrupted: the last checkpoint is kept; run the same command to resume", err=True)
+        code = 130
     except Interrupted as e:  # the checkpoint is consistent with the step it names
         typer.echo(str(e), err=True)
         code = e.exit_code
@@ -360,6 +366,18 @@ def main() -> None:
     except KeyboardInterrupt:
         typer.echo("interrupted: the last checkpoint is kept; run the same command to resume", err=True)
         code = 130
+    except Exception as e:
+        # click's usage errors (an unknown option, a value out of range, a missing argument), whether typer
+        # vendors click (recent typer) or imports it: recognised by their interface, not their module
+        if not (hasattr(e, "format_message") and isinstance(getattr(e, "exit_code", None), int)):
+            raise
+        ctx = getattr(e, "ctx", None)
+        if type(e).__name__ == "NoArgsIsHelpError" and ctx is not None:  # `aip` alone: the help, as before
+            typer.echo(ctx.get_help())
+        else:
+            see = f"; see {ctx.command_path} --help" if ctx is not None else ""
+            typer.echo(f"error: {e.format_message().rstrip('.')}{see}", err=True)
+        code = 2
     # exit only once the error, and with it the frames of its traceback, are gone: a DataLoader iterator those
     # frames held then stops its worker processes now, instead of printing a thread's traceback at shutdown
     if code:

@@ -44,6 +44,20 @@ def assert_one_line_error(r, *fragments):
         assert f in lines[0]
 
 
+def test_usage_errors_are_one_line(tiny_recipe):
+    """An unknown option, a value out of range or a missing argument: one line naming it and the command's
+    --help, exit 2 (typer alone draws a box of several lines)."""
+    assert_one_line_error(run_cli("run", str(tiny_recipe), "--bogus"), "No such option: --bogus",
+                          "run --help")  # the command path: `aip run`, or `python -m aip run`
+    assert_one_line_error(run_cli("preview", str(tiny_recipe), "--count", "0"), "'--count'",
+                          "greater than or equal to 1")
+    assert_one_line_error(run_cli("sweep"), "Missing argument 'path'", "sweep --help")
+    alone = run_cli()  # `aip` alone: the help
+    assert alone.returncode == 2 and "Usage: " in alone.stdout and "Commands" in alone.stdout
+    helped = run_cli("check", "--help")
+    assert helped.returncode == 0 and "check [OPTIONS]" in helped.stdout
+
+
 def test_unknown_key_and_wrong_type(tiny_recipe):
     assert_one_line_error(run_cli("check", str(tiny_recipe), "--set", "train.epoch=3"), "train.epoch")
     assert_one_line_error(run_cli("run", str(tiny_recipe), "--set", "train.lr=fast"), "train.lr", "a number")
