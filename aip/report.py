@@ -264,6 +264,7 @@ def axis_figure(group: Group, rows: list[Row], path: Path, *, command: str) -> P
         series.setdefault(", ".join(f"{k.split('.')[-1]}={r.labels.get(k, '')}" for k in others), []).append(r)
     xs_all = [r.point.get(first) for r in rows]
     numeric = _numeric(xs_all) and len(set(xs_all)) > 1
+    ticks = [] if numeric else list(dict.fromkeys(r.labels.get(first, "") for r in rows))  # the bars' labels
     fig, ax = plt.subplots(figsize=(max(6.5, 0.7 * len(rows) + 3) + 1.8, 4.6))
     if numeric:
         for label, rs in series.items():
@@ -285,7 +286,6 @@ def axis_figure(group: Group, rows: list[Row], path: Path, *, command: str) -> P
         ax.set_xlabel(first)
     else:
         width = 0.8 / max(len(series), 1)
-        ticks = list(dict.fromkeys(r.labels.get(first, "") for r in rows))
         for i, (label, rs) in enumerate(series.items()):
             pos = [ticks.index(r.labels.get(first, "")) + (i - (len(series) - 1) / 2) * width for r in rs]
             bars = ax.bar(pos, [r.last[0] for r in rs], width=width * 0.9,
@@ -299,12 +299,11 @@ def axis_figure(group: Group, rows: list[Row], path: Path, *, command: str) -> P
         ax.set_xticks(range(len(ticks)), ticks, rotation=30 if len(ticks) > 4 else 0, ha="right"
                       if len(ticks) > 4 else "center")
         ax.set_xlabel(first)
-    ticks = None if numeric else list(dict.fromkeys(r.labels.get(first, "") for r in rows))
-    marks = teacher_marks(rows, (lambda r: r.point[first]) if ticks is None
+    marks = teacher_marks(rows, (lambda r: r.point[first]) if numeric
                           else (lambda r: ticks.index(r.labels.get(first, ""))))
     if len(marks) == 1 and marks[0][0] is None:  # one teacher for the whole sweep: a line across
         ax.axhline(marks[0][1], color="gray", ls=":", label="teacher")
-    elif marks and ticks is None:  # the teacher changes along the axis (a teacher sweep): its accuracy there
+    elif marks and numeric:  # the teacher changes along the axis (a teacher sweep): its accuracy there
         ax.plot(*zip(*marks), color="gray", ls=":", marker="s", ms=5, label="teacher")
     elif marks:
         ax.scatter(*zip(*marks), marker="_", s=900, linewidths=2, color="gray", zorder=4, label="teacher")
