@@ -311,3 +311,19 @@ def test_one_sample_of_the_atlas_equals_sampling_each_pyramid_level(mode, paddin
         moved = torch.stack([grid[..., 0] * sx + tx, grid[..., 1] * sy + ty], -1)
         via_atlas = F.grid_sample(atlas, moved, mode="bilinear", padding_mode=padding, align_corners=False)
         assert torch.allclose(direct, via_atlas, atol=1e-4), k
+
+
+def test_an_image_over_the_decompression_bomb_limit_is_a_one_line_error(tmp_path, monkeypatch):
+    """PIL refuses images of more than twice MAX_IMAGE_PIXELS (a decompression-bomb guard); the source, `aip
+    predict` and image datasets say so in one line with the fix, instead of PIL's traceback. The limit is
+    lowered here so that a small file stands in for a 200-megapixel one."""
+    from modalities.image.datasets import _FileImages
+
+    Image.fromarray(np.zeros((100, 100, 3), np.uint8)).save(tmp_path / "huge.png")
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 1000)
+    for read in (lambda p: load_image(ImageSourceConfig(uri=str(p), size=16)),
+                 lambda p: read_image(p, size=16, channels=3, grid=True),
+                 lambda p: _FileImages([str(p)], [0], 3, lambda im: im)[0]):
+        with pytest.raises(AipError, match=r"huge.png is too large to decode \(Image size \(10000 pixels\) exceeds "
+                                           r"limit of 2000 pixels\); downscale it first"):
+            read(tmp_path / "huge.png")

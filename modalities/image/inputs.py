@@ -28,6 +28,15 @@ def convert(img: Image.Image, mode: str) -> Image.Image:
     return img.convert(mode)
 
 
+def too_large(path: Path, e: Image.DecompressionBombError) -> AipError:
+    """The one-line error for an image PIL will not decode because it has more than twice
+    ``Image.MAX_IMAGE_PIXELS`` pixels (its guard against decompression bombs, which aip keeps: one such file
+    would take gigabytes)."""
+    size = str(e).split(", could")[0].rstrip(".")
+    return AipError(f"image {path} is too large to decode ({size}); downscale it first, e.g. to 8192 pixels on its "
+                    "long side")
+
+
 def _as_pil(item: Any, mode: str) -> Image.Image:
     if isinstance(item, Image.Image):
         return convert(item, mode)
@@ -38,6 +47,8 @@ def _as_pil(item: Any, mode: str) -> Image.Image:
         try:
             with Image.open(p) as img:
                 return convert(ImageOps.exif_transpose(img), mode)  # a phone photo upright, as viewers show it
+        except Image.DecompressionBombError as e:
+            raise too_large(p, e) from None
         except (UnidentifiedImageError, OSError, ValueError) as e:
             raise AipError(f"cannot read image {p} ({type(e).__name__}); give a PNG, JPEG or other image file"
                            ) from None

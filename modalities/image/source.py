@@ -24,7 +24,7 @@ from aip.errors import AipError
 from modalities.image.atlas import atlas, fit_boxes, pyramid
 from modalities.image.color import ColorJitter
 from modalities.image.config import ImageAugmentConfig, ImageSourceConfig
-from modalities.image.inputs import convert
+from modalities.image.inputs import convert, too_large
 
 SYNTHETIC = ("noise", "dead_leaves", "fractal")
 
@@ -82,6 +82,8 @@ def _read_file(path: Path) -> torch.Tensor:
     try:
         with Image.open(path) as im:
             return _to_tensor(np.asarray(convert(ImageOps.exif_transpose(im), "RGB")))  # upright, as shown
+    except Image.DecompressionBombError as e:
+        raise too_large(path, e) from None
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as e:
         raise AipError(f"source image {path} could not be decoded ({e}); is it a valid image file?") from None
 
