@@ -8,7 +8,7 @@ import shutil
 import urllib.request
 from pathlib import Path
 
-from aip.errors import AipError
+from aip.errors import AipError, shown_path
 from aip.files import atomic_path
 
 
@@ -61,8 +61,16 @@ def local_file(uri: str, *, what: str, accepts: str) -> Path:
     a directory. ``what`` names it in the message (``"source image"``), ``accepts`` lists what ``source.uri``
     may be instead."""
     path = Path(uri).expanduser()
-    if path.is_dir():
-        raise AipError(f"{what} {path} is a directory, not a file; set source.uri to {accepts}")
-    if not path.is_file():
-        raise AipError(f"{what} {path} does not exist; set source.uri to {accepts}")
+    shown = shown_path(uri)
+    try:
+        if path.is_dir():
+            raise AipError(f"{what} {shown} is a directory, not a file; set source.uri to {accepts}")
+        if not path.is_file():
+            if path.exists():
+                raise AipError(f"{what} {shown} is not a regular file (a device, pipe or socket); set source.uri "
+                               f"to {accepts}")
+            raise AipError(f"{what} {shown} does not exist; set source.uri to {accepts}")
+    except OSError as e:  # a name too long for the file system, a permission denied on a parent, ...
+        raise AipError(f"{what} {shown} cannot be opened ({e.strerror or type(e).__name__}); set source.uri to "
+                       f"{accepts}") from None
     return path

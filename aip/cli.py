@@ -14,7 +14,7 @@ from typing import Annotated
 import typer
 
 from aip import recipe as recipe_mod
-from aip.errors import AipError, one_line
+from aip.errors import AipError, one_line, path_error_line
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="Distil a classifier for a real dataset from a single datum (The Augmented Image Prior).")
@@ -366,6 +366,12 @@ def main() -> None:
     except KeyboardInterrupt:
         typer.echo("interrupted: the last checkpoint is kept; run the same command to resume", err=True)
         code = 130
+    except OSError as e:  # a path the user gave that the system refuses (too long, no permission, disk full)
+        line = path_error_line(e)
+        if line is None:
+            raise
+        typer.echo(f"error: {line}", err=True)
+        code = 2
     except Exception as e:
         # click's usage errors (an unknown option, a value out of range, a missing argument), whether typer
         # vendors click (recent typer) or imports it: recognised by their interface, not their module

@@ -58,6 +58,33 @@ def test_usage_errors_are_one_line(tiny_recipe):
     assert helped.returncode == 0 and "check [OPTIONS]" in helped.stdout
 
 
+def test_paths_the_system_refuses_are_one_line(tiny_recipe, tmp_path):
+    """A path too long for the file system (as a recipe, an --out, a checkpoint to predict with, a sweep folder)
+    and a device as a source: one line naming the path, shortened, and the fix, exit 2; no traceback."""
+    long = "a" * 5000
+    for args in (("run", f"{long}.toml"), ("run", str(tiny_recipe), "--out", str(tmp_path / long)),
+                 ("predict", str(tmp_path / long), "x.wav"), ("report", str(tmp_path / long))):
+        r = run_cli(*args)
+        assert_one_line_error(r, "File name too long", "characters); shorten the path")
+        assert len(r.stderr) < 300
+    assert_one_line_error(run_cli("preview", str(tiny_recipe), "--set", "source.uri='/dev/null'"),
+                          "/dev/null is not a regular file")
+
+
+def test_only_path_errors_become_one_line_errors():
+    """An OSError on a path the user gave has a fix to name; any other OSError is a bug and keeps its
+    traceback."""
+    import errno
+
+    from aip.errors import path_error_line
+
+    line = path_error_line(OSError(errno.ENOSPC, "No space left on device", "/some/run/last.pt"))
+    assert line == ("No space left on device: /some/run/last.pt; free disk space, or choose another disk (--out, or "
+                    "AIP_CACHE for the cache)")
+    assert path_error_line(OSError(errno.ENOSPC, "No space left on device")) is None  # no path: not the user's
+    assert path_error_line(OSError(errno.EIO, "Input/output error", "/x")) is None
+
+
 def test_unknown_key_and_wrong_type(tiny_recipe):
     assert_one_line_error(run_cli("check", str(tiny_recipe), "--set", "train.epoch=3"), "train.epoch")
     assert_one_line_error(run_cli("run", str(tiny_recipe), "--set", "train.lr=fast"), "train.lr", "a number")
