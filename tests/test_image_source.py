@@ -150,7 +150,7 @@ def test_source_errors_are_one_line(tmp_path):
     Image.new("RGB", (10, 10)).save(tmp_path / "tiny.png")
     cases = {
         str(tmp_path / "missing.jpg"): "does not exist",
-        str(tmp_path / "broken.png"): "could not be decoded",
+        str(tmp_path / "broken.png"): "cannot read source image .*broken.png .*; give a PNG",
         str(tmp_path / "tiny.png"): "smaller than source.size",
         "skimage:not_a_photo": "not a scikit-image photo",
         "synthetic:clouds": "unknown synthetic source",

@@ -33,7 +33,7 @@ from aip.errors import AipError
 from aip.files import atomic_path
 from aip.modality import LabelledData
 from aip.registry import Registry
-from modalities.image.inputs import convert, too_large
+from modalities.image.inputs import open_image
 
 #: Where Debian's ``dataset-fashion-mnist`` package installs the idx files (copied into ``root`` when found).
 DEBIAN_FASHION_MNIST = Path("/usr/share/datasets/fashion-mnist")
@@ -184,13 +184,8 @@ class _FileImages(Dataset):
 
     def __getitem__(self, index: int) -> tuple[torch.Tensor, int]:
         path = self.files[index]
-        try:
-            with Image.open(path) as img:
-                img = convert(img, self.mode)
-        except Image.DecompressionBombError as exc:
-            raise too_large(path, exc) from None
-        except (OSError, ValueError) as exc:
-            raise AipError(f"cannot read image {path} ({_brief(exc)}); replace or delete the file") from exc
+        # as torchvision reads a dataset: no EXIF turn, so the evaluation protocol stays the standard one
+        img = open_image(path, self.mode, upright=False, fix="replace or delete the file")
         return self.transform(img), self.labels[index]
 
 

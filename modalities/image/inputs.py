@@ -28,13 +28,22 @@ def convert(img: Image.Image, mode: str) -> Image.Image:
     return img.convert(mode)
 
 
-def too_large(path: Path, e: Image.DecompressionBombError) -> AipError:
-    """The one-line error for an image PIL will not decode because it has more than twice
-    ``Image.MAX_IMAGE_PIXELS`` pixels (its guard against decompression bombs, which aip keeps: one such file
-    would take gigabytes)."""
-    size = str(e).split(", could")[0].rstrip(".")
-    return AipError(f"image {path} is too large to decode ({size}); downscale it first, e.g. to 8192 pixels on its "
-                    "long side")
+def open_image(path: Path, mode: str, *, what: str = "image", fix: str = "give a PNG, JPEG or other image file",
+               upright: bool = True) -> Image.Image:
+    """The image file ``path`` in ``mode`` ("L" or "RGB"; deep images scaled by :func:`convert`), turned as
+    viewers show it by its EXIF orientation when ``upright`` (a phone photo). A file PIL cannot decode, or will
+    not (over twice ``Image.MAX_IMAGE_PIXELS``: PIL's guard against decompression bombs, which aip keeps, as one
+    such file would take gigabytes), is a one-line :class:`AipError` naming ``what`` and ``fix``."""
+    try:
+        with Image.open(path) as img:
+            return convert(ImageOps.exif_transpose(img) if upright else img, mode)
+    except Image.DecompressionBombError as e:
+        size = str(e).split(", could")[0].rstrip(".")
+        raise AipError(f"{what} {path} is too large to decode ({size}); downscale it first, e.g. to 8192 pixels on "
+                       "its long side") from None
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as e:
+        text = " ".join(str(e).split()) or type(e).__name__
+        raise AipError(f"cannot read {what} {path} ({text[:200]}); {fix}") from None
 
 
 def _as_pil(item: Any, mode: str) -> Image.Image:
@@ -44,14 +53,7 @@ def _as_pil(item: Any, mode: str) -> Image.Image:
         p = Path(item).expanduser()
         if not p.is_file():
             raise AipError(f"image {p} does not exist; check the path")
-        try:
-            with Image.open(p) as img:
-                return convert(ImageOps.exif_transpose(img), mode)  # a phone photo upright, as viewers show it
-        except Image.DecompressionBombError as e:
-            raise too_large(p, e) from None
-        except (UnidentifiedImageError, OSError, ValueError) as e:
-            raise AipError(f"cannot read image {p} ({type(e).__name__}); give a PNG, JPEG or other image file"
-                           ) from None
+        return open_image(p, mode)
     a = item.detach().cpu().numpy() if isinstance(item, torch.Tensor) else np.asarray(item)
     if a.ndim == 3 and a.shape[0] in (1, 3) and a.shape[-1] not in (1, 3):  # (C, H, W) -> (H, W, C)
         a = a.transpose(1, 2, 0)

@@ -17,14 +17,13 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
-from PIL import Image, ImageOps, UnidentifiedImageError
 
 from aip.cache import download, local_file
 from aip.errors import AipError
 from modalities.image.atlas import atlas, fit_boxes, pyramid
 from modalities.image.color import ColorJitter
 from modalities.image.config import ImageAugmentConfig, ImageSourceConfig
-from modalities.image.inputs import convert, too_large
+from modalities.image.inputs import open_image
 
 SYNTHETIC = ("noise", "dead_leaves", "fractal")
 
@@ -79,13 +78,7 @@ def _skimage_loader(name: str):
 
 def _read_file(path: Path) -> torch.Tensor:
     path = local_file(str(path), what="source image", accepts=ACCEPTS)
-    try:
-        with Image.open(path) as im:
-            return _to_tensor(np.asarray(convert(ImageOps.exif_transpose(im), "RGB")))  # upright, as shown
-    except Image.DecompressionBombError as e:
-        raise too_large(path, e) from None
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as e:
-        raise AipError(f"source image {path} could not be decoded ({e}); is it a valid image file?") from None
+    return _to_tensor(np.asarray(open_image(path, "RGB", what="source image")))
 
 
 def _skimage(name: str) -> torch.Tensor:
