@@ -99,7 +99,8 @@ def test_missing_and_corrupt_source_image(tiny_recipe, tmp_path):
                           "does not exist")
     bad = tmp_path / "bad.jpg"
     bad.write_bytes(b"garbage")
-    assert_one_line_error(run_cli("preview", str(tiny_recipe), "--set", f"source.uri='{bad}'"), "cannot read source image")
+    assert_one_line_error(run_cli("preview", str(tiny_recipe), "--set", f"source.uri='{bad}'"),
+                          "cannot read source image")
 
 
 def test_unreachable_url(tiny_recipe):
