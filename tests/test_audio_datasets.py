@@ -121,6 +121,42 @@ def test_audiofolder(sc_root: Path, tmp_path: Path):
     assert data.dataset[0][0].shape == (1, RATE)
 
 
+def _tone_folder(root: Path, layout: dict[str, list[str]]) -> Path:
+    """An audiofolder whose every clip of class ``c`` is a tone of 200 * (1 + index of ``c`` in train) Hz."""
+    train = sorted(layout["train"])
+    for split, classes in layout.items():
+        for c in classes:
+            (root / split / c).mkdir(parents=True)
+            t = np.arange(RATE) / RATE
+            sf.write(str(root / split / c / "0.wav"), 0.3 * np.sin(2 * np.pi * 200 * (1 + train.index(c)) * t), RATE)
+    return root
+
+
+def test_audiofolder_test_labels_follow_the_training_classes(tmp_path: Path):
+    """A class missing from test/ must not shift the labels of the classes after it."""
+    root = _tone_folder(tmp_path / "af", {"train": ["a", "b", "c"], "test": ["a", "c"]})
+    test = D.load("audiofolder", root=root, split="test", train=False, download=False, rate=RATE, samples=RATE)
+    assert test.classes == ["a", "b", "c"] and test.num_classes == 3
+    assert [test.dataset[i][1] for i in range(len(test.dataset))] == [0, 2]
+    (root / "test" / "d").mkdir()
+    with pytest.raises(AipError, match=r"audiofolder: class folders d in .*test are not in .*train"):
+        D.load("audiofolder", root=root, split="test", train=False, download=False, rate=RATE, samples=RATE)
+
+
+def test_audiofolder_skips_hidden_entries_and_names_empty_classes(tmp_path: Path, capsys):
+    root = _tone_folder(tmp_path / "af", {"train": ["a", "b"], "test": ["a", "b"]})
+    for split in ("train", "test"):
+        (root / split / ".ipynb_checkpoints").mkdir()
+        (root / split / "a" / "._0.wav").write_bytes(b"\0\5\26\7 AppleDouble resource fork")
+    for split in ("train", "test"):
+        data = D.load("audiofolder", root=root, split=split, train=False, download=False, rate=RATE, samples=RATE)
+        assert data.classes == ["a", "b"] and len(data.dataset) == 2
+    assert "warning" not in capsys.readouterr().err
+    (root / "train" / "emu").mkdir()
+    with pytest.raises(AipError, match=r"audiofolder: class folders emu in .*train hold no audio clips .*; add some"):
+        D.load("audiofolder", root=root, split="train", train=True, download=False, rate=RATE, samples=RATE)
+
+
 def test_prose_contains_none_of_the_words():
     words = set(re.findall(r"[a-z]+", PROSE.lower()))
     assert not words & set(D.KEYWORDS + D.UNKNOWN_WORDS)

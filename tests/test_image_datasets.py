@@ -333,8 +333,43 @@ def test_empty_imagefolder(tmp_path: Path) -> None:
         load("imagefolder", tmp_path, split="train")
     (tmp_path / "train" / "cat").mkdir()
     (tmp_path / "train" / "cat" / "notes.txt").write_text("no images here")
-    with pytest.raises(AipError, match="no class folders with images"):
+    with pytest.raises(AipError, match="imagefolder: no images in .*train"):
         load("imagefolder", tmp_path, split="train")
+
+
+def test_hidden_entries_are_skipped_and_gifs_read(tmp_path: Path) -> None:
+    """A Jupyter checkpoint folder is no class, macOS's ``._NAME.jpg`` companions are no images, and a GIF is
+    read like any other photo."""
+    write_tree(tmp_path, "train", ["cat", "dog"])
+    write_tree(tmp_path, "val", ["cat", "dog"], per_class=1)
+    for split in ("train", "val"):
+        (tmp_path / split / ".ipynb_checkpoints").mkdir()
+        (tmp_path / split / "cat" / "._0.jpg").write_bytes(b"\0\5\26\7 AppleDouble resource fork")
+    Image.fromarray(noise(1, 30, 40, 3)[0]).save(tmp_path / "val" / "dog" / "2.gif")
+    train = load("imagefolder", tmp_path, split="train", train=True, size=16)
+    assert train.classes == ["cat", "dog"] and len(train.dataset) == 4
+    val = load("imagefolder", tmp_path, size=16)
+    check_items(val, count=3, channels=3, size=16, labels=[0, 1, 1])
+
+
+def test_a_training_class_folder_without_images_is_named(tmp_path: Path) -> None:
+    write_tree(tmp_path, "train", ["cat", "dog"])
+    (tmp_path / "train" / "emu").mkdir()
+    (tmp_path / "train" / "emu" / "notes.txt").write_text("no images here")
+    with pytest.raises(AipError, match=r"imagefolder: class folders emu in .*train hold no images \(.*\.gif\); "
+                                       r"add some, or remove the folders") as err:
+        load("imagefolder", tmp_path, split="train")
+    assert "\n" not in str(err.value)
+    write_tree(tmp_path, "val", ["cat"], per_class=1)  # a test split may lack a class
+    assert load("imagefolder", tmp_path, size=8).classes == ["cat", "dog", "emu"]
+
+
+def test_a_colour_dataset_read_in_grey_is_normalised_by_its_luma() -> None:
+    mean, std = datasets.norm_stats("imagefolder", channels=1)
+    assert mean == pytest.approx([0.299 * 0.485 + 0.587 * 0.456 + 0.114 * 0.406])
+    assert std == pytest.approx([0.299 * 0.229 + 0.587 * 0.224 + 0.114 * 0.225])
+    assert datasets.norm_stats("imagefolder", channels=3) == ([0.485, 0.456, 0.406], [0.229, 0.224, 0.225])
+    assert datasets.norm_stats("fashion-mnist", channels=1) == datasets.norm_stats("fashion-mnist", channels=3)
 
 
 def test_unknown_name_lists_known(tmp_path: Path) -> None:

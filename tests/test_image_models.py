@@ -278,3 +278,18 @@ def test_timm_pretrained_not_cached(hf_offline_cache: Path) -> None:
     with pytest.raises(AipError, match="could not fetch pretrained weights") as info:
         _build(f"timm:{TIMM_NAME}", pretrained=True, num_classes=1000)
     assert "\n" not in str(info.value)
+
+
+def test_a_grey_recipe_on_a_colour_dataset_builds_and_normalises_by_luma():
+    """The offline default (``source.channels = 1``) pointed at a colour ``imagefolder``: the in-house models
+    take one channel, normalised by the luma-weighted ImageNet statistics, as the dataset is read in grey."""
+    from aip import recipe as recipe_mod
+    from aip.registry import load_modality
+
+    root = Path(__file__).resolve().parents[1]
+    r = recipe_mod.load(root / "recipes" / "fashion-mnist.toml", ["eval.dataset=imagefolder"])
+    modality = load_modality("image")
+    for spec in (r.teacher, r.student):
+        model = modality.model(spec, recipe=r, num_classes=3, pretrained=False)
+        assert model(torch.rand(2, 1, 28, 28)).shape == (2, 3)
+        assert model.mean.flatten().tolist() == pytest.approx([0.299 * 0.485 + 0.587 * 0.456 + 0.114 * 0.406])

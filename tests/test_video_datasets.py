@@ -69,6 +69,21 @@ def test_videofolder_multiclip_items_and_a_corrupt_file_skipped_with_one_warning
     assert len(again.dataset) == 3 and capsys.readouterr().err.count("warning") == 1
 
 
+def test_videofolder_skips_hidden_entries_and_names_empty_classes(tmp_path, capsys):
+    for split in ("train", "val"):
+        for c in ("a", "b"):
+            write_video(tmp_path / split / c / "0.mp4", _ramp())
+        (tmp_path / split / ".ipynb_checkpoints").mkdir()
+        write_video(tmp_path / split / ".ipynb_checkpoints" / "0.mp4", _ramp())
+        (tmp_path / split / "a" / "._0.mp4").write_bytes(b"\0\5\26\7 AppleDouble resource fork")
+    test = datasets.load("videofolder", root=tmp_path, split="test", train=False, cfg=CFG, download=False)
+    assert test.classes == ["a", "b"] and len(test.dataset) == 2
+    assert "warning" not in capsys.readouterr().err  # the hidden file was never opened
+    (tmp_path / "train" / "emu").mkdir()
+    with pytest.raises(AipError, match=r"videofolder: class folders emu in .*train hold no videos"):
+        datasets.load("videofolder", root=tmp_path, split="train", train=True, cfg=CFG, download=False)
+
+
 def test_training_clips_are_random_single_clips(tmp_path):
     for c in ("a", "b"):
         write_video(tmp_path / "train" / c / "0.mp4", _ramp(h=40, w=60))

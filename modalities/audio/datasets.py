@@ -41,6 +41,7 @@ from einops import rearrange
 from torch.utils.data import Dataset
 
 from aip.errors import AipError
+from aip.folders import empty_classes_error, split_classes, visible
 from aip.modality import LabelledData
 from aip.registry import Registry
 from modalities.audio import corpora
@@ -353,11 +354,15 @@ def audiofolder(root: Path, *, split: str, train: bool, download: bool = False, 
     if base is None:
         raise AipError(f"audiofolder {root} has no {' or '.join(names)}/ folder of class folders; "
                        "set eval.root to a folder with train/CLASS/*.wav and test/CLASS/*.wav")
-    classes = sorted(d.name for d in base.iterdir() if d.is_dir())
-    pairs = [(f, i) for i, c in enumerate(classes) for f in sorted((base / c).iterdir())
-             if f.suffix.lower() in AUDIO_EXTENSIONS]
+    classes = split_classes(root, base, "audiofolder")  # the train folder's, so labels match across splits
+    pairs = [(f, i) for i, c in enumerate(classes) if (base / c).is_dir() for f in sorted((base / c).iterdir())
+             if f.suffix.lower() in AUDIO_EXTENSIONS and visible(f.name)]
     if not pairs:
         raise AipError(f"audiofolder {base} holds no audio clips ({', '.join(AUDIO_EXTENSIONS)})")
+    heard = {i for _, i in pairs}
+    if split == "train" and len(heard) < len(classes):
+        raise empty_classes_error("audiofolder", base, [c for i, c in enumerate(classes) if i not in heard],
+                                  f"audio clips ({', '.join(AUDIO_EXTENSIONS)})")
     frames = probe_frames([f for f, _ in pairs], rate=rate, what=f"audiofolder {base}")
     keep = [k for k, n in enumerate(frames) if n]
     views = _views(split, train, windows)

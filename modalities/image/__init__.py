@@ -56,8 +56,7 @@ class ImageModality:
               pretrained: bool) -> nn.Module:
         from modalities.image import datasets, models
 
-        info = datasets.info(recipe.eval.dataset)
-        stats = (list(info.mean), list(info.std))
+        stats = datasets.norm_stats(recipe.eval.dataset, channels=recipe.source.channels)
         return models.build(
             spec.arch,
             num_classes=num_classes,

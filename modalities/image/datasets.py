@@ -31,6 +31,7 @@ from torchvision.transforms import v2
 
 from aip.errors import AipError
 from aip.files import atomic_path
+from aip.folders import empty_classes_error, split_classes, visible
 from aip.modality import LabelledData
 from aip.registry import Registry
 from modalities.image.inputs import open_image
@@ -187,6 +188,22 @@ class _FileImages(Dataset):
         # as torchvision reads a dataset: no EXIF turn, so the evaluation protocol stays the standard one
         img = open_image(path, self.mode, upright=False, fix="replace or delete the file")
         return self.transform(img), self.labels[index]
+
+
+#: ITU-R 601-2 luma weights: PIL's conversion of RGB to "L", which reads a colour dataset in one channel
+_LUMA = (0.299, 0.587, 0.114)
+
+
+def norm_stats(name: str, *, channels: int) -> tuple[list[float], list[float]]:
+    """The normalisation mean and std of dataset ``name`` read with ``channels`` channels: a colour dataset
+    read in grey (``source.channels = 1``, as PIL's ``convert("L")`` reads it) gets the luma-weighted mean of its
+    RGB statistics, and the same weighting of the stds (an upper bound of the grey std, close for photos)."""
+    spec = info(name)
+    mean, std = list(spec.mean), list(spec.std)
+    if channels == 1 and len(mean) == 3:
+        mean = [sum(w * m for w, m in zip(_LUMA, mean, strict=True))]
+        std = [sum(w * s for w, s in zip(_LUMA, std, strict=True))]
+    return mean, std
 
 
 def _grid_transform(size: int, native: int, train: bool) -> v2.Compose | None:
@@ -399,16 +416,24 @@ def _read_places365(root: Path, split: Split, download: bool) -> _OnDisk:
 
 
 class _ImageTree(tvd.ImageFolder):
-    """ImageFolder that can take its class list from elsewhere (the train folder), so labels match."""
+    """ImageFolder over the given classes (those of the train folder, so labels match across splits), skipping
+    hidden files (:func:`aip.folders.visible`) and reading GIFs too."""
 
-    def __init__(self, root: Path, classes: list[str] | None) -> None:
+    def __init__(self, root: Path, classes: list[str]) -> None:
         self._classes = classes
-        super().__init__(str(root), allow_empty=classes is not None)
+        super().__init__(str(root), is_valid_file=_is_image_file, allow_empty=True)
 
     def find_classes(self, directory: str) -> tuple[list[str], dict[str, int]]:
-        if self._classes is None:
-            return super().find_classes(directory)
         return self._classes, {c: i for i, c in enumerate(self._classes)}
+
+
+#: what a class-folder dataset reads: torchvision's image extensions, and GIF (its first frame), which PIL reads
+IMAGE_EXTENSIONS = (*IMG_EXTENSIONS, ".gif")
+
+
+def _is_image_file(path: str) -> bool:
+    name = os.path.basename(path)
+    return visible(name) and name.lower().endswith(IMAGE_EXTENSIONS)
 
 
 def _read_tree(name: str, root: Path, split: Split) -> _OnDisk:
@@ -417,20 +442,17 @@ def _read_tree(name: str, root: Path, split: Split) -> _OnDisk:
     folder = next((f for f in folders if f.is_dir()), None)
     if folder is None:
         raise AipError(f"no folder {folders[0]}; {layout} (set eval.root to the folder that holds them)")
-    classes = None
-    if split == "test" and (root / "train").is_dir():
-        classes = sorted(e.name for e in os.scandir(root / "train") if e.is_dir())
-        extra = sorted({e.name for e in os.scandir(folder) if e.is_dir()} - set(classes))
-        if extra:
-            raise AipError(f"class folders {', '.join(extra[:5])} in {folder} are not in {root / 'train'}; "
-                           "both splits need the same class folders")
-    try:
-        ds = _ImageTree(folder, classes)
-    except (FileNotFoundError, ValueError) as exc:
-        raise AipError(f"{name}: no class folders with images in {folder} ({_brief(exc)}); {layout}, "
-                       f"images ending in {' '.join(IMG_EXTENSIONS)}") from exc
+    classes = split_classes(root, folder, name)
+    if not classes:
+        raise AipError(f"{name}: no class folders in {folder}; {layout}")
+    ds = _ImageTree(folder, classes)
     if not ds.samples:
-        raise AipError(f"{name}: no images in {folder}; {layout}")
+        raise AipError(f"{name}: no images in {folder}; {layout}, images ending in {' '.join(IMAGE_EXTENSIONS)}")
+    if split == "train":
+        counts = np.bincount([t for _, t in ds.samples], minlength=len(classes))
+        if (counts == 0).any():
+            raise empty_classes_error(name, folder, [c for c, n in zip(classes, counts, strict=True) if not n],
+                                      f"images ({' '.join(IMAGE_EXTENSIONS)})")
     return _OnDisk([f for f, _ in ds.samples], [t for _, t in ds.samples], list(ds.classes))
 
 
@@ -479,5 +501,5 @@ def _read_imagenet100(root: Path, split: Split, download: bool) -> _OnDisk:
     empty = sorted(set(classes) - {classes[t] for _, t in ds.samples})
     if empty:
         raise AipError(f"imagenet100: no images in {len(empty)} class folders of {folder} (first: {empty[0]}); "
-                       f"{layout}, images ending in {' '.join(IMG_EXTENSIONS)}")
+                       f"{layout}, images ending in {' '.join(IMAGE_EXTENSIONS)}")
     return _OnDisk([f for f, _ in ds.samples], [t for _, t in ds.samples], classes)

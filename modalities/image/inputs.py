@@ -84,11 +84,13 @@ def input_spec(recipe: Any) -> dict[str, Any]:
 
     info = datasets.info(recipe.eval.dataset)
     size, channels = recipe.source.size, recipe.source.channels
+    mean, std = ((list(recipe.student.mean), list(recipe.student.std)) if recipe.student.mean
+                 else datasets.norm_stats(recipe.eval.dataset, channels=channels))
     resize = (f"resize to {size}x{size}" if info.native_size else
               f"resize the short side to {round(size / 0.875)} px, centre-crop {size}x{size}")
     return {
         "shape": [channels, size, size], "dtype": "float32", "range": [0.0, 1.0], "layout": "NCHW",
         "color": "grayscale" if channels == 1 else "RGB",
         "preprocess": f"{resize}; scale pixels to [0, 1]; the model normalises inside",
-        "normalization_inside_model": {"mean": list(info.mean), "std": list(info.std)},
+        "normalization_inside_model": {"mean": mean, "std": std},
     }

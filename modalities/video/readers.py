@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from aip.errors import AipError
+from aip.folders import class_names, empty_classes_error, visible
 from aip.registry import Registry
 from modalities.video.decode import VIDEO_EXTENSIONS
 
@@ -50,13 +51,15 @@ def normalise_class(name: str) -> str:
 
 
 def _videos(folder: Path) -> list[Path]:
-    return sorted(p for p in folder.rglob("*") if p.suffix.lower() in VIDEO_EXTENSIONS and p.is_file())
+    """The video files under ``folder``, at any depth, skipping hidden files and folders."""
+    return sorted(p for p in folder.rglob("*") if p.suffix.lower() in VIDEO_EXTENSIONS and p.is_file()
+                  and all(visible(part) for part in p.relative_to(folder).parts))
 
 
 def _class_folders(split_dir: Path, layout: str) -> list[Path]:
     if not split_dir.is_dir():
         raise AipError(f"dataset folder {split_dir} does not exist; expected {layout}")
-    folders = sorted(p for p in split_dir.iterdir() if p.is_dir())
+    folders = [split_dir / name for name in class_names(split_dir)]
     if not folders:
         raise AipError(f"no class folders in {split_dir}; expected {layout}")
     return folders
@@ -86,6 +89,9 @@ def videofolder(root: Path, *, split: str, option: str = "", download: bool = Fa
             labels.append(classes.index(folder.name))
     if not files:
         raise AipError(f"no videos ({', '.join(VIDEO_EXTENSIONS)}) found in {split_dir}; expected {layout}")
+    if split == "train" and len(set(labels)) < len(classes):
+        raise empty_classes_error("videofolder", split_dir, [c for i, c in enumerate(classes) if i not in set(labels)],
+                                  f"videos ({', '.join(VIDEO_EXTENSIONS)})")
     return Index(files, labels, classes)
 
 
