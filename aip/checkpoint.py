@@ -62,6 +62,15 @@ def load(path: Path, *, mmap: bool = False) -> dict[str, Any]:
         raise AipError(f"checkpoint {path} is a directory; give the checkpoint file inside it")
     if not path.is_file():
         raise AipError(f"checkpoint {path} does not exist")
+    if path.suffix == ".safetensors":  # timm's and Hugging Face's weight files: tensors only, no code
+        from safetensors import SafetensorError
+        from safetensors.torch import load_file
+
+        try:
+            return load_file(str(path))
+        except (SafetensorError, ValueError) as e:
+            raise AipError(f"checkpoint {path} could not be read as safetensors ({str(e)[:120]}); it is corrupt "
+                           "or not a safetensors file") from None
     try:
         with warnings.catch_warnings():  # e.g. about a pickle protocol: the outcome is reported in one line below
             warnings.simplefilter("ignore")
@@ -110,11 +119,71 @@ def load_weights(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
                        "made again") from None
 
 
+#: keys under which training code commonly stores the state dict in a checkpoint file (aip's own run checkpoints
+#: use ``student``); :func:`state_dict_in` takes the first whose value is a dict of tensors
+CONTAINER_KEYS = ("state_dict", "model_state_dict", "student", "model", "net", "module", "weights")
+
+
+def state_dict_in(saved: Mapping[str, Any]) -> Mapping[str, Any]:
+    """The state dict inside a loaded checkpoint: ``saved`` itself when it maps names to tensors, else the
+    first entry of :data:`CONTAINER_KEYS` that does (``{"model": sd, "epoch": 3}``, Lightning's
+    ``{"state_dict": sd, ...}``); ``saved`` when none does, for :func:`load_state` to report."""
+    if saved and all(isinstance(v, torch.Tensor) for v in saved.values()):
+        return saved
+    for key in CONTAINER_KEYS:
+        inner = saved.get(key)
+        if isinstance(inner, Mapping) and inner and all(isinstance(v, torch.Tensor) for v in inner.values()):
+            return inner
+    return saved
+
+
+def _shared_prefixes(keys: list[str]) -> list[str]:
+    """``""`` and each dotted prefix that every key starts with: ``module.`` (DataParallel), ``_orig_mod.``
+    (torch.compile), ``model.`` (a Lightning module's attribute), and nested ones."""
+    prefixes, prefix = [""], ""
+    while keys and all(k.startswith(prefix) and "." in k[len(prefix):] for k in keys):
+        heads = {k[len(prefix):].split(".", 1)[0] for k in keys}
+        if len(heads) != 1:
+            break
+        prefix += heads.pop() + "."
+        prefixes.append(prefix)
+    return prefixes
+
+
+def fit_keys(model: nn.Module, state: Mapping[str, Any]) -> Mapping[str, Any]:
+    """``state`` renamed to ``model``'s keys when it is the state dict of the network inside ``model``, saved
+    without aip's wrapper, or saved with a wrapper's prefix; ``state`` itself when it fits as it is or no
+    renaming makes it fit (then :func:`load_state` names the keys that differ).
+
+    Written here because no library does this mapping: a checkpoint saved from a bare ``resnet18`` has keys
+    ``conv1.weight``, ..., while aip's teacher is ``Normalized(resnet18)`` with ``mean``, ``std`` and
+    ``model.conv1.weight``, .... A renaming is taken only when every learned tensor and buffer of the sub-module
+    it maps onto comes from ``state`` with the right shape; the entries outside that sub-module (the input
+    normalisation, an audio front end's filter bank) keep the values the recipe built them with.
+    """
+    own = model.state_dict()
+    if set(state) == set(own):
+        return state
+    keys = list(state)
+    targets = [""] + sorted({k.split(".", 1)[0] + "." for k in own if "." in k})
+    for strip in _shared_prefixes(keys):
+        for add in targets:
+            mapped = {add + k[len(strip):]: v for k, v in state.items()}
+            if not set(mapped) <= set(own):
+                continue
+            covered = all(k in mapped or k.endswith("num_batches_tracked") for k in own if k.startswith(add))
+            shapes = all(getattr(v, "shape", None) == own[k].shape for k, v in mapped.items())
+            if covered and shapes:
+                return {**own, **mapped}
+    return state
+
+
 def load_state(model: nn.Module, state: Any, *, what: str, fix: str) -> None:
-    """``model.load_state_dict(state)``, or a one-line :class:`AipError` naming ``what`` (the file), the first
-    missing and unexpected keys or mismatched shapes, and ``fix``."""
+    """``model.load_state_dict(state)`` (after :func:`fit_keys`), or a one-line :class:`AipError` naming ``what``
+    (the file), the first missing and unexpected keys or mismatched shapes, and ``fix``."""
     if not isinstance(state, Mapping):
         raise AipError(f"{what} holds a {type(state).__name__}, not a state dict; {fix}")
+    state = fit_keys(model, state)
     own = model.state_dict()
     missing = [k for k in own if k not in state]
     unexpected = [k for k in state if k not in own]

@@ -236,7 +236,7 @@ def evaluate_checkpoint(recipe: Recipe, path: Path, *, device: torch.device) -> 
     test = modality.data(recipe, split="test", train=False)
     student = build_model(modality, recipe, recipe.student, num_classes=test.num_classes, pretrained=False)
     state = checkpoint.load(path)
-    checkpoint.load_state(student, state.get("student", state), what=f"checkpoint {path}",
+    checkpoint.load_state(student, checkpoint.state_dict_in(state), what=f"checkpoint {path}",
                           fix=f"pass the recipe the run used (student.arch is {recipe.student.arch!r} here)")
     batches = loader(test, batch_size=recipe.eval.batch_size, workers=recipe.eval.workers, limit=recipe.eval.limit)
     acc: dict[str, Any] = evaluate(student.to(device), batches, device=device, amp=Policy.of(recipe, device).amp,

@@ -142,11 +142,7 @@ def load_teacher(recipe: Recipe, modality: Modality, *, device: torch.device, da
     elif t.kind == "hub":
         model = load_hub(t.hub_repo, t.hub_entry, **t.kwargs)
     elif t.kind == "checkpoint":
-        state = checkpoint.load(Path(t.checkpoint).expanduser())
-        state = state.get("state_dict", state.get("student", state))
-        if not isinstance(state, dict):
-            raise AipError(f"teacher checkpoint {t.checkpoint} holds a {type(state).__name__} under 'state_dict', "
-                           "not a dict of tensors; save model.state_dict() instead")
+        state = checkpoint.state_dict_in(checkpoint.load(Path(t.checkpoint).expanduser()))
         # build with the checkpoint's own class count, so a mismatch is reported as such (check_outputs)
         model = build_model(modality, recipe, t, num_classes=_classes_in(state) or k, pretrained=False)
         checkpoint.load_state(model, state, what=f"teacher checkpoint {t.checkpoint}",

@@ -157,6 +157,25 @@ def test_a_teacher_checkpoint_holding_a_whole_model_or_a_list(tiny_recipe, tmp_p
     assert not proof.exists()
 
 
+def test_a_teacher_saved_from_the_bare_network_loads_with_the_recipes_normalisation(tiny_recipe, tmp_path):
+    """What training code elsewhere saves: ``net.state_dict()`` of the network alone, here in a DataParallel
+    wrapper inside ``{"model": ...}``, or as safetensors. The teacher computes that network on inputs
+    normalised as the recipe says (the dataset's statistics)."""
+    from safetensors.torch import save_file
+
+    from modalities.image.datasets import norm_stats
+
+    reference = build("cnn", num_classes=4, in_channels=3, pretrained=False, kwargs={"width": 8},
+                      dataset_norm=norm_stats("imagefolder", channels=3)).eval()
+    net = reference.model.state_dict()
+    torch.save({"model": {"module." + k: v for k, v in net.items()}, "epoch": 30}, tmp_path / "elsewhere.pt")
+    save_file({k: v.contiguous() for k, v in net.items()}, str(tmp_path / "model.safetensors"))
+    x = torch.rand(3, 3, 24, 24)
+    for name in ("elsewhere.pt", "model.safetensors"):
+        teacher = load_recipe_teacher(teacher_from(tiny_recipe, tmp_path / name, "teacher.kwargs={width=8}"))
+        torch.testing.assert_close(teacher(x), reference(x))
+
+
 def test_a_state_dict_that_does_not_fit_names_the_keys(tiny_recipe, tmp_path):
     ck = tmp_path / "narrow.pt"
     state = cnn(width=4).state_dict()
