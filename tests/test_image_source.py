@@ -327,3 +327,18 @@ def test_an_image_over_the_decompression_bomb_limit_is_a_one_line_error(tmp_path
         with pytest.raises(AipError, match=r"huge.png is too large to decode \(Image size \(10000 pixels\) exceeds "
                                            r"limit of 2000 pixels\); downscale it first"):
             read(tmp_path / "huge.png")
+
+
+def test_a_flat_source_image_is_a_one_line_error(tmp_path):
+    """A blank, one-colour or fully transparent picture gives views that are all one colour: nothing for the
+    teacher to tell apart. One visible pixel of difference is enough to be accepted."""
+    Image.fromarray(np.full((40, 40, 3), 200, np.uint8)).save(tmp_path / "blank.png")
+    Image.new("RGBA", (40, 40), (0, 0, 0, 0)).save(tmp_path / "clear.png")
+    for name, level in (("blank.png", 200), ("clear.png", 0)):
+        with pytest.raises(AipError, match=rf"source image .*{name} is one flat colour \(every pixel {level} of "
+                                           r"255\); use a picture with something in it"):
+            load_image(ImageSourceConfig(uri=str(tmp_path / name), size=16))
+    dot = np.full((40, 40, 3), 200, np.uint8)
+    dot[20, 20] = 0
+    Image.fromarray(dot).save(tmp_path / "dot.png")
+    assert load_image(ImageSourceConfig(uri=str(tmp_path / "dot.png"), size=16)).shape == (3, 40, 40)

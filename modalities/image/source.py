@@ -194,6 +194,9 @@ def load_image_uri(uri: str, *, size: int, channels: int = 3, max_side: int = 0,
     h, w = img.shape[-2:]
     if min(h, w) < size:
         raise AipError(f"source image is {w}x{h}, smaller than source.size = {size}; use a larger image")
+    if float(img.amax() - img.amin()) < 2 / 255:  # every view would be that colour: nothing to distil from
+        raise AipError(f"source image {uri} is one flat colour (every pixel {float(img.mean()) * 255:.0f} of 255"
+                       f"{' in grey' if channels == 1 else ''}); use a picture with something in it")
     if max_side and max(h, w) > max_side:
         f = max_side / max(h, w)
         img = F.interpolate(img[None], size=(round(h * f), round(w * f)), mode="bilinear", antialias=True)[0]
