@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -126,3 +127,42 @@ def test_synthetic_noise_and_max_seconds():
     assert per_second.max() / per_second.min() > 2  # the level changes from second to second
     cfg = AudioSourceConfig(uri="synthetic:noise", rate=8000, synthetic_seconds=10, max_seconds=4)
     assert load_recording(cfg).numel() == 32_000
+
+
+def test_a_recording_is_brought_to_the_recipes_loudness(tmp_path: Path):
+    """A quiet or a loud recording of the same sound gives the same source (so the same views), at
+    ``source.loudness`` LUFS; 0 keeps the file's level; synthetic noise keeps the levels it is made with."""
+    import torchaudio.functional as AF
+
+    rng = np.random.default_rng(0)
+    t = np.arange(5 * 16_000) / 16_000
+    sound = (np.sin(2 * np.pi * 300 * t) * (np.sin(2 * np.pi * 0.5 * t) > 0) + 0.05 * rng.standard_normal(t.size))
+    loaded = {}
+    for name, scale in (("quiet", 1e-3), ("plain", 0.3), ("loud", 20.0)):
+        sf.write(str(tmp_path / f"{name}.wav"), (sound * scale).astype(np.float32), 16_000, subtype="FLOAT")
+        loaded[name] = load_recording(AudioSourceConfig(uri=str(tmp_path / f"{name}.wav")))
+        assert float(AF.loudness(loaded[name][None], 16_000)) == pytest.approx(-20.0, abs=0.05)
+        assert float(loaded[name].abs().max()) < 1  # measured right, though the file went past full scale
+    torch.testing.assert_close(loaded["quiet"], loaded["plain"], rtol=1e-4, atol=1e-5)
+    torch.testing.assert_close(loaded["loud"], loaded["plain"], rtol=1e-4, atol=1e-5)
+    kept = load_recording(AudioSourceConfig(uri=str(tmp_path / "quiet.wav"), loudness=0))
+    torch.testing.assert_close(kept, torch.from_numpy((sound * 1e-3).astype(np.float32)))
+    louder = load_recording(AudioSourceConfig(uri=str(tmp_path / "quiet.wav"), loudness=-14.0))
+    torch.testing.assert_close(louder, loaded["plain"] * 10 ** (6 / 20), rtol=1e-4, atol=1e-5)
+    noise = AudioSourceConfig(uri="synthetic:noise", synthetic_seconds=3)
+    assert torch.equal(load_recording(noise), load_recording(replace(noise, loudness=0)))
+
+
+def test_a_recording_shorter_than_a_loudness_block_is_levelled_by_its_rms(tmp_path: Path):
+    """BS.1770 measures 400 ms blocks: a 0.3 s source (for 0.1 s windows) has none, its RMS level stands in."""
+    sf.write(str(tmp_path / "blip.wav"), tone(0.3, 16_000) * 1e-3, 16_000, subtype="FLOAT")
+    wave = load_recording(AudioSourceConfig(uri=str(tmp_path / "blip.wav"), window=0.1))
+    assert 20 * np.log10(float(wave.pow(2).mean().sqrt())) == pytest.approx(-20.0, abs=0.1)
+
+
+def test_a_constant_offset_is_silence_and_loudness_is_checked(tmp_path: Path):
+    sf.write(str(tmp_path / "offset.wav"), np.full(32_000, 0.5, np.float32), 16_000)
+    with pytest.raises(AipError, match="offset.wav is silent"):
+        load_recording(AudioSourceConfig(uri=str(tmp_path / "offset.wav")))
+    with pytest.raises(AipError, match=r"source.loudness.*LUFS"):
+        AudioSourceConfig(loudness=3.0)

@@ -21,7 +21,10 @@ class AudioSourceConfig:
     ``train_items`` > 0 keeps just that many clips, chosen reproducibly from ``seed``, for the "one recording
     against N clips" comparison).
     The recording is mixed down to mono and resampled once to ``rate``; at most ``max_seconds`` of it are
-    kept (0 keeps all).
+    kept (0 keeps all). It is then scaled to an integrated loudness of ``loudness`` LUFS (ITU-R BS.1770, as
+    ``torchaudio.functional.loudness`` measures it; -20 is about where the offline espeak recordings are), so
+    a quiet or a loud recording gives the views the recipes were tuned with; 0 keeps its own level.
+    ``synthetic:noise`` keeps the levels it is made with, and ``dataset:train`` the clips' own.
 
     ``test_windows`` (not about the source: the test protocol for the labelled files, which are cut to the
     same ``window``): 1 evaluates each test file by its centred window; N > 1 by N non-overlapping windows
@@ -37,6 +40,7 @@ class AudioSourceConfig:
     seed: int = 0
     test_windows: int = 1
     train_items: int = 0
+    loudness: float = -20.0
 
     def __post_init__(self) -> None:
         check(4000 <= self.rate <= 96_000, "source.rate", "must be a sample rate in Hz in [4000, 96000]")
@@ -47,6 +51,8 @@ class AudioSourceConfig:
         check(self.train_items >= 0, "source.train_items", "must be >= 0 (0 uses every training clip)")
         check(self.train_items == 0 or self.uri == "dataset:train", "source.train_items",
               "applies only to source.uri = 'dataset:train'; remove it or set 0")
+        check(self.loudness == 0 or -60 <= self.loudness <= -5, "source.loudness",
+              "is the recording's loudness in LUFS, in [-60, -5], or 0 to keep its own level")
         check(1 <= self.test_windows <= 64, "source.test_windows", "is the number of windows per test file, 1 to 64")
 
     @property

@@ -8,6 +8,8 @@ and never reads it back, so it can be captured into a CUDA graph (``capturable``
 
 from __future__ import annotations
 
+import math
+
 import torch
 
 from aip.cache import download
@@ -59,9 +61,32 @@ def load_recording(cfg: AudioSourceConfig) -> torch.Tensor:
     if wave.numel() < cfg.samples:
         raise AipError(f"source recording {uri} lasts {wave.numel() / cfg.rate:.2f} s, shorter than one window "
                        f"(source.window = {cfg.window} s); use a longer recording")
-    if float(wave.abs().max()) < 1e-4:
-        raise AipError(f"source recording {uri} is silent (peak below -80 dBFS); use a recording with sound in it")
+    if float((wave - wave.mean()).abs().max()) < 1e-4:
+        raise AipError(f"source recording {uri} is silent (no sound above -80 dBFS, any constant offset aside); "
+                       "use a recording with sound in it")
+    if cfg.loudness and not uri.startswith("synthetic:"):
+        wave = wave * loudness_gain(wave, rate=cfg.rate, target=cfg.loudness)
     return wave.contiguous()
+
+
+def loudness_gain(wave: torch.Tensor, *, rate: int, target: float) -> float:
+    """The gain that brings ``wave`` to ``target`` LUFS of integrated loudness (ITU-R BS.1770:
+    ``torchaudio.functional.loudness``, K-weighted and gated, so pauses do not count).
+
+    It is measured on the recording scaled to a peak of 1, then shifted back by that scale (loudness scales
+    with the gain exactly): torchaudio's K-weighting filters clamp their output to [-1, 1], which would
+    under-measure a floating-point recording louder than full scale, and a faint recording would fall under
+    the standard's absolute -70 LUFS gate. Where the standard gives no loudness (a recording shorter than its
+    400 ms block, or every block still under the gate), the RMS level stands in."""
+    import torchaudio.functional as AF
+
+    peak = float(wave.abs().max())
+    level = math.nan
+    if wave.numel() >= 0.4 * rate:
+        level = float(AF.loudness((wave / peak)[None], rate)) + 20 * math.log10(peak)
+    if not math.isfinite(level):
+        level = 20 * math.log10(max(float(wave.pow(2).mean().sqrt()), 1e-10))
+    return 10 ** ((target - level) / 20)
 
 
 class WindowSampler:
