@@ -139,10 +139,11 @@ def test_a_phone_photo_is_read_upright(tmp_path):
 
 
 def test_large_sources_are_resized_to_max_side(tmp_path):
-    Image.new("RGB", (900, 300), (10, 200, 30)).save(tmp_path / "wide.png")
+    Image.fromarray(np.tile(np.arange(900, dtype=np.uint8)[None, :, None], (300, 1, 3))).save(tmp_path / "wide.png")
     img = load_image(ImageSourceConfig(uri=str(tmp_path / "wide.png"), size=32, max_side=450))
     assert img.shape == (3, 150, 450)
-    assert torch.equal(load_image_uri(str(tmp_path / "wide.png"), size=32, max_side=450), img)  # plain arguments
+    plain = load_image_uri(str(tmp_path / "wide.png"), size=32, max_side=450, levels="stretch")
+    assert torch.equal(plain, img)  # plain arguments
 
 
 def test_source_errors_are_one_line(tmp_path):
@@ -163,7 +164,9 @@ def test_source_errors_are_one_line(tmp_path):
 
 
 def test_url_source_is_downloaded_once_into_the_cache(tmp_path, isolated_cache):
-    Image.new("RGB", (64, 48), (200, 20, 20)).save(tmp_path / "remote.png")
+    red = np.zeros((48, 64, 3), np.uint8)
+    red[:, :56] = (200, 20, 20)  # a red picture with a black edge
+    Image.fromarray(red).save(tmp_path / "remote.png")
     handler = partial(http.server.SimpleHTTPRequestHandler, directory=str(tmp_path))
     handler.log_message = lambda *a: None  # type: ignore[attr-defined]
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
@@ -334,7 +337,8 @@ def test_a_flat_source_image_is_a_one_line_error(tmp_path):
     teacher to tell apart. One visible pixel of difference is enough to be accepted."""
     Image.fromarray(np.full((40, 40, 3), 200, np.uint8)).save(tmp_path / "blank.png")
     Image.new("RGBA", (40, 40), (0, 0, 0, 0)).save(tmp_path / "clear.png")
-    for name, level in (("blank.png", 200), ("clear.png", 0)):
+    Image.new("RGB", (40, 40), (10, 200, 30)).save(tmp_path / "green.png")
+    for name, level in (("blank.png", "200/200/200"), ("clear.png", "0/0/0"), ("green.png", "10/200/30")):
         with pytest.raises(AipError, match=rf"source image .*{name} is one flat colour \(every pixel {level} of "
                                            r"255\); use a picture with something in it"):
             load_image(ImageSourceConfig(uri=str(tmp_path / name), size=16))
@@ -342,3 +346,35 @@ def test_a_flat_source_image_is_a_one_line_error(tmp_path):
     dot[20, 20] = 0
     Image.fromarray(dot).save(tmp_path / "dot.png")
     assert load_image(ImageSourceConfig(uri=str(tmp_path / "dot.png"), size=16)).shape == (3, 40, 40)
+
+
+def test_a_dark_or_washed_out_photo_is_stretched_to_full_range(tmp_path):
+    """The same photo under-exposed (15 % of its brightness) or washed out (a fifth of its contrast) gives the
+    source a well-exposed one gives, up to 8-bit rounding; ``levels = "keep"`` takes the pixels as they are."""
+    from skimage import data
+
+    photo = data.astronaut().astype(np.float32)
+    for name, pixels in (("full", photo), ("dark", photo * 0.15), ("washed", 128 + (photo - 128) * 0.2)):
+        Image.fromarray(pixels.round().astype(np.uint8)).save(tmp_path / f"{name}.png")
+    cfg = ImageSourceConfig(uri=str(tmp_path / "full.png"), size=32)
+    full = load_image(cfg)
+    assert float(full.amin()) == 0 and float(full.amax()) == 1
+    for name in ("dark", "washed"):
+        img = load_image(ImageSourceConfig(uri=str(tmp_path / f"{name}.png"), size=32))
+        assert float((img - full).abs().mean()) < 0.01, name
+        kept = load_image(ImageSourceConfig(uri=str(tmp_path / f"{name}.png"), size=32, levels="keep"))
+        assert float(kept.amax()) < (0.61 if name == "washed" else 0.16)
+    grey = load_image(ImageSourceConfig(uri=str(tmp_path / "dark.png"), size=32, channels=1))
+    assert grey.shape[0] == 1 and float(grey.amax()) == 1
+
+
+def test_the_stretch_is_one_map_for_all_channels_and_spares_synthetic_pictures():
+    from modalities.image.source import stretch_levels
+
+    img = torch.rand(3, 64, 64) * 0.3 + 0.1
+    out = stretch_levels(img.clone())
+    inside = (out > 0) & (out < 1)  # where no channel was clipped, one affine map takes img to out
+    scale = (out[inside] - out[inside].mean()) / (img[inside] - img[inside].mean())
+    assert float(scale.std()) < 1e-3
+    cfg = ImageSourceConfig(uri="synthetic:dead_leaves", size=32, synthetic_side=64)
+    assert torch.equal(load_image(cfg), load_image(ImageSourceConfig(**{**cfg.__dict__, "levels": "keep"})))

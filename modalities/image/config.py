@@ -28,6 +28,11 @@ class ImageSourceConfig:
 
     ``train_items`` (``dataset:train`` only): use just this many training images, chosen reproducibly from
     ``seed`` (the paper's Table 1 "one image vs N images" rows); 0 uses them all.
+
+    ``levels`` (not in the paper): ``"stretch"`` (the default) maps the picture's 0.5th and 99.5th percentiles
+    of brightness to black and white, one linear map for all channels so hues stay, before views are cut: a dark
+    or washed-out photo then gives the views a well-exposed one would (``"keep"``: the pixels as they are).
+    Synthetic sources are made at full range and kept as they are.
     """
 
     uri: str = "skimage:astronaut"
@@ -47,6 +52,7 @@ class ImageSourceConfig:
     zoom_out_p: float = 0.0
     seed: int = 0
     train_items: int = 0
+    levels: Literal["stretch", "keep"] = "stretch"
 
     def __post_init__(self) -> None:
         check(self.size >= 8, "source.size", "must be at least 8 pixels")

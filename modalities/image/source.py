@@ -160,7 +160,7 @@ def fractal(side: int, *, seed: int, points: int = 0) -> torch.Tensor:
 
 
 def load_image_uri(uri: str, *, size: int, channels: int = 3, max_side: int = 0, synthetic_side: int = 1024,
-                   seed: int = 0) -> torch.Tensor:
+                   seed: int = 0, levels: str = "keep") -> torch.Tensor:
     """The picture at ``uri`` as ``(channels, H, W)`` float in [0, 1], its longer side at most ``max_side``.
 
     Args:
@@ -170,6 +170,7 @@ def load_image_uri(uri: str, *, size: int, channels: int = 3, max_side: int = 0,
         size: the smallest short side accepted (the views' side); a smaller picture is an error.
         channels: 3 (RGB) or 1 (luma).
         max_side: a larger picture is scaled down (anti-aliased) to this longer side; 0 keeps it as it is.
+        levels: ``"stretch"``: :func:`stretch_levels` (not for synthetic pictures); ``"keep"``: as it is.
     """
     if uri.startswith("synthetic:"):
         kind = uri.split(":", 1)[1]
@@ -194,18 +195,39 @@ def load_image_uri(uri: str, *, size: int, channels: int = 3, max_side: int = 0,
     h, w = img.shape[-2:]
     if min(h, w) < size:
         raise AipError(f"source image is {w}x{h}, smaller than source.size = {size}; use a larger image")
-    if float(img.amax() - img.amin()) < 2 / 255:  # every view would be that colour: nothing to distil from
-        raise AipError(f"source image {uri} is one flat colour (every pixel {float(img.mean()) * 255:.0f} of 255"
+    if float((img.amax(dim=(1, 2)) - img.amin(dim=(1, 2))).max()) < 2 / 255:  # every view would be that colour
+        colour = "/".join(f"{float(c) * 255:.0f}" for c in img.mean(dim=(1, 2)))
+        raise AipError(f"source image {uri} is one flat colour (every pixel {colour} of 255"
                        f"{' in grey' if channels == 1 else ''}); use a picture with something in it")
     if max_side and max(h, w) > max_side:
         f = max_side / max(h, w)
         img = F.interpolate(img[None], size=(round(h * f), round(w * f)), mode="bilinear", antialias=True)[0]
+    if levels == "stretch" and not uri.startswith("synthetic:"):
+        img = stretch_levels(img)
     return img.clamp(0, 1).contiguous()
+
+
+#: the brightness percentiles that :func:`stretch_levels` maps to black and white: a few specular highlights or
+#: dead pixels do not decide the exposure
+LEVEL_PERCENTILES = (0.5, 99.5)
+
+
+def stretch_levels(img: torch.Tensor) -> torch.Tensor:
+    """``img`` (C, H, W) in [0, 1] with its brightness's :data:`LEVEL_PERCENTILES` mapped to 0 and 1, by one
+    linear map for every channel (hues stay; brightness is the luma of an RGB picture); a picture whose
+    percentiles lie closer than 2/255 (a few pixels on a flat field) has its minimum and maximum stretched."""
+    luma = img[0] if img.shape[0] == 1 else 0.299 * img[0] + 0.587 * img[1] + 0.114 * img[2]
+    flat = luma.flatten()
+    flat = flat[:: max(1, flat.numel() // 1_000_000)].numpy()  # a strided sample: percentiles of ~1M pixels
+    lo, hi = (float(v) for v in np.percentile(flat, LEVEL_PERCENTILES))
+    if hi - lo < 2 / 255:
+        lo, hi = float(img.amin()), float(img.amax())
+    return ((img - lo) / (hi - lo)).clamp_(0, 1)
 
 
 def load_image(cfg: ImageSourceConfig) -> torch.Tensor:
     """The image recipe's source image (:func:`load_image_uri` with the ``[source]`` section's settings)."""
-    return load_image_uri(cfg.uri, size=cfg.size, channels=cfg.channels, max_side=cfg.max_side,
+    return load_image_uri(cfg.uri, size=cfg.size, channels=cfg.channels, max_side=cfg.max_side, levels=cfg.levels,
                           synthetic_side=cfg.synthetic_side, seed=cfg.seed)
 
 
