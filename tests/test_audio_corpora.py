@@ -169,11 +169,12 @@ def test_unreadable_files_are_counted_and_skipped(tmp_path: Path, capsys: pytest
     root = write_musan(tmp_path)
     test_files = load("musan", root).dataset.files
     test_files[0].write_bytes(b"not audio")
-    sf.write(str(test_files[1]), np.zeros(800, np.float32), 8000)
+    sf.write(str(test_files[1]), np.zeros(0, np.float32), 8000)
+    sf.write(str(test_files[2]), np.zeros(800, np.float32), 8000)  # another rate: resampled, kept
     D.index_recordings.cache_clear()
     capsys.readouterr()
     data = load("musan", root)
-    assert re.search(r"warning: skipped 2 of \d+ clips of musan test .*1 unreadable, 1 8000 Hz instead of 16000 Hz",
+    assert re.search(r"warning: skipped 2 of \d+ clips of musan test .*1 unreadable, 1 empty",
                      capsys.readouterr().err)
     assert len(data.dataset) == len(test_files) - 2
 

@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import soundfile as sf
+import torch
 
 from aip.errors import AipError
 from modalities.audio import datasets as D
@@ -85,9 +86,9 @@ def test_bad_clips_are_counted_and_skipped(sc_root: Path, capsys: pytest.Capture
     sf.write(str(folder / "yes" / f"{SPEAKERS[5]}_nohash_0.wav"), np.zeros(8000, np.float32), 8000)
     (folder / "no" / f"{SPEAKERS[5]}_nohash_0.wav").write_bytes(b"garbage")
     data = load(sc_root)
-    assert re.search(r"warning: skipped 2 of \d+ clips .*1 8000 Hz instead of 16000 Hz, 1 unreadable",
+    assert re.search(r"warning: skipped 1 of \d+ clips .*\(1 unreadable; first: .*00000005_nohash_0.wav",
                      capsys.readouterr().err)
-    assert len(data.dataset) == 12 * 2 - 2
+    assert len(data.dataset) == 12 * 2 - 1  # the 8 kHz clip is resampled
 
 
 def test_missing_or_wrong_dataset_is_one_line(tmp_path: Path):
@@ -105,9 +106,35 @@ def test_every_clip_of_a_split_bad_is_an_error(tmp_path: Path):
     root = tmp_path / "af"
     for split in ("train", "test"):
         (root / split / "a").mkdir(parents=True)
-        sf.write(str(root / split / "a" / "x.wav"), np.ones(100, np.float32) * 0.1, 8000)
-    with pytest.raises(AipError, match="no usable clip .*16000 Hz"):
+        (root / split / "a" / "x.wav").write_bytes(b"RIFF, but no more")
+        sf.write(str(root / split / "a" / "y.wav"), np.zeros(0, np.float32), 8000)
+    with pytest.raises(AipError, match=r"no usable clip .*\(1 unreadable, 1 empty\); clips must be non-empty"):
         D.load("audiofolder", root=root, split="test", train=False, download=False, rate=RATE, samples=RATE)
+
+
+def test_clips_at_other_rates_are_resampled(tmp_path: Path, capsys):
+    """Recordings are rarely at the recipe's rate: clips at 44.1 and 8 kHz are read at 16 kHz, whole or one
+    stretch at a time, with the same samples as resampling the whole file."""
+    from modalities.audio.decode import resample
+
+    root = tmp_path / "af"
+    t44, t8 = np.arange(2 * 44_100) / 44_100, np.arange(2_000) / 8_000
+    clips = {"a": (0.3 * np.sin(2 * np.pi * 440 * t44), 44_100), "b": (0.3 * np.sin(2 * np.pi * 300 * t8), 8_000)}
+    for split in ("train", "test"):
+        for c, (wave, rate) in clips.items():
+            (root / split / c).mkdir(parents=True)
+            sf.write(str(root / split / c / "0.wav"), wave.astype(np.float32), rate, subtype="FLOAT")
+    test = D.load("audiofolder", root=root, split="test", train=False, download=False, rate=RATE, samples=RATE)
+    assert "warning" not in capsys.readouterr().err and len(test.dataset) == 2
+    whole = resample(torch.from_numpy(clips["a"][0].astype(np.float32)), 44_100, RATE)
+    assert whole.numel() == 2 * RATE
+    x, y = test.dataset[0]
+    assert y == 0 and x.shape == (1, RATE)
+    torch.testing.assert_close(x[0], whole[RATE // 2: RATE // 2 + RATE], atol=1e-4, rtol=0)  # the centred second
+    x, y = test.dataset[1]  # 0.25 s at 8 kHz: 4,000 samples at 16 kHz, zero-padded around
+    assert y == 1 and x.shape == (1, RATE) and int((x.abs() > 0).sum()) in range(3_900, 4_001)
+    stretch = test.dataset._read(0, 12_345, 1_000)  # one stretch alone, read from the file's middle
+    torch.testing.assert_close(stretch, whole[12_345: 13_345], atol=1e-4, rtol=0)
 
 
 def test_audiofolder(sc_root: Path, tmp_path: Path):
@@ -212,3 +239,18 @@ def test_dataset_train_restricted_to_n_clips(sc_root: Path):
         sampler(f"source.train_items={len(everything.data) + 1}")
     with pytest.raises(RecipeError, match="train_items"):
         recipe_mod.load(ROOT / "recipes" / "speechcommands.toml", [*base[:3], "source.train_items=3"])
+
+
+@pytest.mark.parametrize("native", [8_000, 22_050, 48_000, 192_000])
+def test_a_stretch_read_at_another_rate_matches_the_whole_file_resampled(tmp_path: Path, native: int):
+    from modalities.audio.decode import resample
+
+    rng = np.random.default_rng(native)
+    wave = (0.2 * rng.standard_normal(3 * native)).astype(np.float32)
+    sf.write(str(tmp_path / "x.wav"), wave, native, subtype="FLOAT")
+    ds = D.ClipDataset([tmp_path / "x.wav"], [0], rate=RATE, samples=RATE, train=False, noise=[], silence=0,
+                       silence_label=-1, seed=0)
+    whole = resample(torch.from_numpy(wave), native, RATE)
+    torch.testing.assert_close(ds._read(0), whole)
+    for start, count in ((0, 1_000), (7, 500), (20_011, 3_000), (whole.numel() - 800, 800)):
+        torch.testing.assert_close(ds._read(0, start, count), whole[start: start + count], atol=2e-4, rtol=0)

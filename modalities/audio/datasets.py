@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import math
 import sys
 from collections import Counter
 from collections.abc import Callable
@@ -45,7 +46,7 @@ from aip.folders import empty_classes_error, split_classes, visible
 from aip.modality import LabelledData
 from aip.registry import Registry
 from modalities.audio import corpora
-from modalities.audio.decode import read_audio
+from modalities.audio.decode import read_audio, resample
 from modalities.audio.labels import AUDIO_EXTENSIONS, KEYWORDS, NOISE_DIR, SILENCE, UNKNOWN, UNKNOWN_WORDS
 
 __all__ = ["AUDIO_EXTENSIONS", "DATASETS", "KEYWORDS", "NOISE_DIR", "SILENCE", "UNKNOWN", "UNKNOWN_WORDS", "load"]
@@ -76,27 +77,29 @@ def _seed(*parts: object) -> int:
 
 
 def probe_frames(files: list[Path], *, rate: int, what: str) -> list[int]:
-    """The length in samples of each of ``files`` that is a readable clip at ``rate`` Hz, 0 for the others;
-    prints one counted warning for those."""
+    """The length of each of ``files`` in samples at ``rate`` Hz (a clip at another rate is resampled when it
+    is read, :meth:`ClipDataset._read`), 0 for unreadable or empty files; prints one counted warning for those.
+    """
     frames, why, first = [], Counter(), None
     for f in files:
         try:
             info = sf.info(str(f))
-            good = info.samplerate == rate and info.frames > 0
-            if not good:
-                why[f"{info.samplerate} Hz instead of {rate} Hz" if info.frames else "empty"] += 1
+            n = round(info.frames * rate / info.samplerate) if info.samplerate > 0 else 0
+            if not n:
+                why["empty"] += 1
         except (sf.LibsndfileError, RuntimeError):
-            good = False
+            n = 0
             why["unreadable"] += 1
-        if not good and first is None:
+        if not n and first is None:
             first = f
-        frames.append(info.frames if good else 0)
+        frames.append(n)
     if why:
         reasons = ", ".join(f"{n} {r}" for r, n in why.items())
         print(f"warning: skipped {sum(why.values())} of {len(files)} clips of {what} ({reasons}; first: {first})",
               file=sys.stderr)
     if files and not any(frames):
-        raise AipError(f"no usable clip in {what} ({reasons}); clips must be {rate} Hz audio files")
+        raise AipError(f"no usable clip in {what} ({reasons}); clips must be non-empty audio files that soundfile "
+                       "reads (WAV, FLAC, OGG, MP3)")
     return frames
 
 
@@ -175,9 +178,26 @@ class ClipDataset(Dataset):
         return n[at: at + self.samples]
 
     def _read(self, i: int, start: int = 0, count: int = -1) -> torch.Tensor:
-        """Samples ``start`` to ``start + count`` (all with -1) of file ``i``, mixed down to mono."""
-        data, _ = sf.read(str(self.files[i]), start=start, frames=count, dtype="float32", always_2d=True)
-        return torch.from_numpy(data.mean(axis=1))
+        """Samples ``start`` to ``start + count`` (all with -1) of file ``i`` at ``self.rate`` Hz, mixed down to
+        mono. A file at another rate is read over the same stretch of time, with a few samples of margin for the
+        resampling filter, and resampled (:func:`~modalities.audio.decode.resample`)."""
+        path = str(self.files[i])
+        native = sf.info(path).samplerate
+        if native == self.rate:
+            data, _ = sf.read(path, start=start, frames=count, dtype="float32", always_2d=True)
+            return torch.from_numpy(data.mean(axis=1))
+        # native samples each side, beyond the sinc filter's reach (6 zero crossings of the lower rate), so the
+        # stretch's samples equal those of the whole file resampled
+        margin = 16 * -(-native // self.rate) + 16
+        # the read starts where a native and an output sample coincide (every native / gcd native samples), so
+        # the output's samples fall on the whole file's grid
+        step = native // math.gcd(native, self.rate)
+        at = max(0, (start * native // self.rate - margin) // step * step)
+        frames = -1 if count < 0 else math.ceil(count * native / self.rate) + 2 * margin + step
+        data, _ = sf.read(path, start=at, frames=frames, dtype="float32", always_2d=True)
+        wave = resample(torch.from_numpy(data.mean(axis=1)), native, self.rate)
+        skip = start - at * self.rate // native
+        return wave[skip:] if count < 0 else wave[skip: skip + count]
 
     def _random_window(self, i: int) -> torch.Tensor:
         n = self.frames[i] if self.frames else 0
