@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 import torch
@@ -87,9 +89,13 @@ def test_sampling_is_reproducible_from_the_global_rng():
 def test_a_video_file_source(tmp_path):
     frames = np.stack([np.full((48, 64, 3), 10 * t, np.uint8) for t in range(20)])
     path = write_video(tmp_path / "clip.mp4", frames, fps=10)
-    cfg = VideoSourceConfig(uri=str(path), frames=4, size=32, fps=10.0, pan_frames=8, jitter_p=0.0)
+    # the frames' brightness encodes their index: keep the levels (the default would stretch 0..190 to 0..255)
+    cfg = VideoSourceConfig(uri=str(path), frames=4, size=32, fps=10.0, pan_frames=8, jitter_p=0.0, levels="keep")
     source = load_source(cfg)
     assert source.shape == (20, 3, 48, 64)
+    stretched = load_source(replace(cfg, levels="stretch"))  # one map for the whole video: the ramp stays a ramp
+    assert float(stretched.amax()) == 1 and float(stretched[0].amax()) == 0
+    assert (stretched.mean(dim=(1, 2, 3)).diff() > 0).all()
     clips = ClipSampler(source, cfg, device=CPU).sample(6)
     levels = (clips.mean(dim=(1, 3, 4)) * 255 / 10).round()  # (B, T) source frame index of each frame
     assert ((levels[:, 1:] - levels[:, :-1]) == 1).all()  # consecutive video frames

@@ -213,15 +213,20 @@ LEVEL_PERCENTILES = (0.5, 99.5)
 
 
 def stretch_levels(img: torch.Tensor) -> torch.Tensor:
-    """``img`` (C, H, W) in [0, 1] with its brightness's :data:`LEVEL_PERCENTILES` mapped to 0 and 1, by one
-    linear map for every channel (hues stay; brightness is the luma of an RGB picture); a picture whose
-    percentiles lie closer than 2/255 (a few pixels on a flat field) has its minimum and maximum stretched."""
-    luma = img[0] if img.shape[0] == 1 else 0.299 * img[0] + 0.587 * img[1] + 0.114 * img[2]
+    """``img`` (..., C, H, W) in [0, 1] (a picture, or a video's frames) with its brightness's
+    :data:`LEVEL_PERCENTILES` mapped to 0 and 1, by one linear map for every channel and frame (hues stay;
+    brightness is the luma of an RGB picture). Where the percentiles lie closer than 2/255 (a few pixels on a
+    flat field) the minimum and maximum are stretched instead; a flat picture is returned as it is."""
+    c = img.shape[-3]
+    luma = img.select(-3, 0) if c == 1 else (0.299 * img.select(-3, 0) + 0.587 * img.select(-3, 1)
+                                             + 0.114 * img.select(-3, 2))
     flat = luma.flatten()
     flat = flat[:: max(1, flat.numel() // 1_000_000)].numpy()  # a strided sample: percentiles of ~1M pixels
     lo, hi = (float(v) for v in np.percentile(flat, LEVEL_PERCENTILES))
     if hi - lo < 2 / 255:
         lo, hi = float(img.amin()), float(img.amax())
+    if hi - lo < 1e-6:
+        return img
     return ((img - lo) / (hi - lo)).clamp_(0, 1)
 
 

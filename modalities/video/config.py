@@ -22,7 +22,10 @@ class VideoSourceConfig:
     ``uri``: an image (a file path, an ``http(s)`` URL downloaded once into the cache, ``skimage:NAME``) or one
     video file (``.mp4``, ``.avi``, ``.mkv``, ``.webm``, ``.mov``), decoded with PyAV at ``fps``; clips of a
     video are ``frames`` frames ``stride`` apart from a random start, cut with the same random boxes (the camera
-    then moves over a moving scene).
+    then moves over a moving scene). ``levels``: ``"stretch"`` (the default) maps the picture's, or the whole
+    video's, 0.5th and 99.5th brightness percentiles to black and white (one linear map, so hues and the
+    video's changes of brightness stay; :func:`modalities.image.source.stretch_levels`), ``"keep"`` takes the
+    pixels as they are.
 
     The evaluation set's videos are read at ``data_fps`` with ``data_stride`` frames between clip frames (X3D's
     4x12 at 30 fps), resized to ``test_short_side`` on the short side and centre-cropped to ``size``;
@@ -79,6 +82,7 @@ class VideoSourceConfig:
     photometric: float = 0.0
     occlusion_p: float = 0.0
     occlusion_scale: tuple[float, float] = (0.2, 0.5)
+    levels: Literal["stretch", "keep"] = "stretch"
 
     @property
     def span(self) -> int:

@@ -23,7 +23,7 @@ from aip.cache import download, local_file
 from aip.errors import AipError
 from modalities.image.atlas import atlas, fit_boxes, pyramid
 from modalities.image.color import ColorJitter
-from modalities.image.source import load_image_uri
+from modalities.image.source import load_image_uri, stretch_levels
 from modalities.video.config import VideoSourceConfig
 from modalities.video.decode import VIDEO_EXTENSIONS, DecodeError, decode, frames_at
 
@@ -45,7 +45,7 @@ def load_source(cfg: VideoSourceConfig) -> torch.Tensor:
     """The source as ``(N, 3, H, W)`` float in [0, 1]: ``N = 1`` for an image, else the video's frames at
     ``cfg.fps`` (a video must last at least one clip: ``(frames - 1) * stride + 1`` frames)."""
     if not is_video(cfg.uri):
-        return load_image_uri(cfg.uri, size=cfg.size, max_side=cfg.max_side)[None]
+        return load_image_uri(cfg.uri, size=cfg.size, max_side=cfg.max_side, levels=cfg.levels)[None]
     path = download(cfg.uri) if cfg.uri.startswith(("http://", "https://")) else \
         local_file(cfg.uri, what="source video", accepts="a video file, an image, an http(s) URL or skimage:NAME")
 
@@ -63,7 +63,8 @@ def load_source(cfg: VideoSourceConfig) -> torch.Tensor:
     video = torch.from_numpy(frames).permute(0, 3, 1, 2).float().div_(255)  # (N, 3, H, W)
     if min(video.shape[-2:]) < cfg.size:
         raise AipError(f"source video is {video.shape[-1]}x{video.shape[-2]}, smaller than source.size = {cfg.size}")
-    return _resize_max_side(video, cfg.max_side).clamp_(0, 1).contiguous()
+    video = _resize_max_side(video, cfg.max_side).clamp_(0, 1)
+    return (stretch_levels(video) if cfg.levels == "stretch" else video).contiguous()
 
 
 class Camera(NamedTuple):
