@@ -22,6 +22,8 @@ import torch
 from torch import nn
 from torch.utils.data import Dataset
 
+from aip.errors import AipError
+
 if TYPE_CHECKING:
     from aip.recipe import Recipe, StudentConfig, TeacherConfig
 
@@ -57,6 +59,12 @@ class LabelledData:
     num_classes: int
     classes: list[str] = field(default_factory=list)
     views: int = 1
+
+    def __post_init__(self) -> None:
+        if self.num_classes < 2:  # one class: every prediction is right, and no accuracy means anything
+            named = f" ({', '.join(self.classes)})" if self.classes else ""
+            raise AipError(f"the dataset has {self.num_classes} class{'' if self.num_classes == 1 else 'es'}{named}; "
+                           "a classifier needs at least 2: add class folders, or check eval.dataset and eval.root")
 
 
 @runtime_checkable

@@ -201,6 +201,8 @@ def test_test_items_read_the_windows_of_the_file(tmp_path: Path):
     path.parent.mkdir(parents=True)
     wave = np.random.default_rng(0).uniform(-0.5, 0.5, RATE * 7).astype(np.float32)
     sf.write(str(path), wave, RATE, subtype="FLOAT")
+    (tmp_path / "test" / "b").mkdir()  # a second class: a one-class dataset is refused
+    sf.write(str(tmp_path / "test" / "b" / "short.wav"), wave[:RATE], RATE, subtype="FLOAT")
     data = D.load("audiofolder", root=tmp_path, split="test", train=False, download=False, rate=RATE,
                   samples=RATE, windows=5)
     x, y = data.dataset[0]

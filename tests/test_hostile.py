@@ -501,3 +501,16 @@ def test_a_video_source_typo_is_caught_at_load(tmp_path):
     one_line(e, "clip.mp44", "does not exist")
     with pytest.raises(AipError, match="is a directory"):
         R.load(ROOT / "recipes" / "ucf101.toml", [f"source.uri='{tmp_path.as_posix()}'"])
+
+
+def test_a_dataset_of_one_class_is_refused_before_any_work(tiny_recipe, stripes_root, tmp_path):
+    """With one class every prediction is right: 100 % for teacher and student would mean nothing."""
+    import shutil
+
+    one = tmp_path / "one"
+    for split in ("train", "val"):
+        first = sorted(p for p in (stripes_root / split).iterdir() if p.is_dir())[0]
+        shutil.copytree(first, one / split / first.name)
+    r = run_cli("run", str(tiny_recipe), "--set", f"eval.root='{one.as_posix()}'", "--out", str(tmp_path / "run"))
+    assert_one_line_error(r, "the dataset has 1 class (", "a classifier needs at least 2")
+    assert not (tmp_path / "run").exists()

@@ -284,7 +284,7 @@ def test_channel_conversion(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> 
 
 
 def test_eval_is_deterministic(tmp_path: Path) -> None:
-    write_tree(tmp_path, "val", ["a"], per_class=1)
+    write_tree(tmp_path, "val", ["a", "b"], per_class=1)
     ds = load("imagefolder", tmp_path, size=16).dataset
     assert torch.equal(ds[0][0], ds[0][0])
 
@@ -320,7 +320,7 @@ def test_corrupt_files(tmp_path: Path) -> None:
     (tmp_path / "cifar-10-batches-py" / "test_batch").write_bytes(b"not a pickle")
     with pytest.raises(AipError, match="could not read CIFAR-10.*corrupt"):
         load("cifar10", tmp_path)
-    write_tree(tmp_path / "tree", "val", ["a"], per_class=1)
+    write_tree(tmp_path / "tree", "val", ["a", "b"], per_class=1)
     (tmp_path / "tree" / "val" / "a" / "0.jpg").write_bytes(b"garbage")
     data = load("imagefolder", tmp_path / "tree")
     with pytest.raises(AipError, match="cannot read image .*0.jpg"):
