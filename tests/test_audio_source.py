@@ -149,6 +149,10 @@ def test_a_recording_is_brought_to_the_recipes_loudness(tmp_path: Path):
     torch.testing.assert_close(kept, torch.from_numpy((sound * 1e-3).astype(np.float32)))
     louder = load_recording(AudioSourceConfig(uri=str(tmp_path / "quiet.wav"), loudness=-14.0))
     torch.testing.assert_close(louder, loaded["plain"] * 10 ** (6 / 20), rtol=1e-4, atol=1e-5)
+    square = np.sign(np.sin(2 * np.pi * 3000 * t)).astype(np.float32)  # full scale, K-weighting lifts it 4 dB
+    sf.write(str(tmp_path / "square.wav"), square, 16_000, subtype="FLOAT")
+    levelled = load_recording(AudioSourceConfig(uri=str(tmp_path / "square.wav")))
+    assert float(AF.loudness((levelled * 0.1)[None], 16_000)) == pytest.approx(-40.0, abs=0.05)  # no clamping
     noise = AudioSourceConfig(uri="synthetic:noise", synthetic_seconds=3)
     assert torch.equal(load_recording(noise), load_recording(replace(noise, loudness=0)))
 

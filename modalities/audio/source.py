@@ -73,17 +73,18 @@ def loudness_gain(wave: torch.Tensor, *, rate: int, target: float) -> float:
     """The gain that brings ``wave`` to ``target`` LUFS of integrated loudness (ITU-R BS.1770:
     ``torchaudio.functional.loudness``, K-weighted and gated, so pauses do not count).
 
-    It is measured on the recording scaled to a peak of 1, then shifted back by that scale (loudness scales
-    with the gain exactly): torchaudio's K-weighting filters clamp their output to [-1, 1], which would
-    under-measure a floating-point recording louder than full scale, and a faint recording would fall under
-    the standard's absolute -70 LUFS gate. Where the standard gives no loudness (a recording shorter than its
+    It is measured on the recording scaled to a peak of 0.25, then shifted back by that scale (loudness
+    scales with the gain exactly): torchaudio's K-weighting filters clamp their output to [-1, 1], and their
+    treble shelf lifts high tones by 4 dB, so a full-scale recording was under-measured (a 3 kHz square wave by
+    3.9 dB) and a floating-point one past full scale far more; a faint recording, measured as it is, would fall
+    under the standard's absolute -70 LUFS gate. Where the standard gives no loudness (a recording shorter than its
     400 ms block, or every block still under the gate), the RMS level stands in."""
     import torchaudio.functional as AF
 
     peak = float(wave.abs().max())
     level = math.nan
     if wave.numel() >= 0.4 * rate:
-        level = float(AF.loudness((wave / peak)[None], rate)) + 20 * math.log10(peak)
+        level = float(AF.loudness((wave * (0.25 / peak))[None], rate)) + 20 * math.log10(peak / 0.25)
     if not math.isfinite(level):
         level = 20 * math.log10(max(float(wave.pow(2).mean().sqrt()), 1e-10))
     return 10 ** ((target - level) / 20)
