@@ -119,6 +119,13 @@ def load_weights(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
                        "made again") from None
 
 
+def classes_in(state: Mapping[str, Any]) -> int | None:
+    """Output size of a classifier state dict: rows of its last 2-D weight (the final linear layer); None when
+    it has none."""
+    weights = [v for k, v in state.items() if k.endswith("weight") and getattr(v, "ndim", 0) == 2]
+    return int(weights[-1].shape[0]) if weights else None
+
+
 #: keys under which training code commonly stores the state dict in a checkpoint file (aip's own run checkpoints
 #: use ``student``); :func:`state_dict_in` takes the first whose value is a dict of tensors
 CONTAINER_KEYS = ("state_dict", "model_state_dict", "student", "model", "net", "module", "weights")

@@ -23,8 +23,6 @@ from aip.recipe import Recipe, from_dict
 from aip.registry import load_modality
 
 CONFIG, WEIGHTS = "config.json", "model.safetensors"
-#: prefixes wrappers add to parameter names (torch.compile, DistributedDataParallel)
-_WRAPPER_PREFIXES = ("_orig_mod.", "module.")
 
 
 @dataclass(frozen=True)
@@ -99,18 +97,11 @@ class Student(nn.Module):
 
 
 def _classes_in(state: dict[str, torch.Tensor]) -> int:
-    """Output size of a classifier state dict: rows of its last 2-D weight (the final linear layer)."""
-    weights = [v for k, v in state.items() if k.endswith("weight") and getattr(v, "ndim", 0) == 2]
-    if not weights:
+    """Output size of a classifier state dict (:func:`aip.checkpoint.classes_in`), or a one-line error."""
+    k = checkpoint.classes_in(state)
+    if k is None:
         raise AipError("the checkpoint's student has no linear classifier weight to take the class count from")
-    return int(weights[-1].shape[0])
-
-
-def _strip_prefixes(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    for prefix in _WRAPPER_PREFIXES:
-        if state and all(k.startswith(prefix) for k in state):
-            state = {k[len(prefix):]: v for k, v in state.items()}
-    return state
+    return k
 
 
 def class_names(k: int, *candidates: Any) -> list[str]:
@@ -126,7 +117,7 @@ def build_student(recipe: Recipe, state: dict[str, torch.Tensor], *, num_classes
     modality = load_modality(recipe.modality)
     net = modality.model(recipe.student, recipe=recipe, num_classes=num_classes, pretrained=False)
     try:
-        net.load_state_dict(_strip_prefixes(state))
+        net.load_state_dict(checkpoint.fit_keys(net, state))  # also with module. or _orig_mod. prefixes
     except RuntimeError as e:
         raise AipError(f"the weights in {where} do not fit student.arch {recipe.student.arch!r} "
                        f"({str(e).strip().splitlines()[0]})") from None
@@ -152,7 +143,7 @@ def _from_run(run: Path, checkpoint_name: str = "best.pt"
     recipe = from_dict(state["recipe"], check_files=False)
     weights = state["student"]
     metrics = _read_json(run / "metrics.json")
-    k = int(state.get("num_classes") or _classes_in(_strip_prefixes(weights)))
+    k = int(state.get("num_classes") or _classes_in(weights))
     return recipe, weights, class_names(k, state.get("classes"), metrics.get("classes")), metrics
 
 

@@ -118,18 +118,12 @@ def _cached_teacher(path: Path) -> tuple[dict[str, Any], int] | None:
     """``(state dict, class count)`` of the cached teacher at ``path`` (or its older ``.pt`` form), if any."""
     if path.is_file():
         state, meta = checkpoint.load_weights(path)
-        return state, int(meta.get("num_classes") or _classes_in(state) or 0)
+        return state, int(meta.get("num_classes") or checkpoint.classes_in(state) or 0)
     legacy = path.with_suffix(".pt")
     if legacy.is_file():
         saved = checkpoint.load(legacy)
         return saved["state_dict"], int(saved["num_classes"])
     return None
-
-
-def _classes_in(state: dict[str, Any]) -> int | None:
-    """Output size of a classifier state dict: rows of its last 2-D weight (the final linear layer)."""
-    weights = [v for k, v in state.items() if k.endswith("weight") and getattr(v, "ndim", 0) == 2]
-    return int(weights[-1].shape[0]) if weights else None
 
 
 def load_teacher(recipe: Recipe, modality: Modality, *, device: torch.device, data: LabelledData,
@@ -144,7 +138,7 @@ def load_teacher(recipe: Recipe, modality: Modality, *, device: torch.device, da
     elif t.kind == "checkpoint":
         state = checkpoint.state_dict_in(checkpoint.load(Path(t.checkpoint).expanduser()))
         # build with the checkpoint's own class count, so a mismatch is reported as such (check_outputs)
-        model = build_model(modality, recipe, t, num_classes=_classes_in(state) or k, pretrained=False)
+        model = build_model(modality, recipe, t, num_classes=checkpoint.classes_in(state) or k, pretrained=False)
         checkpoint.load_state(model, state, what=f"teacher checkpoint {t.checkpoint}",
                               fix=f"set teacher.arch (now {t.arch!r}) and teacher.kwargs to the model it was saved "
                                   "from")
