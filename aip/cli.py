@@ -219,17 +219,44 @@ def export(
 @app.command()
 def predict(
     path: Annotated[Path, typer.Argument(help="A run directory or an export folder.")],
-    inputs: Annotated[list[str], typer.Argument(help="Input files (images, videos or audio, as the model takes).")],
+    inputs: Annotated[list[str], typer.Argument(help="Input files (images, videos or audio, as the model takes), "
+                                                     "or folders of them.")],
     top_k: Annotated[int, typer.Option(min=1, help="Classes shown per input.")] = 5,
     as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
     device: DeviceOpt = "cpu",
 ) -> None:
-    """Classify raw input files with a distilled student: the top classes and their probabilities."""
+    """Classify raw input files with a distilled student: the top classes and their probabilities.
+
+    A folder stands for its files, in name order (not its sub-folders, nor hidden files); a file in it that the
+    model cannot read is skipped with one counted warning, while a file named on the command line must read."""
+    from aip.folders import visible
     from aip.hardware import resolve_device
     from aip.student import load_student
 
+    listed: list[tuple[str, bool]] = []
+    for item in inputs:
+        folder = Path(item).expanduser()
+        if not folder.is_dir():
+            listed.append((item, False))
+            continue
+        files = sorted(p for p in folder.iterdir() if p.is_file() and visible(p.name))
+        if not files:
+            raise AipError(f"folder {folder} holds no files to classify; give files, or a folder of them")
+        listed += [(str(p), True) for p in files]
     student = load_student(path, device=resolve_device(device))
-    results = student.predict(list(inputs), top_k=top_k)
+    results, skipped = [], []
+    for item, in_folder in listed:
+        try:
+            results.append(student.predict(item, top_k=top_k))
+        except AipError as e:
+            if not in_folder:
+                raise
+            skipped.append(f"{item}: {e}")
+    if not results:
+        raise AipError(f"none of the {len(listed)} files could be read as the model's input (first: {skipped[0]})")
+    if skipped:
+        typer.echo(f"warning: skipped {len(skipped)} of {len(listed)} files that the model cannot read (first: "
+                   f"{skipped[0]})", err=True)
     if as_json:
         typer.echo(json.dumps([r.to_dict() for r in results], indent=2))
         return

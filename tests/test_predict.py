@@ -1,6 +1,7 @@
 """aip.load_student and aip predict: a student from a run or export folder, classifying raw files and arrays."""
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -82,6 +83,27 @@ def test_cli_predict_table_json_and_errors(tmp_path):
     assert {t["label"] for t in out[0]["top"]} <= set(CLASSES)
     (tmp_path / "bad.png").write_bytes(b"not an image")
     assert_one_line_error(run_cli("predict", str(run), str(tmp_path / "bad.png")), "cannot read image")
+
+
+def test_cli_predict_a_folder(tmp_path):
+    """A folder stands for its files in name order; hidden files are left out, unreadable ones skipped with one
+    counted warning; an empty or wholly unreadable folder is a one-line error."""
+    run = fake_run(tmp_path, "image")
+    photos = tmp_path / "photos"
+    (photos / "sub").mkdir(parents=True)
+    for name in ("b.png", "a.jpg", "sub/c.png"):
+        Image.fromarray(np.zeros((20, 20, 3), np.uint8)).save(photos / name)
+    (photos / "notes.txt").write_text("not an image")
+    (photos / "._a.jpg").write_bytes(b"AppleDouble")
+    r = run_cli("predict", str(run), str(photos), "--json")
+    assert r.returncode == 0, r.stderr
+    assert [Path(o["input"]).name for o in json.loads(r.stdout)] == ["a.jpg", "b.png"]
+    assert r.stderr.count("warning") == 1 and "skipped 1 of 3 files" in r.stderr and "notes.txt" in r.stderr
+    (tmp_path / "empty").mkdir()
+    assert_one_line_error(run_cli("predict", str(run), str(tmp_path / "empty")), "holds no files to classify")
+    (tmp_path / "texts").mkdir()
+    (tmp_path / "texts" / "x.txt").write_text("no")
+    assert_one_line_error(run_cli("predict", str(run), str(tmp_path / "texts")), "none of the 1 files could be read")
 
 
 def test_predict_video_and_audio_files(tmp_path):
