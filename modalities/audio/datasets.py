@@ -181,20 +181,21 @@ class ClipDataset(Dataset):
         """Samples ``start`` to ``start + count`` (all with -1) of file ``i`` at ``self.rate`` Hz, mixed down to
         mono. A file at another rate is read over the same stretch of time, with a few samples of margin for the
         resampling filter, and resampled (:func:`~modalities.audio.decode.resample`)."""
-        path = str(self.files[i])
-        native = sf.info(path).samplerate
-        if native == self.rate:
-            data, _ = sf.read(path, start=start, frames=count, dtype="float32", always_2d=True)
-            return torch.from_numpy(data.mean(axis=1))
-        # native samples each side, beyond the sinc filter's reach (6 zero crossings of the lower rate), so the
-        # stretch's samples equal those of the whole file resampled
-        margin = 16 * -(-native // self.rate) + 16
-        # the read starts where a native and an output sample coincide (every native / gcd native samples), so
-        # the output's samples fall on the whole file's grid
-        step = native // math.gcd(native, self.rate)
-        at = max(0, (start * native // self.rate - margin) // step * step)
-        frames = -1 if count < 0 else math.ceil(count * native / self.rate) + 2 * margin + step
-        data, _ = sf.read(path, start=at, frames=frames, dtype="float32", always_2d=True)
+        with sf.SoundFile(str(self.files[i])) as f:  # one open: the rate, then the samples
+            native = f.samplerate
+            if native == self.rate:
+                f.seek(start)
+                return torch.from_numpy(f.read(count, dtype="float32", always_2d=True).mean(axis=1))
+            # native samples each side, beyond the sinc filter's reach (6 zero crossings of the lower rate), so
+            # the stretch's samples equal those of the whole file resampled
+            margin = 16 * -(-native // self.rate) + 16
+            # the read starts where a native and an output sample coincide (every native / gcd native samples),
+            # so the output's samples fall on the whole file's grid
+            step = native // math.gcd(native, self.rate)
+            at = max(0, (start * native // self.rate - margin) // step * step)
+            f.seek(at)
+            data = f.read(-1 if count < 0 else math.ceil(count * native / self.rate) + 2 * margin + step,
+                          dtype="float32", always_2d=True)
         wave = resample(torch.from_numpy(data.mean(axis=1)), native, self.rate)
         skip = start - at * self.rate // native
         return wave[skip:] if count < 0 else wave[skip: skip + count]
