@@ -93,4 +93,19 @@ def input_spec(recipe: Any) -> dict[str, Any]:
         "color": "grayscale" if channels == 1 else "RGB",
         "preprocess": f"{resize}; scale pixels to [0, 1]; the model normalises inside",
         "normalization_inside_model": {"mean": mean, "std": std},
+        # what timm's pretrained_cfg and the model card need: how read_image resizes, and the pixels' polarity
+        "interpolation": "bilinear", "antialias": True, "crop_pct": 1.0 if info.native_size else 0.875,
+        "crop_mode": "squash" if info.native_size else "center",
+        "polarity": _polarity(info.channels, mean),
     }
+
+
+def _polarity(native_channels: int, mean: list[float]) -> str:
+    """What a grey dataset's pixels look like, from its mean (Fashion-MNIST's 0.29: light objects on black); a
+    picture of the other polarity is not inverted by aip, and is misread."""
+    if native_channels != 1:
+        return "photographs as they are (not inverted)"
+    if mean[0] < 0.5:
+        return (f"light objects on a dark background (mean pixel {mean[0]:.2f}); invert a dark object on a white "
+                "background first")
+    return f"dark objects on a light background (mean pixel {mean[0]:.2f}); invert a light object on black first"

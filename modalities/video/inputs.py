@@ -44,4 +44,5 @@ def input_spec(recipe: Any) -> dict[str, Any]:
         "preprocess": (f"{cfg.frames} RGB frames {cfg.data_stride} apart at {cfg.data_fps:g} fps; resize the short "
                        f"side to {cfg.test_short_side} px, centre-crop {cfg.size}x{cfg.size}; scale to [0, 1]; "
                        "the model normalises inside"),
+        "interpolation": "bilinear", "antialias": True, "crop_mode": "center",
     }
