@@ -11,9 +11,12 @@ from __future__ import annotations
 
 import errno
 import json
+import math
+import os
 import pickle
 import re
 import warnings
+import zipfile
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -45,6 +48,8 @@ def save_atomic(obj: Any, path: Path) -> None:
 
 
 def write_text_atomic(text: str, path: Path) -> None:
+    """Write ``text`` to ``path`` atomically (:func:`aip.files.write_text`), with the one-line errors of
+    :func:`save_atomic`."""
     try:
         files.write_text(text, path)
     except OSError as e:
@@ -61,6 +66,8 @@ def load(path: Path, *, mmap: bool = False) -> dict[str, Any]:
     if path.is_dir():
         raise AipError(f"checkpoint {path} is a directory; give the checkpoint file inside it")
     if not path.is_file():
+        if os.path.lexists(path):
+            raise AipError(f"checkpoint {path} is {files.describe(path)}, not a file; give a checkpoint file")
         raise AipError(f"checkpoint {path} does not exist")
     if path.suffix == ".safetensors":  # timm's and Hugging Face's weight files: tensors only, no code
         from safetensors import SafetensorError
@@ -71,6 +78,7 @@ def load(path: Path, *, mmap: bool = False) -> dict[str, Any]:
         except (SafetensorError, ValueError) as e:
             raise AipError(f"checkpoint {path} could not be read as safetensors ({str(e)[:120]}); it is corrupt "
                            "or not a safetensors file") from None
+    check_crc(path)
     try:
         with warnings.catch_warnings():  # e.g. about a pickle protocol: the outcome is reported in one line below
             warnings.simplefilter("ignore")
@@ -90,6 +98,93 @@ def load(path: Path, *, mmap: bool = False) -> dict[str, Any]:
         raise AipError(f"checkpoint {path} holds a {type(state).__name__}, not a dict of tensors; save "
                        "model.state_dict() instead")
     return state
+
+
+def check_crc(path: Path) -> None:
+    """Refuse a torch zip checkpoint whose bytes changed after it was written (a flipped bit on disk, a bad
+    copy): ``torch.load`` reads the records without checking their CRC-32, so the damage would reach the
+    weights unnoticed. :meth:`zipfile.ZipFile.testzip` reads every record and checks its CRC. It reads the whole
+    file once: 0.11 s for a 307 MB ResNet-50 checkpoint (weights and AdamW state), against 0.23 s for the
+    ``torch.load`` that follows (file in the page cache; measured 2026-12-07 on the 2-core AMD EPYC with AVX-512,
+    other engineers' tests running). Files that are not zip
+    archives (torch's legacy format) are left to ``torch.load``."""
+    if not zipfile.is_zipfile(path):
+        return
+    try:
+        with zipfile.ZipFile(path) as z:
+            bad = z.testzip()
+    except (zipfile.BadZipFile, OSError, EOFError, ValueError, NotImplementedError) as e:
+        raise AipError(f"checkpoint {path} is corrupt ({type(e).__name__}: {str(e)[:80]}); it cannot be used: "
+                       "restore it from a copy, or delete it (a run then starts over)") from None
+    if bad is not None:
+        raise AipError(f"checkpoint {path} is corrupt: record {bad} fails its CRC check (its bytes changed after it "
+                       "was written); restore it from a copy, or delete it (a run then starts over)")
+
+
+def check_finite(state: Mapping[str, Any], *, what: str) -> None:
+    """Refuse weights holding NaN or infinity (a diverged run, a damaged file): their predictions and
+    accuracies would be meaningless numbers. Raises a one-line :class:`AipError` naming the first bad tensor."""
+    bad = [k for k, v in state.items() if isinstance(v, torch.Tensor) and v.is_floating_point() and v.numel()
+           and not bool(torch.isfinite(v).all())]
+    if bad:
+        more = f" and {len(bad) - 1} more" if len(bad) > 1 else ""
+        raise AipError(f"{what} holds NaN or infinite weights (in {bad[0]}{more}); it cannot predict: use another "
+                       "checkpoint (best.pt, last.pt), or train again with a lower train.lr")
+
+
+def check_run_checkpoint(saved: Mapping[str, Any], *, path: Path, model: nn.Module, world: int,
+                         fix: str) -> None:
+    """Check a run's ``last.pt`` has what a resume reads, before anything is restored from it: a ``student``
+    state dict of ``model``'s keys and shapes, optimiser and scheduler states, and one RNG state per process.
+    A checkpoint of an older aip whose model changed, or one edited by hand, gets one line naming what is wrong
+    and ``fix``, instead of a traceback from deep inside ``load_state_dict``."""
+    student = saved.get("student")
+    if not isinstance(student, Mapping) or not student:
+        raise AipError(f"{path} has no student weights; {fix}")
+    own = model.state_dict()
+    missing = [k for k in own if k not in student]
+    extra = [k for k in student if k not in own]
+    shapes = [k for k in own if k in student and getattr(student[k], "shape", None) != own[k].shape]
+    if missing or extra or shapes:
+        what = (f"missing {missing[0]}" if missing else f"unexpected {extra[0]}" if extra
+                else f"{shapes[0]} is {tuple(getattr(student[shapes[0]], 'shape', ()))}, "
+                     f"{tuple(own[shapes[0]].shape)} in the model")
+        raise AipError(f"{path} does not fit the recipe's student ({what}); {fix}")
+    for key in ("optimizer", "scheduler"):
+        if not isinstance(saved.get(key), Mapping):
+            raise AipError(f"{path} has no {key} state; {fix}")
+    rngs = saved.get("rng_per_rank", [saved.get("rng")] if "rng" in saved else None)
+    if not isinstance(rngs, list) or len(rngs) < world or not all(
+            isinstance(r, Mapping) and isinstance(r.get("torch"), torch.Tensor) and r["torch"].dtype == torch.uint8
+            and r["torch"].numel() > 0 for r in rngs[:world]):
+        raise AipError(f"{path} has no valid random-number state for {world} process(es); {fix}")
+    state = saved.get("state", {})
+    step = state.get("step", 0) if isinstance(state, Mapping) else None
+    if not isinstance(step, int) or isinstance(step, bool) or step < 0:
+        raise AipError(f"{path} has no valid step count; {fix}")
+    best = state.get("best", {}) if isinstance(state, Mapping) else {}
+    if not isinstance(best, Mapping) or not isinstance(best.get("top1", -1.0), int | float) or (
+            isinstance(best.get("top1"), float) and math.isnan(best["top1"])):
+        raise AipError(f"{path} has no valid best accuracy; {fix}")
+
+
+def usable_best(path: Path, model: nn.Module) -> str | None:
+    """What is wrong with a run's ``best.pt`` (unreadable, corrupt, not the student's weights, not finite), or
+    None when it is usable. A resume checks it so that a damaged best.pt does not outlive a run that exits 0."""
+    if not path.is_file() or path.is_symlink():
+        return "it is missing" if not os.path.lexists(path) else f"it is {files.describe(path)}"
+    try:
+        saved = load(path, mmap=True)
+        student = saved.get("student")
+        if not isinstance(student, Mapping):
+            return "it holds no student weights"
+        own = model.state_dict()
+        if set(student) != set(own) or any(getattr(student[k], "shape", None) != own[k].shape for k in own):
+            return "its weights do not fit the recipe's student"
+        check_finite(student, what=str(path))
+    except AipError as e:
+        return str(e)
+    return None
 
 
 def save_weights(state: Mapping[str, torch.Tensor], meta: dict[str, Any], path: Path) -> None:

@@ -1,20 +1,90 @@
 """Atomic files: a crash, a kill or a full disk never leaves a half-written file in place of a good one.
 
-Every file aip writes that something else reads back (checkpoints, metrics, cached teachers, downloads,
-generated datasets) goes through :func:`atomic_path`: the content is written to a temporary name in the same
-folder, flushed to disk, then renamed over the target in one step (``os.replace``), so readers see either the
-old file or the new one. Folders built piece by piece use :func:`atomic_dir` the same way.
+Every file aip writes (checkpoints, metrics, cached teachers, downloads, exports, reports, figures, generated
+datasets) goes through :func:`atomic_path`, the one writer: the content is written to a temporary name in the
+same folder, flushed to disk, then renamed over the target in one step (``os.replace``), so readers see either
+the old file or the new one. Folders built piece by piece use :func:`atomic_dir` the same way.
+
+The writer never writes through a symbolic link: a destination that is a link (to a file, a folder or
+nothing) is refused with one line, as is a destination under a path component that is a file
+(``afile/sub``), so a link planted in an output folder cannot redirect a write outside it. A kill during a
+write leaves only a temporary file of aip's naming (``.NAME.XXXXXXXX.tmp``); :func:`remove_stale_temps`
+deletes those the next time a run uses the folder.
 """
 
 from __future__ import annotations
 
 import os
+import re
 import shutil
+import stat
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
+
+from aip.errors import AipError, shown_path
+
+#: aip's temporary names: ``.`` + the target's name + ``.`` + mkstemp's 8 random characters + a suffix + ``.tmp``
+_TEMP = re.compile(r"^\.(?P<name>.+)\.[a-z0-9_]{8}(?:\.[A-Za-z0-9]+)?\.tmp$")
+
+
+def check_writable(path: Path) -> None:
+    """Refuse a destination aip must not write: a symbolic link, an existing folder, or a path under a
+    component that is a file. Raises a one-line :class:`AipError` naming the path and the fix."""
+    path = Path(path)
+    if path.is_symlink():
+        raise AipError(f"{shown_path(path)} is a symbolic link; aip never writes through links (a link could point "
+                       "anywhere): remove the link, or choose another path")
+    for parent in path.parents:  # the deepest existing component must be a folder
+        if parent.is_dir():
+            break
+        if os.path.lexists(parent):
+            raise AipError(f"{shown_path(parent)} is a file, not a folder, so {shown_path(path)} cannot be written; "
+                           "choose another path")
+    if path.is_dir():
+        raise AipError(f"{shown_path(path)} is a folder, not a file; move it away, or choose another path")
+    if path.exists() and not path.is_file():
+        raise AipError(f"{shown_path(path)} is {describe(path)}, not a regular file; choose another path")
+
+
+def describe(path: Path) -> str:
+    """What ``path`` is, in words: 'a folder', 'a named pipe (FIFO)', 'a character device', ..., for messages
+    about a path that exists but is not what was wanted (``/dev/zero`` given as a file)."""
+    try:
+        mode = os.stat(path).st_mode
+    except OSError:
+        return "a broken symbolic link" if os.path.islink(path) else "missing"
+    for test, words in ((stat.S_ISDIR, "a folder"), (stat.S_ISFIFO, "a named pipe (FIFO)"),
+                        (stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device"),
+                        (stat.S_ISSOCK, "a socket"), (stat.S_ISREG, "a regular file")):
+        if test(mode):
+            return words
+    return "not a regular file"
+
+
+def remove_stale_temps(folder: Path, names: Iterable[str] | None = None) -> list[Path]:
+    """Delete the temporary files of aip's naming that a kill during a write left in ``folder`` (only regular
+    files, never links; only those of targets in ``names`` when given). Call it only where no other aip process
+    writes into ``folder`` at the time (a run folder under its lock). Returns the files removed."""
+    wanted = set(names) if names is not None else None
+    removed = []
+    try:
+        entries = list(os.scandir(folder))
+    except OSError:
+        return removed
+    for e in entries:
+        m = _TEMP.match(e.name)
+        if not m or (wanted is not None and m.group("name") not in wanted):
+            continue
+        if e.is_file(follow_symlinks=False):
+            try:
+                os.unlink(e.path)
+                removed.append(Path(e.path))
+            except OSError:
+                pass
+    return removed
 
 
 @contextmanager
@@ -22,9 +92,11 @@ def atomic_path(path: Path, *, suffix: str = "") -> Iterator[Path]:
     """Yield a temporary path beside ``path``; when the block ends without an error it is renamed to ``path``.
 
     ``suffix`` keeps the extension tools look at (``.wav``) on the temporary name. On an error the temporary
-    file is removed and ``path`` is left as it was.
+    file is removed and ``path`` is left as it was. A ``path`` that is a symbolic link, a folder or lies under a
+    file is refused (:func:`check_writable`).
     """
     path = Path(path)
+    check_writable(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=f"{suffix}.tmp")
     os.close(fd)
@@ -44,6 +116,10 @@ def atomic_path(path: Path, *, suffix: str = "") -> Iterator[Path]:
 def atomic_dir(path: Path) -> Iterator[Path]:
     """Yield an empty temporary folder beside ``path``, renamed to ``path`` when the block succeeds."""
     path = Path(path)
+    if path.is_symlink():
+        raise AipError(f"{shown_path(path)} is a symbolic link; aip never writes through links: remove the link, "
+                       "or choose another path")
+    check_writable(path / "x")  # no component of the path is a file
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp"))
     try:
@@ -64,9 +140,9 @@ def _umask() -> int:
 
 
 def write_text(text: str, path: Path) -> None:
-    """Write ``text`` to ``path`` atomically."""
+    """Write ``text`` to ``path`` atomically (UTF-8)."""
     with atomic_path(path) as tmp:
-        tmp.write_text(text)
+        tmp.write_text(text, encoding="utf-8")
 
 
 def write_bytes(data: bytes, path: Path) -> None:

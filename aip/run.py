@@ -69,14 +69,26 @@ def teacher_accuracy(recipe: Recipe, teacher: torch.nn.Module, test: LabelledDat
                                      "files": teacher_cache_key(recipe, test), "weights": weights},
                                     sort_keys=True).encode()).hexdigest()[:16]
     path = cache_dir("teachers") / f"accuracy-{key}.json"
-    if distributed.agree(path.exists()):
-        return json.loads(path.read_text())
+    cached = distributed.agree(_cached_accuracy(path))
+    if cached is not None:
+        return cached
     acc = evaluate(teacher, loader(test, batch_size=recipe.eval.batch_size, workers=recipe.eval.workers,
                                    limit=recipe.eval.limit, shard=True), device=device,
                    amp=Policy.of(recipe, device).amp, desc="teacher eval", views=test.views, sharded=True)
     if distributed.current().is_main:
         checkpoint.write_text_atomic(json.dumps(acc), path)
     return acc
+
+
+def _cached_accuracy(path: Path) -> dict[str, float] | None:
+    """A cached teacher accuracy, or None when there is none or it is damaged (then it is measured again)."""
+    try:
+        acc = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+    ok = isinstance(acc, dict) and all(isinstance(acc.get(k), int | float) and 0 <= acc[k] <= 100
+                                       for k in ("top1", "top5"))
+    return acc if ok else None
 
 
 def build_parts(recipe: Recipe, *, device: torch.device) -> Parts:
@@ -236,6 +248,7 @@ def evaluate_checkpoint(recipe: Recipe, path: Path, *, device: torch.device) -> 
     test = modality.data(recipe, split="test", train=False)
     student = build_model(modality, recipe, recipe.student, num_classes=test.num_classes, pretrained=False)
     state = checkpoint.load(path)
+    checkpoint.check_finite(checkpoint.state_dict_in(state), what=f"checkpoint {path}")
     checkpoint.load_state(student, checkpoint.state_dict_in(state), what=f"checkpoint {path}",
                           fix=f"pass the recipe the run used (student.arch is {recipe.student.arch!r} here)")
     batches = loader(test, batch_size=recipe.eval.batch_size, workers=recipe.eval.workers, limit=recipe.eval.limit)

@@ -115,6 +115,23 @@ def class_names(k: int, *candidates: Any) -> list[str]:
 def build_student(recipe: Recipe, state: dict[str, torch.Tensor], *, num_classes: int, where: Path) -> nn.Module:
     """The recipe's student architecture with ``state`` loaded, in eval mode."""
     modality = load_modality(recipe.modality)
+    checkpoint.check_finite(state, what=f"the student in {where}")
+    # first on the meta device (no memory): a recipe edited to a huge width, or a class count the weights do not
+    # have, is refused here instead of being allocated
+    try:
+        with torch.device("meta"):
+            shell = modality.model(recipe.student, recipe=recipe, num_classes=num_classes, pretrained=False)
+    except AipError:
+        raise
+    except Exception as e:  # a crafted recipe's kwargs the builder cannot take
+        raise AipError(f"the recipe in {where} does not build its student ({type(e).__name__}: "
+                       f"{str(e).strip()[:100]})".replace("\n", " ")) from None
+    fitted, own = checkpoint.fit_keys(shell, state), shell.state_dict()
+    wrong = [k for k in own if k not in fitted or getattr(fitted[k], "shape", None) != own[k].shape]
+    if wrong or len(fitted) != len(own):
+        first = wrong[0] if wrong else next(k for k in fitted if k not in own)
+        raise AipError(f"the weights in {where} do not fit student.arch {recipe.student.arch!r} with "
+                       f"{num_classes} classes (first: {first}); export the run again")
     net = modality.model(recipe.student, recipe=recipe, num_classes=num_classes, pretrained=False)
     try:
         net.load_state_dict(checkpoint.fit_keys(net, state))  # also with module. or _orig_mod. prefixes
@@ -125,10 +142,38 @@ def build_student(recipe: Recipe, state: dict[str, torch.Tensor], *, num_classes
 
 
 def _read_json(path: Path) -> dict[str, Any]:
+    """A JSON object from ``path`` ({} when there is no file), or a one-line error for anything else."""
     try:
-        return json.loads(path.read_text()) if path.is_file() else {}
-    except (json.JSONDecodeError, UnicodeDecodeError):
+        data = json.loads(path.read_text()) if path.is_file() else {}
+    except (json.JSONDecodeError, UnicodeDecodeError, RecursionError):
         raise AipError(f"{path} is not valid JSON; re-create it (aip eval or aip export)") from None
+    if not isinstance(data, dict):
+        raise AipError(f"{path} holds a JSON {type(data).__name__}, not an object; re-create it (aip eval or aip "
+                       "export)")
+    return data
+
+
+def _class_count(given: Any, weights: dict[str, torch.Tensor], where: Path) -> int:
+    """The class count: the rows of the classifier in ``weights``; a ``num_classes`` saved beside them must
+    agree (a hand-edited value would otherwise build a head of any size)."""
+    k = _classes_in(weights)
+    if given not in (None, k):
+        raise AipError(f"{where} says num_classes = {str(given)[:40]}, but its weights have {k} classes; export "
+                       "the run again")
+    return k
+
+
+def _recipe_in(data: Any, where: Path) -> Recipe:
+    """The resolved recipe saved in a checkpoint or config.json, or a one-line error if it was edited into
+    something that is not a recipe."""
+    if not isinstance(data, dict):
+        raise AipError(f"the recipe in {where} is a {type(data).__name__}, not a table; export the run again")
+    try:
+        return from_dict(data, check_files=False)
+    except AipError as e:
+        raise AipError(f"the recipe in {where} is not valid ({e})") from None
+    except (TypeError, ValueError, KeyError, AttributeError, RecursionError) as e:
+        raise AipError(f"the recipe in {where} is not valid ({type(e).__name__}); export the run again") from None
 
 
 def _from_run(run: Path, checkpoint_name: str = "best.pt"
@@ -140,10 +185,12 @@ def _from_run(run: Path, checkpoint_name: str = "best.pt"
     state = checkpoint.load(path)
     if "student" not in state or "recipe" not in state:
         raise AipError(f"{path} is not a student checkpoint of aip run (no 'student' or 'recipe' in it)")
-    recipe = from_dict(state["recipe"], check_files=False)
+    recipe = _recipe_in(state["recipe"], path)
     weights = state["student"]
+    if not isinstance(weights, dict) or not all(isinstance(v, torch.Tensor) for v in weights.values()):
+        raise AipError(f"{path} has no student state dict; pass a run directory of `aip run`")
     metrics = _read_json(run / "metrics.json")
-    k = int(state.get("num_classes") or _classes_in(weights))
+    k = _class_count(state.get("num_classes"), weights, path)
     return recipe, weights, class_names(k, state.get("classes"), metrics.get("classes")), metrics
 
 
@@ -158,9 +205,10 @@ def _from_export(folder: Path) -> tuple[Recipe, dict[str, torch.Tensor], list[st
         weights = load_file(folder / WEIGHTS)
     except (SafetensorError, OSError) as e:
         raise AipError(f"cannot read {folder / WEIGHTS} ({str(e).splitlines()[0]}); export the run again") from None
-    recipe = from_dict(config["recipe"], check_files=False)
-    k = int(config.get("num_classes") or _classes_in(weights))
-    return recipe, weights, class_names(k, config.get("classes")), config.get("metrics", {})
+    recipe = _recipe_in(config["recipe"], folder / CONFIG)
+    k = _class_count(config.get("num_classes"), weights, folder / CONFIG)
+    metrics = config.get("metrics", {})
+    return recipe, weights, class_names(k, config.get("classes")), metrics if isinstance(metrics, dict) else {}
 
 
 def load_student(path: str | Path, *, device: str | torch.device = "cpu", which: str = "best.pt") -> Student:
