@@ -116,7 +116,9 @@ class TrainConfig:
     in all, so more processes make fewer, larger steps.
     ``view_pool`` > 1 turns on view selection (an aip extension, see :mod:`aip.select`) by the policy
     ``view_select``: ``balanced`` over the teacher's classes, max teacher ``entropy``, class-balanced views on the
-    teacher's decision ``boundary`` between two classes, or ``random`` (:mod:`aip.select`).
+    teacher's decision ``boundary`` between two classes, ``random``, a ``coverage`` of the teacher's probability
+    simplex, or the student-aware ``learnability`` (teacher sure, student wrong) and ``adversarial`` (kept views
+    moved to raise the student-teacher KL, then labelled by the teacher) (:mod:`aip.select`).
     """
 
     epochs: int = 10
@@ -133,7 +135,12 @@ class TrainConfig:
     grad_clip: float = 0.0
     #: > 1: draw view_pool x batch_size views and keep a teacher-class-balanced batch (aip.select)
     view_pool: int = 1
-    view_select: Literal["balanced", "entropy", "boundary", "random"] = "balanced"
+    view_select: Literal["balanced", "entropy", "boundary", "random", "coverage", "learnability",
+                         "adversarial"] = "balanced"
+    #: view_select = "adversarial": signed-gradient steps on the kept views, and their L-inf budget as a fraction
+    #: of the batch's standard deviation (aip.select.adversarial_views)
+    adversarial_steps: int = 2
+    adversarial_eps: float = 0.05
     seed: int = 0
     amp: Literal["auto", "bf16", "off"] = "auto"
     #: "auto": channels-last for 4-D batches (images); "on": also channels_last_3d for 5-D ones (video)
@@ -167,6 +174,8 @@ class TrainConfig:
         check(self.grad_clip >= 0, "train.grad_clip", "must be >= 0 (0 disables clipping)")
         check(self.log_every >= 1, "train.log_every", "must be at least 1")
         check(self.view_pool >= 1, "train.view_pool", "must be at least 1 (1 disables view selection)")
+        check(self.adversarial_steps >= 0, "train.adversarial_steps", "must be >= 0 (0 leaves the views unmoved)")
+        check(self.adversarial_eps >= 0, "train.adversarial_eps", "must be >= 0 (0 leaves the views unmoved)")
 
     def effective_batch(self, world: int = 1) -> int:
         """Views per optimiser step over all ``world`` processes."""

@@ -29,7 +29,7 @@ from aip.modality import Augmenter, SourceSampler
 from aip.optim import make_optimizer, make_scheduler
 from aip.recipe import Recipe
 from aip.state import RunState, json_safe
-from aip.step import distill_step
+from aip.step import SelectTimer, distill_step
 from aip.tracking import Tracker
 
 
@@ -173,6 +173,7 @@ def fit(*, recipe: Recipe, student: nn.Module, teacher: nn.Module, sampler: Sour
     state = run.resume(student, opt, sched, total=total, steps_per_epoch=spe)
     train_model, label_model = _wrap(student, teacher, compile=cfg.compile, device=device)
     data = TimedData(data_path(recipe, sampler, augmenter, policy=policy))
+    selecting = SelectTimer()  # the view selection's host time (aip.select), as select_share in steps.jsonl
     guard, meter, clock = NonFiniteGuard(device), Meter(device), Clock()
     tracker = Tracker(run_dir, backends=cfg.log, start_step=state.step, enabled=d.is_main)
     start_step, epochs_done = state.step, 0
@@ -184,7 +185,7 @@ def fit(*, recipe: Recipe, student: nn.Module, teacher: nn.Module, sampler: Sour
         with deferred_stops() as stop:
             while state.step < total:
                 losses = distill_step(recipe=recipe, data=data, teacher=label_model, student=train_model,
-                                      optimizer=opt, policy=policy, params=params)
+                                      optimizer=opt, policy=policy, params=params, timer=selecting)
                 sched.step()
                 state.step += 1
                 guard.update(losses["loss"])
@@ -194,7 +195,8 @@ def fit(*, recipe: Recipe, student: nn.Module, teacher: nn.Module, sampler: Sour
                 end_of_epoch = state.step % spe == 0
                 if state.step % cfg.log_every == 0 or state.step == total:  # log
                     guard.check(params, offset=start_step, step=state.step)
-                    scalars = meter.read(lr=sched.get_last_lr()[0], batch=cfg.batch_size * d.world, data=data)
+                    scalars = meter.read(lr=sched.get_last_lr()[0], batch=cfg.batch_size * d.world, data=data,
+                                         select=selecting)
                     bar.set_postfix(loss=f"{scalars['loss']:.4f}", lr=f"{scalars['lr']:.2e}",
                                     samples_s=f"{scalars['samples_per_s']:.0f}")
                     tracker.log_step(state.step, scalars)
@@ -319,14 +321,17 @@ class Meter:
         self.steps += 1
         self.epoch_steps += 1
 
-    def read(self, *, lr: float, batch: int, data: TimedData) -> dict[str, float]:
+    def read(self, *, lr: float, batch: int, data: TimedData, select: SelectTimer | None = None) -> dict[str, float]:
         """Means over every process since the last read, the learning rate, samples/s and the host share of
-        the time spent making data."""
+        the time spent making data (and, with ``select``, choosing views: ``select_share``)."""
         now = time.perf_counter()
         seconds = now - self.tick
         out = {k: distributed.all_mean(v).item() / max(self.steps, 1) for k, v in self.sums.items()}
         out.update(lr=lr, samples_per_s=self.steps * batch / max(seconds, 1e-9),
                    data_share=data.seconds / max(seconds, 1e-9))
+        if select is not None:
+            out["select_share"] = select.seconds / max(seconds, 1e-9)
+            select.seconds = 0.0
         self.sums, self.steps, self.tick, data.seconds = {}, 0, now, 0.0
         return out
 

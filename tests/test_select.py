@@ -52,10 +52,11 @@ def test_random_is_a_uniform_subset_of_distinct_rows() -> None:
 @pytest.mark.parametrize("policy", POLICIES)
 def test_every_policy_by_name(policy: str) -> None:
     logits = torch.randn(12, 4)
-    idx = select_indices(policy, logits, 6)
+    student = torch.randn(12, 4)  # what the student-aware policies also read
+    idx = select_indices(policy, logits, 6, student_logits=student)
     assert idx.shape == (6,) and len(set(idx.tolist())) == 6
     with pytest.raises(ValueError, match="pool of 4"):
-        select_indices(policy, logits[:4], 6)
+        select_indices(policy, logits[:4], 6, student_logits=student[:4])
 
 
 def test_unknown_policy_and_recipe_key(tiny_recipe) -> None:
