@@ -9,21 +9,49 @@ import json
 import sys
 import threading
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from aip import recipe as recipe_mod
 from aip.errors import AipError, one_line, path_error_line
 
-app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
+if TYPE_CHECKING:
+    from aip.recipe import Recipe
+
+# Nothing heavy is imported at module level (torch, the recipe schema, the modalities): `aip --help`, `aip -h`,
+# `aip --version` and shell completion then answer in a fraction of a second; each command imports what it uses.
+app = typer.Typer(no_args_is_help=True, pretty_exceptions_enable=False,
+                  context_settings={"help_option_names": ["-h", "--help"]},
                   help="Distil a classifier for a real dataset from a single datum (The Augmented Image Prior).")
 
-RecipeArg = Annotated[Path, typer.Argument(help="Recipe TOML file, e.g. recipes/fashion-mnist.toml.")]
+RecipeArg = Annotated[Path, typer.Argument(help="Recipe TOML file or the name of a shipped recipe, e.g. "
+                                                "recipes/fashion-mnist.toml or fashion-mnist.")]
 SetOpt = Annotated[
     list[str] | None, typer.Option("--set", help="Override a recipe key: --set train.epochs=3 (repeatable).")
 ]
 DeviceOpt = Annotated[str, typer.Option(help="auto, cpu, cuda or cuda:N.")]
+
+
+def _version(value: bool) -> None:
+    if value:
+        from aip import __version__
+
+        typer.echo(f"aip {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _app(version: Annotated[bool, typer.Option(
+        "--version", callback=_version, is_eager=True, help="Print the version and exit.")] = False) -> None:
+    """Distil a classifier for a real dataset from a single datum (The Augmented Image Prior)."""
+
+
+def _load(recipe: Path, overrides: list[str] | None) -> Recipe:
+    """The recipe at a path, or shipped under that name (:mod:`aip.shipped`), with ``--set`` overrides."""
+    from aip import recipe as recipe_mod
+    from aip.shipped import resolve
+
+    return recipe_mod.load(resolve(recipe), list(overrides or []))
 
 
 def _table(m: dict) -> str:
@@ -80,7 +108,7 @@ def run(
     from aip.run import run as run_recipe
 
     overrides = list(set_ or [])
-    r = recipe_mod.load(recipe, overrides)
+    r = _load(recipe, overrides)
     with distributed.session(resolve_device(device)) as dev:
         metrics = run_recipe(r, out=out or default_run_dir(recipe, overrides), device=dev,
                              stop_after_epochs=stop_after_epochs, force=force)
@@ -99,7 +127,7 @@ def teacher(
     from aip.hardware import resolve_device
     from aip.run import train_teacher
 
-    info = train_teacher(recipe_mod.load(recipe, list(set_ or [])), device=resolve_device(device), force=force)
+    info = train_teacher(_load(recipe, set_), device=resolve_device(device), force=force)
     typer.echo(f"teacher top-1 {info['top1']:.2f} % (top-5 {info['top5']:.2f} %), "
                f"{info['num_classes']} classes: {info['path']}")
 
@@ -116,7 +144,7 @@ def eval_(
     from aip.hardware import resolve_device
     from aip.run import evaluate_checkpoint
 
-    acc = evaluate_checkpoint(recipe_mod.load(recipe, list(set_ or [])), checkpoint, device=resolve_device(device))
+    acc = evaluate_checkpoint(_load(recipe, set_), checkpoint, device=resolve_device(device))
     typer.echo(f"top-1 {acc['top1']:.2f} %  top-5 {acc['top5']:.2f} %  ({int(acc['n'])} items)")
     if "agreement" in acc:
         typer.echo(f"agreement with the teacher: top-1 {acc['agreement']['top1']:.2f} %, "
@@ -146,7 +174,7 @@ def bench(
     from aip.bench import bench as run_bench
     from aip.hardware import resolve_device
 
-    r = recipe_mod.load(recipe, list(set_ or []))
+    r = _load(recipe, set_)
     result = run_bench(r, device=resolve_device(device), steps=steps, warmup=warmup, num_classes=num_classes,
                        vs_reference=vs_reference, workers=workers, profile=profile, processes=processes)
     typer.echo(result.table())
@@ -157,7 +185,7 @@ def check(recipe: RecipeArg, set_: SetOpt = None) -> None:
     """Validate the recipe and print it fully resolved (every default filled in)."""
     from aip.run import describe_models
 
-    r = recipe_mod.load(recipe, list(set_ or []))
+    r = _load(recipe, set_)
     models = describe_models(r)
     typer.echo(r.to_toml(), nl=False)
     typer.echo(f"# OK: {r.train.total_steps} steps of {r.train.batch_size} views; models build: "
@@ -176,7 +204,7 @@ def preview(
     from aip.hardware import resolve_device
     from aip.run import preview as preview_views
 
-    r = recipe_mod.load(recipe, list(set_ or []))
+    r = _load(recipe, set_)
     files = preview_views(r, out=out, count=count, device=resolve_device(device))
     for f in files:
         typer.echo(str(f))
@@ -315,8 +343,9 @@ def sweep(
     Re-running skips finished variants and resumes an interrupted one; failed variants are listed at the end.
     """
     from aip import sweep as sweep_mod
+    from aip.shipped import resolve
 
-    spec = sweep_mod.load(path, axes=list(axis or []), seeds=seeds, overrides=list(set_ or []))
+    spec = sweep_mod.load(resolve(path, "sweep"), axes=list(axis or []), seeds=seeds, overrides=list(set_ or []))
     command = " ".join(["aip", *sys.argv[1:]]) if sys.argv and sys.argv[0].endswith(("aip", "__main__.py")) else ""
     result = sweep_mod.sweep(spec, out=out, device=device, dry_run=dry_run, submitit=submitit, command=command,
                              only=[p.strip() for p in only.split(",") if p.strip()] if only else (),
@@ -355,7 +384,7 @@ def source_stats(
     from aip.hardware import resolve_device
     from aip.source_stats import source_stats as measure
 
-    r = recipe_mod.load(recipe, list(set_ or []))
+    r = _load(recipe, set_)
     typer.echo(json.dumps(measure(r, device=resolve_device(device), views=views), indent=2))
 
 
