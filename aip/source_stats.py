@@ -9,7 +9,8 @@ against, see :mod:`aip.report`):
 - what the teacher makes of it, over ``views`` augmented views exactly as training draws them:
   ``teacher_entropy_bits`` (the mean entropy of its prediction per view), ``teacher_marginal_entropy_bits``
   (the entropy of its mean prediction: how evenly the views spread over the classes) and
-  ``teacher_class_coverage`` (the share of classes that are the top class of at least one view). These need
+  ``teacher_class_coverage`` (the share of classes that are the top class of at least one view) and
+  ``teacher_t_stddev`` (:func:`t_stddev`, the spread of its mean prediction over batches of views). These need
   the teacher without training it (a cached ``teacher.kind = "train"`` teacher, or pretrained weights);
   otherwise ``teacher`` says why they are missing.
 """
@@ -27,10 +28,24 @@ from aip.recipe import Recipe
 from aip.registry import load_modality
 
 FILE = "source_stats.json"
+#: views per batch for :func:`t_stddev` (1,024 views, the default, make 16 batches)
+T_STDDEV_GROUP = 64
+
+
+def t_stddev(probs: torch.Tensor, *, group: int = T_STDDEV_GROUP) -> float:
+    """The "T. stddev" of Wang et al. (NeurIPS 2022) on views of one datum: the teacher's mean prediction over
+    each run of ``group`` consecutive views of ``probs`` ``(N, K)`` (views drawn independently, so a run is a
+    batch), its standard deviation over the runs, averaged over the K classes. Low: every batch of views gives
+    the teacher's same mean prediction (the paper's sign of a good augmentation). NaN with fewer than 2 runs."""
+    runs = probs.shape[0] // group
+    if runs < 2:
+        return float("nan")
+    means = probs[: runs * group].float().reshape(runs, group, -1).mean(1)  # (runs, K)
+    return float(means.std(0).mean())
 
 
 def teacher_measures(logits: torch.Tensor) -> dict[str, float]:
-    """Entropies (bits) and class coverage of a teacher's ``logits`` ``(N, K)`` on N views."""
+    """Entropies (bits), class coverage and :func:`t_stddev` of a teacher's ``logits`` ``(N, K)`` on N views."""
     k = logits.shape[1]
     logp = logits.float().log_softmax(-1)
     p = logp.exp()
@@ -39,7 +54,8 @@ def teacher_measures(logits: torch.Tensor) -> dict[str, float]:
     marginal = -(mean * mean.clamp(min=1e-30).log2()).sum()
     covered = torch.zeros(k, dtype=torch.bool).index_fill_(0, logits.argmax(-1).cpu(), True)
     return {"teacher_entropy_bits": float(per_view.mean()), "teacher_marginal_entropy_bits": float(marginal),
-            "teacher_class_coverage": float(covered.float().mean()), "teacher_max_entropy_bits": math.log2(k)}
+            "teacher_class_coverage": float(covered.float().mean()), "teacher_max_entropy_bits": math.log2(k),
+            "teacher_t_stddev": t_stddev(p)}
 
 
 def source_stats(recipe: Recipe, *, device: torch.device, views: int = 1024, teacher: bool = True
