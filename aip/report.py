@@ -26,7 +26,7 @@ from typing import Any
 
 import numpy as np
 
-from aip import files
+from aip import curve, files
 from aip.errors import AipError
 from aip.plot import save_figure
 from aip.source_stats import FILE as STATS_FILE
@@ -393,6 +393,8 @@ def report(dirs: list[str | Path], *, out: Path | None = None, command: str = ""
             parts += [f"![{g.name}: accuracy against {key}]({png.name})", "",
                       f"*Student top-1 against `{key}` of the source, least-squares fit R² = {r2:.3f} over "
                       f"{sum(key in r.stats for r in made)} variants. Made by `{command}`.*", ""]
+        parts += curve.report_section(curve.runs_by_variant(g.runs), title=g.name, out=out, slug=_slug(g.name),
+                                      command=command)  # views-to-accuracy, where runs were evaluated twice or more
     path = out / "report.md"
     files.write_text("\n".join(parts), path)
     return path
