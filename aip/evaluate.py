@@ -8,11 +8,11 @@ import copy
 import torch
 from torch import nn
 from torch.utils.data import DataLoader, Subset
-from tqdm.auto import tqdm
 
 from aip import distributed
 from aip.hardware import autocast
 from aip.modality import LabelledData
+from aip.progress import tqdm
 
 
 def loader(data: LabelledData, *, batch_size: int, workers: int = 0, limit: int = 0,

@@ -16,7 +16,6 @@ from typing import Any
 import torch
 from torch import nn
 from torch.utils.data import DataLoader
-from tqdm.auto import tqdm
 
 from aip import checkpoint
 from aip.cache import cache_dir
@@ -26,6 +25,7 @@ from aip.hardware import Policy
 from aip.hub import load_hub
 from aip.modality import LabelledData, Modality
 from aip.optim import make_optimizer, make_scheduler
+from aip.progress import tqdm
 from aip.recipe import Recipe, StudentConfig, TeacherConfig
 from aip.step import supervised_losses, train_step
 

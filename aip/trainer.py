@@ -19,7 +19,6 @@ from typing import Any
 
 import torch
 from torch import nn
-from tqdm.auto import tqdm
 
 from aip import checkpoint, distributed, files, graphs, rundir
 from aip.errors import AipError
@@ -27,6 +26,7 @@ from aip.hardware import Policy
 from aip.interrupts import Interrupted, deferred_stops
 from aip.modality import Augmenter, SourceSampler
 from aip.optim import make_optimizer, make_scheduler
+from aip.progress import tqdm
 from aip.recipe import Recipe
 from aip.state import RunState, json_safe
 from aip.step import SelectTimer, distill_step

@@ -18,11 +18,11 @@ from typing import Any
 
 import torch
 from torch import nn
-from tqdm.auto import tqdm
 
 from aip import files
 from aip.errors import AipError
 from aip.modality import Visualizer, Visuals
+from aip.progress import tqdm
 
 
 @dataclass(frozen=True)
