@@ -38,6 +38,18 @@ class Curve:
         return None if not self.teacher_top1 else [t / self.teacher_top1 for t in self.top1]
 
 
+def log_steps(total: int, per_decade: int) -> frozenset[int]:
+    """``per_decade`` log-spaced steps per decade in ``[1, total]`` (rounded, distinct), the grid ``eval.log_grid``
+    evaluates on: 3 gives 1, 2, 5, 10, 22, 46, 100, ... (``round(10 ** (i / 3))``); 0 gives none."""
+    if per_decade <= 0:
+        return frozenset()
+    steps, i = set(), 0
+    while (step := round(10 ** (i / per_decade))) <= total:
+        steps.add(step)
+        i += 1
+    return frozenset(steps)
+
+
 def read_curve(run_dir: Path, *, name: str | None = None) -> Curve | None:
     """The curve of one run directory, or None without ``metrics.json`` (with ``effective_batch``) and
     ``metrics.jsonl``."""

@@ -212,6 +212,9 @@ class EvalConfig:
     download: bool = True
     batch_size: int = 256
     every_epochs: int = 1
+    #: > 0: also evaluate at this many log-spaced steps per decade (3: steps 1, 2, 5, 10, 22, 46, 100, ...), the grid
+    #: of the views-to-accuracy curve that `aip report` draws (aip.curve)
+    log_grid: int = 0
     workers: int = 0
     limit: int = 0
     bn_recalibrate: bool = False
@@ -219,6 +222,7 @@ class EvalConfig:
     def __post_init__(self) -> None:
         check(self.batch_size >= 1, "eval.batch_size", "must be at least 1")
         check(self.every_epochs >= 1, "eval.every_epochs", "must be at least 1")
+        check(0 <= self.log_grid <= 20, "eval.log_grid", "must be 0 (off) to 20 evaluations per decade of steps")
         check(self.workers >= 0, "eval.workers", "must be >= 0")
         check(self.limit >= 0, "eval.limit", "must be >= 0 (0 evaluates the whole split)")
 

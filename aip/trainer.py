@@ -20,7 +20,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from aip import checkpoint, distributed, files, graphs, rundir
+from aip import checkpoint, curve, distributed, files, graphs, rundir
 from aip.errors import AipError
 from aip.hardware import Policy
 from aip.interrupts import Interrupted, deferred_stops
@@ -177,6 +177,7 @@ def fit(*, recipe: Recipe, student: nn.Module, teacher: nn.Module, sampler: Sour
     guard, meter, clock = NonFiniteGuard(device), Meter(device), Clock()
     tracker = Tracker(run_dir, backends=cfg.log, start_step=state.step, enabled=d.is_main)
     start_step, epochs_done = state.step, 0
+    grid = curve.log_steps(total, recipe.eval.log_grid)  # extra evaluations for the views-to-accuracy curve
     teacher.eval()
     student.train()
     bar = tqdm(total=total, initial=state.step, desc=recipe.name, dynamic_ncols=True, unit="step",
@@ -202,6 +203,10 @@ def fit(*, recipe: Recipe, student: nn.Module, teacher: nn.Module, sampler: Sour
                     tracker.log_step(state.step, scalars)
                     if state.step - start_step == cfg.log_every and d.is_main:
                         _print_estimate(state.step, start_step, total, bar)
+                if state.step in grid and not end_of_epoch:  # eval.log_grid: between the epochs' evaluations
+                    state.seconds += clock.lap()
+                    _grid_eval(state, run, student, evaluate, tracker, meter, lr=sched.get_last_lr()[0], spe=spe)
+                    state.eval_seconds += clock.lap()
                 if end_of_epoch or stopping:  # checkpoint (after an evaluation at the end of an epoch)
                     guard.check(params, offset=start_step, step=state.step)
                     state.seconds += clock.lap()
@@ -270,6 +275,23 @@ def _end_epoch(state: RunState, run: RunFiles, recipe: Recipe, student: nn.Modul
         if distributed.current().is_main:
             tqdm.write(f"epoch {epoch}: loss {row['loss']:.4f}  top1 {acc['top1']:.2f}%  top5 {acc['top5']:.2f}%")
     state.epoch_loss, state.epoch_steps = 0.0, 0
+
+
+def _grid_eval(state: RunState, run: RunFiles, student: nn.Module, evaluate: Callable[[nn.Module], dict[str, float]],
+               tracker: Tracker, meter: Meter, *, lr: float, spe: int) -> None:
+    """An evaluation of ``eval.log_grid`` inside an epoch: a metrics.jsonl row at a fractional epoch, whose loss is
+    the epoch's mean so far; it may become the best (best.pt). Every rank calls it at the same step."""
+    acc = evaluate(student)
+    student.train()
+    steps = state.epoch_steps + meter.epoch_steps
+    loss = (state.epoch_loss + distributed.all_mean(meter.epoch_sum).item()) / max(steps, 1)
+    row = {"epoch": round(state.step / spe, 4), "step": state.step, "loss": loss, "lr": lr, **acc,
+           "seconds": round(state.seconds, 1)}
+    if state.record(row):
+        state.best["epoch"] = row["epoch"]
+        run.save_best(state, student)
+    run.write_log(state)
+    tracker.log_eval(state.step, {**acc, "loss": loss})
 
 
 class Clock:

@@ -66,3 +66,27 @@ def test_aip_report_writes_the_views_table(tmp_path: Path) -> None:
     md = report([folder], out=tmp_path / "out").read_text()
     assert "runs-views.png" in md and "| a | 80.00 % | 76.00 % (10.2 k) | 95.0% | 2.6 k | 10.2 k | not reached |" in md
     assert "| b | 80.00 % | 50.00 % (10.2 k) | 62.5% | not reached | not reached | not reached |" in md
+
+
+@pytest.mark.slow
+def test_log_grid_evaluates_between_epochs_and_resumes_to_the_same_rows(tiny_recipe, tmp_path: Path) -> None:
+    import torch
+
+    from aip import recipe as R
+    from aip.run import run, train_teacher
+
+    assert sorted(curve.log_steps(8, 3)) == [1, 2, 5] and curve.log_steps(8, 0) == frozenset()
+    cpu = torch.device("cpu")
+    recipe = R.load(tiny_recipe, ["train.epochs=2", "train.samples_per_epoch=256", "eval.log_grid=3"])
+    train_teacher(recipe, device=cpu)
+    straight, resumed = tmp_path / "straight", tmp_path / "resumed"
+    run(recipe, out=straight, device=cpu)
+    rows = [json.loads(line) for line in (straight / "metrics.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in rows] == [1, 2, 4, 5, 8]  # the grid (1, 2, 5) and the two epochs' ends (4, 8)
+    assert [r["epoch"] for r in rows] == [0.25, 0.5, 1, 1.25, 2]
+    run(recipe, out=resumed, device=cpu, stop_after_epochs=1)
+    run(recipe, out=resumed, device=cpu)
+    again = [json.loads(line) for line in (resumed / "metrics.jsonl").read_text().splitlines()]
+    assert [(r["step"], r["top1"]) for r in again] == [(r["step"], r["top1"]) for r in rows]
+    c = curve.read_curve(straight)
+    assert c is not None and c.views == [64, 128, 256, 320, 512]
