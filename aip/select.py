@@ -1,4 +1,5 @@
-"""View selection (an aip extension, not in the paper; off unless ``train.view_pool > 1``).
+"""View selection (an aip extension, not in the paper; off unless ``train.view_pool > 1``, or
+``train.view_select = "adversarial"``, which moves the views it keeps even without a pool).
 
 With ``train.view_pool = k`` the trainer draws ``k x batch_size`` views, lets the teacher label all of them
 (no gradients), and keeps ``batch_size`` of them by the policy ``train.view_select``:
