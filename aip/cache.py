@@ -28,14 +28,19 @@ def cache_dir(kind: str = "") -> Path:
     return path
 
 
+def download_path(url: str, *, kind: str = "sources") -> Path:
+    """Where :func:`download` keeps ``url`` (the file may not exist yet: ``aip check`` asks whether it does)."""
+    name = Path(url.split("?")[0]).name or "download"
+    return cache_dir(kind) / f"{hashlib.sha256(url.encode()).hexdigest()[:12]}-{name}"
+
+
 def download(url: str, *, kind: str = "sources", timeout: float = 60.0) -> Path:
     """Download ``url`` once into ``cache_dir(kind)`` and return the local file (reused on later calls).
 
     The file is written atomically (:func:`aip.files.atomic_path`), so an interrupted download is never
     mistaken for a finished one.
     """
-    name = Path(url.split("?")[0]).name or "download"
-    target = cache_dir(kind) / f"{hashlib.sha256(url.encode()).hexdigest()[:12]}-{name}"
+    target = download_path(url, kind=kind)
     if target.is_file():
         return target
     try:

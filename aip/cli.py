@@ -181,8 +181,18 @@ def bench(
 
 
 @app.command()
-def check(recipe: RecipeArg, set_: SetOpt = None) -> None:
-    """Validate the recipe and print it fully resolved (every default filled in)."""
+def check(
+    recipe: RecipeArg,
+    set_: SetOpt = None,
+    device: DeviceOpt = "auto",
+    preflight: Annotated[bool, typer.Option(
+        "--preflight", help="Exit with 1 unless the run can start here offline: the dataset, source and teacher "
+                            "present or made here without a network, and the device there.")] = False,
+    schema_only: Annotated[bool, typer.Option(
+        "--schema-only", help="Only validate the recipe; skip the preflight checks.")] = False,
+) -> None:
+    """Validate the recipe and print it fully resolved (every default filled in), then say whether its run can
+    start here: one line each for the dataset, the source, the teacher and the device (on stderr)."""
     from aip.run import describe_models
 
     r = _load(recipe, set_)
@@ -190,6 +200,22 @@ def check(recipe: RecipeArg, set_: SetOpt = None) -> None:
     typer.echo(r.to_toml(), nl=False)
     typer.echo(f"# OK: {r.train.total_steps} steps of {r.train.batch_size} views; models build: "
                + ", ".join(models), err=True)
+    if schema_only:
+        return
+    from aip.preflight import BLOCKING
+    from aip.preflight import preflight as run_preflight
+
+    checks = run_preflight(r, device=device)
+    for c in checks:
+        typer.echo(f"# preflight {c.line()}", err=True)
+    if not any(c.state in BLOCKING for c in checks):
+        typer.echo("# the run can start here", err=True)
+        return
+    typer.echo("# the run cannot start here without more: " + ", ".join(
+        f"{c.name} ({'needs the network' if c.state == 'download' else c.state})" for c in checks
+        if c.state in BLOCKING), err=True)
+    if preflight:
+        raise typer.Exit(1)
 
 
 @app.command()

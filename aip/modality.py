@@ -2,10 +2,10 @@
 
 A modality is one object registered under the entry-point group ``aip.modalities``. It must provide what
 :class:`Modality` declares; the Protocols after it (:class:`ReferencePipeline`, :class:`InputReader`,
-:class:`Visualizer` with its :class:`Visuals`, :class:`SourceMeasures`, and :class:`Capturable` for samplers and
-augmenters) are optional capabilities the core uses when present. All tensors handed to the core are float tensors
-on the training device, batch first (images ``(B, C, H, W)`` in ``[0, 1]``, but any shape the modality's models
-take);
+:class:`Visualizer` with its :class:`Visuals`, :class:`SourceMeasures`, :class:`DataLocator`, and :class:`Capturable`
+for samplers and augmenters) are optional capabilities the core uses when present. All tensors handed to the
+core are float tensors on the training device, batch first (images ``(B, C, H, W)`` in ``[0, 1]``, but any shape
+the modality's models take);
 models take those tensors as they are and return logits ``(B, num_classes)``, doing their own input
 normalisation (or feature extraction) inside. Labelled dataset items have the shape of one view.
 ``docs/plugins.md`` walks through writing one.
@@ -211,4 +211,32 @@ class SourceMeasures(Protocol):
         """Numbers describing ``recipe``'s source datum, computed the same way for every source of this kind
         (e.g. at a fixed resolution), keyed by a name that says the unit (``png_bytes``). Raises ``AipError``
         when the source is not one datum (``dataset:train``)."""
+        ...
+
+
+@dataclass(frozen=True)
+class DataPresence:
+    """Whether a recipe's labelled dataset is on this machine, as :class:`DataLocator` reports it.
+
+    Attributes:
+        present: its test split is readable where the recipe says (``eval.root`` or the dataset cache).
+        where: the folder looked in.
+        detail: when present, what was found (e.g. "10000 test items"); when absent, what is missing.
+        fetch: when absent, how a run gets it: ``"download"`` (a downloader, needs the network), ``"build"``
+            (made here on first use, offline) or ``""`` (it cannot: the user must provide the files).
+    """
+
+    present: bool
+    where: str
+    detail: str = ""
+    fetch: Literal["", "download", "build"] = ""
+
+
+@runtime_checkable
+class DataLocator(Protocol):
+    """Optional capability: say whether the recipe's dataset is here before a run needs it (``aip check``'s
+    preflight, :mod:`aip.preflight`). It must neither download nor build anything."""
+
+    def data_presence(self, recipe: Any) -> DataPresence:
+        """Look for the test split of ``recipe.eval.dataset`` where the modality's ``data`` would read it."""
         ...

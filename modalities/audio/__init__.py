@@ -18,9 +18,9 @@ import torch
 from torch import nn
 
 from aip.cache import dataset_root, local_file
-from aip.errors import AipError
+from aip.errors import AipError, one_line
 from aip.extras import require
-from aip.modality import LabelledData, Visuals
+from aip.modality import DataPresence, LabelledData, Visuals
 from aip.recipe import Recipe, StudentConfig, TeacherConfig
 
 # before the modules that import them, so a missing one is named with its extra, not as a traceback
@@ -29,6 +29,11 @@ from aip.sampling import DatasetSampler  # noqa: E402
 from modalities.audio.augment import AudioAugmenter  # noqa: E402
 from modalities.audio.config import AudioAugmentConfig, AudioSourceConfig  # noqa: E402
 from modalities.audio.source import SOURCES, WindowSampler, load_recording  # noqa: E402
+
+#: offline sets synthesised on first use into the dataset cache (``root/NAME-vV-HASH``), and the corpora that
+#: torchaudio downloads when ``eval.download = true``
+BUILT = {"spoken-keywords": "keywords", "spoken-languages": "languages", "sound-types": "sounds"}  # their modules
+DOWNLOADABLE = ("speechcommands", "speechcommands35", "librispeech")
 
 
 class AudioModality:
@@ -83,6 +88,34 @@ class AudioModality:
 
     def describe_source(self, recipe: Recipe) -> str:
         return recipe.source.uri
+
+    def data_presence(self, recipe: Recipe) -> DataPresence:
+        """Find the test split with downloads off (aip.modality.DataLocator): the downloadable corpora by their
+        folders, the offline sets once built, the other folders by reading their index."""
+        from modalities.audio import datasets
+
+        name, root = recipe.eval.dataset, dataset_root(recipe.eval.root)
+        if name in BUILT:  # the current version's folder (atomic_dir gives it its name once complete)
+            import importlib
+
+            version = importlib.import_module(f"modalities.audio.{BUILT[name]}").VERSION
+            built = sorted(p for p in root.glob(f"{name}-v{version}-*") if p.is_dir())
+            return DataPresence(True, str(root), f"built: {built[-1].name}") if built else \
+                DataPresence(False, str(root), "not built yet", fetch="build")
+        try:
+            if name in ("speechcommands", "speechcommands35"):
+                found = f"in {datasets.find_speechcommands(root, download=False)}"
+            elif name == "librispeech":
+                found = f"in {datasets.find_librispeech(root, download=False)}"
+            else:
+                data = datasets.load(name, root=root, split="test", train=False, download=False,
+                                     rate=recipe.source.rate, samples=recipe.source.samples,
+                                     windows=recipe.source.test_windows)
+                found = f"{len(data.dataset)} test items"
+        except AipError as e:
+            fetch = "download" if recipe.eval.download and name in DOWNLOADABLE else ""
+            return DataPresence(False, str(root), one_line(e), fetch=fetch)
+        return DataPresence(True, str(root), found)
 
     def source_measures(self, recipe: Any) -> dict[str, float]:
         """FLAC size per second and spectral entropy of the source recording (aip.modality.SourceMeasures)."""

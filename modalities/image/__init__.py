@@ -16,13 +16,16 @@ import torch
 from torch import nn
 
 from aip.cache import dataset_root
-from aip.errors import AipError
-from aip.modality import LabelledData, Visuals
+from aip.errors import AipError, one_line
+from aip.modality import DataPresence, LabelledData, Visuals
 from aip.recipe import Recipe, StudentConfig, TeacherConfig
 from aip.sampling import DatasetSampler
 from modalities.image.augment import ImageAugmenter
 from modalities.image.config import ImageAugmentConfig, ImageSourceConfig
 from modalities.image.source import SYNTHETIC, ImageViewSampler, check_source, load_image
+
+#: the datasets whose readers fetch missing files with torchvision's downloader when ``eval.download = true``
+DOWNLOADABLE = frozenset({"fashion-mnist", "cifar10", "cifar100", "stl10", "pets", "flowers102", "places365"})
 
 
 class ImageModality:
@@ -80,6 +83,19 @@ class ImageModality:
             size=recipe.source.size,
             channels=recipe.source.channels,
         )
+
+    def data_presence(self, recipe: Recipe) -> DataPresence:
+        """Read the test split with downloads off (aip.modality.DataLocator): present if it reads."""
+        from modalities.image import datasets
+
+        root = dataset_root(recipe.eval.root)
+        try:
+            data = datasets.load(recipe.eval.dataset, root=root, split="test", train=False, download=False,
+                                 size=recipe.source.size, channels=recipe.source.channels)
+        except AipError as e:
+            fetch = "download" if recipe.eval.download and recipe.eval.dataset in DOWNLOADABLE else ""
+            return DataPresence(False, str(root), one_line(e), fetch=fetch)
+        return DataPresence(True, str(root), f"{len(data.dataset)} test items")
 
     def preview(self, views: torch.Tensor, path: Path) -> list[Path]:
         from torchvision.utils import save_image

@@ -16,9 +16,9 @@ import torch
 from torch import nn
 
 from aip.cache import dataset_root
-from aip.errors import AipError, RecipeError
+from aip.errors import AipError, RecipeError, one_line
 from aip.extras import require
-from aip.modality import LabelledData, Visuals
+from aip.modality import DataPresence, LabelledData, Visuals
 from aip.recipe import Recipe, StudentConfig, TeacherConfig
 from modalities.image.source import check_source
 from modalities.video.config import VideoAugmentConfig, VideoSourceConfig
@@ -27,6 +27,10 @@ require("av", "pytorchvideo", extra="video", what="the video modality")
 
 #: whether the core averages several views per labelled item (``LabelledData.views``)
 VIEWS_SUPPORTED = "views" in {f.name for f in dataclasses.fields(LabelledData)}
+
+
+#: the offline datasets synthesised on first use into the dataset cache (``root/NAME-vV-HASH``)
+BUILT = {"motion": "motion", "motion-objects": "objects"}  # their modules
 
 
 class VideoModality:
@@ -87,6 +91,28 @@ class VideoModality:
         return datasets.load(recipe.eval.dataset, root=dataset_root(recipe.eval.root, recipe.eval.dataset),
                              split=split, train=train, cfg=recipe.source, download=recipe.eval.download,
                              views_supported=VIEWS_SUPPORTED)
+
+    def data_presence(self, recipe: Recipe) -> DataPresence:
+        """Index the test split with downloads off, decoding nothing (aip.modality.DataLocator); the offline sets
+        (motion, motion-objects) are present once built."""
+        from modalities.video import datasets
+        from modalities.video.readers import READERS
+
+        name = datasets.DatasetName.parse(recipe.eval.dataset)
+        root = dataset_root(recipe.eval.root, recipe.eval.dataset)
+        if name.reader in BUILT:  # the current version's folder (atomic_dir gives it its name once complete)
+            import importlib
+
+            version = importlib.import_module(f"modalities.video.{BUILT[name.reader]}").VERSION
+            built = sorted(p for p in root.glob(f"{name.reader}-v{version}-*") if p.is_dir())
+            return DataPresence(True, str(root), f"built: {built[-1].name}") if built else \
+                DataPresence(False, str(root), "not built yet", fetch="build")
+        try:
+            index = READERS.get(name.reader)(root, split="test", option=name.option, download=False)
+        except AipError as e:
+            fetch = "download" if recipe.eval.download and name.reader == "kinetics400" else ""
+            return DataPresence(False, str(root), one_line(e), fetch=fetch)
+        return DataPresence(True, str(root), f"{len(index.files)} test videos ({len(index.classes)} classes)")
 
     def preview(self, views: torch.Tensor, path: Path) -> list[Path]:
         """A PNG with one clip per row (frames side by side) and an animated GIF of the clips next to it."""
