@@ -44,6 +44,14 @@ def test_importing_the_cli_does_not_import_torch():
     assert r.stdout.strip() == "[]"
 
 
+def test_help_through_main_does_not_import_torch():
+    code = ("import sys\nsys.argv = ['aip', '--help']\nimport aip.cli\ntry:\n    aip.cli.main()\nexcept SystemExit:\n"
+            "    pass\nprint('torch' in sys.modules, file=sys.stderr)")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT)
+    assert "Usage" in r.stdout, r.stderr
+    assert r.stderr.strip().splitlines()[-1] == "False"
+
+
 def test_show_completion_prints_a_script():
     r = aip_script("--show-completion", env={"SHELL": "/bin/bash"})
     assert r.returncode == 0, r.stderr
