@@ -36,9 +36,13 @@ class TeacherFit:
     weight_decay: float = 5e-4
     schedule: Literal["constant", "cosine", "onecycle"] = "onecycle"
     label_smoothing: float = 0.0
+    # a floor on optimiser steps: a small dataset gets more epochs (ceil(min_steps / batches per epoch)) so the
+    # recipe's schedule also trains a usable teacher on a user's few hundred images; 0 = epochs alone decide
+    min_steps: int = 0
 
     def __post_init__(self) -> None:
         check(self.epochs >= 1, "teacher.fit.epochs", "must be at least 1")
+        check(self.min_steps >= 0, "teacher.fit.min_steps", "must be 0 (no floor) or more")
         check(self.batch_size >= 1, "teacher.fit.batch_size", "must be at least 1")
         check(self.lr > 0, "teacher.fit.lr", "must be positive")
         check(0 <= self.label_smoothing < 1, "teacher.fit.label_smoothing", "must be in [0, 1)")

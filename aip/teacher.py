@@ -20,7 +20,7 @@ from torch.utils.data import DataLoader
 from aip import checkpoint
 from aip.cache import cache_dir
 from aip.errors import AipError
-from aip.evaluate import evaluate, loader
+from aip.evaluate import Evaluator
 from aip.hardware import Policy
 from aip.hub import load_hub
 from aip.modality import LabelledData, Modality
@@ -55,7 +55,10 @@ def cache_key(recipe: Recipe, data: LabelledData) -> str:
     shape = list(data.dataset[0][0].shape)
     files = getattr(data.dataset, "files", None)
     listed = hashlib.sha256("\n".join(map(str, files)).encode()).hexdigest()[:16] if files else ""
-    blob = json.dumps({"modality": recipe.modality, "teacher": recipe.to_dict()["teacher"],
+    teacher = recipe.to_dict()["teacher"]
+    if not (teacher.get("fit") or {}).get("min_steps"):  # 0, the default, trains what older versions trained
+        teacher = {**teacher, "fit": {k: v for k, v in (teacher.get("fit") or {}).items() if k != "min_steps"}}
+    blob = json.dumps({"modality": recipe.modality, "teacher": teacher,
                        "dataset": recipe.eval.dataset, "root": recipe.eval.root, "shape": shape,
                        "size": len(data.dataset), **({"files": listed} if listed else {})}, sort_keys=True)
     return f"{recipe.eval.dataset}-{recipe.teacher.arch.replace(':', '_').replace('/', '_')}-" + \
@@ -68,8 +71,35 @@ def build_model(modality: Modality, recipe: Recipe, spec: TeacherConfig | Studen
     return modality.model(spec, recipe=recipe, num_classes=num_classes, pretrained=pretrained)
 
 
-def fit_teacher(recipe: Recipe, modality: Modality, *, device: torch.device, path: Path) -> nn.Module:
-    """Train ``recipe.teacher.arch`` with cross-entropy on the labelled training split and save it to ``path``."""
+def fit_epochs(epochs: int, min_steps: int, batches_per_epoch: int) -> int:
+    """Epochs the teacher trains for: ``teacher.fit.epochs``, raised so that at least ``min_steps`` optimiser
+    steps are taken (a small dataset has few batches an epoch; 3 epochs of 1,400 images are 33 steps)."""
+    if batches_per_epoch <= 0:
+        return epochs
+    return max(epochs, -(-min_steps // batches_per_epoch))
+
+
+def weak_teacher(top1: float, num_classes: int) -> str | None:
+    """One line naming a teacher too weak to distil from, with the fix; ``None`` for a usable one.
+
+    Weak: less than a quarter of the way from chance (100 / classes %) to 100 % (32.5 % for 10 classes, 62.5 %
+    for 2). It is a warning, not a refusal: a user may mean to distil a weak teacher (a study of the cap), and
+    a student of a weak teacher is still a valid run; the line says what to change otherwise."""
+    if num_classes < 2:
+        return None
+    chance = 100.0 / num_classes
+    bar = chance + 0.25 * (100.0 - chance)
+    if top1 >= bar:
+        return None
+    return (f"warning: the teacher reaches only {top1:.1f}% on the test split (chance {chance:.1f}%, usable from "
+            f"{bar:.1f}%); a student cannot beat it: train it longer (raise teacher.fit.epochs or "
+            f"teacher.fit.min_steps, e.g. --set teacher.fit.min_steps=2000) and check the dataset's labels")
+
+
+def fit_teacher(recipe: Recipe, modality: Modality, *, device: torch.device, path: Path,
+                evaluator: Evaluator | None = None) -> nn.Module:
+    """Train ``recipe.teacher.arch`` with cross-entropy on the labelled training split and save it to ``path``
+    (with its accuracy on every item of the test split, measured by ``evaluator`` when given)."""
     cfg = recipe.teacher.fit
     torch.manual_seed(recipe.train.seed)  # the same recipe always trains the same teacher
     train = modality.data(recipe, split="train", train=True)
@@ -78,7 +108,8 @@ def fit_teacher(recipe: Recipe, modality: Modality, *, device: torch.device, pat
                                      pretrained=False))
     batches = DataLoader(train.dataset, batch_size=cfg.batch_size, shuffle=True, drop_last=True,
                          num_workers=recipe.eval.workers)
-    total = cfg.epochs * len(batches)
+    epochs = fit_epochs(cfg.epochs, cfg.min_steps, len(batches))
+    total = epochs * len(batches)
     if total == 0:
         raise AipError(f"the training split of {recipe.eval.dataset} has fewer items than teacher.fit.batch_size")
     opt = make_optimizer(list(model.parameters()), name=cfg.optimizer, lr=cfg.lr, weight_decay=cfg.weight_decay)
@@ -87,7 +118,10 @@ def fit_teacher(recipe: Recipe, modality: Modality, *, device: torch.device, pat
     model.train()
     start = time.perf_counter()
     bar = tqdm(total=total, desc=f"teacher {recipe.teacher.arch}", dynamic_ncols=True, unit="step")
-    for _epoch in range(cfg.epochs):
+    if epochs > cfg.epochs:
+        tqdm.write(f"teacher: {epochs} epochs instead of teacher.fit.epochs = {cfg.epochs}, for at least "
+                   f"teacher.fit.min_steps = {cfg.min_steps} steps on {len(train.dataset)} training items")
+    for _epoch in range(epochs):
         for x, y in batches:
             losses = train_step(model=model, optimizer=opt, micro_batches=[(policy.batch(x), y.to(device))],
                                 count=1, loss_fn=loss_fn, policy=policy)
@@ -97,13 +131,16 @@ def fit_teacher(recipe: Recipe, modality: Modality, *, device: torch.device, pat
                 bar.set_postfix(loss=f"{losses['loss'].item():.3f}")
     bar.close()
     train_seconds = time.perf_counter() - start
-    test = modality.data(recipe, split="test", train=False)
-    acc = evaluate(model, loader(test, batch_size=recipe.eval.batch_size, workers=recipe.eval.workers),
-                   device=device, amp=policy.amp, desc="teacher eval", views=test.views)
+    if evaluator is None:
+        evaluator = Evaluator(recipe, modality.data(recipe, split="test", train=False), device=device)
+    acc = evaluator.evaluate(model, full=True, desc="teacher eval")
     checkpoint.save_weights(model.state_dict(), {"num_classes": train.num_classes, "classes": list(train.classes),
                                                  "teacher": recipe.to_dict()["teacher"], "dataset": recipe.eval.dataset,
-                                                 "test": acc, "train_seconds": train_seconds}, path)
+                                                 "test": acc, "train_seconds": train_seconds, "epochs": epochs},
+                            path)
     tqdm.write(f"teacher {recipe.teacher.arch}: top1 {acc['top1']:.2f}% on {recipe.eval.dataset} test; saved {path}")
+    if (line := weak_teacher(acc["top1"], train.num_classes)) is not None:
+        tqdm.write(line)
     return model
 
 
@@ -126,9 +163,24 @@ def _cached_teacher(path: Path) -> tuple[dict[str, Any], int] | None:
     return None
 
 
+def _warn_if_weak(path: Path, num_classes: int) -> None:
+    """The weak-teacher line for a cached teacher too, read from its header (every run reuses it)."""
+    if path.suffix != ".safetensors" or not path.is_file():
+        return
+    try:
+        top1 = float(checkpoint.load_weights(path)[1].get("test", {}).get("top1"))
+    except (AipError, TypeError, ValueError, AttributeError):
+        return  # no accuracy saved with it: nothing to judge
+    if (line := weak_teacher(top1, num_classes)) is not None:
+        tqdm.write(line)
+
+
 def load_teacher(recipe: Recipe, modality: Modality, *, device: torch.device, data: LabelledData,
-                 train_if_missing: bool = True) -> FrozenTeacher:
-    """The recipe's teacher, frozen, on ``device``; its output size is checked against ``data.num_classes``."""
+                 train_if_missing: bool = True, evaluator: Evaluator | None = None) -> FrozenTeacher:
+    """The recipe's teacher, frozen, on ``device``; its output size is checked against ``data.num_classes``.
+
+    A ``teacher.kind = "train"`` teacher not yet cached is trained here (unless ``train_if_missing`` is false),
+    and measured by ``evaluator`` (:class:`aip.evaluate.Evaluator` of ``data``) when given."""
     t = recipe.teacher
     k = data.num_classes
     if t.kind == "pretrained":
@@ -150,8 +202,9 @@ def load_teacher(recipe: Recipe, modality: Modality, *, device: torch.device, da
             model = build_model(modality, recipe, t, num_classes=classes, pretrained=False)
             checkpoint.load_state(model, state, what=f"cached teacher {path}",
                                   fix="delete it and run `aip teacher RECIPE` to train it again")
+            _warn_if_weak(path, classes)
         elif train_if_missing:
-            model = fit_teacher(recipe, modality, device=device, path=path)
+            model = fit_teacher(recipe, modality, device=device, path=path, evaluator=evaluator)
         else:
             raise AipError(f"no trained teacher for this recipe in {path.parent}; run `aip teacher RECIPE` first")
     return FrozenTeacher(model).to(device)
