@@ -4,10 +4,10 @@ It times, with the recipe's batch size, view pool, AMP, channels-last and compil
 (source sampler + augmenter), the teacher's forward pass, the student's forward+backward+optimiser step, and the
 whole distillation step (:func:`aip.step.distill_step`, the function :func:`aip.trainer.fit` runs). It ends with
 the time of the recipe's whole schedule at the measured step time (and of its teacher's training, where it
-trains one). Models get random weights (speed does not depend on
-them, and nothing is downloaded or trained). With ``vs_reference`` it also times the modality's reference
-pipeline (for images: the paper's per-image PIL augmentation of pre-generated patches through a DataLoader with
-workers). Figures, never pass/fail.
+trains one). The models, sampler, augmenter and data path come from :class:`aip.parts.Parts`, as ``aip run``'s
+do; the models get random weights (speed does not depend on them, and nothing is downloaded or trained). With
+``vs_reference`` it also times the modality's reference pipeline (for images: the paper's per-image PIL
+augmentation of pre-generated patches through a DataLoader with workers). Figures, never pass/fail.
 """
 
 from __future__ import annotations
@@ -23,16 +23,16 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from torch import nn
 
+from aip import graphs
 from aip.errors import AipError
 from aip.hardware import Policy, check_step_memory
 from aip.modality import Modality, ReferencePipeline
 from aip.optim import make_optimizer
-from aip.recipe import Recipe, StudentConfig, TeacherConfig
-from aip.registry import load_modality
+from aip.parts import Parts
+from aip.recipe import Recipe
 from aip.step import distill_step, distillation_losses, supervised_losses, teacher_logits, train_step
-from aip.teacher import FrozenTeacher, build_model
-from aip.trainer import data_path
 
 
 @dataclass
@@ -157,14 +157,69 @@ def _timed(fn: Callable[[], Any], *, steps: int, warmup: int, device: torch.devi
     return (time.perf_counter() - start) / steps
 
 
-def _num_classes(modality: Any, recipe: Recipe, given: int, notes: list[str]) -> int:
+def _num_classes(parts: Parts, given: int, notes: list[str]) -> int:
     if given:
         return given
     try:
-        return modality.data(recipe, split="test", train=False).num_classes
+        return parts.test.num_classes
     except AipError as e:
         notes.append(f"dataset not readable here ({e}); models built with 1000 classes (pass --num-classes)")
         return 1000
+
+
+@dataclass
+class _Setup:
+    """What the timed stages share: the run's parts, placed models, optimiser and data path."""
+
+    parts: Parts
+    teacher: nn.Module  # as the step calls them (compiled with train.compile)
+    student: nn.Module
+    params: list[nn.Parameter]
+    opt: torch.optim.Optimizer
+    data: graphs.GraphedData
+    fixed: torch.Tensor  # one batch of the data path, kept across calls
+    notes: list[str]
+
+    @property
+    def policy(self) -> Policy:
+        return self.parts.policy
+
+    def full_step(self, x: torch.Tensor | None = None) -> None:  # exactly aip.trainer.fit's step
+        distill_step(recipe=self.parts.recipe, data=self.data if x is None else (lambda: x), teacher=self.teacher,
+                     student=self.student, optimizer=self.opt, policy=self.policy, params=self.params)
+
+
+def _setup(recipe: Recipe, *, device: torch.device, num_classes: int) -> _Setup:
+    """The parts ``aip run`` would build (:class:`aip.parts.Parts`), with a random-weight teacher."""
+    cfg = recipe.train
+    notes: list[str] = ["random weights; teacher kind and dataset do not change the speed"]
+    parts = Parts(recipe, device=device)
+    parts._num_classes = _num_classes(parts, num_classes, notes)
+    torch.manual_seed(cfg.seed)
+    policy = parts.policy
+    policy.tune()
+    teacher = policy.place(parts.random_teacher(notes))
+    student = policy.place(parts.model(recipe.student))
+    check_step_memory(recipe, parts.first_views, device)
+    params = list(student.parameters())
+    opt = make_optimizer(params, name=cfg.optimizer, lr=cfg.lr, weight_decay=cfg.weight_decay, momentum=cfg.momentum)
+    train_model = torch.compile(student) if cfg.compile else student
+    label_model = torch.compile(teacher) if cfg.compile else teacher
+    if cfg.compile:
+        notes.append("train.compile: student and teacher compiled by torch.compile (compilation is in the warm-up)")
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)
+    data = parts.data_path()
+    fixed = data().clone()  # kept across calls (a replayed batch is overwritten by the next)
+    if data.active:
+        notes.append("data path replayed from a CUDA graph (train.graph_data; aip.graphs)")
+    elif data.error:
+        notes.append(f"data path not capturable, run eagerly: {data.error}")
+    elif device.type == "cuda":
+        why = "the modality did not mark it capturable" if cfg.graph_data != "off" else "train.graph_data = 'off'"
+        notes.append(f"data path run eagerly ({why})")
+    return _Setup(parts=parts, teacher=label_model, student=train_model, params=params, opt=opt, data=data,
+                  fixed=fixed, notes=notes)
 
 
 def bench(recipe: Recipe, *, device: torch.device, steps: int = 10, warmup: int = 3, num_classes: int = 0,
@@ -177,73 +232,11 @@ def bench(recipe: Recipe, *, device: torch.device, steps: int = 10, warmup: int 
     ``processes``: also project the schedule's time for that many data-parallel processes, each as fast as
     this one.
     """
-    modality = load_modality(recipe.modality)
     cfg = recipe.train
-    notes: list[str] = ["random weights; teacher kind and dataset do not change the speed"]
-    k = _num_classes(modality, recipe, num_classes, notes)
-    torch.manual_seed(cfg.seed)
-    if recipe.teacher.kind == "hub":
-        notes.append("teacher.kind = 'hub': timed the student architecture as the teacher (hub models need a "
-                     "download)")
-        teacher_spec: TeacherConfig | StudentConfig = recipe.student
-    else:
-        teacher_spec = recipe.teacher
-    policy = Policy.of(recipe, device)
-    policy.tune()
-    teacher = policy.place(FrozenTeacher(build_model(modality, recipe, teacher_spec, num_classes=k,
-                                                     pretrained=False)))
-    student = policy.place(build_model(modality, recipe, recipe.student, num_classes=k, pretrained=False))
-    sampler = modality.sampler(recipe, device=device)
-    augmenter = modality.augmenter(recipe, device=device)
-    check_step_memory(recipe, augmenter(sampler.sample(2)), device)
-    params = list(student.parameters())
-    opt = make_optimizer(params, name=cfg.optimizer, lr=cfg.lr, weight_decay=cfg.weight_decay, momentum=cfg.momentum)
-    train_model = torch.compile(student) if cfg.compile else student
-    label_model = torch.compile(teacher) if cfg.compile else teacher
-    if cfg.compile:
-        notes.append("train.compile: student and teacher compiled by torch.compile (compilation is in the warm-up)")
-    b, pool = cfg.batch_size, cfg.view_pool
-    if device.type == "cuda":
-        torch.cuda.reset_peak_memory_stats(device)
-
-    data = data_path(recipe, sampler, augmenter, policy=policy)
-    fixed = data().clone()  # kept across calls (a replayed batch is overwritten by the next)
-    if data.active:
-        notes.append("data path replayed from a CUDA graph (train.graph_data; aip.graphs)")
-    elif data.error:
-        notes.append(f"data path not capturable, run eagerly: {data.error}")
-    elif device.type == "cuda":
-        why = "the modality did not mark it capturable" if cfg.graph_data != "off" else "train.graph_data = 'off'"
-        notes.append(f"data path run eagerly ({why})")
-    shape = tuple(fixed.shape[1:])
-
-    def teacher_forward() -> torch.Tensor:
-        return teacher_logits(label_model, fixed, chunk=b, policy=policy)
-
-    t_fixed = teacher_forward()[:b].float()
-    losses = distillation_losses(recipe)
-
-    def student_step() -> None:
-        train_step(model=train_model, optimizer=opt, micro_batches=[(fixed[:b], t_fixed)], count=1, loss_fn=losses,
-                   policy=policy, grad_clip=cfg.grad_clip, params=params)
-
-    def full_step(x: torch.Tensor | None = None) -> None:  # exactly aip.trainer.fit's step
-        distill_step(recipe=recipe, data=data if x is None else (lambda: x), teacher=label_model,
-                     student=train_model, optimizer=opt, policy=policy, params=params)
-
-    result = BenchResult(device=device_name(device), recipe=recipe.name, shape=shape, batch=b, pool=pool,
-                         notes=notes, accumulation=cfg.grad_accum)
-    for name, fn, n in (("source + augment", data, b * pool), ("teacher forward", teacher_forward, b * pool),
-                        ("student forward + backward + step", student_step, b),
-                        ("full distillation step", full_step, b * cfg.grad_accum),
-                        ("step on a fixed batch", lambda: full_step(fixed), b * cfg.grad_accum)):
-        before = resource.getrusage(resource.RUSAGE_SELF)
-        result.stages.append(Stage(name, _timed(fn, steps=steps, warmup=warmup, device=device), n))
-        if name == "full distillation step":
-            used = resource.getrusage(resource.RUSAGE_SELF)
-            cpu = (used.ru_utime - before.ru_utime) + (used.ru_stime - before.ru_stime)
-            result.system_share = (used.ru_stime - before.ru_stime) / cpu if cpu > 0 else 0.0
-            result.faults_per_step = (used.ru_minflt - before.ru_minflt) / (steps + warmup)
+    s = _setup(recipe, device=device, num_classes=num_classes)
+    result = BenchResult(device=device_name(device), recipe=recipe.name, shape=tuple(s.fixed.shape[1:]),
+                         batch=cfg.batch_size, pool=cfg.view_pool, notes=s.notes, accumulation=cfg.grad_accum)
+    _time_stages(s, result, steps=steps, warmup=warmup)
     if device.type == "cuda":
         result.peak_memory_bytes, result.memory_kind = torch.cuda.max_memory_allocated(device), "CUDA allocated"
     else:  # ru_maxrss is KiB on Linux
@@ -252,33 +245,76 @@ def bench(recipe: Recipe, *, device: torch.device, steps: int = 10, warmup: int 
     result.projections = [Projection("distillation", cfg.epochs * cfg.steps_per_epoch_at(p),
                                      result.stage("full distillation step").seconds, p)
                           for p in sorted({1, processes})]
-    teacher_steps = _teacher_steps(modality, recipe, notes)
-    if teacher_steps:
-        fit = recipe.teacher.fit
-        trainee = policy.place(build_model(modality, recipe, recipe.teacher, num_classes=k, pretrained=False))
-        t_opt = make_optimizer(list(trainee.parameters()), name=fit.optimizer, lr=fit.lr,
-                               weight_decay=fit.weight_decay)
-        xb = fixed[:fit.batch_size]
-        yb = torch.randint(0, k, (xb.shape[0],), device=device)
-        one = _timed(lambda: train_step(model=trainee, optimizer=t_opt, micro_batches=[(xb, yb)], count=1,
-                                        loss_fn=supervised_losses(), policy=policy),
-                     steps=steps, warmup=warmup, device=device)
-        # the timed batch may be smaller than teacher.fit.batch_size (a step's views): scale by items
-        result.projections.append(Projection("teacher training", teacher_steps,
-                                             one * fit.batch_size / max(xb.shape[0], 1), 1))
+    teacher = _teacher_projection(s, steps=steps, warmup=warmup)
+    if teacher is not None:
+        result.projections.append(teacher)
     if profile:
-        result.profile = _profile(full_step, steps=profile, device=device)
+        result.profile = _profile(s.full_step, steps=profile, device=device)
     if vs_reference:
-        if not isinstance(modality, ReferencePipeline):
-            notes.append(f"modality {recipe.modality!r} has no reference pipeline; --vs-reference skipped")
-        else:
-            n_workers = workers if workers is not None else max(1, (os.cpu_count() or 1))
-            with tempfile.TemporaryDirectory(prefix="aip-bench-") as tmp:
-                batches = modality.reference_pipeline(recipe, root=Path(tmp), batch_size=b * pool,
-                                                      workers=n_workers, count=min(max(2 * b * pool, 256), 4096))
-                rate = _reference_rate(batches, warmup=max(warmup, n_workers), steps=max(steps, 2 * n_workers))
-                result.reference = {"views_per_second": rate, "workers": float(n_workers)}
+        result.reference = _reference(s, workers=workers, steps=steps, warmup=warmup)
     return result
+
+
+def _time_stages(s: _Setup, result: BenchResult, *, steps: int, warmup: int) -> None:
+    """Time each stage into ``result.stages`` (and the full step's kernel share and page faults)."""
+    recipe, device, policy = s.parts.recipe, s.parts.device, s.policy
+    cfg = recipe.train
+    b, pool, fixed = cfg.batch_size, cfg.view_pool, s.fixed
+
+    def teacher_forward() -> torch.Tensor:
+        return teacher_logits(s.teacher, fixed, chunk=b, policy=policy)
+
+    t_fixed = teacher_forward()[:b].float()
+    losses = distillation_losses(recipe)
+
+    def student_step() -> None:
+        train_step(model=s.student, optimizer=s.opt, micro_batches=[(fixed[:b], t_fixed)], count=1, loss_fn=losses,
+                   policy=policy, grad_clip=cfg.grad_clip, params=s.params)
+
+    for name, fn, n in (("source + augment", s.data, b * pool), ("teacher forward", teacher_forward, b * pool),
+                        ("student forward + backward + step", student_step, b),
+                        ("full distillation step", s.full_step, b * cfg.grad_accum),
+                        ("step on a fixed batch", lambda: s.full_step(fixed), b * cfg.grad_accum)):
+        before = resource.getrusage(resource.RUSAGE_SELF)
+        result.stages.append(Stage(name, _timed(fn, steps=steps, warmup=warmup, device=device), n))
+        if name == "full distillation step":
+            used = resource.getrusage(resource.RUSAGE_SELF)
+            cpu = (used.ru_utime - before.ru_utime) + (used.ru_stime - before.ru_stime)
+            result.system_share = (used.ru_stime - before.ru_stime) / cpu if cpu > 0 else 0.0
+            result.faults_per_step = (used.ru_minflt - before.ru_minflt) / (steps + warmup)
+
+
+def _teacher_projection(s: _Setup, *, steps: int, warmup: int) -> Projection | None:
+    """The recipe's teacher training time at the measured time of one of its steps (None if it trains none)."""
+    parts, device = s.parts, s.parts.device
+    teacher_steps = _teacher_steps(parts.modality, parts.recipe, s.notes)
+    if not teacher_steps:
+        return None
+    fit = parts.recipe.teacher.fit
+    trainee = s.policy.place(parts.model(parts.recipe.teacher))
+    t_opt = make_optimizer(list(trainee.parameters()), name=fit.optimizer, lr=fit.lr, weight_decay=fit.weight_decay)
+    xb = s.fixed[:fit.batch_size]
+    yb = torch.randint(0, parts.num_classes, (xb.shape[0],), device=device)
+    one = _timed(lambda: train_step(model=trainee, optimizer=t_opt, micro_batches=[(xb, yb)], count=1,
+                                    loss_fn=supervised_losses(), policy=s.policy),
+                 steps=steps, warmup=warmup, device=device)
+    # the timed batch may be smaller than teacher.fit.batch_size (a step's views): scale by items
+    return Projection("teacher training", teacher_steps, one * fit.batch_size / max(xb.shape[0], 1), 1)
+
+
+def _reference(s: _Setup, *, workers: int | None, steps: int, warmup: int) -> dict[str, float]:
+    """Views/s of the modality's reference pipeline (``--vs-reference``), or ``{}`` with a note if it has none."""
+    recipe, modality = s.parts.recipe, s.parts.modality
+    if not isinstance(modality, ReferencePipeline):
+        s.notes.append(f"modality {recipe.modality!r} has no reference pipeline; --vs-reference skipped")
+        return {}
+    n_workers = workers if workers is not None else max(1, (os.cpu_count() or 1))
+    b, pool = recipe.train.batch_size, recipe.train.view_pool
+    with tempfile.TemporaryDirectory(prefix="aip-bench-") as tmp:
+        batches = modality.reference_pipeline(recipe, root=Path(tmp), batch_size=b * pool, workers=n_workers,
+                                              count=min(max(2 * b * pool, 256), 4096))
+        rate = _reference_rate(batches, warmup=max(warmup, n_workers), steps=max(steps, 2 * n_workers))
+    return {"views_per_second": rate, "workers": float(n_workers)}
 
 
 def _teacher_steps(modality: Modality, recipe: Recipe, notes: list[str]) -> int:

@@ -1,18 +1,29 @@
 """Top-1/top-5 accuracy of a classifier on a labelled split, with an optional (off by default) BatchNorm
-re-estimation on unlabelled test inputs."""
+re-estimation on unlabelled test inputs.
+
+:class:`Evaluator` is the one place where a recipe's evaluation settings (``eval.batch_size``, ``eval.workers``,
+``eval.limit``, the AMP flag of its device policy, the split's views per item) meet the test split: every command
+that measures a model on it (``aip run``, ``aip teacher``, ``aip eval``) asks one.
+"""
 
 from __future__ import annotations
 
 import copy
+from functools import cached_property
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import nn
 from torch.utils.data import DataLoader, Subset
 
 from aip import distributed
-from aip.hardware import autocast
+from aip.hardware import Policy, autocast
 from aip.modality import LabelledData
 from aip.progress import tqdm
+
+if TYPE_CHECKING:
+    from aip.recipe import Recipe
 
 
 def loader(data: LabelledData, *, batch_size: int, workers: int = 0, limit: int = 0,
@@ -90,3 +101,49 @@ def recalibrate_bn(model: nn.Module, batches: DataLoader, *, device: torch.devic
             break
         model(x.to(device).flatten(0, 1) if views > 1 else x.to(device))
     return model.eval()
+
+
+class Evaluator:
+    """The recipe's test split, batched as its ``eval`` section says, and the models measured on it.
+
+    ``evaluate`` judges ``eval.limit`` items (an evenly spread subset; all when 0); under ``torchrun`` each rank
+    takes its share and the counts are summed, so every rank must call it together. ``full=True`` measures every
+    item of the split on this process alone (what a cached teacher's header records)."""
+
+    def __init__(self, recipe: Recipe, test: LabelledData, *, device: torch.device) -> None:
+        self.recipe, self.test, self.device = recipe, test, device
+        self.amp = Policy.of(recipe, device).amp
+        self.views = test.views
+
+    def loader(self, *, shard: bool = False, limit: bool = True) -> DataLoader:
+        """Batches of the split: ``eval.limit`` items unless ``limit=False``; ``shard``: this rank's share."""
+        cfg = self.recipe.eval
+        return loader(self.test, batch_size=cfg.batch_size, workers=cfg.workers, limit=cfg.limit if limit else 0,
+                      shard=shard)
+
+    @cached_property
+    def batches(self) -> DataLoader:
+        """This rank's share of the ``eval.limit`` items (made once: every evaluation of a run reuses it)."""
+        return self.loader(shard=True)
+
+    def evaluate(self, model: nn.Module, *, all_views: bool = True, desc: str = "eval",
+                 full: bool = False) -> dict[str, float]:
+        """``{"top1", "top5", "n"}`` of ``model``; ``all_views=False`` judges a multi-view item by its middle
+        view alone (the cheaper validation during training)."""
+        if full:
+            return evaluate(model, self.loader(limit=False), device=self.device, amp=self.amp, desc=desc,
+                            views=self.views, middle_only=not all_views)
+        return evaluate(model, self.batches, device=self.device, amp=self.amp, desc=desc, views=self.views,
+                        middle_only=not all_views, sharded=True)
+
+    def recalibrated(self, model: nn.Module) -> nn.Module:
+        """:func:`recalibrate_bn` on this rank's share of the test inputs (a test-time adaptation)."""
+        return recalibrate_bn(model, self.batches, device=self.device, views=self.views)
+
+    def inspect(self, student: nn.Module, teacher: nn.Module | None, *, classes: list[str],
+                png: Path | None) -> dict[str, Any]:
+        """:func:`aip.inspect.inspect` over the ``eval.limit`` items, all on this process (rank 0 draws)."""
+        from aip.inspect import inspect
+
+        return inspect(student, self.loader(), classes=classes, device=self.device, teacher=teacher,
+                       views=self.views, amp=self.amp, png=png)

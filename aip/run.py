@@ -1,37 +1,37 @@
 """What the CLI commands do, as library functions: run a recipe, train its teacher, evaluate, preview.
 
-``run()`` resolves the modality, teacher, student, sampler and augmenter, hands them to
-:func:`aip.trainer.fit`, and writes ``metrics.json`` (the contract other tools rely on), the resolved recipe
-and a plot of the curves into the run directory.
+``run()`` takes the modality, teacher, student, sampler, augmenter and evaluator from one
+:class:`aip.parts.Parts`, hands them to :func:`aip.trainer.fit`, and writes ``metrics.json`` (the contract other
+tools rely on, :func:`aip.parts.metrics_of`), the resolved recipe and a plot of the curves into the run directory
+(its files are named by :class:`aip.rundir.RunDir`).
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import os
 import sys
 import time
 from contextlib import ExitStack
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
 
 from aip import checkpoint, distributed, files, rundir
-from aip.cache import cache_dir
 from aip.errors import AipError
-from aip.evaluate import evaluate, loader, recalibrate_bn
-from aip.hardware import Policy, check_step_memory
-from aip.inspect import CONFUSION_PNG, inspect
-from aip.modality import LabelledData, Modality
+from aip.hardware import check_step_memory
+from aip.parts import Parts, Timings, metrics_of, teacher_accuracy
 from aip.plot import plot_curves
 from aip.recipe import Recipe
-from aip.registry import load_modality
+from aip.rundir import RunDir, owned_outputs
 from aip.student import class_names
-from aip.teacher import build_model, check_outputs, load_teacher, teacher_path
-from aip.teacher import cache_key as teacher_cache_key
-from aip.trainer import fit
+from aip.teacher import check_outputs, teacher_path
+from aip.trainer import FitResult, fit
+
+__all__ = ["Parts", "build_parts", "default_run_dir", "describe_models", "evaluate_checkpoint", "inspect_student",
+           "preview", "run", "teacher_accuracy", "train_teacher"]
 
 
 def default_run_dir(recipe_path: str | Path, overrides: list[str] | None = None) -> Path:
@@ -44,60 +44,9 @@ def default_run_dir(recipe_path: str | Path, overrides: list[str] | None = None)
 
 
 
-@dataclass
-class Parts:
-    """Everything a run needs, built from a recipe."""
-
-    modality: Modality
-    test: LabelledData
-    teacher: torch.nn.Module
-    student: torch.nn.Module
-    device: torch.device
-
-
-def teacher_accuracy(recipe: Recipe, teacher: torch.nn.Module, test: LabelledData, *,
-                     device: torch.device) -> dict[str, float]:
-    """Teacher accuracy on the test split, cached per teacher and dataset (it never changes).
-
-    The key names the test split's files (a rebuilt set is a new set) and, for a trained teacher, its cached
-    weights file as written (a teacher trained again, after ``--force`` or a deleted cache, is a new teacher)."""
-    trained = teacher_path(recipe, test) if recipe.teacher.kind == "train" else None
-    weights = [trained.stat().st_size, trained.stat().st_mtime_ns] if trained and trained.is_file() else []
-    key = hashlib.sha256(json.dumps({"m": recipe.modality, "t": recipe.to_dict()["teacher"],
-                                     "d": recipe.eval.dataset, "root": recipe.eval.root, "n": len(test.dataset),
-                                     "limit": recipe.eval.limit, "shape": list(test.dataset[0][0].shape),
-                                     "files": teacher_cache_key(recipe, test), "weights": weights},
-                                    sort_keys=True).encode()).hexdigest()[:16]
-    path = cache_dir("teachers") / f"accuracy-{key}.json"
-    cached = distributed.agree(_cached_accuracy(path))
-    if cached is not None:
-        return cached
-    acc = evaluate(teacher, loader(test, batch_size=recipe.eval.batch_size, workers=recipe.eval.workers,
-                                   limit=recipe.eval.limit, shard=True), device=device,
-                   amp=Policy.of(recipe, device).amp, desc="teacher eval", views=test.views, sharded=True)
-    if distributed.current().is_main:
-        checkpoint.write_text_atomic(json.dumps(acc), path)
-    return acc
-
-
-def _cached_accuracy(path: Path) -> dict[str, float] | None:
-    """A cached teacher accuracy, or None when there is none or it is damaged (then it is measured again)."""
-    try:
-        acc = json.loads(path.read_text())
-    except (OSError, ValueError):
-        return None
-    ok = isinstance(acc, dict) and all(isinstance(acc.get(k), int | float) and 0 <= acc[k] <= 100
-                                       for k in ("top1", "top5"))
-    return acc if ok else None
-
-
 def build_parts(recipe: Recipe, *, device: torch.device) -> Parts:
-    modality = load_modality(recipe.modality)
-    with distributed.main_first():  # rank 0 downloads the dataset and trains the teacher; the others reuse them
-        test = modality.data(recipe, split="test", train=False)
-        teacher = load_teacher(recipe, modality, device=device, data=test)
-    student = build_model(modality, recipe, recipe.student, num_classes=test.num_classes, pretrained=False)
-    return Parts(modality=modality, test=test, teacher=teacher, student=student.to(device), device=device)
+    """The parts of a run of ``recipe`` on ``device`` (:class:`aip.parts.Parts`; each built on first use)."""
+    return Parts(recipe, device=device)
 
 
 def run(recipe: Recipe, *, out: Path, device: torch.device, stop_after_epochs: int | None = None,
@@ -123,78 +72,52 @@ def run(recipe: Recipe, *, out: Path, device: torch.device, stop_after_epochs: i
 
 def _distil(recipe: Recipe, *, run_dir: Path, device: torch.device, stop_after_epochs: int | None) -> dict[str, Any]:
     started = time.perf_counter()
-    d = distributed.current()
+    parts, times, teacher_acc = _prepare(recipe, run_dir=RunDir(run_dir), device=device)
+    result = fit(recipe=recipe, student=parts.student, teacher=parts.teacher, sampler=parts.sampler,
+                 augmenter=parts.augmenter, evaluate=lambda m: parts.evaluator.evaluate(m, all_views=False),
+                 run_dir=run_dir, device=device, classes=parts.classes, stop_after_epochs=stop_after_epochs)
+    return _finish(parts, result, run_dir=RunDir(run_dir), teacher_acc=teacher_acc, times=times, started=started)
+
+
+def _prepare(recipe: Recipe, *, run_dir: RunDir, device: torch.device) -> tuple[Parts, Timings, dict[str, float]]:
+    """Build and check the parts in the order that fails fastest: the source is decoded and augmented before
+    the teacher is loaded (or trained, which takes minutes); then the models' shapes and the step's memory."""
+    started = time.perf_counter()
     torch.manual_seed(recipe.train.seed)  # the student's initial weights depend on the recipe's seed only
-    parts = build_parts(recipe, device=device)
-    setup_seconds = time.perf_counter() - started  # data, teacher (trained here on first use), models
-    sampler = parts.modality.sampler(recipe, device=device)
-    augmenter = parts.modality.augmenter(recipe, device=device)
-    first = augmenter(sampler.sample(2))
-    check_outputs(parts.teacher, parts.student, first, num_classes=parts.test.num_classes)
+    parts = Parts(recipe, device=device)
+    first = parts.first_views  # decodes the source (the global RNG is left as it was)
+    teacher, student = parts.teacher, parts.student
+    times = Timings(setup=time.perf_counter() - started)  # data, teacher (trained here on first use), models
+    check_outputs(teacher, student, first, num_classes=parts.test.num_classes)
     check_step_memory(recipe, first, device)
-    if d.is_main:
-        (run_dir / "recipe.toml").write_text(recipe.to_toml())
+    if distributed.current().is_main:
+        files.write_text(recipe.to_toml(), run_dir.recipe)
     tick = time.perf_counter()
-    teacher_acc = teacher_accuracy(recipe, parts.teacher, parts.test, device=device)
-    teacher_eval_seconds = time.perf_counter() - tick
-    test_batches = loader(parts.test, batch_size=recipe.eval.batch_size, workers=recipe.eval.workers,
-                          limit=recipe.eval.limit, shard=True)
-    amp, views = Policy.of(recipe, device).amp, parts.test.views
+    teacher_acc = parts.teacher_accuracy()
+    times.teacher_eval = time.perf_counter() - tick
+    return parts, times, teacher_acc
 
-    def evaluate_student(model: torch.nn.Module, *, all_views: bool = False) -> dict[str, float]:
-        # during training, multi-view items are judged by their middle view alone (a cheaper validation)
-        return evaluate(model, test_batches, device=device, amp=amp, desc="eval", views=views,
-                        middle_only=not all_views, sharded=True)
 
-    result = fit(recipe=recipe, student=parts.student, teacher=parts.teacher, sampler=sampler, augmenter=augmenter,
-                 evaluate=evaluate_student, run_dir=run_dir, device=device, classes=list(parts.test.classes),
-                 stop_after_epochs=stop_after_epochs)
-    final = result.final
+def _finish(parts: Parts, result: FitResult, *, run_dir: RunDir, teacher_acc: dict[str, float], times: Timings,
+            started: float) -> dict[str, Any]:
+    """The final evaluation (every view of each item), ``metrics.json``, the confusion matrix and the curves."""
+    recipe, final, views = parts.recipe, result.final, parts.test.views
     tick = time.perf_counter()
     if views > 1 and final:  # the full protocol: softmax averaged over every view of each test item
-        final = {**evaluate_student(parts.student, all_views=True), "views": views}
-    final_eval_seconds = time.perf_counter() - tick
-    wall = time.perf_counter() - started
-    k = parts.test.num_classes
-    metrics: dict[str, Any] = {
-        "recipe": recipe.name,
-        "dataset": recipe.eval.dataset,
-        "source": parts.modality.describe_source(recipe),
-        "teacher": {"top1": teacher_acc["top1"], "top5": teacher_acc["top5"]},
-        "student": {"top1": final.get("top1", float("nan")), "top5": final.get("top5", float("nan"))},
-        "student_best": result.best,
-        "chance": 100.0 / k,
-        "ratio": final.get("top1", float("nan")) / max(teacher_acc["top1"], 1e-9),
-        "steps": result.step,
-        "finished": result.step >= recipe.train.epochs * recipe.train.steps_per_epoch_at(d.world),
-        "eval_items": int(final.get("n", 0)),
-        "eval_views": views,
-        "train_seconds": round(result.seconds, 1),
-        "wall_seconds": round(wall, 1),
-        # this invocation's wall time by phase (distillation and evaluations: over all invocations of the run)
-        "time": {"setup_and_teacher_training": round(setup_seconds, 1),
-                 "teacher_evaluation": round(teacher_eval_seconds, 1),
-                 "distillation_steps": round(result.seconds, 1),
-                 "evaluations": round(result.eval_seconds + final_eval_seconds, 1)},
-        "classes": list(parts.test.classes),
-        "device": str(device),
-        "processes": d.world,
-        "effective_batch": recipe.train.effective_batch(d.world),
-        "lr": recipe.train.lr_at(d.world),
-        "run_dir": str(run_dir),
-    }
-    if views > 1:  # what the training-time validation (middle view only) measured last, for comparison
-        metrics["student_middle_view"] = {"top1": result.final.get("top1", float("nan")),
-                                          "top5": result.final.get("top5", float("nan"))}
+        final = {**parts.evaluator.evaluate(parts.student, all_views=True), "views": views}
+    times.final_eval = time.perf_counter() - tick
+    times.wall = time.perf_counter() - started
+    metrics = metrics_of(parts, result, final=final, teacher=teacher_acc, timings=times, run_dir=run_dir.path)
+    main = distributed.current().is_main
     if recipe.eval.bn_recalibrate and final:
         # test-time adaptation: looks at unlabelled TEST inputs; reported apart from the method's number
-        tuned = recalibrate_bn(parts.student, test_batches, device=device, views=views)
-        metrics["student_bn_recalibrated_on_test_inputs"] = evaluate_student(tuned, all_views=True)
-    if final and d.is_main:  # per-class accuracy, confusion matrix, teacher agreement (aip.inspect)
-        metrics.update(inspect_student(recipe, parts.student, parts.teacher, parts.test, out=run_dir, device=device))
-    if result.history and d.is_main:
-        (run_dir / "metrics.json").write_text(json.dumps(metrics, indent=2))
-        plot_curves(result.history, run_dir / "curves.png", title=recipe.name, teacher_top1=teacher_acc["top1"])
+        tuned = parts.evaluator.recalibrated(parts.student)
+        metrics["student_bn_recalibrated_on_test_inputs"] = parts.evaluator.evaluate(tuned, all_views=True)
+    if final and main:  # per-class accuracy, confusion matrix, teacher agreement (aip.inspect)
+        metrics.update(_inspect(parts, parts.student, parts.teacher, png=run_dir.confusion))
+    if result.history and main:
+        files.write_text(json.dumps(metrics, indent=2), run_dir.metrics)
+        plot_curves(result.history, run_dir.curves, title=recipe.name, teacher_top1=teacher_acc["top1"])
     return metrics
 
 
@@ -202,14 +125,14 @@ def describe_models(recipe: Recipe) -> dict[str, int]:
     """Build the recipe's student (and teacher, unless it comes from torch.hub) on the meta device, so an
     unknown architecture or a bad ``kwargs`` key fails at ``aip check`` time; returns their parameter counts
     (with a 10-class head: the real class count needs the dataset)."""
-    modality = load_modality(recipe.modality)
+    parts = Parts(recipe, device=torch.device("meta"), num_classes=10)
     specs = {"student": recipe.student}
     if recipe.teacher.kind != "hub":
         specs["teacher"] = recipe.teacher
     counts = {}
     with torch.device("meta"):  # no memory, no weights downloaded
         for role, spec in specs.items():
-            model = build_model(modality, recipe, spec, num_classes=10, pretrained=False)
+            model = parts.model(spec)
             counts[f"{role} {spec.arch}"] = sum(p.numel() for p in model.parameters())
     return counts
 
@@ -218,70 +141,89 @@ def train_teacher(recipe: Recipe, *, device: torch.device, force: bool = False) 
     """Train (or find cached) the recipe's ``teacher.kind = "train"`` teacher; returns its test accuracy."""
     if recipe.teacher.kind != "train":
         raise AipError(f"teacher.kind is {recipe.teacher.kind!r}; `aip teacher` trains only teacher.kind = 'train'")
-    modality = load_modality(recipe.modality)
-    test = modality.data(recipe, split="test", train=False)
-    path = teacher_path(recipe, test)
+    parts = Parts(recipe, device=device)
+    path = teacher_path(recipe, parts.test)
     if force:
         path.unlink(missing_ok=True)
         path.with_suffix(".pt").unlink(missing_ok=True)  # the cache of older versions
-    teacher = load_teacher(recipe, modality, device=device, data=test)
-    acc = teacher_accuracy(recipe, teacher, test, device=device)
-    return {"path": str(path), "top1": acc["top1"], "top5": acc["top5"], "num_classes": test.num_classes}
+    acc = parts.teacher_accuracy()
+    return {"path": str(path), "top1": acc["top1"], "top5": acc["top5"], "num_classes": parts.test.num_classes}
 
 
 def inspect_student(recipe: Recipe, student: torch.nn.Module, teacher: torch.nn.Module | None, test: Any, *,
                     out: Path, device: torch.device) -> dict[str, Any]:
     """The keys :mod:`aip.inspect` adds to ``metrics.json`` (and ``classes``); draws ``out/confusion.png``."""
-    classes = class_names(test.num_classes, list(test.classes))
-    batches = loader(test, batch_size=recipe.eval.batch_size, workers=recipe.eval.workers, limit=recipe.eval.limit)
-    report = inspect(student, batches, classes=classes, device=device, teacher=teacher, views=test.views,
-                     amp=Policy.of(recipe, device).amp, png=out / CONFUSION_PNG)
-    return {"classes": classes, **report}
+    parts = Parts(recipe, device=device)
+    parts.test = test
+    return _inspect(parts, student, teacher, png=RunDir(out).confusion)
+
+
+def _inspect(parts: Parts, student: torch.nn.Module, teacher: torch.nn.Module | None, *,
+             png: Path) -> dict[str, Any]:
+    classes = class_names(parts.test.num_classes, parts.classes)
+    return {"classes": classes, **parts.evaluator.inspect(student, teacher, classes=classes, png=png)}
+
+
+#: the keys ``aip eval`` adds to (or replaces in) the ``metrics.json`` beside a checkpoint
+EVAL_KEYS = ("classes", "per_class", "agreement", "confusion_png")
 
 
 def evaluate_checkpoint(recipe: Recipe, path: Path, *, device: torch.device) -> dict[str, Any]:
     """Accuracy of a student checkpoint (``best.pt`` or ``last.pt`` of a run) on the recipe's test split.
 
     Also writes the :mod:`aip.inspect` report (per-class accuracy, confusion matrix, agreement with the
-    recipe's teacher when it is available without training) into ``metrics.json`` beside the checkpoint."""
-    modality = load_modality(recipe.modality)
-    test = modality.data(recipe, split="test", train=False)
-    student = build_model(modality, recipe, recipe.student, num_classes=test.num_classes, pretrained=False)
+    recipe's teacher when it is available without training) into ``metrics.json`` beside the checkpoint; a
+    ``metrics.json`` or ``confusion.png`` there that aip did not write is refused before any work."""
+    folder = RunDir(path.parent)
+    metrics = _own_metrics(folder)
+    parts = Parts(recipe, device=device)
+    student = parts.model(recipe.student)
     state = checkpoint.load(path)
     checkpoint.check_finite(checkpoint.state_dict_in(state), what=f"checkpoint {path}")
     checkpoint.load_state(student, checkpoint.state_dict_in(state), what=f"checkpoint {path}",
                           fix=f"pass the recipe the run used (student.arch is {recipe.student.arch!r} here)")
-    batches = loader(test, batch_size=recipe.eval.batch_size, workers=recipe.eval.workers, limit=recipe.eval.limit)
-    acc: dict[str, Any] = evaluate(student.to(device), batches, device=device, amp=Policy.of(recipe, device).amp,
-                                   views=test.views)
+    student = student.to(device)
+    acc: dict[str, Any] = parts.evaluator.evaluate(student)
     try:
-        teacher = load_teacher(recipe, modality, device=device, data=test, train_if_missing=False)
+        teacher = parts.cached_teacher()
     except AipError as e:  # no cached teacher or no network: report the student alone
         print(f"warning: no teacher-student agreement ({e})", file=sys.stderr)
         teacher = None
-    acc.update(inspect_student(recipe, student, teacher, test, out=path.parent, device=device))
-    metrics_path = path.parent / "metrics.json"
-    try:
-        metrics = json.loads(metrics_path.read_text()) if metrics_path.is_file() else {}
-    except json.JSONDecodeError:
-        metrics = {}
-    metrics.update({k: acc[k] for k in ("classes", "per_class", "agreement", "confusion_png") if k in acc})
-    files.write_text(json.dumps(metrics, indent=2), metrics_path)
+    acc.update(_inspect(parts, student, teacher, png=folder.confusion))
+    metrics.update({k: acc[k] for k in EVAL_KEYS if k in acc})
+    files.write_text(json.dumps(metrics, indent=2), folder.metrics)
     return acc
 
 
-def preview(recipe: Recipe, *, out: Path, count: int = 64, device: torch.device) -> list[Path]:
-    """Write what the student sees (raw views and augmented views) as images; returns the files."""
-    modality = load_modality(recipe.modality)
+def _own_metrics(folder: RunDir) -> dict[str, Any]:
+    """The ``metrics.json`` of ``folder`` if aip wrote it (``{}`` if there is none); a file of another kind
+    there, or a ``confusion.png`` beside no metrics of aip's, is refused with one line (it would be replaced)."""
+    path = folder.metrics
+    fix = "move it away, or copy the checkpoint into a folder of its own and evaluate it there"
+    if not os.path.lexists(path):
+        if os.path.lexists(folder.confusion):
+            raise AipError(f"{folder.confusion} is there but no metrics.json of aip's: `aip eval` would replace "
+                           f"it; {fix}")
+        return {}
     try:
-        out.mkdir(parents=True, exist_ok=True)
-    except OSError as e:
-        raise AipError(f"preview folder {out} could not be made ({e.strerror}); pass --out to a writable "
-                       "folder") from None
-    torch.manual_seed(recipe.train.seed)
-    sampler = modality.sampler(recipe, device=device)
-    augmenter = modality.augmenter(recipe, device=device)
-    views = sampler.sample(count)
-    files = modality.preview(views, out / "views.png")
-    files += modality.preview(augmenter(views), out / "augmented.png")
-    return files
+        metrics = json.loads(path.read_text())
+    except (OSError, ValueError, UnicodeDecodeError):
+        metrics = None
+    if not isinstance(metrics, dict) or not ({"student", "recipe"} <= metrics.keys()
+                                             or "per_class" in metrics):
+        raise AipError(f"{path} was not written by aip (not a run's metrics): `aip eval` would replace it; {fix}")
+    return metrics
+
+
+def preview(recipe: Recipe, *, out: Path, count: int = 64, device: torch.device) -> list[Path]:
+    """Write what the student sees (raw views and augmented views) as images into ``out``; returns the files.
+
+    The files of an earlier preview are replaced; a same-named file aip did not write is refused before any
+    is written (:func:`aip.rundir.owned_outputs`)."""
+    parts = Parts(recipe, device=device)
+    with owned_outputs(out) as staging:
+        torch.manual_seed(recipe.train.seed)
+        views = parts.sampler.sample(count)
+        written = parts.modality.preview(views, staging / "views.png")
+        written += parts.modality.preview(parts.augmenter(views), staging / "augmented.png")
+    return [out / p.name for p in written]

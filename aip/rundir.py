@@ -8,6 +8,8 @@
 - **Ownership**: a folder that already holds files must hold a run of the same recipe (its ``.aip-run``
   marker or its ``last.pt`` carries the recipe's fingerprint), which is then resumed. Any other non-empty
   folder is refused unless ``force``; even then none of the files a run writes may already be there.
+- **No links**: the marker is opened with ``O_NOFOLLOW`` and a symbolic link in place of any run file is
+  refused, so a planted link cannot make a run write outside its folder. :class:`RunDir` names every file.
 - **Clean failure**: if the run fails before it writes a checkpoint, the files and folders it created are
   removed again, so a failed run leaves no empty run directory behind (and nothing in a user's folder).
 """
@@ -18,29 +20,102 @@ import fcntl
 import json
 import os
 import shutil
+import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from aip import checkpoint
+from aip import checkpoint, files
 from aip.errors import AipError
 from aip.recipe import Recipe
 
 MARKER = ".aip-run"
+
+
+class RunDir:
+    """The one owner of a run folder's file names: everything that reads or writes a run's files asks this.
+
+    ``aip run`` writes exactly :attr:`FILES` (and the lock :data:`MARKER`); a forced run into a user's folder is
+    refused if any of them is already there, and none may be a symbolic link."""
+
+    RECIPE = "recipe.toml"  # the resolved recipe
+    METRICS = "metrics.json"  # the final report (aip.parts.metrics_of)
+    LOG = "metrics.jsonl"  # one line per evaluation
+    STEPS = "steps.jsonl"  # training scalars (aip.tracking)
+    CURVES = "curves.png"
+    CONFUSION = "confusion.png"  # aip.inspect
+    LAST = "last.pt"  # the resumable checkpoint
+    BEST = "best.pt"  # the best evaluation's weights
+    TB = "tb"  # TensorBoard events (train.log = ["tensorboard"]), a folder
+    #: every file (and folder) a run writes into its folder, the lock marker aside
+    FILES = (RECIPE, METRICS, LOG, STEPS, CURVES, CONFUSION, LAST, BEST, TB)
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+
+    def __fspath__(self) -> str:
+        return str(self.path)
+
+    @property
+    def marker(self) -> Path:
+        return self.path / MARKER
+
+    @property
+    def recipe(self) -> Path:
+        return self.path / self.RECIPE
+
+    @property
+    def metrics(self) -> Path:
+        return self.path / self.METRICS
+
+    @property
+    def log(self) -> Path:
+        return self.path / self.LOG
+
+    @property
+    def steps(self) -> Path:
+        return self.path / self.STEPS
+
+    @property
+    def curves(self) -> Path:
+        return self.path / self.CURVES
+
+    @property
+    def confusion(self) -> Path:
+        return self.path / self.CONFUSION
+
+    @property
+    def last(self) -> Path:
+        return self.path / self.LAST
+
+    @property
+    def best(self) -> Path:
+        return self.path / self.BEST
+
+    @property
+    def tb(self) -> Path:
+        return self.path / self.TB
+
+
 #: the files a run writes into its folder (checked before a forced run into someone else's folder)
-RUN_FILES = ("recipe.toml", "metrics.json", "metrics.jsonl", "curves.png", "last.pt", "best.pt")
+RUN_FILES = RunDir.FILES
 
 
 def _fingerprint_of(path: Path) -> str | None:
     """The recipe fingerprint of the run in ``path``: from ``last.pt`` if any, else from the marker."""
-    last = path / "last.pt"
+    last = RunDir(path).last
     if last.exists():
         try:
             return str(checkpoint.load(last, mmap=True).get("fingerprint"))
         except AipError as e:
             raise AipError(f"{e}; delete {last} to start the run over, or pass --out NEW_DIR") from None
     try:
-        return json.loads((path / MARKER).read_text()).get("fingerprint")
+        fd = os.open(path / MARKER, os.O_RDONLY | os.O_NOFOLLOW)
+    except OSError:
+        return None
+    try:
+        with os.fdopen(fd, "rb") as f:
+            return json.loads(f.read(4096) or b"{}").get("fingerprint")
     except (OSError, ValueError, AttributeError):
         return None
 
@@ -67,7 +142,8 @@ def _check_owner(path: Path, fingerprint: str, *, force: bool) -> None:
 def _lock(marker: Path) -> int:
     """Open ``marker`` and take its exclusive lock; returns the open descriptor (the lock lives as long)."""
     while True:
-        fd = os.open(marker, os.O_RDWR | os.O_CREAT, 0o644)
+        # O_NOFOLLOW: a marker planted as a symbolic link must not let the run truncate the link's target
+        fd = os.open(marker, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o644)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -104,7 +180,8 @@ def claimed(path: Path, *, fingerprint: str, force: bool = False) -> Iterator[Pa
     marker = path / MARKER
     try:
         path.mkdir(parents=True, exist_ok=True)
-        had_marker = marker.exists()
+        _refuse_links(path)
+        had_marker = os.path.lexists(marker)
         fd = _lock(marker)
     except OSError as e:
         _remove_dirs(created)
@@ -114,7 +191,7 @@ def claimed(path: Path, *, fingerprint: str, force: bool = False) -> Iterator[Pa
         _remove_dirs(created)
         raise
     before = {p.name for p in path.iterdir()}
-    last_before = _identity(path / "last.pt")
+    last_before = _identity(RunDir(path).last)
     try:
         _check_owner(path, fingerprint, force=force)
         record = json.dumps({"pid": os.getpid(), "fingerprint": fingerprint}).encode()
@@ -122,7 +199,7 @@ def claimed(path: Path, *, fingerprint: str, force: bool = False) -> Iterator[Pa
         os.pwrite(fd, record, 0)
         yield path
     except BaseException:
-        if _identity(path / "last.pt") == last_before:  # no new checkpoint: remove what this run created
+        if _identity(RunDir(path).last) == last_before:  # no new checkpoint: remove what this run created
             for name in {p.name for p in path.iterdir()} - before:
                 new = path / name
                 if new.is_dir() and not new.is_symlink():
@@ -135,6 +212,15 @@ def claimed(path: Path, *, fingerprint: str, force: bool = False) -> Iterator[Pa
         raise
     finally:
         os.close(fd)  # releases the lock
+
+
+def _refuse_links(path: Path) -> None:
+    """A run writes its files only as regular files inside its folder: a symbolic link in place of the marker
+    or of any run file (which would redirect a write outside the folder) is refused before any work."""
+    links = [name for name in (MARKER, *RunDir.FILES) if (path / name).is_symlink()]
+    if links:
+        raise AipError(f"{path / links[0]} is a symbolic link; a run writes its files only inside its folder: "
+                       "remove the link, or pass --out NEW_DIR")
 
 
 def _identity(path: Path) -> tuple[int, int] | None:
@@ -158,3 +244,46 @@ def _remove_dirs(created: list[Path]) -> None:
 def fingerprint(recipe: Recipe) -> str:
     """The identity of a run: every recipe section that changes what is trained (not ``eval`` or the name)."""
     return recipe.fingerprint("modality", "source", "augment", "teacher", "student", "loss", "train")
+
+
+#: in an output folder of ``aip preview`` or ``aip visualize``: the names of the files aip wrote there
+OUTPUTS_MANIFEST = ".aip-outputs.json"
+
+
+def _listed(folder: Path) -> set[str]:
+    try:
+        names = json.loads((folder / OUTPUTS_MANIFEST).read_text())
+    except (OSError, ValueError, UnicodeDecodeError):
+        return set()
+    return {n for n in names if isinstance(n, str)} if isinstance(names, list) else set()
+
+
+@contextmanager
+def owned_outputs(out: Path) -> Iterator[Path]:
+    """Write a command's files into ``out`` without replacing any file aip did not write there.
+
+    Yields a staging folder inside ``out``; write the files there. When the block ends, each is moved to
+    ``out`` under its name, all or none: a same-named entry in ``out`` must be a regular file that aip wrote
+    there before (listed in ``out/.aip-outputs.json``), otherwise nothing is moved and :class:`AipError` names
+    it. The staging folder is removed however the block ends."""
+    out = Path(out)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(prefix=".aip-staging-", dir=out))
+    except OSError as e:
+        raise AipError(f"output folder {out} could not be made ({e.strerror}); pass --out to a writable folder"
+                       ) from None
+    try:
+        yield staging
+        made = sorted(p.name for p in staging.iterdir())
+        ours = _listed(out)
+        for name in made:
+            target = out / name
+            if os.path.lexists(target) and (name not in ours or target.is_symlink() or not target.is_file()):
+                raise AipError(f"{target} is already there and aip did not write it; move it away, or pass --out "
+                               "NEW_DIR (aip never replaces a file it did not write)")
+        files.write_text(json.dumps(sorted(ours | set(made))), out / OUTPUTS_MANIFEST)
+        for name in made:
+            os.replace(staging / name, out / name)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)

@@ -25,7 +25,6 @@ import torch
 from aip.errors import AipError
 from aip.modality import SourceMeasures
 from aip.recipe import Recipe
-from aip.registry import load_modality
 
 FILE = "source_stats.json"
 #: views per batch for :func:`t_stddev` (1,024 views, the default, make 16 batches)
@@ -61,7 +60,10 @@ def teacher_measures(logits: torch.Tensor) -> dict[str, float]:
 def source_stats(recipe: Recipe, *, device: torch.device, views: int = 1024, teacher: bool = True
                  ) -> dict[str, Any]:
     """The measures above for ``recipe``'s source; ``teacher=False`` skips the teacher's."""
-    modality = load_modality(recipe.modality)
+    from aip.parts import Parts
+
+    parts = Parts(recipe, device=device)
+    modality = parts.modality
     out: dict[str, Any] = {"source": modality.describe_source(recipe)}
     if isinstance(modality, SourceMeasures):
         out.update(modality.source_measures(recipe))
@@ -69,24 +71,17 @@ def source_stats(recipe: Recipe, *, device: torch.device, views: int = 1024, tea
         out["datum"] = f"modality {recipe.modality!r} measures no source datum (no source_measures capability)"
     if not teacher:
         return out
-    from aip.hardware import Policy
-    from aip.teacher import load_teacher
-
-    test = modality.data(recipe, split="test", train=False)
     try:
-        model = load_teacher(recipe, modality, device=device, data=test, train_if_missing=False)
+        model = parts.cached_teacher()
     except AipError as e:
         out["teacher"] = f"unavailable without training ({e})"
         return out
     torch.manual_seed(recipe.train.seed)
-    sampler = modality.sampler(recipe, device=device)
-    augmenter = modality.augmenter(recipe, device=device)
-    policy = Policy.of(recipe, device)
     logits = []
     with torch.no_grad():
         for start in range(0, views, recipe.train.batch_size):
-            x = augmenter(sampler.sample(min(recipe.train.batch_size, views - start)))
-            with policy.autocast():
+            x = parts.augmenter(parts.sampler.sample(min(recipe.train.batch_size, views - start)))
+            with parts.policy.autocast():
                 logits.append(model(x).float().cpu())
     out.update(teacher_measures(torch.cat(logits)))
     out["views"] = views

@@ -20,7 +20,7 @@ from torch.utils.data import DataLoader
 from aip import checkpoint
 from aip.cache import cache_dir
 from aip.errors import AipError
-from aip.evaluate import evaluate, loader
+from aip.evaluate import Evaluator
 from aip.hardware import Policy
 from aip.hub import load_hub
 from aip.modality import LabelledData, Modality
@@ -96,8 +96,10 @@ def weak_teacher(top1: float, num_classes: int) -> str | None:
             f"teacher.fit.min_steps, e.g. --set teacher.fit.min_steps=2000) and check the dataset's labels")
 
 
-def fit_teacher(recipe: Recipe, modality: Modality, *, device: torch.device, path: Path) -> nn.Module:
-    """Train ``recipe.teacher.arch`` with cross-entropy on the labelled training split and save it to ``path``."""
+def fit_teacher(recipe: Recipe, modality: Modality, *, device: torch.device, path: Path,
+                evaluator: Evaluator | None = None) -> nn.Module:
+    """Train ``recipe.teacher.arch`` with cross-entropy on the labelled training split and save it to ``path``
+    (with its accuracy on every item of the test split, measured by ``evaluator`` when given)."""
     cfg = recipe.teacher.fit
     torch.manual_seed(recipe.train.seed)  # the same recipe always trains the same teacher
     train = modality.data(recipe, split="train", train=True)
@@ -129,9 +131,9 @@ def fit_teacher(recipe: Recipe, modality: Modality, *, device: torch.device, pat
                 bar.set_postfix(loss=f"{losses['loss'].item():.3f}")
     bar.close()
     train_seconds = time.perf_counter() - start
-    test = modality.data(recipe, split="test", train=False)
-    acc = evaluate(model, loader(test, batch_size=recipe.eval.batch_size, workers=recipe.eval.workers),
-                   device=device, amp=policy.amp, desc="teacher eval", views=test.views)
+    if evaluator is None:
+        evaluator = Evaluator(recipe, modality.data(recipe, split="test", train=False), device=device)
+    acc = evaluator.evaluate(model, full=True, desc="teacher eval")
     checkpoint.save_weights(model.state_dict(), {"num_classes": train.num_classes, "classes": list(train.classes),
                                                  "teacher": recipe.to_dict()["teacher"], "dataset": recipe.eval.dataset,
                                                  "test": acc, "train_seconds": train_seconds, "epochs": epochs},
@@ -174,8 +176,11 @@ def _warn_if_weak(path: Path, num_classes: int) -> None:
 
 
 def load_teacher(recipe: Recipe, modality: Modality, *, device: torch.device, data: LabelledData,
-                 train_if_missing: bool = True) -> FrozenTeacher:
-    """The recipe's teacher, frozen, on ``device``; its output size is checked against ``data.num_classes``."""
+                 train_if_missing: bool = True, evaluator: Evaluator | None = None) -> FrozenTeacher:
+    """The recipe's teacher, frozen, on ``device``; its output size is checked against ``data.num_classes``.
+
+    A ``teacher.kind = "train"`` teacher not yet cached is trained here (unless ``train_if_missing`` is false),
+    and measured by ``evaluator`` (:class:`aip.evaluate.Evaluator` of ``data``) when given."""
     t = recipe.teacher
     k = data.num_classes
     if t.kind == "pretrained":
@@ -199,7 +204,7 @@ def load_teacher(recipe: Recipe, modality: Modality, *, device: torch.device, da
                                   fix="delete it and run `aip teacher RECIPE` to train it again")
             _warn_if_weak(path, classes)
         elif train_if_missing:
-            model = fit_teacher(recipe, modality, device=device, path=path)
+            model = fit_teacher(recipe, modality, device=device, path=path, evaluator=evaluator)
         else:
             raise AipError(f"no trained teacher for this recipe in {path.parent}; run `aip teacher RECIPE` first")
     return FrozenTeacher(model).to(device)

@@ -23,6 +23,7 @@ from aip import files
 from aip.errors import AipError
 from aip.modality import Visualizer, Visuals
 from aip.progress import tqdm
+from aip.rundir import owned_outputs
 
 
 @dataclass(frozen=True)
@@ -85,7 +86,8 @@ def visualize(models: dict[str, nn.Module], visualizer: Any, recipe: Any, *, cla
               device: torch.device | str = "cpu") -> list[Path]:
     """Activation maximisation of the chosen classes for each model in ``models`` (``{"student": ...,
     "teacher": ...}``), rendered side by side into ``out``; also writes ``visualize.json`` with every
-    class's logit before and after. Returns the files written."""
+    class's logit before and after. Returns the files written. Files of an earlier visualisation in ``out``
+    are replaced; a same-named file aip did not write is refused (:func:`aip.rundir.owned_outputs`)."""
     if not isinstance(visualizer, Visualizer):
         raise AipError(f"modality {recipe.modality!r} has no feature visualisation (it does not implement "
                        "aip.modality.Visualizer)")
@@ -97,11 +99,11 @@ def visualize(models: dict[str, nn.Module], visualizer: Any, recipe: Any, *, cla
         r = maximise(model, visuals, targets, steps=steps, lr=lr, seed=seed, device=device, desc=f"visualize {role}")
         inputs[role] = r.inputs
         report[role] = {c: {"start": s, "end": e} for c, s, e in zip(labels, r.start, r.end)}
-    out.mkdir(parents=True, exist_ok=True)
-    written = visuals.render(inputs, labels, out / "classes.png")
-    files.write_text(json.dumps({"steps": steps, "lr": lr, "seed": seed, "logits": report}, indent=2),
-                     out / "visualize.json")
-    return [*written, out / "visualize.json"]
+    with owned_outputs(out) as staging:  # a same-named file aip did not write is refused, never replaced
+        written = visuals.render(inputs, labels, staging / "classes.png")
+        files.write_text(json.dumps({"steps": steps, "lr": lr, "seed": seed, "logits": report}, indent=2),
+                         staging / "visualize.json")
+    return [out / p.name for p in [*written, staging / "visualize.json"]]
 
 
 def visualize_student(path: str | Path, *, names: list[str] | None = None, teacher: bool = False,
@@ -116,11 +118,9 @@ def visualize_student(path: str | Path, *, names: list[str] | None = None, teach
     recipe, modality = student.recipe, student.modality
     models: dict[str, nn.Module] = {"student": student.net}
     if teacher:
-        from aip.teacher import load_teacher
+        from aip.parts import Parts
 
-        test = modality.data(recipe, split="test", train=False)
-        models["teacher"] = load_teacher(recipe, modality, device=torch.device(device), data=test,
-                                         train_if_missing=False)
+        models["teacher"] = Parts(recipe, device=torch.device(device), modality=modality).cached_teacher()
     torch.manual_seed(seed)
     return visualize(models, modality, recipe, classes=student.classes, names=names,
                      out=Path(out) if out is not None else Path(path) / "visualize", steps=steps, lr=lr, seed=seed,
