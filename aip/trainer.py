@@ -203,7 +203,8 @@ def fit(*, recipe: Recipe, student: nn.Module, teacher: nn.Module, sampler: Sour
                     tracker.log_step(state.step, scalars)
                     if state.step - start_step == cfg.log_every and d.is_main:
                         _print_estimate(state.step, start_step, total, bar)
-                if state.step in grid and not end_of_epoch:  # eval.log_grid: between the epochs' evaluations
+                epoch_eval = end_of_epoch and (state.step // spe % recipe.eval.every_epochs == 0 or state.step == total)
+                if state.step in grid and not epoch_eval:  # eval.log_grid: where no epoch's evaluation falls
                     state.seconds += clock.lap()
                     _grid_eval(state, run, student, evaluate, tracker, meter, lr=sched.get_last_lr()[0], spe=spe)
                     state.eval_seconds += clock.lap()

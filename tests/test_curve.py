@@ -77,16 +77,19 @@ def test_log_grid_evaluates_between_epochs_and_resumes_to_the_same_rows(tiny_rec
 
     assert sorted(curve.log_steps(8, 3)) == [1, 2, 5] and curve.log_steps(8, 0) == frozenset()
     cpu = torch.device("cpu")
-    recipe = R.load(tiny_recipe, ["train.epochs=2", "train.samples_per_epoch=256", "eval.log_grid=3"])
+    assert sorted(curve.log_steps(8, 10)) == [1, 2, 3, 4, 5, 6, 8]
+    recipe = R.load(tiny_recipe, ["train.epochs=2", "train.samples_per_epoch=256", "eval.log_grid=10",
+                                  "eval.every_epochs=2"])
     train_teacher(recipe, device=cpu)
     straight, resumed = tmp_path / "straight", tmp_path / "resumed"
     run(recipe, out=straight, device=cpu)
     rows = [json.loads(line) for line in (straight / "metrics.jsonl").read_text().splitlines()]
-    assert [r["step"] for r in rows] == [1, 2, 4, 5, 8]  # the grid (1, 2, 5) and the two epochs' ends (4, 8)
-    assert [r["epoch"] for r in rows] == [0.25, 0.5, 1, 1.25, 2]
+    # the grid, step 4 included although epoch 1 has no evaluation of its own (eval.every_epochs = 2)
+    assert [r["step"] for r in rows] == [1, 2, 3, 4, 5, 6, 8]
+    assert [r["epoch"] for r in rows] == [0.25, 0.5, 0.75, 1, 1.25, 1.5, 2]
     run(recipe, out=resumed, device=cpu, stop_after_epochs=1)
     run(recipe, out=resumed, device=cpu)
     again = [json.loads(line) for line in (resumed / "metrics.jsonl").read_text().splitlines()]
     assert [(r["step"], r["top1"]) for r in again] == [(r["step"], r["top1"]) for r in rows]
     c = curve.read_curve(straight)
-    assert c is not None and c.views == [64, 128, 256, 320, 512]
+    assert c is not None and c.views == [64, 128, 192, 256, 320, 384, 512]
