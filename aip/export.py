@@ -3,8 +3,10 @@
 The folder holds ``model.safetensors`` (always), the traced model for the chosen ``format`` (``model.onnx``,
 ``model.ts`` for TorchScript, ``model.pt2`` for a ``torch.export`` ExportedProgram), ``config.json``
 (modality, architecture and kwargs, class names, the input the model takes, the resolved recipe, measured
-accuracy) and a ``README.md`` model card. The model inside takes views as :meth:`Student.input_spec`
-describes them (batch first) and returns logits; it normalises its input itself.
+accuracy, and the fields timm and Hugging Face read: :mod:`aip.card`) and a ``README.md`` Hugging Face model
+card. The model inside takes views as :meth:`Student.input_spec` describes them (batch first) and returns
+logits; it normalises its input itself. An ONNX file is checked against the PyTorch student with onnxruntime
+before the folder is written (as optimum does). :func:`aip.hub.push_to_hub` uploads the folder.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ import contextlib
 import io
 import json
 import logging
+import os
 from pathlib import Path
 from typing import Any
 
@@ -20,10 +23,17 @@ import torch
 from torch import nn
 
 from aip import __version__, files
+from aip.card import ecosystem_fields, model_card, portable
 from aip.errors import AipError
 from aip.student import CONFIG, WEIGHTS, Student, load_student
 
 FORMATS = {"safetensors": None, "onnx": "model.onnx", "torchscript": "model.ts", "exported-program": "model.pt2"}
+#: an ONNX file passes when ``|onnx - torch| <= ONNX_ATOL + ONNX_RTOL * |torch|`` on every logit of the sample
+#: batch (numpy's ``allclose``); float32 kernels reorder sums, so bit equality is not expected. optimum checks
+#: with atol 1e-5 by default and per-model values up to 1e-3; logits of aip's small networks reach ~1e1, where
+#: float32 reordering alone gives differences of ~1e-5.
+ONNX_ATOL, ONNX_RTOL = 1e-4, 1e-3
+ONNX_CHECK_BATCH = 3  # not the traced batch of 2: the check also proves the batch dimension is dynamic
 
 
 def example_input(student: Student, batch: int = 2) -> torch.Tensor:
@@ -63,50 +73,40 @@ def write_format(net: nn.Module, x: torch.Tensor, fmt: str, path: Path) -> None:
             torch.export.save(torch.export.export(net, (x,), dynamic_shapes=(batch,)), str(path))
 
 
-def model_card(config: dict[str, Any], *, command: str) -> str:
-    """The README.md of an export folder."""
-    m, r = config.get("metrics", {}), config["recipe"]
-    teacher = r["teacher"].get("arch") or f"{r['teacher'].get('hub_repo')}:{r['teacher'].get('hub_entry')}"
-    acc = m.get("student", {}).get("top1")
-    t_acc = m.get("teacher", {}).get("top1")
-    shape = config.get("input", {}).get("shape")
-    accuracy = (f"{acc:.2f} % top-1 on the {m.get('dataset', r['eval']['dataset'])} test split"
-                + (f" (teacher {t_acc:.2f} %)" if t_acc is not None else "")) if acc is not None else "not measured"
-    files_ = ", ".join(f"`{f}`" for f in config["files"])
-    classes = ", ".join(config["classes"][:20]) + (" ..." if len(config["classes"]) > 20 else "")
-    return f"""# {r.get('name', 'student')}: an aip student ({config['arch']})
+def check_onnx(net: nn.Module, x: torch.Tensor, path: Path) -> float:
+    """Run the ONNX file ``path`` with onnxruntime on ``x`` and compare its logits with ``net``'s; returns the
+    largest absolute difference.
 
-{_article(config["modality"])} {config["modality"]} classifier distilled with aip (The Augmented Image Prior) from a
-single datum: it never saw a labelled example, only augmented views of one source, labelled by a frozen teacher.
+    Raises:
+        AipError: onnxruntime is missing, or an output differs past ``ONNX_ATOL`` / ``ONNX_RTOL``.
+    """
+    import numpy as np
 
-| | |
-| --- | --- |
-| source datum | {m.get('source') or r['source'].get('uri', 'one datum')} |
-| teacher | {r['teacher']['kind']} {teacher} |
-| student | {config['arch']} {json.dumps(config['kwargs'])} |
-| recipe | {r.get('name', '')} (resolved in `config.json`, key `recipe`) |
-| measured accuracy | {accuracy} |
-| classes | {len(config['classes'])}: {classes} |
-| input | one view {shape}, batch first; {config.get('input', {}).get('preprocess', '')} |
-| files | {files_} |
-
-Made by `{command}` with aip {config['aip_version']}. Use it:
-
-```python
-import aip
-student = aip.load_student("THIS_FOLDER")     # eval mode, no dataset needed
-print(student.predict("input-file").labels)   # top classes, most likely first
-```
-
-or `aip predict THIS_FOLDER FILE...`. Without aip, `model.safetensors` holds the state dict of the
-architecture above and the ONNX/TorchScript files take a float tensor batch of the input shape and return logits.
-"""
+    try:
+        import onnxruntime as ort
+    except ImportError:
+        raise AipError("checking the ONNX export needs onnxruntime; pip install 'aip[export]'") from None
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    got = session.run(None, {session.get_inputs()[0].name: x.numpy()})[0]
+    with torch.no_grad():
+        want = net(x).float().numpy()
+    if got.shape != want.shape:
+        raise AipError(f"the ONNX model returns shape {tuple(got.shape)} where PyTorch returns {tuple(want.shape)}; "
+                       "use --format torchscript or safetensors")
+    diff = float(np.abs(got - want).max())
+    if not np.allclose(got, want, atol=ONNX_ATOL, rtol=ONNX_RTOL):
+        raise AipError(f"the ONNX model's logits differ from PyTorch's by up to {diff:.3g} on {len(x)} sample inputs "
+                       f"(tolerance atol {ONNX_ATOL:g}, rtol {ONNX_RTOL:g}); use --format torchscript or safetensors")
+    return diff
 
 
 def export(path: str | Path, *, fmt: str = "safetensors", out: str | Path | None = None,
-           command: str = "aip export") -> Path:
+           command: str | None = None) -> Path:
     """Export the student of a run directory (or re-export an export folder) to ``out`` (default
     ``PATH/export``); returns the folder. An existing folder is replaced only once the new one is complete.
+
+    ``command`` is what the model card says made it (default ``aip export PATH [--format FMT]`` with ``PATH``
+    relative to the working folder, or its name alone: never an absolute path of this machine).
 
     Raises:
         AipError: unknown format, no student at ``path``, or a model the format cannot take.
@@ -116,18 +116,22 @@ def export(path: str | Path, *, fmt: str = "safetensors", out: str | Path | None
     from safetensors.torch import save_file
 
     student = load_student(path)
+    if command is None:
+        command = f"aip export {portable(path)}" + (f" --format {fmt}" if fmt != "safetensors" else "")
     out = Path(out) if out is not None else Path(path) / "export"
     if out.resolve() == Path(path).resolve():
         raise AipError(f"--out {out} is the folder being exported; pass another folder")
     _check_replaceable(out)
     net, recipe = student.net, student.recipe
+    spec = student.input_spec() if _has_spec(student) else {}
     config: dict[str, Any] = {
         "aip_version": __version__, "modality": recipe.modality, "arch": recipe.student.arch,
         "kwargs": dict(recipe.student.kwargs), "num_classes": len(student.classes), "classes": student.classes,
-        "input": student.input_spec() if _has_spec(student) else {}, "format": fmt,
+        "input": spec, "format": fmt,
         "files": [WEIGHTS, *([FORMATS[fmt]] if FORMATS[fmt] else [])], "recipe": recipe.to_dict(),
         "metrics": {k: student.metrics[k] for k in ("dataset", "source", "student", "teacher", "steps", "per_class",
                                                     "agreement") if k in student.metrics},
+        **ecosystem_fields(arch=recipe.student.arch, classes=student.classes, spec=spec),
     }
     with files.atomic_dir(out) as tmp:
         # own copies: safetensors refuses tensors that share (or only partly cover) a storage
@@ -138,6 +142,8 @@ def export(path: str | Path, *, fmt: str = "safetensors", out: str | Path | None
                                "use --format safetensors")
             try:
                 write_format(net, example_input(student), fmt, tmp / FORMATS[fmt])
+                if fmt == "onnx":
+                    check_onnx(net, example_input(student, batch=ONNX_CHECK_BATCH), tmp / FORMATS[fmt])
             except AipError:
                 raise
             except Exception as e:  # each exporter raises its own types for unsupported operations
@@ -145,6 +151,10 @@ def export(path: str | Path, *, fmt: str = "safetensors", out: str | Path | None
                                f"{_first_line(e)}); --format safetensors always works") from None
         (tmp / CONFIG).write_text(json.dumps(config, indent=2))
         (tmp / "README.md").write_text(model_card(config, command=command))
+        # safetensors (and the exporters) create their files private (0600); an export is for sharing
+        mode = 0o666 & ~_umask()
+        for f in tmp.iterdir():
+            os.chmod(f, mode)
     return out
 
 
@@ -174,5 +184,7 @@ def _has_spec(student: Student) -> bool:
     return True
 
 
-def _article(word: str) -> str:
-    return "An" if word[:1].lower() in "aeiou" else "A"
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask

@@ -80,20 +80,43 @@ class Student(nn.Module):
     @torch.no_grad()
     def probabilities(self, item: Any) -> torch.Tensor:
         """Class probabilities ``(K,)`` of one raw input (the softmax averaged over its views)."""
-        x = self.views(item).to(self.device)
-        return self.net(x).float().softmax(-1).mean(0).cpu()
+        return self.batch_probabilities([self.views(item)])[0]
 
-    def predict(self, inputs: Any, *, top_k: int = 5) -> Prediction | list[Prediction]:
-        """The ``top_k`` classes of a raw input (a path, an image/waveform array or a clip tensor), or of
-        each input of a list/tuple (then a list is returned)."""
-        many = isinstance(inputs, (list, tuple))
+    @torch.no_grad()
+    def batch_probabilities(self, views: list[torch.Tensor]) -> list[torch.Tensor]:
+        """Class probabilities ``(K,)`` of each input given as its views ``(V_i, *view_shape)``, in one forward
+        pass over all their views (each input's softmax averaged over its own views)."""
+        x = torch.cat(views).to(self.device)  # (sum V_i, *view_shape)
+        probs = self.net(x).float().softmax(-1).cpu()
+        return [p.mean(0) for p in probs.split([len(v) for v in views])]
+
+    def predict_views(self, named: list[tuple[str, torch.Tensor]], *, top_k: int = 5) -> list[Prediction]:
+        """The ``top_k`` classes of each ``(name, views)`` pair, in one forward pass (:meth:`batch_probabilities`)."""
+        if not named:
+            return []
         out = []
-        for item in (inputs if many else [inputs]):
-            probs = self.probabilities(item)
+        for (name, _), probs in zip(named, self.batch_probabilities([v for _, v in named])):
             top = probs.topk(min(top_k, probs.numel()))
-            name = str(item) if isinstance(item, (str, Path)) else f"<{type(item).__name__}>"
             out.append(Prediction(name, [self.classes[i] for i in top.indices.tolist()], top.values.tolist()))
+        return out
+
+    def predict(self, inputs: Any, *, top_k: int = 5, batch_size: int = 32) -> Prediction | list[Prediction]:
+        """The ``top_k`` classes of a raw input (a path, an image/waveform array or a clip tensor), or of
+        each input of a list/tuple (then a list is returned), ``batch_size`` inputs to a forward pass."""
+        if batch_size < 1:
+            raise AipError(f"batch_size must be at least 1, got {batch_size}")
+        many = isinstance(inputs, (list, tuple))
+        items = list(inputs) if many else [inputs]
+        out: list[Prediction] = []
+        for start in range(0, len(items), batch_size):
+            chunk = items[start:start + batch_size]
+            out += self.predict_views([(input_name(item), self.views(item)) for item in chunk], top_k=top_k)
         return out if many else out[0]
+
+
+def input_name(item: Any) -> str:
+    """How a prediction names its input: the path as given, else ``<ndarray>``, ``<Tensor>`` ..."""
+    return str(item) if isinstance(item, (str, Path)) else f"<{type(item).__name__}>"
 
 
 def _classes_in(state: dict[str, torch.Tensor]) -> int:
@@ -213,8 +236,9 @@ def _from_export(folder: Path) -> tuple[Recipe, dict[str, torch.Tensor], list[st
 
 def load_student(path: str | Path, *, device: str | torch.device = "cpu", which: str = "best.pt") -> Student:
     """The student of a run directory (``which``: ``best.pt`` by default, else ``last.pt``, the final
-    student) or of an ``aip export`` folder, in eval mode on ``device``; needs neither the dataset nor the
-    recipe file.
+    student), of an ``aip export`` folder, or of an export pushed to the Hugging Face Hub (``"user/repo"``,
+    when no local folder has that name: downloaded into the Hub's cache, or read from it alone with
+    ``HF_HUB_OFFLINE=1``), in eval mode on ``device``; needs neither the dataset nor the recipe file.
 
     Example:
         >>> student = aip.load_student("runs/fashion-mnist")
@@ -222,8 +246,14 @@ def load_student(path: str | Path, *, device: str | torch.device = "cpu", which:
         'Sneaker'
     """
     p = Path(path).expanduser()
+    if not p.exists() and isinstance(path, str):
+        from aip.hub import download_student, is_repo_id
+
+        if is_repo_id(path):
+            p = download_student(path)
     if not p.is_dir():
-        raise AipError(f"{p} is not a folder; pass a run directory (runs/NAME) or an export folder")
+        raise AipError(f"{p} is not a folder; pass a run directory (runs/NAME), an export folder or a Hugging "
+                       "Face Hub repo id (user/repo)")
     if (p / CONFIG).is_file():
         recipe, weights, classes, metrics = _from_export(p)
     else:

@@ -96,7 +96,7 @@ def input_spec(recipe: Any) -> dict[str, Any]:
         # what timm's pretrained_cfg and the model card need: how read_image resizes, and the pixels' polarity
         "interpolation": "bilinear", "antialias": True, "crop_pct": 1.0 if info.native_size else 0.875,
         "crop_mode": "squash" if info.native_size else "center",
-        "polarity": _polarity(info.channels, mean),
+        "polarity": _polarity(info.channels, mean), "dataset": info.description,
     }
 
 
