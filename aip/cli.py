@@ -169,6 +169,9 @@ def bench(
                                                      "print the ops that take the most time.")] = 0,
     processes: Annotated[int, typer.Option(min=1, help="Also project the schedule's time on this many "
                                                        "data-parallel processes, each as fast as this one.")] = 1,
+    json_out: Annotated[Path | None, typer.Option(
+        "--json", help="Also write a bench record (JSON: device, date, command, stages, projections) to this file "
+                       "(read by python -m aip.reproduction).")] = None,
 ) -> None:
     """Time the recipe's distillation step stage by stage: data, teacher, student, whole step; peak memory."""
     from aip.bench import bench as run_bench
@@ -178,6 +181,10 @@ def bench(
     result = run_bench(r, device=resolve_device(device), steps=steps, warmup=warmup, num_classes=num_classes,
                        vs_reference=vs_reference, workers=workers, profile=profile, processes=processes)
     typer.echo(result.table())
+    if json_out is not None:
+        from aip.reproduction import write_bench_record
+
+        write_bench_record(result, json_out, recipe=r, command=" ".join(["aip", *sys.argv[1:]]))
 
 
 @app.command()
