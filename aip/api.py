@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager, nullcontext
 from pathlib import Path
 from typing import Any
 
@@ -13,13 +15,14 @@ from aip.student import Student, load_student
 
 def distil(recipe: str | Path | Recipe, *, overrides: list[str] | None = None,
            device: str | torch.device = "auto", out: str | Path | None = None,
-           stop_after_epochs: int | None = None) -> tuple[Student, dict[str, Any]]:
+           stop_after_epochs: int | None = None, progress: bool = True) -> tuple[Student, dict[str, Any]]:
     """Distil ``recipe`` (a TOML path or a :class:`~aip.recipe.Recipe`) as ``aip run`` does; returns the final
     student (eval mode, on ``device``) and what ``metrics.json`` holds.
 
     ``overrides`` are ``--set`` strings (``["train.epochs=2"]``); ``device`` is ``"auto"``, ``"cpu"``,
     ``"cuda"``, ``"cuda:N"`` or a ``torch.device``; ``out`` is the run directory (default ``runs/NAME``, where
-    a second call resumes or reuses the finished run).
+    a second call resumes or reuses the finished run); ``progress=False`` draws no progress bars (teacher
+    training, distillation, evaluation), for a notebook or a log; the lines a run prints stay.
 
     Example:
         >>> student, metrics = aip.distil("recipes/fashion-mnist.toml", overrides=["train.epochs=1"], device="cpu")
@@ -37,6 +40,28 @@ def distil(recipe: str | Path | Recipe, *, overrides: list[str] | None = None,
         r = load(recipe, overrides)
         run_dir = Path(out) if out is not None else default_run_dir(recipe, overrides)
     dev = device if isinstance(device, torch.device) else resolve_device(device)
-    with distributed.session(dev) as dev:
+    with distributed.session(dev) as dev, (nullcontext() if progress else _no_progress_bars()):
         metrics = run(r, out=run_dir, device=dev, stop_after_epochs=stop_after_epochs)
     return load_student(run_dir, device=dev, which="last.pt"), metrics
+
+
+@contextmanager
+def _no_progress_bars() -> Iterator[None]:
+    """Every tqdm bar made inside the block is disabled (``disable=True``), in a terminal or a notebook widget
+    alike (``tqdm.notebook`` and ``tqdm.auto`` subclass ``tqdm.std.tqdm``); ``tqdm.write`` lines still print.
+
+    tqdm has no switch to flip at run time (its ``TQDM_DISABLE`` is read once, when tqdm is imported), and aip's
+    bars are made in several modules, so the block gives the bar class that default for its duration."""
+    from tqdm import std
+
+    init = std.tqdm.__init__
+
+    def quiet(self: Any, *args: Any, **kwargs: Any) -> None:
+        kwargs["disable"] = True
+        init(self, *args, **kwargs)
+
+    std.tqdm.__init__ = quiet  # type: ignore[method-assign]
+    try:
+        yield
+    finally:
+        std.tqdm.__init__ = init  # type: ignore[method-assign]

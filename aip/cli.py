@@ -269,62 +269,51 @@ def export(
     format_: Annotated[str, typer.Option("--format", help="safetensors, onnx, torchscript or exported-program "
                                                           "(model.safetensors is always written).")] = "safetensors",
     out: Annotated[Path | None, typer.Option(help="Output folder (default RUN_DIR/export).")] = None,
+    push_to_hub: Annotated[str | None, typer.Option("--push-to-hub", metavar="USER/REPO",
+                                                    help="Then upload the folder to this Hugging Face Hub repo "
+                                                         "(needs the network and `hf auth login`).")] = None,
+    private: Annotated[bool, typer.Option(help="With --push-to-hub: create the repo private.")] = False,
 ) -> None:
     """Write the student as a self-contained folder: weights, config.json (classes, input) and a model card."""
     from aip.export import export as export_student
 
-    folder = export_student(run_dir, fmt=format_, out=out, command=" ".join(["aip", *sys.argv[1:]]))
+    folder = export_student(run_dir, fmt=format_, out=out)  # the card names `aip export RUN`, never a machine path
     typer.echo(str(folder))
+    if push_to_hub:
+        from aip.hub import push_to_hub as push
+
+        typer.echo(push(folder, push_to_hub, private=private or None))
 
 
 @app.command()
 def predict(
-    path: Annotated[Path, typer.Argument(help="A run directory or an export folder.")],
+    path: Annotated[str, typer.Argument(help="A run directory, an export folder or a Hugging Face Hub repo id "
+                                             "(user/repo).")],
     inputs: Annotated[list[str], typer.Argument(help="Input files (images, videos or audio, as the model takes), "
                                                      "or folders of them.")],
     top_k: Annotated[int, typer.Option(min=1, help="Classes shown per input.")] = 5,
-    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
+    batch_size: Annotated[int, typer.Option(min=1, help="Files classified per forward pass.")] = 32,
+    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output (a JSON list).")] = False,
+    as_csv: Annotated[bool, typer.Option("--csv", help="Machine-readable output: CSV rows input,rank,label,prob.")
+                      ] = False,
     device: DeviceOpt = "cpu",
 ) -> None:
-    """Classify raw input files with a distilled student: the top classes and their probabilities.
+    """Classify raw input files with a distilled student: a table of each file's top classes and probabilities.
 
     A folder stands for its files, in name order (not its sub-folders, nor hidden files); a file in it that the
     model cannot read is skipped with one counted warning, while a file named on the command line must read."""
-    from aip.folders import visible
     from aip.hardware import resolve_device
+    from aip.predict import predict_files, render
     from aip.student import load_student
 
-    listed: list[tuple[str, bool]] = []
-    for item in inputs:
-        folder = Path(item).expanduser()
-        if not folder.is_dir():
-            listed.append((item, False))
-            continue
-        files = sorted(p for p in folder.iterdir() if p.is_file() and visible(p.name))
-        if not files:
-            raise AipError(f"folder {folder} holds no files to classify; give files, or a folder of them")
-        listed += [(str(p), True) for p in files]
+    if as_json and as_csv:
+        raise typer.BadParameter("--json and --csv are exclusive; give one of them")
     student = load_student(path, device=resolve_device(device))
-    results, skipped = [], []
-    for item, in_folder in listed:
-        try:
-            results.append(student.predict(item, top_k=top_k))
-        except AipError as e:
-            if not in_folder:
-                raise
-            skipped.append(f"{item}: {e}")
-    if not results:
-        raise AipError(f"none of the {len(listed)} files could be read as the model's input (first: {skipped[0]})")
+    results, skipped, listed = predict_files(student, inputs, top_k=top_k, batch_size=batch_size)
     if skipped:
-        typer.echo(f"warning: skipped {len(skipped)} of {len(listed)} files that the model cannot read (first: "
+        typer.echo(f"warning: skipped {len(skipped)} of {listed} files that the model cannot read (first: "
                    f"{skipped[0]})", err=True)
-    if as_json:
-        typer.echo(json.dumps([r.to_dict() for r in results], indent=2))
-        return
-    for r in results:
-        typer.echo(r.input)
-        for label, p in zip(r.labels, r.probs):
-            typer.echo(f"  {100 * p:6.2f} %  {label}")
+    typer.echo(render(results, "json" if as_json else "csv" if as_csv else "table"))
 
 
 @app.command()

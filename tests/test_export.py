@@ -9,7 +9,7 @@ import torch
 from aip.errors import AipError
 from aip.export import export
 from aip.student import load_student
-from tests.conftest import run_cli
+from tests.conftest import ROOT, run_cli
 from tests.students import CLASSES, example, fake_run
 from tests.test_cli import assert_one_line_error
 
@@ -97,3 +97,94 @@ def test_cli_export_and_errors(tmp_path):
     assert export(run, out=tmp_path / "empty") == tmp_path / "empty"  # empty: filled
     export(run, out=tmp_path / "empty")  # an earlier export: replaced
     assert (tmp_path / "empty" / "model.safetensors").is_file()
+
+
+def test_config_has_the_fields_timm_and_hugging_face_read(tmp_path):
+    from timm.data import resolve_data_config
+
+    folder = export(fake_run(tmp_path, "image"), out=tmp_path / "out")
+    config = json.loads((folder / "config.json").read_text())
+    assert config["architecture"] == "cnn" and config["num_classes"] == 3 and config["label_names"] == CLASSES
+    assert config["model_type"] == "aip" and config["architectures"] == ["cnn"]
+    assert config["id2label"] == {"0": "alpha", "1": "beta", "2": "gamma"} and config["label2id"]["gamma"] == 2
+    # timm's own resolver reads the pretrained_cfg; the model normalises inside, so the pipeline does not
+    data = resolve_data_config(pretrained_cfg=config["pretrained_cfg"])
+    assert tuple(data["input_size"]) == (3, 16, 16) and data["interpolation"] == "bilinear"
+    assert data["crop_pct"] == 0.875 and list(data["mean"]) == [0.0] * 3 and list(data["std"]) == [1.0] * 3
+    assert config["modality"] == "image" and config["recipe"]["name"] == "tiny-image"  # aip's own fields stay
+    audio = json.loads((export(fake_run(tmp_path, "audio"), out=tmp_path / "a") / "config.json").read_text())
+    assert "pretrained_cfg" not in audio and audio["id2label"]["1"] == "beta"  # timm has no audio config
+
+
+@pytest.mark.parametrize("modality,task", [("image", "image-classification"), ("audio", "audio-classification"),
+                                           ("video", "video-classification")])
+def test_model_card_metadata_parses(tmp_path, modality, task):
+    from huggingface_hub import ModelCard
+
+    folder = export(fake_run(tmp_path, modality), out=tmp_path / "out")
+    card = ModelCard.load(folder / "README.md")
+    data = card.data
+    assert data.license == "mit" and data.library_name == "aip" and data.pipeline_tag == task
+    assert data.datasets == [f"{modality}folder"] and data.metrics == ["accuracy"]
+    result = data.eval_results[0]
+    assert result.metric_type == "accuracy" and result.metric_value == 61.5 and result.task_type == task
+    assert result.dataset_split == "test"
+    text = card.text
+    for part in ("## How it was made", "`skimage:astronaut`" if modality != "audio" else "`synthetic:noise`",
+                 "trained by `aip teacher` with cross-entropy on the labelled training split", "## Input",
+                 "| teacher | 80.00 % |", "| student | 61.50 % |", "## Limitations"):
+        assert part in text, part
+    if modality != "audio":
+        assert "interpolation: bilinear (antialiased)" in text
+
+
+def test_the_card_says_what_a_grey_dataset_looks_like(tmp_path):
+    """Fashion-MNIST: what the teacher learnt from (60k labelled images) and the polarity a user must match."""
+    from aip.card import model_card
+    from aip.recipe import load
+    from aip.registry import load_modality
+
+    recipe = load(ROOT / "recipes" / "fashion-mnist.toml")
+    spec = load_modality("image").input_spec(recipe)
+    config = {"recipe": recipe.to_dict(), "metrics": {"dataset": "fashion-mnist", "student": {"top1": 79.86}},
+              "input": spec, "modality": "image", "arch": "cnn", "kwargs": {}, "classes": ["a", "b"],
+              "files": ["model.safetensors"], "aip_version": "0"}
+    card = model_card(config, command="aip export fashion-mnist")
+    assert "60k train" in card and "training split of fashion-mnist" in card
+    assert "light objects on a dark background" in card and "invert a dark object on a white background" in card
+    assert "colour: grayscale" in card and "`(batch, 1, 28, 28)`" in card and "float32 in [0, 1]" in card
+    assert "Pixel polarity matters" in card
+
+
+def test_no_machine_path_in_the_card_and_files_are_not_private(tmp_path):
+    import os
+
+    run = fake_run(tmp_path, "image")
+    old = os.umask(0o022)
+    try:
+        r = run_cli("export", str(run.resolve()), "--out", str(tmp_path / "out"))
+    finally:
+        os.umask(old)
+    assert r.returncode == 0, r.stderr
+    card = (tmp_path / "out" / "README.md").read_text()
+    assert str(tmp_path) not in card and "Made by `aip export image`" in card  # the run's name, not its path
+    for f in (tmp_path / "out").iterdir():
+        assert f.stat().st_mode & 0o777 == 0o644, f.name
+
+
+def test_onnx_export_fails_when_onnxruntime_disagrees_with_pytorch(tmp_path, monkeypatch):
+    from aip.export import ONNX_ATOL
+
+    ort = pytest.importorskip("onnxruntime")
+    run = fake_run(tmp_path, "image")
+    real = ort.InferenceSession.run
+
+    def off(self, *args, **kwargs):
+        return [y + 20 * ONNX_ATOL for y in real(self, *args, **kwargs)]
+
+    monkeypatch.setattr(ort.InferenceSession, "run", off)
+    with pytest.raises(AipError, match=r"differ from PyTorch's by up to 0.002 on 3 sample inputs \(tolerance atol"):
+        export(run, fmt="onnx", out=tmp_path / "out")
+    assert not (tmp_path / "out").exists()  # nothing half-written
+    monkeypatch.setattr(ort.InferenceSession, "run", real)
+    assert (export(run, fmt="onnx", out=tmp_path / "out") / "model.onnx").is_file()
