@@ -47,21 +47,16 @@ def distil(recipe: str | Path | Recipe, *, overrides: list[str] | None = None,
 
 @contextmanager
 def _no_progress_bars() -> Iterator[None]:
-    """Every tqdm bar made inside the block is disabled (``disable=True``), in a terminal or a notebook widget
-    alike (``tqdm.notebook`` and ``tqdm.auto`` subclass ``tqdm.std.tqdm``); ``tqdm.write`` lines still print.
+    """No progress bar inside the block: every bar of aip comes from :mod:`aip.progress`, which reads
+    ``AIP_PROGRESS`` at each bar's start; ``tqdm.write`` lines still print."""
+    import os
 
-    tqdm has no switch to flip at run time (its ``TQDM_DISABLE`` is read once, when tqdm is imported), and aip's
-    bars are made in several modules, so the block gives the bar class that default for its duration."""
-    from tqdm import std
-
-    init = std.tqdm.__init__
-
-    def quiet(self: Any, *args: Any, **kwargs: Any) -> None:
-        kwargs["disable"] = True
-        init(self, *args, **kwargs)
-
-    std.tqdm.__init__ = quiet  # type: ignore[method-assign]
+    before = os.environ.get("AIP_PROGRESS")
+    os.environ["AIP_PROGRESS"] = "0"
     try:
         yield
     finally:
-        std.tqdm.__init__ = init  # type: ignore[method-assign]
+        if before is None:
+            os.environ.pop("AIP_PROGRESS", None)
+        else:
+            os.environ["AIP_PROGRESS"] = before

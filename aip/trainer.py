@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import signal
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -101,6 +102,8 @@ class RunFiles:
             tqdm.write(f"{d.world} processes: effective batch {cfg.effective_batch(d.world)} ({cfg.batch_size} x "
                        f"{cfg.grad_accum} accumulation x {d.world}), lr {cfg.lr_at(d.world):.3g} (lr_scaling = "
                        f"{cfg.lr_scaling!r}), {steps_per_epoch} steps per epoch")
+        if d.is_main:  # what a kill during a write left (the folder is locked: no other writer)
+            files.remove_stale_temps(self.dir, (*rundir.RUN_FILES, "steps.jsonl", "confusion.png"))
         if not distributed.agree(self.last.exists()):
             torch.manual_seed(cfg.seed + d.rank)  # every rank draws different views; rank 0 as a single process
             return RunState()
@@ -110,11 +113,29 @@ class RunFiles:
         if saved.get("world", 1) != d.world:
             raise AipError(f"{self.dir} was trained by {saved.get('world', 1)} process(es), not {d.world}; resume "
                            "it with the same number of processes, or pass --out NEW_DIR")
-        student.load_state_dict(saved["student"])
-        opt.load_state_dict(saved["optimizer"])
-        sched.load_state_dict(saved["scheduler"])
-        checkpoint.set_rng_state(saved["rng_per_rank"][d.rank] if "rng_per_rank" in saved else saved["rng"])
-        state = RunState.from_dict(saved.get("state", saved))
+        fix = f"delete {self.last} to start the run over, or pass --out NEW_DIR"
+        checkpoint.check_run_checkpoint(saved, path=self.last, model=student, world=d.world, fix=fix)
+        try:
+            student.load_state_dict(saved["student"])
+            opt.load_state_dict(saved["optimizer"])
+            sched.load_state_dict(saved["scheduler"])
+            checkpoint.set_rng_state(saved["rng_per_rank"][d.rank] if "rng_per_rank" in saved else saved["rng"])
+            state = RunState.from_dict(saved.get("state", saved))
+        except (KeyError, ValueError, TypeError, RuntimeError, IndexError) as e:  # a state torch cannot restore
+            raise AipError(f"{self.last} cannot be resumed ({type(e).__name__}: {str(e).strip()[:100]}); "
+                           f"{fix}".replace("\n", " ")) from None
+        problem = None
+        if state.best.get("top1", -1.0) >= 0 and d.is_main:
+            problem = checkpoint.usable_best(self.best, student)
+        problem = distributed.agree(problem)
+        if problem is not None:
+            if state.step >= total:  # no evaluation is left to rewrite it
+                raise AipError(f"{self.best} cannot be used ({problem}) and the run is finished, so no evaluation "
+                               f"rewrites it; delete {self.best} (export and predict then use last.pt)")
+            if d.is_main:
+                tqdm.write(f"warning: {self.best} cannot be used ({problem}); it is written again from the next "
+                           "evaluation on", file=sys.stderr)
+            state.best = {"top1": -1.0}
         if state.step < total and d.is_main:
             tqdm.write(f"resuming {self.dir} at step {state.step}/{total} (epoch {state.step // steps_per_epoch})")
         return state

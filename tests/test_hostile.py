@@ -476,7 +476,7 @@ def test_preview_under_a_regular_file(tiny_recipe, tmp_path):
     blocker.write_text("a file")
     with pytest.raises(AipError) as e:
         preview(R.load(tiny_recipe), out=blocker / "p", count=2, device=CPU)
-    one_line(e, "preview folder", "--out")
+    one_line(e, "output folder", "--out")
 
 
 def test_a_source_typo_is_caught_by_check_and_before_the_teacher(tiny_recipe, tmp_path, isolated_cache):
