@@ -8,7 +8,7 @@ the old file or the new one. Folders built piece by piece use :func:`atomic_dir`
 The writer never writes through a symbolic link: a destination that is a link (to a file, a folder or
 nothing) is refused with one line, as is a destination under a path component that is a file
 (``afile/sub``), so a link planted in an output folder cannot redirect a write outside it. A kill during a
-write leaves only a temporary file of aip's naming (``.NAME.XXXXXXXX.tmp``); :func:`remove_stale_temps`
+write leaves only a temporary file of aip's naming (``.NAME.<8 random characters>.tmp``); :func:`remove_stale_temps`
 deletes those the next time a run uses the folder.
 """
 

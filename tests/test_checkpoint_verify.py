@@ -21,7 +21,7 @@ from aip.errors import AipError
 from aip.export import export
 from aip.run import evaluate_checkpoint, run
 from aip.student import load_student
-from tests.conftest import TINY_RECIPE
+from tests.conftest import TINY_RECIPE, one_line
 
 CPU = torch.device("cpu")
 
@@ -56,14 +56,6 @@ def edit(path: Path, change) -> bytes:
     change(saved)
     torch.save(saved, path)
     return path.read_bytes()
-
-
-def one_line(e: pytest.ExceptionInfo, *fragments: str) -> str:
-    msg = str(e.value)
-    assert "\n" not in msg, msg
-    for f in fragments:
-        assert f in msg, msg
-    return msg
 
 
 def flip_bytes_in_a_tensor(path: Path, count: int = 16) -> None:

@@ -25,7 +25,7 @@ from aip.teacher import load_teacher, teacher_path
 from modalities.image.config import ImageSourceConfig
 from modalities.image.models import build
 from modalities.image.source import load_image
-from tests.conftest import ROOT, run_cli
+from tests.conftest import ROOT, one_line, run_cli
 from tests.test_cli import assert_one_line_error
 
 CPU = torch.device("cpu")
@@ -44,14 +44,6 @@ class Payload:
 def code_pickle(path: Path, proof: Path, *, wrap: bool = True) -> Path:
     torch.save({"student": Payload(proof), "fingerprint": "x"} if wrap else Payload(proof), path)
     return path
-
-
-def one_line(e: pytest.ExceptionInfo, *fragments: str) -> str:
-    msg = str(e.value)
-    assert "\n" not in msg, msg
-    for f in fragments:
-        assert f in msg, msg
-    return msg
 
 
 def cnn(width: int = 8, classes: int = 4) -> torch.nn.Module:
