@@ -103,7 +103,7 @@ class RunFiles:
                        f"{cfg.grad_accum} accumulation x {d.world}), lr {cfg.lr_at(d.world):.3g} (lr_scaling = "
                        f"{cfg.lr_scaling!r}), {steps_per_epoch} steps per epoch")
         if d.is_main:  # what a kill during a write left (the folder is locked: no other writer)
-            files.remove_stale_temps(self.dir, (*rundir.RUN_FILES, "steps.jsonl", "confusion.png"))
+            files.remove_stale_temps(self.dir, rundir.RUN_FILES)
         if not distributed.agree(self.last.exists()):
             torch.manual_seed(cfg.seed + d.rank)  # every rank draws different views; rank 0 as a single process
             return RunState()
