@@ -106,7 +106,7 @@ def check_crc(path: Path) -> None:
     weights unnoticed. :meth:`zipfile.ZipFile.testzip` reads every record and checks its CRC. It reads the whole
     file once: 0.11 s for a 307 MB ResNet-50 checkpoint (weights and AdamW state), against 0.23 s for the
     ``torch.load`` that follows (file in the page cache; measured 2026-12-07 on the 2-core AMD EPYC with AVX-512,
-    other engineers' tests running). Files that are not zip
+    other test runs on the machine). Files that are not zip
     archives (torch's legacy format) are left to ``torch.load``."""
     if not zipfile.is_zipfile(path):
         return

@@ -174,8 +174,7 @@ def fit(*, recipe: Recipe, student: nn.Module, teacher: nn.Module, sampler: Sour
     Args:
         evaluate: returns ``{"top1", "top5", ...}`` of the model it is given on the real test split (called on
             every rank at the same steps).
-        run_dir: holds ``last.pt``, ``best.pt``, ``metrics.jsonl`` and ``steps.jsonl``; an existing ``last.pt``
-            is resumed.
+        run_dir: the run folder (:class:`aip.rundir.RunDir`); an existing ``last.pt`` there is resumed.
         classes: the dataset's class names, saved with the weights.
         stop_after_epochs: stop (as if interrupted) after this many epochs of this call.
 
@@ -216,14 +215,8 @@ def fit(*, recipe: Recipe, student: nn.Module, teacher: nn.Module, sampler: Sour
                 stopping = distributed.agree_any(bool(stop))  # every process stops at the same step
                 end_of_epoch = state.step % spe == 0
                 if state.step % cfg.log_every == 0 or state.step == total:  # log
-                    guard.check(params, offset=start_step, step=state.step)
-                    scalars = meter.read(lr=sched.get_last_lr()[0], batch=cfg.batch_size * d.world, data=data,
-                                         select=selecting)
-                    bar.set_postfix(loss=f"{scalars['loss']:.4f}", lr=f"{scalars['lr']:.2e}",
-                                    samples_s=f"{scalars['samples_per_s']:.0f}")
-                    tracker.log_step(state.step, scalars)
-                    if state.step - start_step == cfg.log_every and d.is_main:
-                        _print_estimate(state.step, start_step, total, bar)
+                    _log(state.step, start_step=start_step, total=total, cfg=cfg, params=params, guard=guard,
+                         meter=meter, lr=sched.get_last_lr()[0], data=data, select=selecting, bar=bar, tracker=tracker)
                 epoch_eval = end_of_epoch and (state.step // spe % recipe.eval.every_epochs == 0 or state.step == total)
                 if state.step in grid and not epoch_eval:  # eval.log_grid: where no epoch's evaluation falls
                     state.seconds += clock.lap()
@@ -244,15 +237,34 @@ def fit(*, recipe: Recipe, student: nn.Module, teacher: nn.Module, sampler: Sour
                     raise Interrupted(state.step, stop.signum or signal.SIGTERM)
                 if end_of_epoch and stop_after_epochs is not None and epochs_done >= stop_after_epochs:
                     break
-                if data.error and d.is_main:
-                    tqdm.write(f"note: the data path could not be captured in a CUDA graph and runs eagerly "
-                               f"({data.error}); set train.graph_data = 'off' to skip the attempt")
-                    data.error = ""
+                _note_eager(data)
     finally:
         bar.close()
         tracker.close()
     return FitResult(step=state.step, final=state.final, best=state.best, history=state.history,
                      seconds=state.seconds, eval_seconds=state.eval_seconds)
+
+
+def _log(step: int, *, start_step: int, total: int, cfg: Any, params: list[nn.Parameter], guard: NonFiniteGuard,
+         meter: Meter, lr: float, data: TimedData, select: SelectTimer, bar: Any, tracker: Tracker) -> None:
+    """Every ``train.log_every`` steps: check the weights are finite, then log the means since the last log to
+    the bar, ``steps.jsonl`` and the trackers; after the first interval, print the estimate of the time left."""
+    d = distributed.current()
+    guard.check(params, offset=start_step, step=step)
+    scalars = meter.read(lr=lr, batch=cfg.batch_size * d.world, data=data, select=select)
+    bar.set_postfix(loss=f"{scalars['loss']:.4f}", lr=f"{scalars['lr']:.2e}",
+                    samples_s=f"{scalars['samples_per_s']:.0f}")
+    tracker.log_step(step, scalars)
+    if step - start_step == cfg.log_every and d.is_main:
+        _print_estimate(step, start_step, total, bar)
+
+
+def _note_eager(data: TimedData) -> None:
+    """Say once (rank 0) that the data path could not be captured in a CUDA graph and runs eagerly."""
+    if data.error and distributed.current().is_main:
+        tqdm.write(f"note: the data path could not be captured in a CUDA graph and runs eagerly "
+                   f"({data.error}); set train.graph_data = 'off' to skip the attempt")
+    data.error = ""
 
 
 def _optimiser(recipe: Recipe, params: list[nn.Parameter], *, steps_per_epoch: int) -> tuple[Any, Any]:
