@@ -16,16 +16,14 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal, Protocol, runtime_checkable
+from typing import Any, Literal, Protocol, runtime_checkable
 
 import torch
 from torch import nn
 from torch.utils.data import Dataset
 
+from aip.config import A, Recipe, S, StudentConfig, TeacherConfig
 from aip.errors import AipError
-
-if TYPE_CHECKING:
-    from aip.recipe import Recipe, StudentConfig, TeacherConfig
 
 
 @runtime_checkable
@@ -68,30 +66,33 @@ class LabelledData:
 
 
 @runtime_checkable
-class Modality(Protocol):
-    """What every modality plugin provides."""
+class Modality(Protocol[S, A]):
+    """What every modality plugin provides, generic in its ``[source]`` and ``[augment]`` dataclasses ``S`` and
+    ``A``: a plugin that declares ``class ToyModality(Modality[ToySourceConfig, ToyAugmentConfig])`` (or just
+    annotates its methods with ``Recipe[ToySourceConfig, ToyAugmentConfig]``) gets ``recipe.source`` typed as
+    its own ``ToySourceConfig`` in every method."""
 
     name: str
     #: dataclass for the recipe's ``[source]`` section
-    SourceConfig: type
+    SourceConfig: type[S]
     #: dataclass for the recipe's ``[augment]`` section
-    AugmentConfig: type
+    AugmentConfig: type[A]
 
-    def validate(self, recipe: Recipe) -> None:
+    def validate(self, recipe: Recipe[S, A]) -> None:
         """Cross-section checks at load time (``aip check`` and before any work of ``aip run``): unknown
         datasets or models, a local source that does not exist. Raise ``AipError``/``RecipeError`` naming the
         key; do nothing if all is well."""
         ...
 
-    def sampler(self, recipe: Recipe, *, device: torch.device) -> SourceSampler:
+    def sampler(self, recipe: Recipe[S, A], *, device: torch.device) -> SourceSampler:
         """The source sampler for ``recipe.source`` (and, for ``dataset:train``, ``recipe.eval``)."""
         ...
 
-    def augmenter(self, recipe: Recipe, *, device: torch.device) -> Augmenter:
+    def augmenter(self, recipe: Recipe[S, A], *, device: torch.device) -> Augmenter:
         """The training-time augmenter for ``recipe.augment``."""
         ...
 
-    def model(self, spec: TeacherConfig | StudentConfig, *, recipe: Recipe, num_classes: int,
+    def model(self, spec: TeacherConfig | StudentConfig, *, recipe: Recipe[S, A], num_classes: int,
               pretrained: bool) -> nn.Module:
         """Build the model named by ``spec.arch`` (``spec`` is the recipe's teacher or student section).
 
@@ -101,12 +102,12 @@ class Modality(Protocol):
         """
         ...
 
-    def data(self, recipe: Recipe, *, split: Literal["train", "test"], train: bool) -> LabelledData:
+    def data(self, recipe: Recipe[S, A], *, split: Literal["train", "test"], train: bool) -> LabelledData:
         """The labelled ``split`` of ``recipe.eval.dataset``; ``train`` adds the light augmentation used to
         train a teacher."""
         ...
 
-    def describe_source(self, recipe: Recipe) -> str:
+    def describe_source(self, recipe: Recipe[S, A]) -> str:
         """A short name of the single datum for reports and model cards (e.g. its URI)."""
         ...
 

@@ -140,9 +140,13 @@ class ImageModality:
         return read_image(item, size=recipe.source.size, channels=recipe.source.channels, grid=grid)
 
     def input_spec(self, recipe: Any) -> dict[str, Any]:
+        from modalities.image import datasets
         from modalities.image.inputs import input_spec
 
-        return input_spec(recipe)
+        info = datasets.info(recipe.eval.dataset)
+        return input_spec(recipe, grid=info.native_size is not None, native_channels=info.channels,
+                          description=info.description,
+                          norm=datasets.norm_stats(recipe.eval.dataset, channels=recipe.source.channels))
 
     def visuals(self, recipe: Any) -> Visuals:
         """Feature visualisation (:class:`aip.modality.Visualizer`): Lucid's Fourier parametrisation, a PNG."""

@@ -9,7 +9,7 @@ import numpy as np
 import torch
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from aip.errors import AipError
+from aip.errors import AipError, UsageError
 
 
 def convert(img: Image.Image, mode: str) -> Image.Image:
@@ -52,7 +52,7 @@ def _as_pil(item: Any, mode: str) -> Image.Image:
     if isinstance(item, (str, Path)):
         p = Path(item).expanduser()
         if not p.is_file():
-            raise AipError(f"image {p} does not exist; check the path")
+            raise UsageError(f"image {p} does not exist; check the path")
         return open_image(p, mode)
     a = item.detach().cpu().numpy() if isinstance(item, torch.Tensor) else np.asarray(item)
     if a.ndim == 3 and a.shape[0] in (1, 3) and a.shape[-1] not in (1, 3):  # (C, H, W) -> (H, W, C)
@@ -60,7 +60,7 @@ def _as_pil(item: Any, mode: str) -> Image.Image:
     if a.ndim == 3 and a.shape[-1] == 1:
         a = a[..., 0]
     if a.ndim not in (2, 3) or (a.ndim == 3 and a.shape[-1] != 3):
-        raise AipError(f"an image array must be (H, W), (H, W, 3) or (C, H, W); got shape {a.shape}")
+        raise UsageError(f"an image array must be (H, W), (H, W, 3) or (C, H, W); got shape {a.shape}")
     if a.dtype != np.uint8:  # floats are read as [0, 1]
         a = (np.clip(a.astype(np.float32), 0, 1) * 255).round().astype(np.uint8)
     return Image.fromarray(a).convert(mode)
@@ -79,14 +79,16 @@ def read_image(item: Any, *, size: int, channels: int, grid: bool) -> torch.Tens
     return v2.Compose([*steps, v2.ToImage(), v2.ToDtype(torch.float32, scale=True)])(img)
 
 
-def input_spec(recipe: Any) -> dict[str, Any]:
-    from modalities.image import datasets
-
-    info = datasets.info(recipe.eval.dataset)
+def input_spec(recipe: Any, *, grid: bool, native_channels: int, description: str,
+               norm: tuple[list[float], list[float]]) -> dict[str, Any]:
+    """What the models of ``recipe`` take, for an export's ``config.json``. The dataset's facts come from the
+    caller (:func:`modalities.image.datasets.info`), so this module, which the datasets use to open images, does
+    not import them back: ``grid`` (square images resized as they are, not cropped), its ``native_channels``, its
+    ``description``, and its normalisation ``norm`` (``(mean, std)``; the student's own ``mean``/``std`` win)."""
     size, channels = recipe.source.size, recipe.source.channels
     mean, std = ((list(recipe.student.mean), list(recipe.student.std)) if recipe.student.mean
-                 else datasets.norm_stats(recipe.eval.dataset, channels=channels))
-    resize = (f"resize to {size}x{size}" if info.native_size else
+                 else (list(norm[0]), list(norm[1])))
+    resize = (f"resize to {size}x{size}" if grid else
               f"resize the short side to {round(size / 0.875)} px, centre-crop {size}x{size}")
     return {
         "shape": [channels, size, size], "dtype": "float32", "range": [0.0, 1.0], "layout": "NCHW",
@@ -94,9 +96,9 @@ def input_spec(recipe: Any) -> dict[str, Any]:
         "preprocess": f"{resize}; scale pixels to [0, 1]; the model normalises inside",
         "normalization_inside_model": {"mean": mean, "std": std},
         # what timm's pretrained_cfg and the model card need: how read_image resizes, and the pixels' polarity
-        "interpolation": "bilinear", "antialias": True, "crop_pct": 1.0 if info.native_size else 0.875,
-        "crop_mode": "squash" if info.native_size else "center",
-        "polarity": _polarity(info.channels, mean), "dataset": info.description,
+        "interpolation": "bilinear", "antialias": True, "crop_pct": 1.0 if grid else 0.875,
+        "crop_mode": "squash" if grid else "center",
+        "polarity": _polarity(native_channels, mean), "dataset": description,
     }
 
 
