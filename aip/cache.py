@@ -6,10 +6,11 @@ import hashlib
 import os
 import shutil
 import urllib.request
+from collections.abc import Callable
 from pathlib import Path
 
 from aip.errors import AipError, shown_path
-from aip.files import atomic_path
+from aip.files import atomic_dir, atomic_path
 
 
 def cache_dir(kind: str = "") -> Path:
@@ -79,3 +80,22 @@ def local_file(uri: str, *, what: str, accepts: str) -> Path:
         raise AipError(f"{what} {shown} cannot be opened ({e.strerror or type(e).__name__}); set source.uri to "
                        f"{accepts}") from None
     return path
+
+
+def synthetic_set(root: Path, name: str, *, version: int, params: tuple[object, ...],
+                  complete: Callable[[Path], bool], write: Callable[[Path], None]) -> Path:
+    """Build a synthetic dataset once into ``root/NAME-vVERSION-HASH`` and return that folder.
+
+    ``HASH`` names ``version`` and the builder's ``params`` (the first 8 hex digits of the SHA-256 of their
+    ``repr``), so other arguments, or a new ``version`` of the generator, build a new folder beside the old one.
+    ``complete(folder)`` says whether a built set is there (a file or folder that is written last); if not,
+    ``write(part)`` fills an empty temporary folder that takes the set's name only when it returns
+    (:func:`aip.files.atomic_dir`), so an interrupted build is never mistaken for a finished one.
+    """
+    key = hashlib.sha256(repr((version, *params)).encode()).hexdigest()[:8]
+    folder = Path(root) / f"{name}-v{version}-{key}"
+    if complete(folder):
+        return folder
+    with atomic_dir(folder) as part:
+        write(part)
+    return folder

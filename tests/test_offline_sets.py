@@ -244,3 +244,63 @@ def test_a_rebuilt_set_of_the_same_size_gets_its_own_cached_teacher(tmp_path: Pa
     keys = [cache_key(r, LabelledData(dataset=Listed([tmp_path / v / "a.wav", tmp_path / v / "b.wav"]),
                                       num_classes=6, classes=list("abcdef"))) for v in ("set-v1", "set-v2", "set-v1")]
     assert keys[0] != keys[1] and keys[0] == keys[2]
+
+
+def test_synthetic_set_builds_once_under_its_versioned_name(tmp_path: Path):
+    """aip.cache.synthetic_set: root/NAME-vVERSION-HASH, written once; a failed build leaves no folder."""
+    import hashlib
+
+    from aip.cache import synthetic_set
+
+    calls = []
+
+    def write(part: Path) -> None:
+        calls.append(part)
+        (part / "done").write_text("x")
+
+    def build(params: tuple) -> Path:
+        return synthetic_set(tmp_path, "demo", version=3, params=params,
+                             complete=lambda folder: (folder / "done").is_file(), write=write)
+
+    folder = build((1, "a"))
+    assert folder.name == f"demo-v3-{hashlib.sha256(repr((3, 1, 'a')).encode()).hexdigest()[:8]}"
+    assert (folder / "done").is_file() and len(calls) == 1
+    assert build((1, "a")) == folder and len(calls) == 1  # complete: not written again
+    assert build((2, "a")) != folder and len(calls) == 2  # other arguments, another folder
+
+    def fail(part: Path) -> None:
+        (part / "half").write_text("x")
+        raise RuntimeError("interrupted")
+
+    with pytest.raises(RuntimeError):
+        synthetic_set(tmp_path, "broken", version=1, params=(), complete=lambda f: f.is_dir(), write=fail)
+    assert not [p for p in tmp_path.iterdir() if "broken" in p.name]  # no half-built set under any name
+
+
+@pytest.mark.parametrize("builder", ["motion", "motion-objects", "spoken-keywords", "sound-types",
+                                     "spoken-languages"])
+def test_each_builder_keeps_its_cache_folder_name(tmp_path: Path, builder: str):
+    """The five offline sets still find the folders earlier versions of aip built (the same NAME-vV-HASH of
+    the same default arguments), and write nothing when the files a finished build leaves are there."""
+    import hashlib
+
+    from modalities.audio import keywords, languages, sounds
+    from modalities.video import motion, objects
+
+    module, build, params, done = {  # done: what a finished build leaves (folders end in /)
+        "motion": (motion, motion.build_motion_set, (32, 12, 8, 32), ["val/"]),
+        "motion-objects": (objects, objects.build_object_set, (32, 12, 8, 32), ["clips.json"]),
+        "spoken-keywords": (keywords, keywords.build_keyword_set,
+                            (24, 5, keywords.KEYWORDS + keywords.UNKNOWN_WORDS), ["testing_list.txt"]),
+        "sound-types": (sounds, sounds.build_sound_set, (48, 144, sounds.SECONDS),
+                        [f"musan/{c}/" for c in sounds.MUSAN_CLASSES]),
+        "spoken-languages": (languages, languages.build_language_set, (6, languages.WORDS, languages.VARIANTS),
+                             [f"{lang}/" for lang in languages.VOXFORGE_LANGUAGES]),
+    }[builder]
+    key = hashlib.sha256(repr((module.VERSION, *params)).encode()).hexdigest()[:8]
+    folder = tmp_path / f"{builder}-v{module.VERSION}-{key}"
+    for rel in done:
+        (folder / rel).parent.mkdir(parents=True, exist_ok=True)
+        (folder / rel).mkdir() if rel.endswith("/") else (folder / rel).touch()
+    assert build(tmp_path) == folder
+    assert sorted(p.name for p in tmp_path.iterdir()) == [folder.name]  # nothing else built

@@ -19,7 +19,7 @@ import numpy as np
 import soundfile as sf
 import torch
 
-from aip.files import atomic_dir
+from aip.cache import synthetic_set
 from modalities.audio.espeak import Voice, executable, speak
 from modalities.audio.labels import KEYWORDS, NOISE_DIR, UNKNOWN_WORDS
 
@@ -89,19 +89,15 @@ def build_keyword_set(root: Path, *, n_voices: int = 24, reps: int = 5,
         words: the words to speak (Speech Commands' 35 by default).
         workers: espeak-ng processes run at once.
     """
-    key = hashlib.sha256(repr((VERSION, n_voices, reps, words)).encode()).hexdigest()[:8]
-    folder = root / f"spoken-keywords-v{VERSION}-{key}"
-    if (folder / "testing_list.txt").is_file():
-        return folder
-    executable()  # fail early, with one line, if espeak-ng is missing
-    noise = noise_files(RATE, 20, seed=VERSION)
-    import torchaudio.transforms as T
+    def write(part: Path) -> None:
+        executable()  # fail early, with one line, if espeak-ng is missing
+        noise = noise_files(RATE, 20, seed=VERSION)
+        import torchaudio.transforms as T
 
-    resample = T.Resample(22_050, RATE)
-    names = voices(n_voices)
-    jobs = [(w, i, v, r) for w in words for i, v in enumerate(names) for r in range(reps)]
-    lists: dict[str, list[str]] = {"testing": [], "validation": []}
-    with atomic_dir(folder) as part:  # a half-built set never takes the cached folder's name
+        resample = T.Resample(22_050, RATE)
+        names = voices(n_voices)
+        jobs = [(w, i, v, r) for w in words for i, v in enumerate(names) for r in range(reps)]
+        lists: dict[str, list[str]] = {"testing": [], "validation": []}
         (part / NOISE_DIR).mkdir()
         for name, x in noise.items():
             sf.write(str(part / NOISE_DIR / f"{name}.wav"), x, RATE, subtype="PCM_16")
@@ -117,4 +113,6 @@ def build_keyword_set(root: Path, *, n_voices: int = 24, reps: int = 5,
                     lists[split_of(i)].append(rel)
         for name, rels in lists.items():
             (part / f"{name}_list.txt").write_text("".join(f"{r}\n" for r in rels))
-    return folder
+
+    return synthetic_set(root, "spoken-keywords", version=VERSION, params=(n_voices, reps, words),
+                         complete=lambda folder: (folder / "testing_list.txt").is_file(), write=write)

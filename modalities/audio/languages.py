@@ -11,7 +11,6 @@ none, so a voice says nothing about the language. Test speakers read words that 
 
 from __future__ import annotations
 
-import hashlib
 import tempfile
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -20,7 +19,7 @@ import numpy as np
 import soundfile as sf
 import torch
 
-from aip.files import atomic_dir
+from aip.cache import synthetic_set
 from modalities.audio.corpora import VOXFORGE_LANGUAGES, in_test, voxforge_speaker
 from modalities.audio.espeak import Voice, executable, spoken
 from modalities.audio.keywords import noise_files
@@ -103,10 +102,12 @@ def build_language_set(root: Path, *, utterances: int = 6, workers: int = 4) -> 
         utterances: utterances per speaker (2-9 s each, 3.7 s typical).
         workers: espeak-ng processes run at once.
     """
-    key = hashlib.sha256(repr((VERSION, utterances, WORDS, VARIANTS)).encode()).hexdigest()[:8]
-    folder = root / f"spoken-languages-v{VERSION}-{key}"
-    if all((folder / lang).is_dir() for lang in VOXFORGE_LANGUAGES):
-        return folder
+    return synthetic_set(root, "spoken-languages", version=VERSION, params=(utterances, WORDS, VARIANTS),
+                         complete=lambda folder: all((folder / lang).is_dir() for lang in VOXFORGE_LANGUAGES),
+                         write=lambda part: _write_language_set(part, utterances=utterances, workers=workers))
+
+
+def _write_language_set(part: Path, *, utterances: int, workers: int) -> None:
     executable()  # fail early, with one line, if espeak-ng is missing
     import torchaudio.transforms as T
 
@@ -125,9 +126,8 @@ def build_language_set(root: Path, *, utterances: int = 6, workers: int = 4) -> 
                 voice = Voice(f"{lang}+{variant}", pitch=int(np.clip(pitch + rng.integers(-8, 9), 0, 99)),
                               speed=int(speed + rng.integers(-15, 16)))
                 jobs.append((f"{lang}/{archive}/wav/u{u:02d}.wav", lang, text, voice, [VERSION, li, vi, u]))
-    with atomic_dir(folder) as part, tempfile.TemporaryDirectory() as tmp, ThreadPoolExecutor(workers) as pool:
+    with tempfile.TemporaryDirectory() as tmp, ThreadPoolExecutor(workers) as pool:
         waves = pool.map(lambda j: _utterance(*j[1:], tmp=Path(tmp), noise=noise, resample=resample), jobs)
         for (rel, *_), wave in zip(jobs, waves):
             (part / rel).parent.mkdir(parents=True, exist_ok=True)
             sf.write(str(part / rel), wave, RATE, subtype="PCM_16")
-    return folder

@@ -31,8 +31,8 @@ import numpy as np
 import soundfile as sf
 import torch
 
-from aip.cache import cache_dir
-from aip.files import atomic_dir, atomic_path
+from aip.cache import cache_dir, synthetic_set
+from aip.files import atomic_path
 from modalities.audio.corpora import MUSAN_CLASSES
 from modalities.audio.espeak import PROSE, PROSE_VOICES, Voice, executable, speak, spoken
 from modalities.audio.languages import VARIANTS, WORDS
@@ -196,10 +196,13 @@ def build_sound_set(root: Path, *, per_subset: int = 48, speech_files: int = 144
         speech_files: espeak-ng utterances.
         workers: espeak-ng processes run at once.
     """
-    key = hashlib.sha256(repr((VERSION, per_subset, speech_files, SECONDS)).encode()).hexdigest()[:8]
-    folder = root / f"sound-types-v{VERSION}-{key}"
-    if all((folder / "musan" / c).is_dir() for c in MUSAN_CLASSES):
-        return folder
+    return synthetic_set(root, "sound-types", version=VERSION, params=(per_subset, speech_files, SECONDS),
+                         complete=lambda folder: all((folder / "musan" / c).is_dir() for c in MUSAN_CLASSES),
+                         write=lambda part: _write_sound_set(part, per_subset=per_subset, speech_files=speech_files,
+                                                             workers=workers))
+
+
+def _write_sound_set(part: Path, *, per_subset: int, speech_files: int, workers: int) -> None:
     executable()  # fail early, with one line, if espeak-ng is missing
     import torchaudio.transforms as T
 
@@ -223,7 +226,7 @@ def build_sound_set(root: Path, *, per_subset: int = 48, speech_files: int = 144
         kind = NOISES[i % len(NOISES)]
         jobs.append((f"noise/{kind}/{kind}-{i:04d}.wav",
                      lambda kind=kind, rng=np.random.default_rng([VERSION, 2, i]): noise(kind, rng)))
-    with atomic_dir(folder) as part, tempfile.TemporaryDirectory() as tmp, ThreadPoolExecutor(workers) as pool:
+    with tempfile.TemporaryDirectory() as tmp, ThreadPoolExecutor(workers) as pool:
         def make(job: tuple[str, Callable[..., np.ndarray]]) -> np.ndarray:
             rel, fn = job
             wave = fn(tmp=Path(tmp)) if rel.startswith("speech/") else fn()
@@ -232,7 +235,6 @@ def build_sound_set(root: Path, *, per_subset: int = 48, speech_files: int = 144
         for (rel, _), wave in zip(jobs, pool.map(make, jobs)):
             (part / "musan" / rel).parent.mkdir(parents=True, exist_ok=True)
             sf.write(str(part / "musan" / rel), wave, RATE, subtype="PCM_16")
-    return folder
 
 
 # --- the espeak:radio source recording ---------------------------------------------------------------------

@@ -9,7 +9,6 @@ user's own folder of videos. Built once (a few seconds) and cached.
 
 from __future__ import annotations
 
-import hashlib
 from pathlib import Path
 
 import av
@@ -17,7 +16,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from aip.files import atomic_dir
+from aip.cache import synthetic_set
 
 #: pan direction (dy, dx) per frame, or zoom sign (+1 in: the seen window shrinks; -1 out)
 PANS = {"left": (0, -1), "right": (0, 1), "up": (-1, 0), "down": (1, 0)}
@@ -93,11 +92,7 @@ def build_motion_set(root: Path, *, train_per_class: int = 32, test_per_class: i
         frames: frames per clip (8 fps).
         size: frame side in pixels.
     """
-    key = hashlib.sha256(repr((VERSION, train_per_class, test_per_class, frames, size)).encode()).hexdigest()[:8]
-    folder = root / f"motion-v{VERSION}-{key}"
-    if (folder / "val").is_dir():
-        return folder
-    with atomic_dir(folder) as part:  # a half-built set never takes the cached folder's name
+    def write(part: Path) -> None:
         for split, n, seed in (("train", train_per_class, 0), ("val", test_per_class, 1)):
             rng = np.random.default_rng([VERSION, seed])
             for name in CLASSES:
@@ -106,4 +101,6 @@ def build_motion_set(root: Path, *, train_per_class: int = 32, test_per_class: i
                     clip = moving_texture(rng, name, frames=frames, size=size, speed=speed,
                                           block=int(rng.integers(3, 7)))
                     write_video(part / split / name / f"{i:03d}.mp4", clip)
-    return folder
+
+    return synthetic_set(root, "motion", version=VERSION, params=(train_per_class, test_per_class, frames, size),
+                         complete=lambda folder: (folder / "val").is_dir(), write=write)

@@ -18,7 +18,6 @@ written as MPEG-4 files in the ``videofolder`` layout (``train/CLASS/*.mp4``, ``
 
 from __future__ import annotations
 
-import hashlib
 import json
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -27,7 +26,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from aip.files import atomic_dir, write_text
+from aip.cache import synthetic_set
+from aip.files import write_text
 from modalities.video.motion import write_video
 
 #: per-frame direction ``(dx, dy)`` of the object's centre in image coordinates (y points down)
@@ -222,11 +222,7 @@ def build_object_set(root: Path, *, train_per_class: int = 32, test_per_class: i
         frames: frames per clip (8 fps).
         size: frame side in pixels.
     """
-    key = hashlib.sha256(repr((VERSION, train_per_class, test_per_class, frames, size)).encode()).hexdigest()[:8]
-    folder = root / f"motion-objects-v{VERSION}-{key}"
-    if (folder / "clips.json").is_file():
-        return folder
-    with atomic_dir(folder) as part:  # a half-built set never takes the cached folder's name
+    def write(part: Path) -> None:
         manifest: dict[str, dict[str, dict]] = {}
         for split, n in (("train", train_per_class), ("val", test_per_class)):
             rng = np.random.default_rng([VERSION, SPLITS[split]])
@@ -239,7 +235,10 @@ def build_object_set(root: Path, *, train_per_class: int = 32, test_per_class: i
                     manifest[split][rel] = asdict(clip)
         write_text(json.dumps({"version": VERSION, "frames": frames, "size": size, "clips": manifest}, indent=1),
                    part / "clips.json")
-    return folder
+
+    return synthetic_set(root, "motion-objects", version=VERSION,
+                         params=(train_per_class, test_per_class, frames, size),
+                         complete=lambda folder: (folder / "clips.json").is_file(), write=write)
 
 
 def clips(folder: Path, split: str) -> dict[Path, Clip]:
