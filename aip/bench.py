@@ -25,7 +25,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from aip import graphs
+from aip import footprint, graphs
 from aip.errors import AipError
 from aip.hardware import Policy, check_step_memory
 from aip.modality import Modality, ReferencePipeline
@@ -198,6 +198,8 @@ def _setup(recipe: Recipe, *, device: torch.device, num_classes: int) -> _Setup:
     torch.manual_seed(cfg.seed)
     policy = parts.policy
     policy.tune()
+    # the models fit in memory (built on the meta device first), before either is allocated
+    footprint.check_parts(parts, parts.first_views, classes_from="--num-classes" if num_classes else "the dataset")
     teacher = policy.place(parts.random_teacher(notes))
     student = policy.place(parts.model(recipe.student))
     check_step_memory(recipe, parts.first_views, device)

@@ -8,7 +8,9 @@ network or without files the user must provide. The checks look, they never down
   :class:`~aip.modality.DataLocator` capability);
 - ``source``: the single datum (``source.uri``): a readable file, a cached URL, or one the modality makes;
 - ``teacher``: a trained teacher in the cache, a checkpoint file, or library weights;
-- ``device``: the ``--device`` the run would take.
+- ``device``: the ``--device`` the run would take;
+- ``memory``: whether the teacher and student, built on the meta device, fit in that device's memory
+  (:mod:`aip.footprint`; a 10-class head, as the class count needs the dataset).
 
 Each check ends in one of :data:`STATES`.
 """
@@ -123,8 +125,40 @@ def device_check(device: str) -> Check:
     return Check("device", "ready", f"{dev}{name}" + (", chosen by --device auto" if device == "auto" else ""))
 
 
+def memory_check(recipe: Recipe, device: str) -> Check:
+    from aip import footprint
+    from aip.hardware import Policy, resolve_device
+    from aip.modality import InputReader
+    from aip.registry import load_modality
+
+    try:
+        dev = resolve_device(device)
+    except AipError:
+        return Check("memory", "unchecked", f"no device {device} to compare with")
+    modality = load_modality(recipe.modality)
+    shape = None
+    if isinstance(modality, InputReader):
+        try:
+            shape = tuple(modality.input_spec(recipe)["shape"])
+        except (AipError, KeyError, TypeError):
+            shape = None
+    amp = Policy.of(recipe, dev).amp
+    try:
+        found = footprint.estimate(recipe, modality=modality, num_classes=10, view_shape=shape, amp=amp)
+    except AipError as e:  # a model that does not build: `aip check` names it before the preflight
+        return Check("memory", "unchecked", f"the models do not build ({one_line(e)})")
+    limit = footprint.memory_limit(dev)
+    line = footprint.problem(recipe, found, limit, device=dev, modality=modality, num_classes=10, view_shape=shape,
+                             amp=amp)
+    if line:
+        return Check("memory", "missing", line)
+    of = f" of the {footprint.size(limit)} on {dev}" if limit is not None else f" ({dev}'s memory is not known)"
+    acts = "" if shape is not None else " (weights and optimiser state; the activations are not known)"
+    return Check("memory", "ready", f"the models need about {footprint.size(found.bytes)} to train{acts}{of}")
+
+
 def preflight(recipe: Recipe, *, device: str = "auto") -> list[Check]:
     """The checks of the module docstring, in order, for an already validated ``recipe``."""
     dataset = dataset_check(recipe)
     return [dataset, source_check(recipe, dataset=dataset), teacher_check(recipe),
-            device_check(device)]
+            device_check(device), memory_check(recipe, device)]

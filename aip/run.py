@@ -19,7 +19,7 @@ from typing import Any
 
 import torch
 
-from aip import checkpoint, distributed, files, rundir
+from aip import checkpoint, distributed, files, footprint, rundir
 from aip.errors import AipError
 from aip.hardware import check_step_memory
 from aip.parts import Parts, Timings, metrics_of, teacher_accuracy
@@ -86,6 +86,7 @@ def _prepare(recipe: Recipe, *, run_dir: RunDir, device: torch.device) -> tuple[
     torch.manual_seed(recipe.train.seed)  # the student's initial weights depend on the recipe's seed only
     parts = Parts(recipe, device=device)
     first = parts.first_views  # decodes the source (the global RNG is left as it was)
+    footprint.check_parts(parts, first)  # the models fit in memory, before either is allocated
     teacher, student = parts.teacher, parts.student
     times = Timings(setup=time.perf_counter() - started)  # data, teacher (trained here on first use), models
     check_outputs(teacher, student, first, num_classes=parts.test.num_classes)

@@ -25,7 +25,8 @@ def test_builtin_modalities_locate_their_data(name):
 
 def test_image_folder_present_and_teacher_trained_here(tiny_recipe):
     checks = preflight(load(tiny_recipe), device="cpu")
-    assert states(checks) == {"dataset": "ready", "source": "ready", "teacher": "build", "device": "ready"}
+    assert states(checks) == {"dataset": "ready", "source": "ready", "teacher": "build", "device": "ready",
+                              "memory": "ready"}
     assert "test items" in checks[0].detail
 
 
@@ -106,7 +107,7 @@ def test_cli_prints_one_line_per_check_and_strict_exits_1(tmp_path):
     lenient = run_cli(*args)
     assert lenient.returncode == 0, lenient.stderr
     lines = [line for line in lenient.stderr.splitlines() if line.startswith("# preflight ")]
-    assert [line.split()[2] for line in lines] == ["dataset", "source", "teacher", "device"]
+    assert [line.split()[2] for line in lines] == ["dataset", "source", "teacher", "device", "memory"]
     assert "missing" in lines[0] and "not cached" in lines[1]
     assert "cannot start here" in lenient.stderr.splitlines()[-1]
     strict = run_cli(*args, "--preflight")
@@ -119,3 +120,56 @@ def test_cli_strict_passes_when_the_run_can_start(tiny_recipe):
     r = run_cli("check", str(tiny_recipe), "--preflight", "--device", "cpu")
     assert r.returncode == 0, r.stderr
     assert r.stderr.splitlines()[-1] == "# the run can start here"
+
+
+def test_models_too_large_for_memory_are_refused_before_allocation(tiny_recipe, tmp_path):
+    """A student of width 10**8 (about 10**18 parameters) passes the schema: the preflight's memory line names the
+    field, the estimate and the limit, and `aip run` and `aip bench` refuse it before building the models (the
+    estimate comes from the meta device: this test would otherwise die in the allocator)."""
+    from aip.bench import bench
+    from aip.errors import AipError
+    from aip.run import run
+    from tests.conftest import one_line
+
+    huge = load(tiny_recipe, ["student.kwargs.width=100000000"])
+    memory = {c.name: c for c in preflight(huge, device="cpu")}["memory"]
+    assert memory.state == "missing", memory.detail
+    for fragment in ("student 'cnn'", "parameters", "PiB", "of memory on cpu", "lower student.kwargs",
+                     "width=100000000"):
+        assert fragment in memory.detail, memory.detail
+    with pytest.raises(AipError) as e:
+        run(huge, out=tmp_path / "run", device=torch.device("cpu"))
+    one_line(e, "student.kwargs", "of memory on cpu")
+    assert not (tmp_path / "run").exists()  # nothing left behind
+    with pytest.raises(AipError) as e:
+        bench(load(tiny_recipe), device=torch.device("cpu"), steps=1, warmup=0, num_classes=10**9)
+    one_line(e, "the class count (1,000,000,000, from --num-classes)")
+    teacher = {c.name: c for c in preflight(load(tiny_recipe, ["teacher.kwargs.width=10000000"]), device="cpu")}
+    assert "teacher 'cnn'" in teacher["memory"].detail and "lower teacher.kwargs" in teacher["memory"].detail
+
+
+def test_memory_line_names_the_batch_when_activations_are_too_large(tiny_recipe, monkeypatch):
+    """Weights that fit with one batch's activations that do not: the line says to lower train.batch_size (or
+    teacher.fit.batch_size, when training the teacher is the larger phase); the limit is fixed here, so the
+    test does not depend on this machine's memory."""
+    from aip import footprint
+
+    monkeypatch.setattr(footprint, "memory_limit", lambda device: 2**30)  # 1 GiB
+    assert states(preflight(load(tiny_recipe), device="cpu"))["memory"] == "ready"
+    big = load(tiny_recipe, ["train.batch_size=200000", "train.samples_per_epoch=200000"])
+    memory = {c.name: c for c in preflight(big, device="cpu")}["memory"]
+    assert memory.state == "missing" and "lower train.batch_size" in memory.detail, memory.detail
+    assert "1.0 GiB of memory on cpu" in memory.detail
+    teacher = {c.name: c for c in preflight(load(tiny_recipe, ["teacher.fit.batch_size=200000"]), device="cpu")}
+    assert "lower teacher.fit.batch_size" in teacher["memory"].detail, teacher["memory"].detail
+
+
+def test_builders_make_no_memory_on_the_meta_device():
+    """The estimate builds torchvision and timm models under torch.device('meta'): their parameters are meta
+    tensors (no builder allocates eagerly), so a huge width costs nothing to estimate."""
+    from aip import footprint
+
+    r = load(ROOT / "recipes" / "imagenet.toml", ["student.arch='timm:resnet18'"])
+    found = footprint.estimate(r, modality=load_modality("image"), num_classes=1000, view_shape=(3, 224, 224))
+    assert found.student.params == 11_689_512 and found.teacher.params == 11_689_512  # timm's and torchvision's
+    assert found.student.activations and found.student.activations > found.student.params
