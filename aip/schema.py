@@ -139,6 +139,19 @@ def check(condition: bool, key: str, message: str) -> None:
         raise RecipeError(f"recipe key {key}: {message}")
 
 
+def check_probability(value: float, key: str, *, note: str = "") -> None:
+    """Raise a :class:`RecipeError` for ``key`` unless ``value`` is a probability, in [0, 1] (``note``: what 0
+    or 1 means, added in brackets)."""
+    check(0 <= value <= 1, key, "is a probability in [0, 1]" + (f" ({note})" if note else ""))
+
+
+def check_beta(alpha: float, key: str, *, what: str = "CutMix") -> None:
+    """Raise a :class:`RecipeError` for ``key`` unless ``alpha``, the parameter of the Beta(alpha, alpha) that
+    draws a mixing ratio (:func:`aip.mixing.cutmix`; ``what``: the mixing it controls), is >= 0. It lives here,
+    not in :mod:`aip.mixing`, so recipe dataclasses check it without importing torch."""
+    check(alpha >= 0, key, f"is the Beta parameter, >= 0 (0 disables {what})")
+
+
 def to_dict(obj: Any) -> Any:
     """Plain-data form of a dataclass tree (tuples become lists, ``None`` values are dropped), TOML-ready."""
     if dataclasses.is_dataclass(obj):

@@ -124,3 +124,33 @@ def test_resolved_recipe_round_trips_through_toml(tmp_path):
     again = R.load(write(tmp_path, r.to_toml()))
     assert again.to_dict() == {**r.to_dict(), "name": r.name}
     assert again.fingerprint() == r.fingerprint()
+
+
+@pytest.mark.parametrize(("modality", "override", "message"), [
+    ("image", "source.vflip=1.5", "recipe key source.vflip: is a probability in [0, 1]"),
+    ("image", "augment.cutmix_p=-0.1", "recipe key augment.cutmix_p: is a probability in [0, 1]"),
+    ("image", "augment.cutmix=-1", "recipe key augment.cutmix: is the Beta parameter, >= 0 (0 disables CutMix)"),
+    ("video", "source.occlusion_p=2", "recipe key source.occlusion_p: is a probability in [0, 1] (0 = off)"),
+    ("video", "augment.cutmix=-1", "recipe key augment.cutmix: is the Beta parameter, >= 0 (0 disables CutMix)"),
+    ("audio", "augment.noise_p=1.01", "recipe key augment.noise_p: is a probability in [0, 1]"),
+    ("audio", "augment.mixup=-0.5", "recipe key augment.mixup: is the Beta parameter, >= 0 (0 disables mixup)"),
+])
+def test_probabilities_and_beta_parameters_are_checked_alike_in_every_modality(modality, override, message):
+    """One check each (aip.schema.check_probability, check_beta), the same words in every modality."""
+    from aip.registry import load_modality
+
+    data = R.apply_overrides(load_modality(modality).example(), [override])
+    with pytest.raises(RecipeError) as e:
+        R.from_dict(data)
+    assert str(e.value) == message
+
+
+def test_probability_bounds_are_inclusive():
+    from aip.schema import check_beta, check_probability
+
+    for p in (0, 0.5, 1):
+        check_probability(p, "k")
+    check_beta(0.0, "k")
+    for p in (-1e-9, 1 + 1e-9, float("nan")):
+        with pytest.raises(RecipeError, match="recipe key k: is a probability in"):
+            check_probability(p, "k")

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from aip.schema import check
+from aip.schema import check, check_beta, check_probability
 
 
 @dataclass(frozen=True)
@@ -103,10 +103,10 @@ class AudioAugmentConfig:
         check(0 < self.rt60[0] <= self.rt60[1] <= 5, "augment.rt60", "must satisfy 0 < min <= max <= 5 seconds")
         check(self.snr_db[0] <= self.snr_db[1], "augment.snr_db", "must satisfy min <= max")
         for key in ("isolate_p", "reverb_p", "noise_p", "cutmix_p"):
-            check(0 <= getattr(self, key) <= 1, f"augment.{key}", "is a probability in [0, 1]")
+            check_probability(getattr(self, key), f"augment.{key}")
         check(self.time_masks >= 0 and self.freq_masks >= 0, "augment.time_masks",
               "time_masks and freq_masks are counts, >= 0")
         check(0 <= self.time_mask <= 1, "augment.time_mask", "is the longest time mask in seconds, in [0, 1]")
         check(0 <= self.freq_mask <= 1, "augment.freq_mask", "is the widest band as a fraction of the mel range")
-        check(self.cutmix >= 0 and self.mixup >= 0, "augment.cutmix",
-              "cutmix and mixup are Beta parameters, >= 0 (0 disables)")
+        check_beta(self.cutmix, "augment.cutmix")
+        check_beta(self.mixup, "augment.mixup", what="mixup")

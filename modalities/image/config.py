@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-from aip.schema import check
+from aip.schema import check, check_beta, check_probability
 
 
 @dataclass(frozen=True)
@@ -64,13 +64,13 @@ class ImageSourceConfig:
         check(0 < self.ratio[0] <= self.ratio[1], "source.ratio", "must satisfy 0 < min <= max")
         check(0 <= self.degrees <= 180, "source.degrees", "must be in [0, 180]")
         check(0 <= self.shear < 90, "source.shear", "must be in [0, 90)")
-        check(0 <= self.vflip <= 1, "source.vflip", "is a probability in [0, 1]")
-        check(0 <= self.jitter_p <= 1, "source.jitter_p", "is a probability in [0, 1]")
+        check_probability(self.vflip, "source.vflip")
+        check_probability(self.jitter_p, "source.jitter_p")
         check(0 < self.zoom_out[0] <= self.zoom_out[1] <= 1, "source.zoom_out", "must satisfy 0 < min <= max <= 1")
         check(self.train_items >= 0, "source.train_items", "must be >= 0 (0 uses every training image)")
         check(self.train_items == 0 or self.uri == "dataset:train", "source.train_items",
               "applies only to source.uri = 'dataset:train'; remove it or set 0")
-        check(0 <= self.zoom_out_p <= 1, "source.zoom_out_p", "is a probability in [0, 1]")
+        check_probability(self.zoom_out_p, "source.zoom_out_p")
         check(all(j >= 0 for j in self.jitter) and self.jitter[3] <= 0.5, "source.jitter",
               "is [brightness, contrast, saturation, hue], all >= 0 and hue <= 0.5")
 
@@ -100,7 +100,7 @@ class ImageAugmentConfig:
               "must satisfy 0 < min <= max <= 1")
         check(self.pad >= 0, "augment.pad", "must be >= 0")
         for key in ("hflip", "jitter_p", "grayscale_p", "solarize_p", "cutmix_p"):
-            check(0 <= getattr(self, key) <= 1, f"augment.{key}", "is a probability in [0, 1]")
-        check(self.cutmix >= 0, "augment.cutmix", "is the Beta parameter, >= 0 (0 disables CutMix)")
+            check_probability(getattr(self, key), f"augment.{key}")
+        check_beta(self.cutmix, "augment.cutmix")
         check(all(j >= 0 for j in self.jitter) and self.jitter[3] <= 0.5, "augment.jitter",
               "is [brightness, contrast, saturation, hue], all >= 0 and hue <= 0.5")

@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-from aip.schema import check
+from aip.schema import check, check_beta, check_probability
 
 
 @dataclass(frozen=True)
@@ -104,7 +104,7 @@ class VideoSourceConfig:
         check(all(j >= 0 for j in self.jitter) and self.jitter[3] <= 0.5, "source.jitter",
               "is [brightness, contrast, saturation, hue], all >= 0 and hue <= 0.5")
         for key in ("jitter_p", "hflip", "vflip", "train_hflip"):
-            check(0 <= getattr(self, key) <= 1, f"source.{key}", "is a probability in [0, 1]")
+            check_probability(getattr(self, key), f"source.{key}")
         check(self.data_fps > 0, "source.data_fps", "must be positive (frames per second)")
         check(self.data_stride >= 1, "source.data_stride", "must be at least 1")
         check(self.test_clips >= 1, "source.test_clips", "must be at least 1")
@@ -117,7 +117,7 @@ class VideoSourceConfig:
                   "0 < min <= max <= 1")
         check(0 <= self.photometric <= 1, "source.photometric",
               "is the largest lighting change per channel, in [0, 1] (0 = off)")
-        check(0 <= self.occlusion_p <= 1, "source.occlusion_p", "is a probability in [0, 1] (0 = off)")
+        check_probability(self.occlusion_p, "source.occlusion_p", note="0 = off")
 
 
 @dataclass(frozen=True)
@@ -145,5 +145,5 @@ class VideoAugmentConfig:
         check(1 <= self.augmix_severity <= 10, "augment.augmix_severity", "must be in 1..10")
         check(0 < self.short_side[0] <= self.short_side[1], "augment.short_side", "must satisfy 0 < min <= max")
         for key in ("hflip", "cutmix_p"):
-            check(0 <= getattr(self, key) <= 1, f"augment.{key}", "is a probability in [0, 1]")
-        check(self.cutmix >= 0, "augment.cutmix", "is the Beta parameter, >= 0 (0 disables CutMix)")
+            check_probability(getattr(self, key), f"augment.{key}")
+        check_beta(self.cutmix, "augment.cutmix")

@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-from aip.schema import check
+from aip.schema import check, check_beta, check_probability
 
 
 @dataclass(frozen=True)
@@ -60,7 +60,7 @@ class ToyAugmentConfig:
     def __post_init__(self) -> None:
         check(0 < self.gain[0] <= self.gain[1], "augment.gain", "must satisfy 0 < min <= max")
         check(0 <= self.shift <= 1, "augment.shift", "is a fraction of the window, in [0, 1]")
-        check(0 <= self.flip <= 1, "augment.flip", "is a probability in [0, 1]")
+        check_probability(self.flip, "augment.flip")
         check(self.noise >= 0, "augment.noise", "is a relative standard deviation, >= 0")
-        check(self.cutmix >= 0, "augment.cutmix", "is the Beta parameter, >= 0 (0 disables CutMix)")
-        check(0 <= self.cutmix_p <= 1, "augment.cutmix_p", "is a probability in [0, 1]")
+        check_beta(self.cutmix, "augment.cutmix")
+        check_probability(self.cutmix_p, "augment.cutmix_p")
