@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from aip.plot import save_figure
+from aip.plot import chance_line, footer, save_figure, seeds_phrase, vector_path
 
 #: the shares of the teacher's top-1 the report asks the views for
 SHARES: tuple[float, ...] = (0.90, 0.95, 0.98)
@@ -26,12 +26,15 @@ SHARES: tuple[float, ...] = (0.90, 0.95, 0.98)
 
 @dataclass(frozen=True)
 class Curve:
-    """Student top-1 (%) by views seen, and the teacher's top-1 (%) it is measured against."""
+    """Student top-1 (%) by views seen, the teacher's top-1 (%) it is measured against, chance top-1 (%) and the
+    number of runs (seeds) averaged."""
 
     name: str
     views: list[int]
     top1: list[float]
     teacher_top1: float | None
+    chance: float | None = None
+    seeds: int = 1
 
     @property
     def ratio(self) -> list[float] | None:
@@ -50,6 +53,17 @@ def log_steps(total: int, per_decade: int) -> frozenset[int]:
     return frozenset(steps)
 
 
+def chance_of(metrics: Any) -> float | None:
+    """Chance top-1 (%) of a run: its ``metrics.json``'s ``chance`` (100 / classes), else 100 / its number of
+    ``classes``; None when neither is there."""
+    if not isinstance(metrics, dict):
+        return None
+    chance, classes = metrics.get("chance"), metrics.get("classes")
+    if isinstance(chance, int | float) and not isinstance(chance, bool) and 0 < chance <= 100:
+        return float(chance)
+    return 100.0 / len(classes) if isinstance(classes, list) and classes else None
+
+
 def read_curve(run_dir: Path, *, name: str | None = None) -> Curve | None:
     """The curve of one run directory, or None without ``metrics.json`` (with ``effective_batch``) and
     ``metrics.jsonl``."""
@@ -59,6 +73,8 @@ def read_curve(run_dir: Path, *, name: str | None = None) -> Curve | None:
         rows = [json.loads(line) for line in lines if line.strip()]
     except (OSError, ValueError):
         return None
+    if not isinstance(metrics, dict):
+        return None
     batch = metrics.get("effective_batch")
     if not isinstance(batch, int | float) or batch <= 0:
         return None
@@ -66,7 +82,8 @@ def read_curve(run_dir: Path, *, name: str | None = None) -> Curve | None:
                     if isinstance(r.get("step"), int | float) and isinstance(r.get("top1"), int | float))
     teacher = (metrics.get("teacher") or {}).get("top1")
     return Curve(name=name or run_dir.name, views=[v for v, _ in points], top1=[t for _, t in points],
-                 teacher_top1=float(teacher) if isinstance(teacher, int | float) else None)
+                 teacher_top1=float(teacher) if isinstance(teacher, int | float) else None,
+                 chance=chance_of(metrics))
 
 
 def mean_curve(curves: Sequence[Curve], *, name: str) -> Curve | None:
@@ -78,7 +95,9 @@ def mean_curve(curves: Sequence[Curve], *, name: str) -> Curve | None:
         return None
     top1 = [sum(c.top1[c.views.index(v)] for c in curves) / len(curves) for v in common]
     teachers = [c.teacher_top1 for c in curves if c.teacher_top1]
-    return Curve(name=name, views=common, top1=top1, teacher_top1=sum(teachers) / len(teachers) if teachers else None)
+    chances = [c.chance for c in curves if c.chance]
+    return Curve(name=name, views=common, top1=top1, teacher_top1=sum(teachers) / len(teachers) if teachers else None,
+                 chance=sum(chances) / len(chances) if chances else None, seeds=sum(c.seeds for c in curves))
 
 
 def views_to_share(curve: Curve, share: float) -> int | None:
@@ -110,31 +129,44 @@ def table(curves: Sequence[Curve]) -> str:
     return "\n".join(lines)
 
 
-def figure(curves: Sequence[Curve], path: Path, *, title: str, command: str) -> Path:
-    """Accuracy (left) and the ratio to the teacher (right) against views seen, log x axis."""
+def draw(curves: Sequence[Curve], *, title: str, command: str) -> Any:
+    """The figure of accuracy (left) and the ratio to the teacher (right) against views seen, log x axis,
+    unsaved (:func:`figure` writes it)."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, (acc, rat) = plt.subplots(1, 2, figsize=(11, 4.4))
+    fig, (acc, rat) = plt.subplots(1, 2, figsize=(11, 4.6))
+    mixed = len({c.seeds for c in curves}) > 1
     for i, c in enumerate(curves):
-        acc.plot(c.views, c.top1, marker="o", ms=3, color=f"C{i % 10}", label=c.name)
+        # a one-seed curve among averaged ones: hollow markers (the title says which is which)
+        style = {"mfc": "white"} if mixed and c.seeds == 1 else {}
+        acc.plot(c.views, c.top1, marker="o", ms=3, color=f"C{i % 10}", label=c.name, **style)
         if c.ratio:
-            rat.plot(c.views, [100 * r for r in c.ratio], marker="o", ms=3, color=f"C{i % 10}", label=c.name)
+            rat.plot(c.views, [100 * r for r in c.ratio], marker="o", ms=3, color=f"C{i % 10}", label=c.name,
+                     **style)
     teachers = {round(c.teacher_top1, 2) for c in curves if c.teacher_top1}
-    for t in sorted(teachers):
-        acc.axhline(t, color="0.5", ls="--", lw=0.8)
+    for j, t in enumerate(sorted(teachers)):
+        acc.axhline(t, color="0.5", ls=":", lw=1, label="teacher" if j == 0 else None)
+    for level in sorted({round(c.chance, 6) for c in curves if c.chance}):
+        chance_line(acc, level)
     for s in SHARES:
         rat.axhline(100 * s, color="0.6", ls=":", lw=0.8)
-    acc.set(xscale="log", xlabel="views seen (step x effective batch)", ylabel="student top-1 (%)",
-            title=f"{title}: accuracy (teacher dashed)")
-    rat.set(xscale="log", xlabel="views seen (step x effective batch)", ylabel="% of the teacher's top-1",
-            title=f"{title}: share of the teacher (90/95/98 % dotted)")
+    xlabel = "views seen (optimiser steps × views per step)"
+    acc.set(xscale="log", xlabel=xlabel, ylabel="student top-1 on the real test set (%)",
+            title=f"{title}: student accuracy\n({seeds_phrase([c.seeds for c in curves])})")
+    rat.set(xscale="log", xlabel=xlabel, ylabel="% of the teacher's top-1",
+            title=f"{title}: share of the teacher\n(90, 95 and 98 % dotted)")
     acc.legend(fontsize=7)
-    fig.text(0.01, 0.01, command, fontsize=8, color="0.35", family="monospace", ha="left", va="bottom")
     fig.tight_layout(rect=(0, 0.04, 1, 1))
-    return save_figure(fig, path)
+    footer(fig, command)
+    return fig
+
+
+def figure(curves: Sequence[Curve], path: Path, *, title: str, command: str) -> Path:
+    """:func:`draw` written to the PNG ``path`` (and its PDF beside it)."""
+    return save_figure(draw(curves, title=title, command=command), path)
 
 
 def variant_curves(runs: Sequence[tuple[str, Path]]) -> list[Curve]:
@@ -159,7 +191,8 @@ def report_section(runs: Sequence[tuple[str, Path]], *, title: str, out: Path, s
     png = figure(curves, out / f"{slug}-views.png", title=title, command=command)
     return [f"![{title}: accuracy against views seen]({png.name})", "",
             f"*Student top-1 and its share of the teacher against the views seen (log axis; mean over seeds at "
-            f"the evaluations they share). Made by `{command}`.*", "",
+            f"the evaluations they share; dashed: chance). PDF: [{vector_path(png).name}]({vector_path(png).name}). "
+            f"Made by `{command}`.*", "",
             table(curves), "",
             "*views for N %*: views seen at the first evaluation that reached N % of the teacher's top-1 "
             "(resolution: the evaluation grid), or 'not reached'.", ""]

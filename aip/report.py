@@ -11,13 +11,17 @@ asks for it (``[report] scatter``), accuracy against a measure of the source dat
 form one group, a row per run.
 
 Standard deviations are sample standard deviations (``ddof = 1``) over seeds; a row of one seed has none.
-Each figure carries the command that made it.
+Each figure (a PNG at print resolution and a PDF beside it, :func:`aip.plot.save_figure`) carries the command that
+made it, with paths relative to the report's folder, names the sweep's keys in words, says over how many seeds
+its points are averaged, and marks chance accuracy. Files of an earlier report in the output folder are replaced;
+a same-named file aip did not write is refused (:func:`aip.rundir.owned_outputs`).
 """
 
 from __future__ import annotations
 
 import json
 import math
+import os
 import shlex
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -28,7 +32,8 @@ import numpy as np
 
 from aip import curve, files
 from aip.errors import AipError
-from aip.plot import save_figure
+from aip.plot import PRINT_DPI, chance_line, footer, place_labels, readable, save_figure, seeds_phrase, vector_path
+from aip.rundir import owned_outputs
 from aip.source_stats import FILE as STATS_FILE
 from aip.sweep import PLAN
 
@@ -82,6 +87,7 @@ class Row:
     teacher: float
     run_minutes: float
     stats: dict[str, float] = field(default_factory=dict)
+    chance: float = math.nan  # top-1 of a uniform guess, % (100 / classes)
 
 
 def _num(d: dict[str, Any] | None, *keys: str) -> float | None:
@@ -157,7 +163,7 @@ def collect(dirs: list[Path]) -> list[Group]:
             c for c in d.iterdir() if (c / "metrics.json").is_file()) if d.is_dir() else []
         if not run_dirs:
             raise AipError(f"{d} holds no sweep.json and no run directory (metrics.json); pass a sweep's folder "
-                           "or run directories")
+                             "or run directories")
         runs = [_run(r, labels={"run": r.name}, point={"run": r.name}, seed=_seed_of(r), name=r.name)
                 for r in run_dirs]
         groups.append(Group(name=d.name, folder=d, axes=[{"key": "run", "labels": [r.name for r in runs],
@@ -186,6 +192,7 @@ def aggregate(group: Group) -> list[Row]:
         have = [r for r in runs if r.metrics is not None and r.last is not None]
         teacher = [t for r in have if (t := _num(r.metrics, "teacher", "top1")) is not None]
         walls = [w for r in have if (w := run_seconds(r.metrics)) is not None]
+        chances = [c for r in have if (c := curve.chance_of(r.metrics)) is not None]
         stats: dict[str, float] = {}
         for key in {k for r in runs for k in r.stats}:
             vals = [v for r in runs if (v := _num(r.stats, key)) is not None]
@@ -198,7 +205,8 @@ def aggregate(group: Group) -> list[Row]:
             best=mean_std([b if (b := r.best) is not None else r.last for r in have]),
             ratio=mean_std([100 * r.metrics["ratio"] for r in have if _num(r.metrics, "ratio") is not None]),
             teacher=float(np.mean(teacher)) if teacher else math.nan,
-            run_minutes=float(np.mean(walls)) / 60 if walls else math.nan, stats=stats))
+            run_minutes=float(np.mean(walls)) / 60 if walls else math.nan, stats=stats,
+            chance=float(np.mean(chances)) if chances else math.nan))
     return rows
 
 
@@ -229,10 +237,6 @@ def _numeric(values: list[Any]) -> bool:
     return bool(values) and all(isinstance(v, int | float) and not isinstance(v, bool) for v in values)
 
 
-def _footer(fig: Any, command: str) -> None:
-    fig.text(0.01, 0.01, command, fontsize=8, color="0.35", family="monospace", ha="left", va="bottom")
-
-
 def teacher_marks(rows: list[Row], x_of: Callable[[Row], Any]) -> list[tuple[Any, float]]:
     """Where a figure marks the teacher's top-1: ``[(None, top1)]`` when every row has the same teacher (a line
     across the figure); else ``(x, mean top-1 of the rows at x)`` for each position ``x_of(row)``, sorted, so a
@@ -248,8 +252,18 @@ def teacher_marks(rows: list[Row], x_of: Callable[[Row], Any]) -> list[tuple[Any
     return [(x, float(np.mean(v))) for x, v in sorted(at.items())]
 
 
-def axis_figure(group: Group, rows: list[Row], path: Path, *, command: str) -> Path | None:
-    """Accuracy along the sweep's first axis (a line if numeric, else bars); other axes as separate series."""
+def chance_lines(ax: Any, rows: list[Row]) -> None:
+    """The chance line of ``rows`` (one per distinct chance level: a sweep over datasets has several)."""
+    levels = sorted({round(r.chance, 6) for r in rows if not math.isnan(r.chance)})
+    for i, level in enumerate(levels):
+        line = chance_line(ax, level)
+        if line is not None and i:
+            line.set_label(f"chance ({level:.3g} %)")
+
+
+def draw_axis(group: Group, rows: list[Row], *, command: str) -> Any:
+    """The figure of student accuracy along the sweep's first axis (a line if numeric, else bars; other axes as
+    separate series), unsaved: :func:`axis_figure` writes it. None without rows or axes."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -261,9 +275,10 @@ def axis_figure(group: Group, rows: list[Row], path: Path, *, command: str) -> P
     others = [a["key"] for a in group.axes[1:]]
     series: dict[str, list[Row]] = {}
     for r in rows:
-        series.setdefault(", ".join(f"{k.split('.')[-1]}={r.labels.get(k, '')}" for k in others), []).append(r)
+        series.setdefault(", ".join(f"{readable(k)} {r.labels.get(k, '')}" for k in others), []).append(r)
     xs_all = [r.point.get(first) for r in rows]
     numeric = _numeric(xs_all) and len(set(xs_all)) > 1
+    mixed = len({r.n for r in rows}) > 1 and min(r.n for r in rows) == 1  # one-seed points among averages: hollow
     ticks = [] if numeric else list(dict.fromkeys(r.labels.get(first, "") for r in rows))  # the bars' labels
     fig, ax = plt.subplots(figsize=(max(6.5, 0.7 * len(rows) + 3) + 1.8, 4.6))
     if numeric:
@@ -273,8 +288,13 @@ def axis_figure(group: Group, rows: list[Row], path: Path, *, command: str) -> P
             line = ax.errorbar(x, [r.last[0] for r in rs], yerr=[0 if math.isnan(r.last[1]) else r.last[1]
                                                                  for r in rs],
                                marker="o", capsize=4, lw=2, label=f"last {label}".strip())
-            ax.plot(x, [r.best[0] for r in rs], ls="--", marker="^", color=line[0].get_color(), alpha=0.6,
+            color = line[0].get_color()
+            ax.plot(x, [r.best[0] for r in rs], ls="--", marker="^", color=color, alpha=0.6,
                     label=f"best {label}".strip())
+            if mixed:
+                one = [r for r in rs if r.n == 1]
+                ax.scatter([r.point[first] for r in one], [r.last[0] for r in one], s=40, facecolors="white",
+                           edgecolors=color, zorder=3, linewidths=1.5)
         positive = [v for v in xs_all if v > 0]
         if len(positive) == len(xs_all) and max(positive) / min(positive) >= 16:  # e.g. 10..60000 images
             from matplotlib.ticker import NullFormatter, ScalarFormatter
@@ -283,7 +303,6 @@ def axis_figure(group: Group, rows: list[Row], path: Path, *, command: str) -> P
             ax.set_xticks(sorted(set(xs_all)))
             ax.xaxis.set_major_formatter(ScalarFormatter())
             ax.xaxis.set_minor_formatter(NullFormatter())
-        ax.set_xlabel(first)
     else:
         width = 0.8 / max(len(series), 1)
         for i, (label, rs) in enumerate(series.items()):
@@ -291,14 +310,18 @@ def axis_figure(group: Group, rows: list[Row], path: Path, *, command: str) -> P
             bars = ax.bar(pos, [r.last[0] for r in rs], width=width * 0.9,
                           yerr=[0 if math.isnan(r.last[1]) else r.last[1] for r in rs], capsize=4,
                           label=f"last {label}".strip())
+            if mixed:  # a one-seed bar: hatched, and its label says n=1
+                for bar, r in zip(bars, rs):
+                    if r.n == 1:
+                        bar.set_hatch("//")
             # the value on each bar: the figure is read without the table beside it
-            ax.bar_label(bars, labels=[f"{r.last[0]:.1f}" for r in rs], label_type="center", color="white",
-                         fontsize=8 if len(series) == 1 else 6)
+            ax.bar_label(bars, labels=[f"{r.last[0]:.1f}" + ("\nn=1" if mixed and r.n == 1 else "") for r in rs],
+                         label_type="center", color="white", fontsize=8 if len(series) == 1 else 6)
             ax.scatter(pos, [r.best[0] for r in rs], marker="^", color="black", zorder=3,
                        label="best" if i == 0 else None)
         ax.set_xticks(range(len(ticks)), ticks, rotation=30 if len(ticks) > 4 else 0, ha="right"
                       if len(ticks) > 4 else "center")
-        ax.set_xlabel(first)
+    ax.set_xlabel(readable(first))
     marks = teacher_marks(rows, (lambda r: r.point[first]) if numeric
                           else (lambda r: ticks.index(r.labels.get(first, ""))))
     if len(marks) == 1 and marks[0][0] is None:  # one teacher for the whole sweep: a line across
@@ -307,20 +330,28 @@ def axis_figure(group: Group, rows: list[Row], path: Path, *, command: str) -> P
         ax.plot(*zip(*marks), color="gray", ls=":", marker="s", ms=5, label="teacher")
     elif marks:
         ax.scatter(*zip(*marks), marker="_", s=900, linewidths=2, color="gray", zorder=4, label="teacher")
+    chance_lines(ax, rows)
     lo, hi = ax.get_ylim()
     ax.set_ylim(lo, hi + 0.05 * (hi - lo))  # headroom: a teacher line at the top edge is hidden by the frame
     ax.set_ylabel("student top-1 on the real test set (%)")
-    ax.set_title(f"{group.name}:\nstudent accuracy (mean ± std over seeds)")  # two lines: sweep names are long
+    # two lines: sweep names are long
+    ax.set_title(f"{group.name}: student accuracy by {readable(first)}\n({seeds_phrase([r.n for r in rows])})")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1))  # beside the plot: never over a point
     fig.tight_layout(rect=(0, 0.05, 1, 1))
-    _footer(fig, command)
-    return save_figure(fig, path)
+    footer(fig, command)
+    return fig
 
 
-def scatter_figure(group: Group, rows: list[Row], key: str, path: Path, *, command: str
-                   ) -> tuple[Path, float] | None:
-    """Accuracy against the source measure ``key`` with the least-squares line; ``None`` with too few points."""
+def axis_figure(group: Group, rows: list[Row], path: Path, *, command: str) -> Path | None:
+    """:func:`draw_axis` written to the PNG ``path`` (and its PDF); None when there is nothing to draw."""
+    fig = draw_axis(group, rows, command=command)
+    return None if fig is None else save_figure(fig, path)
+
+
+def draw_scatter(group: Group, rows: list[Row], key: str, *, command: str) -> tuple[Any, float] | None:
+    """The figure of accuracy against the source measure ``key`` with the least-squares line, unsaved, and the
+    fit's R^2; ``None`` with fewer than two distinct values of ``key``."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -333,17 +364,51 @@ def scatter_figure(group: Group, rows: list[Row], key: str, path: Path, *, comma
     slope, intercept, r2 = fit_line(x, y)
     fig, ax = plt.subplots(figsize=(7, 5))
     ax.errorbar(x, y, yerr=[0 if math.isnan(p[2]) else p[2] for p in pts], fmt="o", capsize=4, ms=7)
-    for xi, yi, _, r in pts:
-        ax.annotate(" / ".join(r.labels.values()), (xi, yi), textcoords="offset points", xytext=(5, 5), fontsize=8)
+    one = [p for p in pts if p[3].n == 1]
+    if one and len(one) < len(pts):  # one-seed points among averages: hollow
+        ax.scatter([p[0] for p in one], [p[1] for p in one], s=49, facecolors="white", edgecolors="C0", zorder=3,
+                   linewidths=1.5)
     grid = np.linspace(min(x), max(x), 50)
     ax.plot(grid, slope * grid + intercept, color="C3", label=f"least squares: R² = {r2:.3f}")
-    ax.set(xlabel=key, ylabel="student top-1, last evaluation (%)",
-           title=f"{group.name}: accuracy against\n{key} (R² = {r2:.3f})")  # two lines: keys are long
+    chance_lines(ax, [p[3] for p in pts])
+    ax.set(xlabel=readable(key), ylabel="student top-1, last evaluation (%)",
+           title=f"{group.name}: accuracy against {readable(key)}\n"  # two lines: names are long
+                 f"(R² = {r2:.3f}; {seeds_phrase([p[3].n for p in pts])})")
     ax.grid(alpha=0.3)
-    ax.legend()
+    ax.legend(fontsize=8)
     fig.tight_layout(rect=(0, 0.05, 1, 1))
-    _footer(fig, command)
+    place_labels(ax, x, y, [" / ".join(p[3].labels.values()) for p in pts])  # once the layout is final
+    footer(fig, command)
+    return fig, r2
+
+
+def scatter_figure(group: Group, rows: list[Row], key: str, path: Path, *, command: str
+                   ) -> tuple[Path, float] | None:
+    """:func:`draw_scatter` written to the PNG ``path`` (and its PDF), and R^2; ``None`` with too few points."""
+    drawn = draw_scatter(group, rows, key, command=command)
+    if drawn is None:
+        return None
+    fig, r2 = drawn
     return save_figure(fig, path), r2
+
+
+def shown_command(command: str, out: Path) -> str:
+    """``command`` as a report shows it: each absolute path in it (``PATH`` or ``--opt=PATH``) relative to the
+    report's folder ``out``, so that no machine's layout is written into a report; relative paths as given."""
+    try:
+        words = shlex.split(command)
+    except ValueError:  # unbalanced quotes: shown as it is
+        return command
+    base = Path(out).absolute()
+
+    def rel(word: str) -> str:
+        return os.path.relpath(word, base) if os.path.isabs(word) else word
+
+    shown = []
+    for w in words:
+        opt, eq, value = w.partition("=")
+        shown.append(f"{opt}={rel(value)}" if eq and opt.startswith("-") else rel(w))
+    return shlex.join(shown)
 
 
 def _slug(text: str) -> str:
@@ -351,17 +416,33 @@ def _slug(text: str) -> str:
 
 
 def report(dirs: list[str | Path], *, out: Path | None = None, command: str = "") -> Path:
-    """Write ``report.md`` (and its PNG figures) for the runs under ``dirs`` into ``out``; returns its path.
+    """Write ``report.md`` (and its figures, PNG and PDF) for the runs under ``dirs`` into ``out``; returns its
+    path.
 
     ``out`` defaults to the one folder given, or ``report/`` for several. ``command`` is printed under every
-    figure (default: the equivalent ``aip report`` command line).
+    figure (default: the equivalent ``aip report`` command line), its absolute paths relative to ``out``
+    (:func:`shown_command`). The files of an earlier report in ``out`` are replaced; a same-named file aip did
+    not write there is refused before any is written (:func:`aip.rundir.owned_outputs`).
     """
     paths = [Path(d) for d in dirs]
     if not paths:
         raise AipError("aip report needs at least one run directory or sweep folder")
     out = Path(out) if out is not None else (paths[0] if len(paths) == 1 else Path("report"))
-    command = command or shlex.join(["aip", "report", *map(str, paths), "--out", str(out)])
+    command = shown_command(command or shlex.join(["aip", "report", *map(str, paths), "--out", str(out)]), out)
     groups = collect(paths)
+    with owned_outputs(out) as staging:
+        text = _write(groups, staging, command=command, out=out)
+        files.write_text(text, staging / "report.md")
+    return out / "report.md"
+
+
+def _shown_path(path: Path, out: Path) -> str:
+    """``path`` for the report's text: relative to ``out`` when absolute, as given when relative."""
+    return os.path.relpath(path, Path(out).absolute()) if Path(path).is_absolute() else str(path)
+
+
+def _write(groups: list[Group], staging: Path, *, command: str, out: Path) -> str:
+    """The report's markdown; its figures are written into ``staging``."""
     parts = ["# Report", "", f"Made by `{command}`.", ""]
     for g in groups:
         rows = aggregate(g)
@@ -369,7 +450,7 @@ def report(dirs: list[str | Path], *, out: Path | None = None, command: str = ""
         if g.description:
             parts += [g.description, ""]
         if g.command:
-            parts += [f"Sweep: `{g.command}` ({g.folder}).", ""]
+            parts += [f"Sweep: `{shown_command(g.command, out)}` ({_shown_path(g.folder, out)}).", ""]
         parts += [table(g, rows), "",
                   "Mean ± sample std over seeds. *last*: the final evaluation; *best*: the best evaluation of the "
                   "run (an optimistic number, shown for comparison).", ""]
@@ -378,23 +459,23 @@ def report(dirs: list[str | Path], *, out: Path | None = None, command: str = ""
             parts += ["Copied, not run again (`aip sweep --reuse`: the same resolved recipe and seed as a finished "
                       "run elsewhere): " + "; ".join(f"`{name}` from `{src}`" for name, src in copied) + ".", ""]
         made = [r for r in rows if r.n]
-        fig = axis_figure(g, made, out / f"{_slug(g.name)}-accuracy.png", command=command) if made else None
+        fig = axis_figure(g, made, staging / f"{_slug(g.name)}-accuracy.png", command=command) if made else None
         if fig is not None:
             parts += [f"![{g.name}: accuracy]({fig.name})", "",
-                      f"*Student top-1 along `{g.axes[0]['key']}` (last evaluation with error bars, best as "
-                      f"triangles). Made by `{command}`.*", ""]
+                      f"*Student top-1 by {readable(g.axes[0]['key'])} (`{g.axes[0]['key']}`; last evaluation "
+                      f"with error bars, best as triangles; dashed: chance). PNG at {PRINT_DPI} dpi, PDF: "
+                      f"[{vector_path(fig).name}]({vector_path(fig).name}). Made by `{command}`.*", ""]
         for key in g.scatter:
-            made_scatter = scatter_figure(g, made, key, out / f"{_slug(g.name)}-vs-{_slug(key)}.png",
+            made_scatter = scatter_figure(g, made, key, staging / f"{_slug(g.name)}-vs-{_slug(key)}.png",
                                           command=command)
             if made_scatter is None:
                 parts += [f"No scatter against `{key}`: fewer than two variants have it in {STATS_FILE}.", ""]
                 continue
             png, r2 = made_scatter
             parts += [f"![{g.name}: accuracy against {key}]({png.name})", "",
-                      f"*Student top-1 against `{key}` of the source, least-squares fit R² = {r2:.3f} over "
-                      f"{sum(key in r.stats for r in made)} variants. Made by `{command}`.*", ""]
-        parts += curve.report_section(curve.runs_by_variant(g.runs), title=g.name, out=out, slug=_slug(g.name),
-                                      command=command)  # views-to-accuracy, where runs were evaluated twice or more
-    path = out / "report.md"
-    files.write_text("\n".join(parts), path)
-    return path
+                      f"*Student top-1 against {readable(key)} (`{key}`), least-squares fit R² = {r2:.3f} over "
+                      f"{sum(key in r.stats for r in made)} variants. PDF: [{vector_path(png).name}]"
+                      f"({vector_path(png).name}). Made by `{command}`.*", ""]
+        parts += curve.report_section(curve.runs_by_variant(g.runs), title=g.name, out=staging,
+                                      slug=_slug(g.name), command=command)  # views-to-accuracy, where evaluated twice+
+    return "\n".join(parts)

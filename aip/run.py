@@ -202,9 +202,9 @@ def _own_metrics(folder: RunDir) -> dict[str, Any]:
     path = folder.metrics
     fix = "move it away, or copy the checkpoint into a folder of its own and evaluate it there"
     if not os.path.lexists(path):
-        if os.path.lexists(folder.confusion):
-            raise AipError(f"{folder.confusion} is there but no metrics.json of aip's: `aip eval` would replace "
-                           f"it; {fix}")
+        for figure in (folder.confusion, folder.path / RunDir.CONFUSION_PDF):  # the PNG and its PDF
+            if os.path.lexists(figure):
+                raise AipError(f"{figure} is there but no metrics.json of aip's: `aip eval` would replace it; {fix}")
         return {}
     try:
         metrics = json.loads(path.read_text())

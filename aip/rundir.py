@@ -43,12 +43,14 @@ class RunDir:
     LOG = "metrics.jsonl"  # one line per evaluation
     STEPS = "steps.jsonl"  # training scalars (aip.tracking)
     CURVES = "curves.png"
+    CURVES_PDF = "curves.pdf"  # every figure has a PDF beside its PNG (aip.plot.save_figure)
     CONFUSION = "confusion.png"  # aip.inspect
+    CONFUSION_PDF = "confusion.pdf"
     LAST = "last.pt"  # the resumable checkpoint
     BEST = "best.pt"  # the best evaluation's weights
     TB = "tb"  # TensorBoard events (train.log = ["tensorboard"]), a folder
     #: every file (and folder) a run writes into its folder, the lock marker aside
-    FILES = (RECIPE, METRICS, LOG, STEPS, CURVES, CONFUSION, LAST, BEST, TB)
+    FILES = (RECIPE, METRICS, LOG, STEPS, CURVES, CURVES_PDF, CONFUSION, CONFUSION_PDF, LAST, BEST, TB)
 
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
