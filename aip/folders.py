@@ -3,6 +3,12 @@
 Names starting with a dot are never classes or items. A Jupyter ``.ipynb_checkpoints`` folder would otherwise
 become a class (and shift every label after it), and the ``._NAME.jpg`` files that macOS writes beside each
 file on foreign disks and in zip archives carry a data file's extension but hold no image or sound.
+
+Symbolic links are followed (datasets are often farms of links to files or folders elsewhere), except a link
+to a folder that contains it (``ln -s .. train/cat/up``): torchvision's ``ImageFolder`` walks with
+``os.walk(followlinks=True)``, which does not notice loops, so every image of the split would be read again
+under the looping class, about 40 times over, until the path grows too long. :func:`split_classes` walks each
+class folder first and refuses such a loop, and a sub-folder that cannot be read, in one line.
 """
 
 from __future__ import annotations
@@ -33,13 +39,40 @@ def split_classes(root: Path, split_dir: Path, what: str) -> list[str]:
     """
     train = root / "train"
     if not train.is_dir() or Path(split_dir) == train:
-        return class_names(split_dir)
-    classes = class_names(train)
-    extra = sorted(set(class_names(split_dir)) - set(classes))
-    if extra:
-        raise AipError(f"{what}: class folders {', '.join(extra[:5])} in {split_dir} are not in {train}; "
-                       "both splits need the same class folders")
+        classes = class_names(split_dir)
+    else:
+        classes = class_names(train)
+        extra = sorted(set(class_names(split_dir)) - set(classes))
+        if extra:
+            raise AipError(f"{what}: class folders {', '.join(extra[:5])} in {split_dir} are not in {train}; "
+                           "both splits need the same class folders")
+    check_links(Path(split_dir), classes, what)
     return classes
+
+
+def check_links(split_dir: Path, classes: list[str], what: str) -> None:
+    """Walk the class folders ``classes`` of ``split_dir`` as a dataset reader does (following symbolic links,
+    hidden sub-folders too) and refuse what would make it read wrong: a linked folder that resolves to itself or
+    to a folder above it (a loop), or a folder that cannot be listed (``os.walk`` skips it without a word).
+
+    Raises:
+        AipError: one line naming the link (or the folder) and the fix.
+    """
+    top = os.path.realpath(split_dir)
+    stack = [(split_dir / c, (top,)) for c in reversed(classes) if (split_dir / c).is_dir()]  # a split may lack one
+    while stack:  # depth first, without recursion (a deep tree must not hit Python's recursion limit)
+        folder, above = stack.pop()
+        real = os.path.realpath(folder)
+        if real in above:
+            raise AipError(f"{what}: {folder} is a symbolic link to {real}, a folder that contains it (a loop): "
+                           "its class would read every image below it again and again; remove the link")
+        try:
+            with os.scandir(folder) as entries:
+                subs = [Path(e.path) for e in entries if e.is_dir()]  # follows links, as the readers do
+        except OSError as e:
+            raise AipError(f"{what}: cannot list the folder {folder} ({e.strerror}); its images would be left out "
+                           "without a word: fix its permissions, or remove it") from None
+        stack += [(sub, (*above, real)) for sub in sorted(subs, reverse=True)]
 
 
 def empty_classes_error(what: str, split_dir: Path, empty: list[str], kinds: str) -> AipError:

@@ -506,3 +506,55 @@ def test_a_dataset_of_one_class_is_refused_before_any_work(tiny_recipe, stripes_
     r = run_cli("run", str(tiny_recipe), "--set", f"eval.root='{one.as_posix()}'", "--out", str(tmp_path / "run"))
     assert_one_line_error(r, "the dataset has 1 class (", "a classifier needs at least 2")
     assert not (tmp_path / "run").exists()
+
+
+# --- class-folder datasets: symbolic links ----------------------------------------------------------------------
+
+
+def image_tree(root: Path, *, per_class: int = 3) -> Path:
+    """A tiny imagefolder (train/ and val/, classes a and b, a few 8-px PNGs)."""
+    from tests.conftest import write_stripes_folder
+
+    return write_stripes_folder(root, size=8, train_per_class=per_class, test_per_class=per_class)
+
+
+def read_split(root: Path, split: str = "train"):
+    from modalities.image import datasets
+
+    return datasets.load("imagefolder", root=root, split=split, train=False, download=False, size=8, channels=3)
+
+
+@pytest.mark.parametrize("link, target", [("warm_h/up", ".."), ("warm_h/self", "."), ("warm_h/deep/top", "../..")])
+def test_a_symlink_loop_in_an_image_folder_is_refused(tmp_path, link, target):
+    """`ln -s .. train/CLASS/up` made torchvision's ImageFolder (os.walk(followlinks=True)) read every image of
+    the split about 40 times over, all labelled CLASS, and the run exited 0; now one line names the link."""
+    root = image_tree(tmp_path / "ds")
+    (root / "train" / link).parent.mkdir(parents=True, exist_ok=True)
+    os.symlink(target, root / "train" / link)
+    with pytest.raises(AipError) as e:
+        read_split(root)
+    one_line(e, f"{root / 'train' / link} is a symbolic link to", "a loop", "remove the link")
+
+
+def test_a_class_folder_linked_to_its_split_is_a_loop(tmp_path):
+    root = image_tree(tmp_path / "ds")
+    os.symlink(".", root / "val" / "zz")  # val/zz -> val: a class folder (not in train: refused as such first)
+    os.symlink(".", root / "train" / "zz")
+    with pytest.raises(AipError) as e:
+        read_split(root)
+    one_line(e, "zz is a symbolic link to", "a loop")
+
+
+def test_symlinked_images_and_folders_that_are_not_loops_are_read(tmp_path):
+    """A dataset that is a farm of links (class folders and images linked from elsewhere) reads as if copied."""
+    store = image_tree(tmp_path / "store")
+    farm = tmp_path / "farm"
+    for split in ("train", "val"):
+        (farm / split / "warm_v").mkdir(parents=True)
+        os.symlink(store / split / "warm_h", farm / split / "warm_h")  # a whole class folder linked
+        for f in sorted((store / split / "warm_v").iterdir()):
+            os.symlink(f, farm / split / "warm_v" / f.name)  # each image linked
+        os.symlink(store / split / "cool_h", farm / split / "warm_v" / "more")  # a linked sub-folder, no loop
+    data = read_split(farm)
+    assert data.classes == ["warm_h", "warm_v"]
+    assert sorted(int(t) for _, t in (data.dataset[i] for i in range(len(data.dataset)))) == [0] * 3 + [1] * 6
