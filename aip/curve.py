@@ -12,6 +12,7 @@ the teacher against views on a log axis and tables the views for :data:`SHARES` 
 from __future__ import annotations
 
 import json
+import math
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -59,31 +60,37 @@ def chance_of(metrics: Any) -> float | None:
     if not isinstance(metrics, dict):
         return None
     chance, classes = metrics.get("chance"), metrics.get("classes")
-    if isinstance(chance, int | float) and not isinstance(chance, bool) and 0 < chance <= 100:
+    if _number(chance) and 0 < chance <= 100:
         return float(chance)
     return 100.0 / len(classes) if isinstance(classes, list) and classes else None
 
 
 def read_curve(run_dir: Path, *, name: str | None = None) -> Curve | None:
     """The curve of one run directory, or None without ``metrics.json`` (with ``effective_batch``) and
-    ``metrics.jsonl``."""
+    ``metrics.jsonl``. Rows that are not an evaluation (hand-edited: not an object, a step or top-1 that is not a
+    finite number) are left out; the report validates ``metrics.json`` itself (:func:`aip.report.check_metrics`)."""
     try:
         metrics = json.loads((run_dir / "metrics.json").read_text())
         lines = (run_dir / "metrics.jsonl").read_text().splitlines()
         rows = [json.loads(line) for line in lines if line.strip()]
-    except (OSError, ValueError):
+    except (OSError, ValueError, RecursionError):
         return None
     if not isinstance(metrics, dict):
         return None
     batch = metrics.get("effective_batch")
-    if not isinstance(batch, int | float) or batch <= 0:
+    if not _number(batch) or batch <= 0:
         return None
     points = sorted((int(r["step"]) * int(batch), float(r["top1"])) for r in rows
-                    if isinstance(r.get("step"), int | float) and isinstance(r.get("top1"), int | float))
-    teacher = (metrics.get("teacher") or {}).get("top1")
+                    if isinstance(r, dict) and _number(r.get("step")) and r["step"] >= 0 and _number(r.get("top1")))
+    teacher = metrics.get("teacher")
+    teacher = teacher.get("top1") if isinstance(teacher, dict) else None
     return Curve(name=name or run_dir.name, views=[v for v, _ in points], top1=[t for _, t in points],
-                 teacher_top1=float(teacher) if isinstance(teacher, int | float) else None,
-                 chance=chance_of(metrics))
+                 teacher_top1=float(teacher) if _number(teacher) else None, chance=chance_of(metrics))
+
+
+def _number(x: Any) -> bool:
+    """A finite int or float (not a bool)."""
+    return isinstance(x, int | float) and not isinstance(x, bool) and math.isfinite(x)
 
 
 def mean_curve(curves: Sequence[Curve], *, name: str) -> Curve | None:

@@ -23,6 +23,7 @@ import json
 import math
 import os
 import shlex
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -98,14 +99,6 @@ def _num(d: dict[str, Any] | None, *keys: str) -> float | None:
     return float(d) if isinstance(d, int | float) and not isinstance(d, bool) and d >= 0 else None
 
 
-def _read_json(path: Path) -> dict[str, Any] | None:
-    try:
-        data = json.loads(path.read_text())
-    except (OSError, json.JSONDecodeError):
-        return None
-    return data if isinstance(data, dict) else None
-
-
 def mean_std(values: list[float]) -> tuple[float, float]:
     """Mean and sample standard deviation (``nan`` for fewer than two values; both ``nan`` for none)."""
     if not values:
@@ -126,29 +119,194 @@ def fit_line(x: list[float], y: list[float]) -> tuple[float, float, float]:
 
 
 # ------------------------------------------------------------------------------------------------ reading
+# The files read here may have been edited by hand. A damaged sweep.json stops the report with one line naming the
+# file and the problem (the plan is what the report is about); a run's damaged metrics.json, source_stats.json or
+# recipe.toml skips what it holds with a one-line warning (the run counts as missing), so that one bad run does not
+# hide a sweep's other results.
+class BadFile(ValueError):
+    """What is wrong with an input file, in words ("is not JSON (...)", "variants[2].seed is a string, not ...")."""
+
+
+def _kind(value: Any) -> str:
+    """The JSON kind of ``value`` in words, for a message."""
+    if isinstance(value, bool):
+        return "true/false"
+    return {dict: "an object", list: "a list", str: "a string", int: "a number", float: "a number",
+            type(None): "null"}.get(type(value), type(value).__name__)
+
+
+def _expect(value: Any, kind: type | tuple[type, ...], where: str, what: str) -> Any:
+    """``value`` if it is a ``kind`` (never a bool where a number is wanted), else :class:`BadFile`."""
+    if isinstance(value, kind) and not (isinstance(value, bool) and bool not in (kind if isinstance(kind, tuple)
+                                                                                 else (kind,))):
+        return value
+    raise BadFile(f"{where} is {_kind(value)}, not {what}")
+
+
+def load_json(path: Path, *, nan: bool = False) -> Any:
+    """The JSON in ``path``; :class:`BadFile` when it cannot be read, is not JSON, or (unless ``nan``) holds NaN
+    or Infinity, which JSON does not allow and Python's reader would pass on. (aip writes NaN into a run's
+    ``metrics.json`` for a value it could not measure; :func:`check_metrics` names it where it matters.)"""
+    def constant(name: str) -> Any:
+        if nan:
+            return float(name.replace("Infinity", "inf"))
+        raise BadFile(f"holds {name}, which is not a JSON number")
+
+    if not path.is_file():  # a FIFO would block the read; a folder or device is no file aip wrote
+        raise BadFile(f"is {files.describe(path)}, not a file")
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError:
+        raise BadFile("is not text (not UTF-8)") from None
+    except OSError as e:
+        raise BadFile(f"cannot be read ({e.strerror or e})") from None
+    try:
+        return json.loads(text, parse_constant=constant)
+    except json.JSONDecodeError as e:
+        raise BadFile(f"is not JSON ({e.msg} at line {e.lineno} column {e.colno})") from None
+    except RecursionError:
+        raise BadFile("is nested too deeply to be a file aip wrote") from None
+
+
+def _finite(value: Any, where: str, *, lo: float = 0.0, hi: float = math.inf) -> float:
+    _expect(value, (int, float), where, "a number")
+    if not math.isfinite(value):
+        raise BadFile(f"{where} is {value}" + (" (not measured)" if math.isnan(value) else ", not a finite number"))
+    if not lo <= value <= hi:
+        raise BadFile(f"{where} is {value}, outside {lo:g}..{hi:g}")
+    return float(value)
+
+
+def check_metrics(data: Any) -> dict[str, Any]:
+    """``data`` (a run's ``metrics.json``) if the fields the report reads have their types and ranges; else
+    :class:`BadFile` naming the first that does not."""
+    _expect(data, dict, "the file", "an object")
+    if not isinstance(data.get("student"), dict) or "top1" not in data["student"]:
+        raise BadFile("has no student.top1 (the student's accuracy)")
+    for section in ("student", "student_best", "teacher"):  # student_best.top1 is -1 before any evaluation
+        if section in data:
+            part = _expect(data[section], dict, section, "an object with top1")
+            if "top1" in part:
+                _finite(part["top1"], f"{section}.top1", lo=-1.0 if section == "student_best" else 0.0, hi=100.0)
+    for key, hi in (("ratio", math.inf), ("wall_seconds", math.inf), ("chance", 100.0), ("effective_batch", math.inf)):
+        if key in data:
+            _finite(data[key], key, hi=hi)
+    if "time" in data:
+        for k, v in _expect(data["time"], dict, "time", "an object").items():
+            _finite(v, f"time.{k}")
+    if "finished" in data:
+        _expect(data["finished"], bool, "finished", "true or false")
+    if "copied_from" in data and data["copied_from"] is not None:
+        _expect(data["copied_from"], str, "copied_from", "a string")
+    if "classes" in data:
+        _expect(data["classes"], list, "classes", "a list of class names")
+    return data
+
+
+def _stats(data: Any) -> dict[str, Any]:
+    """A run's ``source_stats.json``: an object whose numbers are finite (other values are kept for the record)."""
+    for k, v in _expect(data, dict, "the file", "an object").items():
+        if isinstance(v, int | float) and not isinstance(v, bool):
+            _finite(v, k, lo=-math.inf)
+    return data
+
+
+def _warn(path: Path, problem: str, consequence: str) -> None:
+    print(f"warning: {path} {problem}; {consequence}", file=sys.stderr)
+
+
+def _optional(path: Path, check: Callable[[Any], dict[str, Any]], consequence: str) -> dict[str, Any] | None:
+    """The checked content of ``path``, or None (with a one-line warning when it exists but is damaged)."""
+    if not os.path.lexists(path):
+        return None
+    try:
+        return check(load_json(path, nan=True))
+    except BadFile as e:
+        _warn(path, str(e), consequence)
+        return None
+
+
 def _run(path: Path, *, labels: dict[str, str], point: dict[str, Any], seed: int | None, name: str) -> Run:
     return Run(name=name, path=path, labels=labels, point=point, seed=seed,
-               metrics=_read_json(path / "metrics.json"), stats=_read_json(path / STATS_FILE) or {})
+               metrics=_optional(path / "metrics.json", check_metrics,
+                                 "the run is left out of the report (counted as missing); re-run it, or restore "
+                                 "the file aip wrote"),
+               stats=_optional(path / STATS_FILE, _stats, "its measures are left out of the scatter plots; restore "
+                                                          "the file aip wrote") or {})
+
+
+_SCALAR = (str, int, float, bool, type(None))
+
+
+def check_plan(data: Any) -> dict[str, Any]:
+    """``data`` (a ``sweep.json``) if it has the fields the report reads with their types; else :class:`BadFile`
+    naming the first that does not."""
+    _expect(data, dict, "the file", "an object (a sweep plan)")
+    for key in ("name", "description", "command"):
+        if key in data:
+            _expect(data[key], str, key, "a string")
+    axes = _expect(data.get("axes", []), list, "axes", "a list")
+    for i, axis in enumerate(axes):
+        _expect(_expect(axis, dict, f"axes[{i}]", "an object").get("key"), str, f"axes[{i}].key", "a string")
+    report_part = _expect(data.get("report", {}), dict, "report", "an object")
+    for i, key in enumerate(_expect(report_part.get("scatter", []), list, "report.scatter", "a list")):
+        _expect(key, str, f"report.scatter[{i}]", "a string")
+    if "variants" not in data:
+        raise BadFile("has no variants")
+    for i, v in enumerate(_expect(data["variants"], list, "variants", "a list")):
+        where = f"variants[{i}]"
+        _expect(v, dict, where, "an object")
+        name = _expect(v.get("name"), str, f"{where}.name", "a string")
+        if not name or name in (".", "..") or "/" in name or "\\" in name or "\0" in name:
+            raise BadFile(f"{where}.name {name!r} is not a run folder's name")
+        for k, value in _expect(v.get("labels", {}), dict, f"{where}.labels", "an object").items():
+            _expect(value, _SCALAR, f"{where}.labels.{k}", "a string")
+        for k, value in _expect(v.get("point", {}), dict, f"{where}.point", "an object").items():
+            for x in value if isinstance(value, list) else [value]:  # a range, e.g. source.scale = [0.5, 1.0]
+                _expect(x, _SCALAR, f"{where}.point.{k}", "a value or a list of values")
+        if v.get("seed") is not None:
+            _expect(v["seed"], int, f"{where}.seed", "a whole number")
+    return data
 
 
 def _sweep_group(folder: Path) -> Group:
-    plan = _read_json(folder / PLAN)
-    if plan is None or not isinstance(plan.get("variants"), list):
-        raise AipError(f"{folder / PLAN} is not a sweep plan written by `aip sweep`; re-run the sweep to rewrite it")
-    runs = [_run(folder / v["name"], labels=v.get("labels", {}), point=v.get("point", {}), seed=v.get("seed"),
-                 name=v["name"]) for v in plan["variants"]]
+    path = folder / PLAN
+    try:
+        plan = check_plan(load_json(path))
+    except BadFile as e:
+        raise AipError(f"{path} {e}; restore the sweep.json that `aip sweep` wrote, or run the sweep again (it "
+                       "rewrites the plan and skips finished runs)") from None
+    runs = [_run(folder / v["name"], labels={k: str(x) for k, x in v.get("labels", {}).items()},
+                 point=v.get("point", {}), seed=v.get("seed"), name=v["name"]) for v in plan["variants"]]
     return Group(name=plan.get("name", folder.name), folder=folder, axes=plan.get("axes", []), runs=runs,
                  description=plan.get("description", ""), scatter=plan.get("report", {}).get("scatter", []),
                  command=plan.get("command", ""))
 
 
 def _seed_of(path: Path) -> int | None:
-    try:
-        from aip.recipe import tomllib
+    """The seed of the run in ``path`` (``train.seed`` of its recipe.toml; 0 when the recipe sets none), or None
+    with a one-line warning when the recipe cannot be read or its seed is not a whole number."""
+    from aip.recipe import tomllib
 
-        return int(tomllib.loads((path / "recipe.toml").read_text()).get("train", {}).get("seed", 0))
-    except (OSError, ValueError):
+    recipe = path / "recipe.toml"
+    if not os.path.lexists(recipe):
         return None
+    try:
+        if not recipe.is_file():
+            raise BadFile(f"is {files.describe(recipe)}, not a file")
+        data = tomllib.loads(recipe.read_text(encoding="utf-8"))
+        train = _expect(data.get("train", {}), dict, "[train]", "a table")
+        return int(_expect(train.get("seed", 0), int, "train.seed", "a whole number"))
+    except (OSError, UnicodeDecodeError) as e:
+        problem = f"cannot be read ({getattr(e, 'strerror', None) or e})"
+    except tomllib.TOMLDecodeError as e:
+        problem = f"is not TOML ({str(e).splitlines()[0] if str(e) else 'a syntax error'})"
+    except RecursionError:
+        problem = "is nested too deeply"
+    except BadFile as e:
+        problem = str(e)
+    _warn(recipe, problem, "its seed is shown as unknown")
+    return None
 
 
 def collect(dirs: list[Path]) -> list[Group]:

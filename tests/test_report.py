@@ -11,6 +11,7 @@ import pytest
 from aip import report as report_mod
 from aip.errors import AipError
 from aip.sweep import PLAN
+from tests.conftest import one_line, run_cli
 
 
 def fake_sweep(folder: Path, results: dict[str, list[tuple[float, float]]], *, values: dict[str, float],
@@ -162,3 +163,107 @@ def test_documented_analyses_match_their_run_data(folder: Path) -> None:
     assert kept <= planned, f"runs outside the sweep's plan: {sorted(kept - planned)}"
     for p in folder.glob("*/metrics.json"):
         assert json.loads(p.read_text()).get("finished"), f"{p.parent.name} is unfinished; keep finished runs only"
+
+
+# ------------------------------------------------------------------------------------------------ damaged inputs
+def _plan(folder: Path) -> dict:
+    return json.loads((folder / PLAN).read_text())
+
+
+@pytest.mark.parametrize(("edit", "fragment"), [
+    (lambda p: "{", "is not JSON (Expecting property name enclosed in double quotes at line 1 column 2)"),
+    (lambda p: "[]", "the file is a list, not an object"),
+    (lambda p: json.dumps({k: v for k, v in p.items() if k != "variants"}), "has no variants"),
+    (lambda p: json.dumps({**p, "variants": "x-a_seed-0"}), "variants is a string, not a list"),
+    (lambda p: json.dumps({**p, "variants": [1]}), "variants[0] is a number, not an object"),
+    (lambda p: json.dumps({**p, "variants": [{**p["variants"][0], "point": [0.1]}]}),
+     "variants[0].point is a list, not an object"),
+    (lambda p: json.dumps({**p, "variants": [{**p["variants"][0], "seed": "0"}]}),
+     "variants[0].seed is a string, not a whole number"),
+    (lambda p: json.dumps({**p, "variants": [{**p["variants"][0], "name": "../../elsewhere"}]}),
+     "is not a run folder's name"),
+    (lambda p: json.dumps({**p, "axes": [{"values": [1]}]}), "axes[0].key is null, not a string"),
+    (lambda p: json.dumps({**p, "report": {"scatter": "png_bytes"}}), "report.scatter is a string, not a list"),
+    (lambda p: json.dumps(p).replace('"train.lr": 0.1', '"train.lr": NaN'), "holds NaN"),
+])
+def test_a_damaged_sweep_json_is_one_line_naming_the_file(tmp_path, edit, fragment) -> None:
+    fake_sweep(tmp_path / "s", {"a": [(60.0, 62.0)]}, values={"a": 0.1})
+    (tmp_path / "s" / PLAN).write_text(edit(_plan(tmp_path / "s")))
+    with pytest.raises(AipError) as e:
+        report_mod.report([tmp_path / "s"], out=tmp_path / "r")
+    one_line(e, str(tmp_path / "s" / PLAN), fragment, "run the sweep again")
+    assert not (tmp_path / "r" / "report.md").exists()
+
+
+@pytest.mark.parametrize(("content", "fragment"), [
+    ("{", "is not JSON"),
+    ("[1, 2]", "the file is a list, not an object"),
+    (json.dumps({"teacher": {"top1": 80.0}}), "has no student.top1"),
+    (json.dumps({"student": {"top1": "61.0"}}), "student.top1 is a string, not a number"),
+    ('{"student": {"top1": NaN}}', "student.top1 is nan (not measured)"),
+    (json.dumps({"student": {"top1": 610.0}}), "student.top1 is 610.0, outside 0..100"),
+    (json.dumps({"student": {"top1": 61.0}, "finished": "yes"}), "finished is a string, not true or false"),
+    (json.dumps({"student": {"top1": 61.0}, "time": [1, 2]}), "time is a list, not an object"),
+    (json.dumps({"student": {"top1": 61.0}, "wall_seconds": "2 min"}), "wall_seconds is a string, not a number"),
+])
+def test_a_damaged_metrics_json_skips_the_run_with_a_warning(tmp_path, capsys, content, fragment) -> None:
+    fake_sweep(tmp_path / "s", {"a": [(60.0, 62.0), (64.0, 64.0)]}, values={"a": 0.1})
+    damaged = tmp_path / "s" / "x-a_seed-1" / "metrics.json"
+    damaged.write_text(content)
+    (group,) = report_mod.collect([tmp_path / "s"])  # what report() tables: the other seed is still reported
+    assert "| `a` | 1 (+1 missing) | 60.00 |" in report_mod.table(group, report_mod.aggregate(group))
+    warning = capsys.readouterr().err.strip()
+    assert "\n" not in warning and warning.startswith(f"warning: {damaged} ") and fragment in warning
+    assert "left out of the report" in warning
+
+
+@pytest.mark.parametrize(("recipe", "fragment"), [
+    ("[train\nseed = 0\n", "is not TOML"),
+    ("train = 3\n", "[train] is a number, not a table"),
+    ('[train]\nseed = "1"\n', "train.seed is a string, not a whole number"),
+])
+def test_a_damaged_recipe_toml_of_a_plain_run_is_a_warning(tmp_path, capsys, recipe, fragment) -> None:
+    fake_sweep(tmp_path / "s", {"a": [(60.0, 62.0)], "b": [(50.0, 55.0)]}, values={"a": 1, "b": 2})
+    runs = [tmp_path / "s" / "x-a_seed-0", tmp_path / "s" / "x-b_seed-0"]
+    (runs[0] / "recipe.toml").write_text(recipe)
+    (runs[1] / "recipe.toml").write_text("[train]\nseed = 4\n")
+    (group,) = report_mod.collect(runs[:1])
+    assert group.runs[0].seed is None
+    warning = capsys.readouterr().err.strip()
+    assert "\n" not in warning and warning.startswith(f"warning: {runs[0] / 'recipe.toml'} ") and fragment in warning
+    assert [r.seed for r in report_mod.collect(runs[1:])[0].runs] == [4]
+
+
+def test_damaged_evaluation_rows_and_source_stats_are_left_out(tmp_path, capsys, monkeypatch) -> None:
+    from aip import curve
+
+    for module in (report_mod, curve):  # the text is checked here, not the figures (tests/test_figures.py)
+        monkeypatch.setattr(module, "save_figure", lambda fig, path, **_: (plt_close(fig), path)[1])
+    fake_sweep(tmp_path / "s", {"a": [(60.0, 62.0)], "b": [(50.0, 55.0)]}, values={"a": 1, "b": 2},
+               stats={"a": 3e5, "b": 2e5})
+    run = tmp_path / "s" / "x-a_seed-0"
+    m = json.loads((run / "metrics.json").read_text())
+    (run / "metrics.json").write_text(json.dumps({**m, "effective_batch": 64}))
+    (run / "metrics.jsonl").write_text('[1, 2]\n{"step": 1e400, "top1": 5}\n{"step": 1, "top1": "x"}\n'
+                                       '{"step": 2, "top1": 30.0}\n{"step": 4, "top1": 60.0}\n')
+    (tmp_path / "s" / "x-b_seed-0" / "source_stats.json").write_text('{"png_bytes": Infinity}')
+    text = report_mod.report([tmp_path / "s"], out=tmp_path / "r").read_text()
+    assert "| x-a | 80.00 % | 60.00 % (256) |" in text  # the views curve from the two good rows
+    assert "No scatter against `png_bytes`: fewer than two variants" in text
+    err = capsys.readouterr().err
+    assert "source_stats.json png_bytes is inf, not a finite number" in err and "its measures are left out" in err
+
+
+def plt_close(fig) -> None:
+    import matplotlib.pyplot as plt
+
+    plt.close(fig)
+
+
+def test_cli_report_of_a_damaged_sweep_json_is_one_line(tmp_path) -> None:
+    fake_sweep(tmp_path / "s", {"a": [(60.0, 62.0)]}, values={"a": 0.1})
+    (tmp_path / "s" / PLAN).write_text('{"variants": [{"name": "x-a_seed-0", "seed": 1.5}]}')
+    r = run_cli("report", str(tmp_path / "s"), "--out", str(tmp_path / "r"))
+    assert r.returncode == getattr(AipError, "exit_code", 2), r.stderr
+    assert "Traceback" not in r.stderr and r.stderr.strip().count("\n") == 0, r.stderr
+    assert "sweep.json variants[0].seed is a number, not a whole number" in r.stderr
