@@ -141,8 +141,9 @@ def _check_owner(path: Path, fingerprint: str, *, force: bool) -> None:
                        "or pass --out NEW_DIR")
 
 
-def _lock(marker: Path) -> int:
-    """Open ``marker`` and take its exclusive lock; returns the open descriptor (the lock lives as long)."""
+def _lock(marker: Path, what: str = "aip run") -> int:
+    """Open ``marker`` and take its exclusive lock; returns the open descriptor (the lock lives as long).
+    ``what`` names the holder in the refusal (``aip run``, ``aip sweep``)."""
     while True:
         # O_NOFOLLOW: a marker planted as a symbolic link must not let the run truncate the link's target
         fd = os.open(marker, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o644)
@@ -155,7 +156,7 @@ def _lock(marker: Path) -> int:
                 pid = None
             os.close(fd)
             holder = f"process {pid}" if pid else "another process"
-            raise AipError(f"{marker.parent} is in use by another aip run ({holder}); wait for it to end, or pass "
+            raise AipError(f"{marker.parent} is in use by another {what} ({holder}); wait for it to end, or pass "
                            "--out NEW_DIR") from None
         except BaseException:
             os.close(fd)
@@ -168,6 +169,28 @@ def _lock(marker: Path) -> int:
         if same:
             return fd
         os.close(fd)
+
+
+@contextmanager
+def locked(folder: Path, *, marker: str, what: str) -> Iterator[Path]:
+    """Hold the exclusive lock of ``folder / marker`` for the block, the way a run holds its folder's (released
+    by the operating system when the process ends, however it ends), recording this process's id for the
+    refusal a second holder gets; ``folder`` is made if needed. Yields ``folder``.
+
+    Raises :class:`AipError` when another process holds it (naming ``what`` and its process id)."""
+    folder = Path(folder)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        fd = _lock(folder / marker, what)
+    except OSError as e:
+        raise AipError(f"{folder} cannot be locked for {what} ({e.strerror}); pass --out to a writable folder"
+                       ) from None
+    try:
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, json.dumps({"pid": os.getpid()}).encode(), 0)
+        yield folder
+    finally:
+        os.close(fd)  # releases the lock
 
 
 @contextmanager

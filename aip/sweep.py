@@ -35,6 +35,11 @@ recipe share its default row. The copy's ``metrics.json`` names the run it came 
 A variant that fails is reported at the end and never stops the others; a stop request (Ctrl-C, SIGTERM:
 :class:`~aip.interrupts.Interrupted`) stops the whole sweep, its run's checkpoint kept.
 
+A sweep folder belongs to one sweep at a time: ``aip sweep`` holds the lock of ``OUT/.aip-sweep`` while it
+writes the plan and runs its variants (:func:`aip.rundir.locked`, the lock a run holds on its own folder:
+released when the process ends, however it ends), so a second sweep into the same folder is refused at once,
+in one line, before it writes anything; the first one's runs are untouched.
+
 Where variants run: in this process one after another (``device``); one per device in parallel
 subprocesses of ``aip run`` (``devices``, a ``concurrent.futures`` thread per device); or as a SLURM job
 array through ``submitit`` (``submitit=True``, the optional extra ``aip[cluster]``).
@@ -60,13 +65,14 @@ from typing import Any, Literal
 
 import tomli_w
 
-from aip import files
+from aip import files, rundir
 from aip import recipe as recipe_mod
 from aip.errors import AipError, one_line
 from aip.interrupts import Interrupted
 
 PLAN = "sweep.json"
 ERROR_LOG = "sweep-error.txt"
+LOCK = ".aip-sweep"  # the sweep folder's lock (aip.rundir.locked)
 _TOP_KEYS = {"description", "name", "base", "mode", "seeds", "set", "source_stats", "axis", "names", "report",
              "slurm"}
 _AXIS_KEYS = {"key", "values", "labels"}
@@ -497,37 +503,41 @@ def sweep(spec: Sweep | str | Path, *, out: Path | None = None, device: str = "a
             state = "finished" if finished(out / v.name) else f"to copy from {src}" if src else "to run"
             echo(f"{v.name}  ({state})\n  {shlex.join(run_command(s, v, out, device=device))}")
         return result
-    files.write_text(json.dumps(s.plan(out, command=command), indent=2), out / PLAN)
-    todo = []
-    for v in variants:
-        if finished(out / v.name):
-            result.skipped.append(v.name)
-        elif donors and (src := reusable(s, v, out / v.name, donors)) is not None:
-            copy_run(src, out / v.name)
-            echo(f"sweep {s.name}: {v.name} copied from {src} (the same resolved recipe)")
-            result.copied.append(v.name)
+    files.check_writable(out / PLAN)  # a sweep folder that is a file, or lies under one: one line
+    with rundir.locked(out, marker=LOCK, what="aip sweep"):  # a second sweep into `out` stops here
+        files.write_text(json.dumps(s.plan(out, command=command), indent=2), out / PLAN)
+        todo = []
+        for v in variants:
+            if finished(out / v.name):
+                result.skipped.append(v.name)
+            elif donors and (src := reusable(s, v, out / v.name, donors)) is not None:
+                copy_run(src, out / v.name)
+                echo(f"sweep {s.name}: {v.name} copied from {src} (the same resolved recipe)")
+                result.copied.append(v.name)
+            else:
+                todo.append(v)
+        if submitit:
+            _submit(s, todo, out, result)
+        elif devices:
+            _on_devices(s, todo, out, list(devices), result, echo)
         else:
-            todo.append(v)
-    if submitit:
-        _submit(s, todo, out, result)
-    elif devices:
-        _on_devices(s, todo, out, list(devices), result, echo)
-    else:
-        for v in todo:
-            echo(f"sweep {s.name}: {v.name} ({len(result.done) + len(result.failed) + 1}/{len(todo)} to run)")
-            try:
-                (runner or run_in_process)(s, v, out / v.name, device)
-            except Interrupted:  # a stop request stops the sweep; the run's checkpoint is kept
-                raise
-            except Exception as e:  # noqa: BLE001 - one variant's failure must not stop the others
-                (out / v.name).mkdir(parents=True, exist_ok=True)
-                files.write_text(traceback.format_exc(), out / v.name / ERROR_LOG)
-                result.failed.append((v.name, _one_line(e)))
-                continue
-            _finish(v, out, result)
-    if s.source_stats and not submitit:
-        _source_stats(s, variants, out, device if not devices else devices[0], result)
-    return result
+            for v in todo:
+                echo(f"sweep {s.name}: {v.name} ({len(result.done) + len(result.failed) + 1}/{len(todo)} to run)")
+                try:
+                    (runner or run_in_process)(s, v, out / v.name, device)
+                except Interrupted:  # a stop request stops the sweep; the run's checkpoint is kept
+                    raise
+                except Exception as e:  # noqa: BLE001 - one variant's failure must not stop the others
+                    (out / v.name).mkdir(parents=True, exist_ok=True)
+                    # an error aip names is its line; anything else (a bug to report) its traceback
+                    why = f"{_one_line(e)}\n" if isinstance(e, AipError) else traceback.format_exc()
+                    files.write_text(why, out / v.name / ERROR_LOG)
+                    result.failed.append((v.name, _one_line(e)))
+                    continue
+                _finish(v, out, result)
+        if s.source_stats and not submitit:
+            _source_stats(s, variants, out, device if not devices else devices[0], result)
+        return result
 
 
 def select(variants: list[Variant], patterns: Sequence[str], *, sweep_name: str = "") -> list[Variant]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 import types
 from pathlib import Path
@@ -319,3 +320,51 @@ def test_cli_reuse_of_a_missing_folder_exits_2_with_one_line(tmp_path, tiny_reci
     path = write_sweep(tmp_path, tiny_recipe, GRID)
     r = run_cli("sweep", str(path), "--out", str(tmp_path / "o"), "--reuse", str(tmp_path / "nope"), "--dry-run")
     assert r.returncode == 2 and r.stderr.strip().count("\n") == 0 and "--reuse" in r.stderr, r.stderr
+
+
+def test_a_second_sweep_into_the_same_folder_is_refused_at_once(tmp_path, tiny_recipe) -> None:
+    """Two sweeps into one folder both exited 1 and left a traceback in a sweep-error.txt of runs the other one
+    finished. The folder's lock (the one a run holds on its own folder) refuses the second sweep in one line,
+    before it writes anything, and the first one's runs end as if it were alone."""
+    s = sweep_mod.load(write_sweep(tmp_path, tiny_recipe, 'seeds = 2\nset = ["train.epochs=1"]\n'))
+    out, calls, refusals = tmp_path / "out", [], []
+    ok = fake_runner(calls)
+
+    def runner(s_, v, run_dir, device):  # while the first sweep runs its second variant, a second sweep starts
+        if len(calls) == 1:
+            with pytest.raises(AipError) as e:
+                sweep_mod.sweep(s, out=out, runner=fake_runner(refusals), echo=lambda _: None)
+            refusals.append(str(e.value))
+        ok(s_, v, run_dir, device)
+
+    result = sweep_mod.sweep(s, out=out, runner=runner, echo=lambda _: None)
+    assert len(result.done) == 2 and not result.failed
+    assert len(refusals) == 1 and "\n" not in refusals[0], refusals  # the second ran no variant
+    assert refusals[0] == f"{out} is in use by another aip sweep (process {os.getpid()}); wait for it to end, or " \
+                          "pass --out NEW_DIR"
+    assert not list(out.rglob(sweep_mod.ERROR_LOG))
+    again = sweep_mod.sweep(s, out=out, runner=fake_runner(calls), echo=lambda _: None)  # the lock was released
+    assert len(again.skipped) == 2
+
+
+def test_a_sweep_folder_that_is_a_file_is_one_line(tmp_path, tiny_recipe) -> None:
+    s = sweep_mod.load(write_sweep(tmp_path, tiny_recipe, 'seeds = 2\nset = ["train.epochs=1"]\n'))
+    (tmp_path / "afile").write_text("mine")
+    for out in (tmp_path / "afile", tmp_path / "afile" / "sub"):
+        with pytest.raises(AipError) as e:
+            sweep_mod.sweep(s, out=out, runner=fake_runner([]), echo=lambda _: None)
+        assert "\n" not in str(e.value) and "afile" in str(e.value), e.value
+    assert (tmp_path / "afile").read_text() == "mine"
+
+
+def test_a_variant_failing_with_an_aip_error_logs_its_line_not_a_traceback(tmp_path, tiny_recipe) -> None:
+    s = sweep_mod.load(write_sweep(tmp_path, tiny_recipe, GRID))
+    out = tmp_path / "out"
+
+    def runner(s_, v, run_dir, device):
+        raise AipError(f"{run_dir} is in use by another aip run (process 1); wait for it to end")
+
+    result = sweep_mod.sweep(s, out=out, only=["*astro_seed-0"], runner=runner, echo=lambda _: None)
+    assert len(result.failed) == 2
+    logs = sorted(out.rglob(sweep_mod.ERROR_LOG))
+    assert len(logs) == 2 and all("Traceback" not in p.read_text() and "in use" in p.read_text() for p in logs)
