@@ -35,6 +35,37 @@ __all__ = ["EvalConfig", "LossConfig", "Recipe", "StudentConfig", "TeacherConfig
 
 _TOP_KEYS = {"modality", "name", "description", "source", "augment", *SECTIONS}
 
+#: the deepest nesting of tables and arrays read below the top-level table (the shipped recipes need 2,
+#: ``[teacher.fit]`` or a list in ``[source]``, and sweeps 4, a list of lists in an axis); deeper data is
+#: refused before it reaches code that recurses (the TOML parser, the schema, the TOML and JSON writers), where
+#: some thousand levels end in a RecursionError
+MAX_DEPTH = 32
+
+
+def _nesting(value: Any) -> tuple[int, str]:
+    """How many tables or arrays are nested in ``value`` (a scalar: 0, ``[1, 2]``: 1, ``{a = [1]}``: 2), and the
+    key of the deepest, relative to ``value``. Walks with an explicit stack, so it never recurses itself."""
+    deepest, where = 0, ""
+    stack: list[tuple[Any, str, int]] = [(value, "", 0)]
+    while stack:
+        node, key, depth = stack.pop()
+        if not isinstance(node, (dict, list)):
+            continue
+        depth += 1
+        if depth > deepest:
+            deepest, where = depth, key
+        if depth > MAX_DEPTH + 1:  # deep enough to refuse: no need to walk the rest
+            break
+        pairs = node.items() if isinstance(node, dict) else ((f"[{i}]", v) for i, v in enumerate(node))
+        stack += [(v, f"{key}.{k}" if isinstance(node, dict) else f"{key}{k}", depth) for k, v in pairs]
+    return deepest, where.lstrip(".")
+
+
+def _depth_error(where: str, key: str = "") -> RecipeError:
+    at = f" (at {key[:60]}{'...' if len(key) > 60 else ''})" if key else ""
+    return RecipeError(f"{where} nests tables or arrays more than {MAX_DEPTH} levels deep{at}; aip reads at most "
+                       f"{MAX_DEPTH} (the shipped recipes and sweeps need 4 at most): flatten it")
+
 
 def parse_override(text: str) -> tuple[list[str], Any]:
     """``"train.epochs=3"`` -> ``(["train", "epochs"], 3)``; the value is read as TOML, else as a string."""
@@ -44,10 +75,16 @@ def parse_override(text: str) -> tuple[list[str], Any]:
     path = [p.strip() for p in key.strip().split(".")]
     if not all(path):
         raise RecipeError(f"override {text!r} has an empty key part")
+    where = f"override {'.'.join(path)}=..."
     try:
         value = tomllib.loads(f"v = {raw.strip()}")["v"]
     except tomllib.TOMLDecodeError:
         value = raw.strip()
+    except RecursionError:  # the parser recurses once per level: only data far deeper than MAX_DEPTH gets here
+        raise _depth_error(where) from None
+    depth, key = _nesting(value)
+    if len(path) - 1 + depth > MAX_DEPTH:  # the value sits len(path) - 1 tables below the top level
+        raise _depth_error(where, ".".join(path) + (key if key.startswith("[") else f".{key}" if key else ""))
     return path, value
 
 
@@ -70,11 +107,17 @@ def read_toml(path: str | Path) -> dict[str, Any]:
     if not p.is_file():
         raise RecipeError(f"recipe file {p} does not exist (check the path; shipped recipes are in recipes/)")
     try:
-        return tomllib.loads(p.read_text(encoding="utf-8-sig"))  # -sig: skip a byte-order mark (some editors)
+        data = tomllib.loads(p.read_text(encoding="utf-8-sig"))  # -sig: skip a byte-order mark (some editors)
     except tomllib.TOMLDecodeError as e:
         raise RecipeError(f"recipe file {p} is not valid TOML: {e}") from None
     except UnicodeDecodeError:
         raise RecipeError(f"recipe file {p} is not a UTF-8 text file") from None
+    except RecursionError:  # nested arrays or inline tables, far deeper than MAX_DEPTH
+        raise _depth_error(f"recipe file {p}") from None
+    depth, key = _nesting(data)
+    if depth - 1 > MAX_DEPTH:  # the top-level table is not a level
+        raise _depth_error(f"recipe file {p}", key)
+    return data
 
 
 def from_dict(data: dict[str, Any], *, default_name: str = "run", check_files: bool = True) -> Recipe:

@@ -3,6 +3,7 @@
 from pathlib import Path
 
 import pytest
+from conftest import one_line, run_cli
 
 from aip import recipe as R
 from aip.errors import AipError, RecipeError
@@ -154,3 +155,45 @@ def test_probability_bounds_are_inclusive():
     for p in (-1e-9, 1 + 1e-9, float("nan")):
         with pytest.raises(RecipeError, match="recipe key k: is a probability in"):
             check_probability(p, "k")
+
+
+DEEP = 3000  # far past Python's recursion limit: the parser itself would raise RecursionError
+
+
+@pytest.mark.parametrize("text", [
+    "[student.kwargs]\nx = " + "[" * DEEP + "]" * DEEP,  # nested arrays: the TOML parser recurses
+    "[student.kwargs]\nx = " + "{a=" * DEEP + "1" + "}" * DEEP,  # nested inline tables
+    "[teacher.kwargs." + ".".join(["a"] * DEEP) + "]\nx = 1",  # a deep table header: parsed, then recursed over
+    "[teacher.kwargs]\nx = " + "[" * 31 + "]" * 31,  # 33 levels: just past the bound
+])
+def test_deeply_nested_recipe_file_is_one_line(tmp_path, text):
+    with pytest.raises(RecipeError) as e:
+        R.load(write(tmp_path, BASE + text))
+    one_line(e, "r.toml nests tables or arrays more than 32 levels deep", "flatten it")
+
+
+@pytest.mark.parametrize("value", ["[" * DEEP + "]" * DEEP, "{a=" * DEEP + "1" + "}" * DEEP, "[" * 32 + "]" * 32])
+def test_deeply_nested_override_is_one_line(tmp_path, value):
+    with pytest.raises(RecipeError) as e:
+        R.load(write(tmp_path, BASE), [f"train.milestones={value}"])
+    msg = one_line(e, "override train.milestones=... nests tables or arrays more than 32 levels deep", "flatten it")
+    assert len(msg) < 300  # the value is not echoed
+
+
+def test_nesting_up_to_the_bound_is_read(tmp_path):
+    """30 arrays under [teacher.kwargs] (32 levels) pass the bound; the sweeps' 4 levels are far inside it."""
+    r = R.load(write(tmp_path, BASE + "[teacher.kwargs]\nx = " + "[" * 30 + "]" * 30))
+    assert r.teacher.kwargs["x"] == R.read_toml(write(tmp_path, "x = " + "[" * 30 + "]" * 30))["x"]
+    assert R.parse_override("train.milestones=" + "[" * 31 + "]" * 31)[0] == ["train", "milestones"]
+
+
+@pytest.mark.parametrize("form", ["file", "set"])
+def test_aip_check_refuses_deep_nesting_with_exit_2(tmp_path, form):
+    deep = "[" * DEEP + "]" * DEEP
+    if form == "file":
+        proc = run_cli("check", str(write(tmp_path, BASE + f"[student.kwargs]\nx = {deep}")), "--schema-only")
+    else:
+        proc = run_cli("check", str(write(tmp_path, BASE)), "--schema-only", "--set", f"train.milestones={deep}")
+    assert proc.returncode == 2, proc.stderr[-2000:]
+    assert proc.stderr.count("\n") == 1 and "more than 32 levels deep" in proc.stderr, proc.stderr[-2000:]
+    assert "Traceback" not in proc.stderr and "RecursionError" not in proc.stderr
