@@ -33,14 +33,17 @@ class RunState:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> RunState:
-        """From :meth:`to_dict`, or from the top-level keys of a checkpoint written before ``RunState``."""
+        """From :meth:`to_dict`, or from the top-level keys of a checkpoint written before ``RunState``. History
+        rows of older runs name the training epoch's mean loss ``loss``; they are read as ``train_loss_epoch``."""
         known = {f for f in cls.__dataclass_fields__}
-        return cls(**{k: v for k, v in data.items() if k in known})
+        state = cls(**{k: v for k, v in data.items() if k in known})
+        state.history = [_renamed(row) for row in state.history]
+        return state
 
     def record(self, row: dict[str, Any]) -> bool:
         """Add an evaluation row (``{"epoch", "top1", ...}``); return whether it is the best so far."""
         self.history.append(row)
-        metrics = {k: v for k, v in row.items() if k not in ("loss", "lr", "seconds", "step")}
+        metrics = {k: v for k, v in row.items() if k not in ("train_loss_epoch", "loss", "lr", "seconds", "step")}
         self.final = metrics
         if row["top1"] > self.best["top1"]:
             self.best = metrics
@@ -48,8 +51,24 @@ class RunState:
         return False
 
 
+def train_loss_epoch(row: dict[str, Any]) -> float | None:
+    """The training epoch's mean distillation loss of a ``metrics.jsonl`` row, also from runs that called it
+    ``loss`` (it is no test loss)."""
+    return row.get("train_loss_epoch", row.get("loss"))
+
+
+def _renamed(row: dict[str, Any]) -> dict[str, Any]:
+    if "loss" not in row or "train_loss_epoch" in row:
+        return row
+    return {("train_loss_epoch" if k == "loss" else k): v for k, v in row.items()}
+
+
 def json_safe(value: Any) -> Any:
-    """``value`` with non-finite floats replaced by ``None``, so ``json.dumps`` writes valid JSON."""
+    """``value`` with non-finite floats replaced by ``None``, so ``json.dumps`` writes valid JSON; 0-d tensors
+    and numpy scalars become plain numbers first. The one non-finite-to-None of aip (metrics.jsonl, steps.jsonl,
+    the trackers)."""
+    if hasattr(value, "item") and getattr(value, "ndim", None) == 0:  # a 0-d tensor or numpy scalar
+        value = value.item()
     if isinstance(value, float) and not math.isfinite(value):
         return None
     if isinstance(value, dict):
