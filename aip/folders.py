@@ -8,7 +8,8 @@ Symbolic links are followed (datasets are often farms of links to files or folde
 to a folder that contains it (``ln -s .. train/cat/up``): torchvision's ``ImageFolder`` walks with
 ``os.walk(followlinks=True)``, which does not notice loops, so every image of the split would be read again
 under the looping class, about 40 times over, until the path grows too long. :func:`split_classes` walks each
-class folder first and refuses such a loop, and a sub-folder that cannot be read, in one line.
+class folder first and refuses such a loop, a sub-folder that cannot be read, and an entry that is not a regular
+file (a FIFO would block the reader, ``/dev/zero`` never ends, a broken link fails mid-run), in one line.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import os
 from pathlib import Path
 
 from aip.errors import AipError
+from aip.files import describe
 
 
 def visible(name: str) -> bool:
@@ -68,10 +70,15 @@ def check_links(split_dir: Path, classes: list[str], what: str) -> None:
                            "its class would read every image below it again and again; remove the link")
         try:
             with os.scandir(folder) as entries:
-                subs = [Path(e.path) for e in entries if e.is_dir()]  # follows links, as the readers do
+                listed = list(entries)
         except OSError as e:
             raise AipError(f"{what}: cannot list the folder {folder} ({e.strerror}); its images would be left out "
                            "without a word: fix its permissions, or remove it") from None
+        subs = [Path(e.path) for e in listed if e.is_dir()]  # follows links, as the readers do
+        odd = next((e for e in listed if visible(e.name) and not e.is_dir() and not e.is_file()), None)
+        if odd is not None:  # a FIFO would block the reader, a device never ends, a broken link fails mid-run
+            raise AipError(f"{what}: {odd.path} is not a regular file but {describe(Path(odd.path))}; remove it "
+                           "from the dataset folder")
         stack += [(sub, (*above, real)) for sub in sorted(subs, reverse=True)]
 
 

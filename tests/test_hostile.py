@@ -558,3 +558,57 @@ def test_symlinked_images_and_folders_that_are_not_loops_are_read(tmp_path):
     data = read_split(farm)
     assert data.classes == ["warm_h", "warm_v"]
     assert sorted(int(t) for _, t in (data.dataset[i] for i in range(len(data.dataset)))) == [0] * 3 + [1] * 6
+
+
+# --- files that are not regular files: FIFOs, devices, broken links ------------------------------------------
+
+
+def finishes(fn, *, seconds: float = 60.0) -> BaseException | None:
+    """Run ``fn`` in a thread; the exception it raised (None if none). Fails the test if it is still running
+    after ``seconds``: reading a FIFO blocks until a writer comes, which would otherwise hang the suite."""
+    import threading
+
+    out: list[BaseException | None] = [None]
+
+    def target() -> None:
+        try:
+            fn()
+        except BaseException as e:  # noqa: BLE001 (handed to the test)
+            out[0] = e
+
+    t = threading.Thread(target=target, daemon=True)
+    t.start()
+    t.join(seconds)
+    assert not t.is_alive(), f"{fn} blocked (it opened a FIFO?)"
+    return out[0]
+
+
+def special_files(folder: Path) -> dict[str, Path]:
+    folder.mkdir(parents=True, exist_ok=True)
+    os.mkfifo(folder / "pipe.png")
+    os.symlink("/dev/zero", folder / "zero.png")
+    os.symlink(folder / "gone.png", folder / "broken.png")
+    return {"a named pipe (FIFO)": folder / "pipe.png", "a character device": folder / "zero.png",
+            "a broken symbolic link": folder / "broken.png"}
+
+
+
+
+class _Info:
+    """What ``one_line`` reads from a caught exception (``.value``)."""
+
+    def __init__(self, value: BaseException) -> None:
+        self.value = value
+
+
+def test_a_fifo_or_a_device_in_an_image_folder_is_refused_before_reading(tmp_path):
+    """ImageFolder takes any name ending in .png: a FIFO there would block the loader, /dev/zero would never end,
+    a broken link would fail in the middle of a run."""
+    makers = {"a named pipe (FIFO)": os.mkfifo, "a character device": lambda p: os.symlink("/dev/zero", p),
+              "a broken symbolic link": lambda p: os.symlink(p.parent / "gone.png", p)}
+    for i, (kind, make) in enumerate(makers.items()):
+        root = image_tree(tmp_path / str(i))
+        make(root / "val" / "warm_h" / "odd.png")
+        e = finishes(lambda r=root: read_split(r, "test"))
+        assert isinstance(e, AipError), e
+        one_line(_Info(e), f"{root / 'val' / 'warm_h' / 'odd.png'} is not a regular file but {kind}", "remove it")
