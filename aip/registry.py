@@ -76,6 +76,8 @@ def load_modality(name: str) -> Modality:
             f"modality {name!r} is not installed; installed modalities: {known} "
             f"(install the package that provides it, or fix the recipe's 'modality' key)"
         )
+    if matches[0].module.split(".")[0] == BUILTIN:
+        check_builtin_package()
     try:
         modality = matches[0].load()
     except AipError:  # the plugin's own one-line message (e.g. a missing optional dependency)
@@ -89,6 +91,41 @@ def load_modality(name: str) -> Modality:
         raise AipError(f"modality {name!r} ({matches[0].value}) does not provide {', '.join(missing)} of the "
                        "aip.modality.Modality protocol; update the package that provides it (see docs/plugins.md)")
     return modality
+
+
+#: the top-level package of aip's built-in modalities (the repository's modalities/ folder)
+BUILTIN = "modalities"
+
+
+def check_builtin_package() -> None:
+    """Refuse, in one line, a ``modalities`` package that is not aip's.
+
+    An unrelated project on the package index is also called ``modalities``; installed into the same environment,
+    the two write the same top-level folder and overwrite each other's files. aip's package sets
+    ``modalities.__aip__ = True``; a ``modalities`` without it (the other project's ``__init__.py``, or another
+    folder of that name earlier on ``sys.path``) is named with the fix instead of failing later on a missing
+    submodule or, worse, running someone else's code under aip's names. (Renaming the package would avoid the clash
+    but break every ``import modalities...`` of plugins and user code; README's install notes say more.)"""
+    import importlib
+    import importlib.util
+
+    try:
+        package = importlib.import_module(BUILTIN)
+    except Exception as e:  # the other project's package may fail to import without its own dependencies
+        found, problem = None, f"does not import ({type(e).__name__}: {' '.join(str(e).split())})"
+    else:
+        found, problem = package, "is not aip's"
+    if found is not None and getattr(found, "__aip__", False) is True:
+        return
+    try:
+        spec = importlib.util.find_spec(BUILTIN)
+    except (ImportError, ValueError):
+        spec = None
+    where = (spec.origin or ", ".join(spec.submodule_search_locations or [])) if spec else "not found"
+    raise AipError(f"the package 'modalities' ({where}) {problem}: the unrelated project 'modalities' from the "
+                   "package index shares that name with aip's built-in modalities; install aip into a virtualenv of "
+                   "its own (python -m venv NEW_ENV), or `pip uninstall modalities` and then `pip install "
+                   "--force-reinstall aip`")
 
 
 #: what every modality must have (:class:`aip.modality.Modality`)
