@@ -162,7 +162,7 @@ def draw(curves: Sequence[Curve], *, title: str, command: str) -> Any:
         rat.axhline(100 * s, color="0.6", ls=":", lw=0.8)
     xlabel = "views seen (optimiser steps × views per step)"
     acc.set(xscale="log", xlabel=xlabel, ylabel="student top-1 on the real test set (%)",
-            title=f"{title}: student accuracy\n({seeds_phrase([c.seeds for c in curves])})")
+            title=f"{title}: student accuracy\n({seeds_phrase([c.seeds for c in curves], std=False)})")
     rat.set(xscale="log", xlabel=xlabel, ylabel="% of the teacher's top-1",
             title=f"{title}: share of the teacher\n(90, 95 and 98 % dotted)")
     acc.legend(fontsize=7)

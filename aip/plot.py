@@ -116,16 +116,18 @@ def save_figure(fig: Any, path: Path, *, dpi: int = PRINT_DPI, vector: bool = Tr
     return path
 
 
-def seeds_phrase(ns: Sequence[int]) -> str:
-    """How many seeds the points of a figure average, for its title: "mean ± std over 3 seeds", "one seed per
-    point", or, when the counts differ, the range and how one-seed points are drawn (hollow)."""
+def seeds_phrase(ns: Sequence[int], *, std: bool = True) -> str:
+    """How many seeds the points of a figure average, for its title: "mean ± std over 3 seeds" ("mean over ..."
+    without ``std``: a curve of means), "one seed per point", or, when the counts differ, the range and how
+    one-seed points are drawn (hollow)."""
     ns = [n for n in ns if n > 0]
     if not ns or max(ns) == 1:
         return "one seed per point"
     lo, hi = min(ns), max(ns)
+    what = "mean ± std" if std else "mean"
     if lo == hi:
-        return f"mean ± std over {hi} seeds"
-    return f"mean ± std over {lo}–{hi} seeds" + ("; hollow: one seed" if lo == 1 else "")
+        return f"{what} over {hi} seeds"
+    return f"{what} over {lo}–{hi} seeds" + ("; hollow: one seed" if lo == 1 else "")
 
 
 def chance_line(ax: Any, chance: float | None) -> Any:
