@@ -174,13 +174,13 @@ class TrainConfig:
     grad_accum: int = 1
     #: how ``lr`` grows with N processes: ``linear`` x N, ``sqrt`` x sqrt(N), ``none`` unchanged
     lr_scaling: Literal["none", "linear", "sqrt"] = "none"
-    #: extra trackers of the per-step scalars besides the run's steps.jsonl: "tensorboard" (aip.tracking)
+    #: experiment trackers besides the run's steps.jsonl, any of "tensorboard", "wandb", "mlflow", "csv" (aip.trackers)
     log: list[str] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         check(self.epochs >= 1, "train.epochs", "must be at least 1")
-        check(all(b in ("tensorboard",) for b in self.log), "train.log",
-              "lists extra trackers; allowed: 'tensorboard' (e.g. train.log = ['tensorboard'])")
+        check(all(b in ("tensorboard", "wandb", "mlflow", "csv") for b in self.log), "train.log",
+              "lists trackers; allowed: 'tensorboard', 'wandb', 'mlflow', 'csv' (e.g. train.log = ['tensorboard'])")
         check(self.grad_accum >= 1, "train.grad_accum", "must be at least 1 (1 disables accumulation)")
         check(self.samples_per_epoch >= self.batch_size, "train.samples_per_epoch",
               "must be at least train.batch_size")

@@ -28,6 +28,7 @@ from aip.recipe import Recipe
 from aip.rundir import RunDir, owned_outputs
 from aip.student import class_names
 from aip.teacher import check_outputs, teacher_path
+from aip.tracking import Tracker, read_steps
 from aip.trainer import FitResult, fit
 
 __all__ = ["Parts", "build_parts", "default_run_dir", "describe_models", "evaluate_checkpoint", "inspect_student",
@@ -73,10 +74,14 @@ def run(recipe: Recipe, *, out: Path, device: torch.device, stop_after_epochs: i
 def _distil(recipe: Recipe, *, run_dir: Path, device: torch.device, stop_after_epochs: int | None) -> dict[str, Any]:
     started = time.perf_counter()
     parts, times, teacher_acc = _prepare(recipe, run_dir=RunDir(run_dir), device=device)
-    result = fit(recipe=recipe, student=parts.student, teacher=parts.teacher, sampler=parts.sampler,
-                 augmenter=parts.augmenter, evaluate=lambda m: parts.evaluator.evaluate(m, all_views=False),
-                 run_dir=run_dir, device=device, classes=parts.classes, stop_after_epochs=stop_after_epochs)
-    return _finish(parts, result, run_dir=RunDir(run_dir), teacher_acc=teacher_acc, times=times, started=started)
+    # the trackers stay open past fit() for the final metrics, the hyper-parameters and the confusion matrix
+    with Tracker.of(recipe, run_dir, enabled=distributed.current().is_main) as tracker:
+        result = fit(recipe=recipe, student=parts.student, teacher=parts.teacher, sampler=parts.sampler,
+                     augmenter=parts.augmenter, evaluate=lambda m: parts.evaluator.evaluate(m, all_views=False),
+                     run_dir=run_dir, device=device, classes=parts.classes, stop_after_epochs=stop_after_epochs,
+                     tracker=tracker)
+        return _finish(parts, result, run_dir=RunDir(run_dir), teacher_acc=teacher_acc, times=times,
+                       started=started, tracker=tracker)
 
 
 def _prepare(recipe: Recipe, *, run_dir: RunDir, device: torch.device) -> tuple[Parts, Timings, dict[str, float]]:
@@ -100,7 +105,7 @@ def _prepare(recipe: Recipe, *, run_dir: RunDir, device: torch.device) -> tuple[
 
 
 def _finish(parts: Parts, result: FitResult, *, run_dir: RunDir, teacher_acc: dict[str, float], times: Timings,
-            started: float) -> dict[str, Any]:
+            started: float, tracker: Tracker) -> dict[str, Any]:
     """The final evaluation (every view of each item), ``metrics.json``, the confusion matrix and the curves."""
     recipe, final, views = parts.recipe, result.final, parts.test.views
     tick = time.perf_counter()
@@ -118,7 +123,11 @@ def _finish(parts: Parts, result: FitResult, *, run_dir: RunDir, teacher_acc: di
         metrics.update(_inspect(parts, parts.student, parts.teacher, png=run_dir.confusion))
     if result.history and main:
         files.write_text(json.dumps(metrics, indent=2), run_dir.metrics)
-        plot_curves(result.history, run_dir.curves, title=recipe.name, teacher_top1=teacher_acc["top1"])
+        plot_curves(result.history, run_dir.curves, title=recipe.name, teacher_top1=teacher_acc["top1"],
+                    steps=read_steps(run_dir.steps), views_per_step=metrics.get("effective_batch"),
+                    chance=100 / parts.test.num_classes)
+    if final and metrics.get("finished"):
+        tracker.finish(final, step=result.step, image=run_dir.confusion)
     return metrics
 
 

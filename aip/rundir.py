@@ -49,8 +49,12 @@ class RunDir:
     LAST = "last.pt"  # the resumable checkpoint
     BEST = "best.pt"  # the best evaluation's weights
     TB = "tb"  # TensorBoard events (train.log = ["tensorboard"]), a folder
+    SCALARS_CSV = "scalars.csv"  # train.log = ["csv"] (aip.trackers)
+    TRACKER_IDS = "trackers.json"  # the wandb and MLflow run ids, for a resume (aip.trackers)
+    WANDB = "wandb"  # wandb's local files unless WANDB_DIR is set, a folder
     #: every file (and folder) a run writes into its folder, the lock marker aside
-    FILES = (RECIPE, METRICS, LOG, STEPS, CURVES, CURVES_PDF, CONFUSION, CONFUSION_PDF, LAST, BEST, TB)
+    FILES = (RECIPE, METRICS, LOG, STEPS, CURVES, CURVES_PDF, CONFUSION, CONFUSION_PDF, LAST, BEST, TB, SCALARS_CSV,
+             TRACKER_IDS, WANDB)
 
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
@@ -284,13 +288,16 @@ def _listed(folder: Path) -> set[str]:
 
 
 @contextmanager
-def owned_outputs(out: Path) -> Iterator[Path]:
+def owned_outputs(out: Path, *, prune: tuple[str, ...] = ()) -> Iterator[Path]:
     """Write a command's files into ``out`` without replacing any file aip did not write there.
 
     Yields a staging folder inside ``out``; write the files there. When the block ends, each is moved to
     ``out`` under its name, all or none: a same-named entry in ``out`` must be a regular file that aip wrote
     there before (listed in ``out/.aip-outputs.json``), otherwise nothing is moved and :class:`AipError` names
-    it. The staging folder is removed however the block ends."""
+    it (:func:`check_outputs`). ``prune`` names files the command writes only at times (an export's
+    ``model.onnx``): one of them that aip wrote before and did not write now is removed, so no stale output of
+    an earlier call is left beside the new ones; nothing else is ever removed. The staging folder is removed
+    however the block ends."""
     out = Path(out)
     try:
         out.mkdir(parents=True, exist_ok=True)
@@ -302,13 +309,13 @@ def owned_outputs(out: Path) -> Iterator[Path]:
         yield staging
         made = sorted(p.name for p in staging.iterdir())
         ours = _listed(out)
-        for name in made:
-            target = out / name
-            if os.path.lexists(target) and (name not in ours or target.is_symlink() or not target.is_file()):
-                raise AipError(f"{target} is already there and aip did not write it; move it away, or pass --out "
-                               "NEW_DIR (aip never replaces a file it did not write)")
-        files.write_text(json.dumps(sorted(ours | set(made))), out / OUTPUTS_MANIFEST)
+        stale = {n for n in set(prune) & ours - set(made)
+                 if not (out / n).is_symlink() and ((out / n).is_file() or not os.path.lexists(out / n))}
+        files.write_text(json.dumps(sorted((ours - stale) | set(made))), out / OUTPUTS_MANIFEST)
         for name in made:
             os.replace(staging / name, out / name)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
+        check_outputs(out, made)
+        for name in stale:
+            (out / name).unlink(missing_ok=True)

@@ -165,7 +165,8 @@ class RunFiles:
 
 def fit(*, recipe: Recipe, student: nn.Module, teacher: nn.Module, sampler: SourceSampler, augmenter: Augmenter,
         evaluate: Callable[[nn.Module], dict[str, float]], run_dir: Path, device: torch.device,
-        classes: list[str] | None = None, stop_after_epochs: int | None = None) -> FitResult:
+        classes: list[str] | None = None, stop_after_epochs: int | None = None,
+        tracker: Tracker | None = None) -> FitResult:
     """Distil ``teacher`` into ``student`` from views of the single source datum.
 
     Under ``torchrun`` every rank calls this together (see :mod:`aip.distributed`): each draws its own views,
@@ -177,6 +178,7 @@ def fit(*, recipe: Recipe, student: nn.Module, teacher: nn.Module, sampler: Sour
         run_dir: the run folder (:class:`aip.rundir.RunDir`); an existing ``last.pt`` there is resumed.
         classes: the dataset's class names, saved with the weights.
         stop_after_epochs: stop (as if interrupted) after this many epochs of this call.
+        tracker: the run's trackers, opened here at the resumed step and left open (default: fit's own, closed).
 
     Raises:
         Interrupted: on SIGINT/SIGTERM, after saving a checkpoint at the step boundary.
@@ -195,7 +197,8 @@ def fit(*, recipe: Recipe, student: nn.Module, teacher: nn.Module, sampler: Sour
     data = TimedData(data_path(recipe, sampler, augmenter, policy=policy))
     selecting = SelectTimer()  # the view selection's host time (aip.select), as select_share in steps.jsonl
     guard, meter, clock = NonFiniteGuard(device), Meter(device), Clock()
-    tracker = Tracker(run_dir, backends=cfg.log, start_step=state.step, enabled=d.is_main)
+    own_tracker = tracker is None
+    tracker = (tracker or Tracker.of(recipe, run_dir, enabled=d.is_main)).open(start_step=state.step)
     start_step, epochs_done = state.step, 0
     grid = curve.log_steps(total, recipe.eval.log_grid)  # extra evaluations for the views-to-accuracy curve
     teacher.eval()
@@ -240,7 +243,8 @@ def fit(*, recipe: Recipe, student: nn.Module, teacher: nn.Module, sampler: Sour
                 _note_eager(data)
     finally:
         bar.close()
-        tracker.close()
+        if own_tracker:
+            tracker.close()
     return FitResult(step=state.step, final=state.final, best=state.best, history=state.history,
                      seconds=state.seconds, eval_seconds=state.eval_seconds)
 
@@ -299,33 +303,35 @@ def _end_epoch(state: RunState, run: RunFiles, recipe: Recipe, student: nn.Modul
     if epoch % recipe.eval.every_epochs == 0 or state.step == total:
         acc = evaluate(student)
         student.train()
-        row = {"epoch": epoch, "step": state.step, "loss": state.epoch_loss / max(state.epoch_steps, 1), "lr": lr,
-               **acc, "seconds": round(state.seconds, 1)}
+        row = {"epoch": epoch, "step": state.step, "train_loss_epoch": state.epoch_loss / max(state.epoch_steps, 1),
+               "lr": lr, **acc, "seconds": round(state.seconds, 1)}
         if state.record(row):
             state.best["epoch"] = epoch
             run.save_best(state, student)
         run.write_log(state)
-        tracker.log_eval(state.step, {**acc, "loss": row["loss"]})
+        tracker.log_eval(state.step, acc, train_loss_epoch=row["train_loss_epoch"])
         if distributed.current().is_main:
-            tqdm.write(f"epoch {epoch}: loss {row['loss']:.4f}  top1 {acc['top1']:.2f}%  top5 {acc['top5']:.2f}%")
+            tqdm.write(f"epoch {epoch}: training loss {row['train_loss_epoch']:.4f}  top1 {acc['top1']:.2f}%  "
+                       f"top5 {acc['top5']:.2f}%")
     state.epoch_loss, state.epoch_steps = 0.0, 0
 
 
 def _grid_eval(state: RunState, run: RunFiles, student: nn.Module, evaluate: Callable[[nn.Module], dict[str, float]],
                tracker: Tracker, meter: Meter, *, lr: float, spe: int) -> None:
-    """An evaluation of ``eval.log_grid`` inside an epoch: a metrics.jsonl row at a fractional epoch, whose loss is
-    the epoch's mean so far; it may become the best (best.pt). Every rank calls it at the same step."""
+    """An evaluation of ``eval.log_grid`` inside an epoch: a metrics.jsonl row at a fractional epoch, whose
+    ``train_loss_epoch`` is the epoch's mean so far; it may become the best (best.pt). Every rank calls it at the
+    same step."""
     acc = evaluate(student)
     student.train()
     steps = state.epoch_steps + meter.epoch_steps
     loss = (state.epoch_loss + distributed.all_mean(meter.epoch_sum).item()) / max(steps, 1)
-    row = {"epoch": round(state.step / spe, 4), "step": state.step, "loss": loss, "lr": lr, **acc,
+    row = {"epoch": round(state.step / spe, 4), "step": state.step, "train_loss_epoch": loss, "lr": lr, **acc,
            "seconds": round(state.seconds, 1)}
     if state.record(row):
         state.best["epoch"] = row["epoch"]
         run.save_best(state, student)
     run.write_log(state)
-    tracker.log_eval(state.step, {**acc, "loss": loss})
+    tracker.log_eval(state.step, acc, train_loss_epoch=loss)
 
 
 class Clock:

@@ -57,7 +57,7 @@ def test_two_processes_learn_like_one_and_write_once(tiny_recipe, tmp_path):
     assert m2["eval_items"] == m1["eval_items"] == 100
     # the log is written once (rank 0), one row per epoch, and the loss falls as in one process
     assert [r["epoch"] for r in rows(two)] == [1, 2, 3, 4, 5, 6]
-    assert rows(two)[-1]["loss"] < rows(two)[0]["loss"]
+    assert rows(two)[-1]["train_loss_epoch"] < rows(two)[0]["train_loss_epoch"]
     assert m2["student"]["top1"] > 60.0 and m1["student"]["top1"] > 60.0, (m1, m2)  # chance is 25 %
     # the checkpoint holds both ranks' RNG states and loads into a plain single-process student
     last = checkpoint.load(two / "last.pt")

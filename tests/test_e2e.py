@@ -33,14 +33,14 @@ def test_teacher_then_distillation_learns_and_writes_the_contract(tiny_recipe, t
     assert metrics["student"]["top1"] > 60.0, metrics  # measured 92 % (seed 0)
     rows = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
     assert [r["epoch"] for r in rows] == [1, 2, 3, 4, 5, 6]
-    assert rows[-1]["loss"] < rows[0]["loss"]
+    assert rows[-1]["train_loss_epoch"] < rows[0]["train_loss_epoch"]
     # the resolved recipe is saved and loads back to the same experiment
     assert R.load(out / "recipe.toml").fingerprint("train", "student", "teacher") == \
         recipe.fingerprint("train", "student", "teacher")
 
 
 def test_interrupted_run_resumes_to_the_same_weights(tiny_recipe, tmp_path):
-    recipe = R.load(tiny_recipe)
+    recipe = R.load(tiny_recipe, ["train.log=['csv', 'tensorboard']"])  # and the trackers resume (aip.trackers)
     train_teacher(recipe, device=CPU)
     straight, resumed = tmp_path / "straight", tmp_path / "resumed"
     run(recipe, out=straight, device=CPU)
@@ -53,6 +53,27 @@ def test_interrupted_run_resumes_to_the_same_weights(tiny_recipe, tmp_path):
         assert torch.equal(v, b["student"][k]), k  # optimiser, scheduler and RNG were restored exactly
     epochs = [json.loads(line)["epoch"] for line in (resumed / "metrics.jsonl").read_text().splitlines()]
     assert epochs == [1, 2, 3, 4, 5, 6]
+    assert_trackers_finished_once(resumed, total=recipe.train.total_steps, top1=done["student"]["top1"])
+
+
+def assert_trackers_finished_once(out, *, total, top1):
+    """The run's trackers hold each step once across the resume, and the end of the run: the final top-1,
+    the hyper-parameters and the confusion matrix (TensorBoard), the final row (scalars.csv)."""
+    import csv
+
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    with (out / "scalars.csv").open(newline="") as f:
+        logged = [r for r in csv.DictReader(f)]
+    steps = [int(r["step"]) for r in logged if r["train/loss"]]
+    assert steps == sorted(set(steps)) and steps[-1] == total
+    assert float(logged[-1]["final/top1"]) == pytest.approx(top1)
+    events = EventAccumulator(str(out / "tb"), size_guidance={"images": 0, "scalars": 0})
+    events.Reload()
+    assert [s.step for s in events.Scalars("train/loss")] == steps
+    assert [s.value for s in events.Scalars("final/top1")] == pytest.approx([top1])
+    assert len(events.Images("confusion")) == 1 and "_hparams_/session_start_info" in \
+        events.PluginTagToContent("hparams")
 
 
 def test_run_dir_of_another_recipe_is_refused(tiny_recipe, tmp_path):
@@ -144,9 +165,9 @@ def test_a_signal_stops_at_a_step_boundary_and_resumes_bit_identically(long_run,
         return [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
 
     for r, s in zip(rows(out), rows(straight), strict=True):
-        assert r["loss"] == pytest.approx(s["loss"], rel=1e-5)
-        assert {k: v for k, v in r.items() if k not in ("seconds", "loss")} == \
-            {k: v for k, v in s.items() if k not in ("seconds", "loss")}
+        assert r["train_loss_epoch"] == pytest.approx(s["train_loss_epoch"], rel=1e-5)
+        assert {k: v for k, v in r.items() if k not in ("seconds", "train_loss_epoch")} == \
+            {k: v for k, v in s.items() if k not in ("seconds", "train_loss_epoch")}
 
 
 def test_bn_recalibration_is_off_by_default_and_labelled_when_on(tiny_recipe, tmp_path):
