@@ -210,7 +210,10 @@ def plot_curves(history: list[dict[str, Any]], path: Path, *, title: str, teache
         return [row["step"] * scale for row in rows]
 
     xlabel = "views of the datum seen" if known else "optimiser step"
-    fig, (ax_loss, ax_acc) = plt.subplots(1, 2, figsize=(10, 4))
+    from matplotlib.ticker import EngFormatter
+
+    fig, (ax_loss, ax_acc) = plt.subplots(1, 2, figsize=(10, 4), sharex=True)
+    ax_loss.xaxis.set_major_formatter(EngFormatter(sep=""))  # 40k views, not 40000
     trained = [r for r in steps or [] if isinstance(r.get("loss"), int | float) and "step" in r]
     if trained:
         loss = [r["loss"] for r in trained]
