@@ -13,10 +13,10 @@ They are imported on first use, so ``import aip`` stays light.
 
 from typing import Any
 
-from aip.errors import AipError, RecipeError
+from aip.errors import AipError, RecipeError, UsageError
 
 __version__ = "0.1.0"
-__all__ = ["AipError", "RecipeError", "Student", "__version__", "distil", "load_student", "push_to_hub"]
+__all__ = ["AipError", "RecipeError", "Student", "UsageError", "__version__", "distil", "load_student", "push_to_hub"]
 
 _LAZY = {"load_student": "aip.student", "Student": "aip.student", "distil": "aip.api", "push_to_hub": "aip.hub"}
 

@@ -9,7 +9,7 @@ import urllib.request
 from collections.abc import Callable
 from pathlib import Path
 
-from aip.errors import AipError, shown_path
+from aip.errors import AipError, UsageError, os_error_class, shown_path
 from aip.files import atomic_dir, atomic_path
 
 
@@ -19,13 +19,13 @@ def cache_dir(kind: str = "") -> Path:
     path = root / kind if kind else root
     named = "AIP_CACHE" if os.environ.get("AIP_CACHE") else "the cache folder"
     if root.exists() and not root.is_dir():
-        raise AipError(f"{named} {root} is a file, not a folder; set AIP_CACHE to a folder (or unset it to use "
-                       "~/.cache/aip)")
+        raise UsageError(f"{named} {root} is a file, not a folder; set AIP_CACHE to a folder (or unset it to use "
+                         "~/.cache/aip)")
     try:
         path.mkdir(parents=True, exist_ok=True)
     except OSError as e:
-        raise AipError(f"{named} {root} is not writable ({e.strerror}: {path}); set AIP_CACHE to a folder you can "
-                       "write to") from None
+        raise os_error_class(e)(f"{named} {root} is not writable ({e.strerror}: {path}); set AIP_CACHE to a folder "
+                                "you can write to") from None
     return path
 
 
@@ -70,12 +70,12 @@ def local_file(uri: str, *, what: str, accepts: str) -> Path:
     shown = shown_path(uri)
     try:
         if path.is_dir():
-            raise AipError(f"{what} {shown} is a directory, not a file; set source.uri to {accepts}")
+            raise UsageError(f"{what} {shown} is a directory, not a file; set source.uri to {accepts}")
         if not path.is_file():
             if path.exists():
-                raise AipError(f"{what} {shown} is not a regular file (a device, pipe or socket); set source.uri "
-                               f"to {accepts}")
-            raise AipError(f"{what} {shown} does not exist; set source.uri to {accepts}")
+                raise UsageError(f"{what} {shown} is not a regular file (a device, pipe or socket); set source.uri "
+                                 f"to {accepts}")
+            raise UsageError(f"{what} {shown} does not exist; set source.uri to {accepts}")
     except OSError as e:  # a name too long for the file system, a permission denied on a parent, ...
         raise AipError(f"{what} {shown} cannot be opened ({e.strerror or type(e).__name__}); set source.uri to "
                        f"{accepts}") from None

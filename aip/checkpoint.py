@@ -25,7 +25,7 @@ import torch
 from torch import nn
 
 from aip import files
-from aip.errors import AipError
+from aip.errors import AipError, UsageError
 
 
 def _write_failed(e: OSError, path: Path) -> AipError:
@@ -64,11 +64,11 @@ def load(path: Path, *, mmap: bool = False) -> dict[str, Any]:
     """
     path = Path(path)
     if path.is_dir():
-        raise AipError(f"checkpoint {path} is a directory; give the checkpoint file inside it")
+        raise UsageError(f"checkpoint {path} is a directory; give the checkpoint file inside it")
     if not path.is_file():
         if os.path.lexists(path):
-            raise AipError(f"checkpoint {path} is {files.describe(path)}, not a file; give a checkpoint file")
-        raise AipError(f"checkpoint {path} does not exist")
+            raise UsageError(f"checkpoint {path} is {files.describe(path)}, not a file; give a checkpoint file")
+        raise UsageError(f"checkpoint {path} does not exist")
     if path.suffix == ".safetensors":  # timm's and Hugging Face's weight files: tensors only, no code
         from safetensors import SafetensorError
         from safetensors.torch import load_file

@@ -1,6 +1,8 @@
 """The ``aip`` command line. Each command parses its arguments and calls one function of :mod:`aip.run`.
 
-Problems with the user's input print one line (``error: ...``) and exit with code 2, without a traceback.
+A problem aip can name prints one line (``error: ...``) without a traceback and exits with 2 for a usage error
+(the command line or the recipe) or 1 for a failure at run time (:mod:`aip.errors`); an interrupted command
+prints what was kept and exits with 130 (SIGINT) or 143 (SIGTERM).
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from aip.errors import AipError, one_line, path_error_line
+from aip.errors import AipError, one_line, path_error_code, path_error_line
 
 if TYPE_CHECKING:
     from aip.recipe import Recipe
@@ -410,6 +412,9 @@ def source_stats(
     typer.echo(json.dumps(measure(r, device=resolve_device(device), views=views), indent=2))
 
 
+INTERRUPTED = "interrupted: the last checkpoint is kept; run the same command to resume"
+
+
 def _quiet_queue_feeder(args: threading.ExceptHookArgs) -> None:
     """Drop the traceback of multiprocessing's queue-feeder thread: when a DataLoader worker has raised, the
     thread fails as the loader shuts down ("semaphore or lock released too many times"), after aip has already
@@ -420,48 +425,56 @@ def _quiet_queue_feeder(args: threading.ExceptHookArgs) -> None:
 
 
 def main() -> None:
+    from aip import interrupts
     from aip.allocator import keep_freed_memory
     from aip.interrupts import Interrupted
 
     keep_freed_memory()  # before the first large allocation (aip.allocator)
+    # SIGTERM (a cluster's time limit, `kill`) outside a training loop unwinds like Ctrl-C, removing temporary
+    # files, instead of killing the process with no message; the training loops defer both (aip.interrupts)
+    interrupts.install()
 
     code = 0
     try:
         # not standalone: click's usage errors come here, printed in one line below instead of typer's box
         result = app(standalone_mode=False)
-        if isinstance(result, int) and not isinstance(result, bool):  # typer.Exit(code) returns its code
+        if result == 130 and not isinstance(result, bool):  # typer turns a KeyboardInterrupt into Exit(130)
+            typer.echo(INTERRUPTED, err=True)
+            code = interrupts.exit_code()
+        elif isinstance(result, int) and not isinstance(result, bool):  # typer.Exit(code) returns its code
             code = result
-    except typer.Abort:  # click's form of Ctrl-C outside a training loop
-        typer.echo("interrupted: the last checkpoint is kept; run the same command to resume", err=True)
+    except typer.Abort:  # click's form of end of input (EOFError) at a prompt
+        typer.echo(INTERRUPTED, err=True)
         code = 130
     except Interrupted as e:  # the checkpoint is consistent with the step it names
         typer.echo(str(e), err=True)
         code = e.exit_code
-    except AipError as e:
+    except AipError as e:  # 2 for a usage error (UsageError, RecipeError), 1 for a failure at run time
         typer.echo(f"error: {one_line(e)}", err=True)
-        code = 2
+        code = e.exit_code
         threading.excepthook = _quiet_queue_feeder
     except KeyboardInterrupt:
-        typer.echo("interrupted: the last checkpoint is kept; run the same command to resume", err=True)
-        code = 130
+        typer.echo(INTERRUPTED, err=True)
+        code = interrupts.exit_code()
     except OSError as e:  # a path the user gave that the system refuses (too long, no permission, disk full)
         line = path_error_line(e)
         if line is None:
             raise
         typer.echo(f"error: {line}", err=True)
-        code = 2
+        code = path_error_code(e, sys.argv[1:])
     except Exception as e:
         # click's usage errors (an unknown option, a value out of range, a missing argument), whether typer
         # vendors click (recent typer) or imports it: recognised by their interface, not their module
         if not (hasattr(e, "format_message") and isinstance(getattr(e, "exit_code", None), int)):
             raise
         ctx = getattr(e, "ctx", None)
-        if type(e).__name__ == "NoArgsIsHelpError" and ctx is not None:  # `aip` alone: the help, as before
+        if type(e).__name__ == "NoArgsIsHelpError" and ctx is not None:  # `aip` alone: the help, a success
             typer.echo(ctx.get_help())
+            code = 0
         else:
             see = f"; see {ctx.command_path} --help" if ctx is not None else ""
             typer.echo(f"error: {e.format_message().rstrip('.')}{see}", err=True)
-        code = 2
+            code = 2
     # exit only once the error, and with it the frames of its traceback, are gone: a DataLoader iterator those
     # frames held then stops its worker processes now, instead of printing a thread's traceback at shutdown
     if code:

@@ -19,7 +19,7 @@ from typing import Any
 import torch
 import torch.distributed as dist
 
-from aip.errors import AipError
+from aip.errors import AipError, UsageError
 
 
 @dataclass(frozen=True)
@@ -64,8 +64,8 @@ def session(device: torch.device, *, timeout_minutes: float = 120.0) -> Iterator
     local_rank = int(os.environ.get("LOCAL_RANK", 0))
     if device.type == "cuda":
         if local_rank >= torch.cuda.device_count():
-            raise AipError(f"LOCAL_RANK {local_rank} but only {torch.cuda.device_count()} GPUs are visible; "
-                           "lower --nproc-per-node")
+            raise UsageError(f"LOCAL_RANK {local_rank} but only {torch.cuda.device_count()} GPUs are visible; "
+                             "lower --nproc-per-node")
         device = torch.device("cuda", local_rank)
         torch.cuda.set_device(device)
         backend = "nccl"

@@ -24,7 +24,7 @@ from torch import nn
 
 from aip import __version__, files
 from aip.card import ecosystem_fields, model_card, portable
-from aip.errors import AipError
+from aip.errors import AipError, UsageError
 from aip.student import CONFIG, WEIGHTS, Student, load_student
 
 FORMATS = {"safetensors": None, "onnx": "model.onnx", "torchscript": "model.ts", "exported-program": "model.pt2"}
@@ -112,7 +112,7 @@ def export(path: str | Path, *, fmt: str = "safetensors", out: str | Path | None
         AipError: unknown format, no student at ``path``, or a model the format cannot take.
     """
     if fmt not in FORMATS:
-        raise AipError(f"unknown export format {fmt!r}; choose one of {', '.join(FORMATS)}")
+        raise UsageError(f"unknown export format {fmt!r}; choose one of {', '.join(FORMATS)}")
     from safetensors.torch import save_file
 
     student = load_student(path)
@@ -120,7 +120,7 @@ def export(path: str | Path, *, fmt: str = "safetensors", out: str | Path | None
         command = f"aip export {portable(path)}" + (f" --format {fmt}" if fmt != "safetensors" else "")
     out = Path(out) if out is not None else Path(path) / "export"
     if out.resolve() == Path(path).resolve():
-        raise AipError(f"--out {out} is the folder being exported; pass another folder")
+        raise UsageError(f"--out {out} is the folder being exported; pass another folder")
     _check_replaceable(out)
     net, recipe = student.net, student.recipe
     spec = student.input_spec() if _has_spec(student) else {}
@@ -164,7 +164,7 @@ def _check_replaceable(out: Path) -> None:
     if not out.exists():
         return
     if not out.is_dir():
-        raise AipError(f"--out {out} is a file; pass a new folder, or an earlier export to replace")
+        raise UsageError(f"--out {out} is a file; pass a new folder, or an earlier export to replace")
     if not any(out.iterdir()):
         return
     try:
@@ -172,8 +172,8 @@ def _check_replaceable(out: Path) -> None:
     except (OSError, ValueError):
         earlier = None
     if not (isinstance(earlier, dict) and "aip_version" in earlier):
-        raise AipError(f"--out {out} holds files that are not an aip export; pass a new folder (an earlier "
-                       "export is replaced, other folders are never touched)")
+        raise UsageError(f"--out {out} holds files that are not an aip export; pass a new folder (an earlier "
+                         "export is replaced, other folders are never touched)")
 
 
 def _has_spec(student: Student) -> bool:

@@ -24,7 +24,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from aip.errors import AipError, shown_path
+from aip.errors import UsageError, shown_path
 
 #: aip's temporary names: ``.`` + the target's name + ``.`` + mkstemp's 8 random characters + a suffix + ``.tmp``
 _TEMP = re.compile(r"^\.(?P<name>.+)\.[a-z0-9_]{8}(?:\.[A-Za-z0-9]+)?\.tmp$")
@@ -35,18 +35,18 @@ def check_writable(path: Path) -> None:
     component that is a file. Raises a one-line :class:`AipError` naming the path and the fix."""
     path = Path(path)
     if path.is_symlink():
-        raise AipError(f"{shown_path(path)} is a symbolic link; aip never writes through links (a link could point "
-                       "anywhere): remove the link, or choose another path")
+        raise UsageError(f"{shown_path(path)} is a symbolic link; aip never writes through links (a link could point "
+                         "anywhere): remove the link, or choose another path")
     for parent in path.parents:  # the deepest existing component must be a folder
         if parent.is_dir():
             break
         if os.path.lexists(parent):
-            raise AipError(f"{shown_path(parent)} is a file, not a folder, so {shown_path(path)} cannot be written; "
-                           "choose another path")
+            raise UsageError(f"{shown_path(parent)} is a file, not a folder, so {shown_path(path)} cannot be written; "
+                             "choose another path")
     if path.is_dir():
-        raise AipError(f"{shown_path(path)} is a folder, not a file; move it away, or choose another path")
+        raise UsageError(f"{shown_path(path)} is a folder, not a file; move it away, or choose another path")
     if path.exists() and not path.is_file():
-        raise AipError(f"{shown_path(path)} is {describe(path)}, not a regular file; choose another path")
+        raise UsageError(f"{shown_path(path)} is {describe(path)}, not a regular file; choose another path")
 
 
 def describe(path: Path) -> str:
@@ -117,8 +117,8 @@ def atomic_dir(path: Path) -> Iterator[Path]:
     """Yield an empty temporary folder beside ``path``, renamed to ``path`` when the block succeeds."""
     path = Path(path)
     if path.is_symlink():
-        raise AipError(f"{shown_path(path)} is a symbolic link; aip never writes through links: remove the link, "
-                       "or choose another path")
+        raise UsageError(f"{shown_path(path)} is a symbolic link; aip never writes through links: remove the link, "
+                         "or choose another path")
     check_writable(path / "x")  # no component of the path is a file
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp"))

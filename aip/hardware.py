@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from aip.errors import AipError
+from aip.errors import AipError, UsageError
 from aip.recipe import Recipe
 
 
@@ -27,16 +27,16 @@ def resolve_device(name: str = "auto") -> torch.device:
     try:
         device = torch.device(name)
     except RuntimeError:
-        raise AipError(f"unknown device {name!r}; use auto, cpu, cuda or cuda:N") from None
+        raise UsageError(f"unknown device {name!r}; use auto, cpu, cuda or cuda:N") from None
     if device.type not in ("cpu", "cuda"):
-        raise AipError(f"--device {name} is not supported (aip trains on cpu or cuda only); use --device cpu, "
-                       "cuda or auto")
+        raise UsageError(f"--device {name} is not supported (aip trains on cpu or cuda only); use --device cpu, "
+                         "cuda or auto")
     if device.type == "cuda":
         if not torch.cuda.is_available():
-            raise AipError("--device cuda was asked for but no CUDA GPU is visible; use --device cpu or auto")
+            raise UsageError("--device cuda was asked for but no CUDA GPU is visible; use --device cpu or auto")
         if device.index is not None and device.index >= torch.cuda.device_count():
-            raise AipError(f"--device {name}: only {torch.cuda.device_count()} CUDA GPU(s) are visible; use "
-                           f"cuda:0 to cuda:{torch.cuda.device_count() - 1}")
+            raise UsageError(f"--device {name}: only {torch.cuda.device_count()} CUDA GPU(s) are visible; use "
+                             f"cuda:0 to cuda:{torch.cuda.device_count() - 1}")
     return device
 
 

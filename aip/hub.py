@@ -16,7 +16,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from aip.errors import AipError
+from aip.errors import AipError, UsageError
 
 
 def load_hub(repo: str, entry: str, **kwargs: Any) -> nn.Module:
@@ -36,7 +36,7 @@ def load_hub(repo: str, entry: str, **kwargs: Any) -> nn.Module:
             f"{torch.hub.get_dir()} while online"
         ) from None
     except AttributeError:
-        raise AipError(f"torch.hub repository {repo} has no entry point {entry!r}") from None
+        raise UsageError(f"torch.hub repository {repo} has no entry point {entry!r}") from None
     if not isinstance(model, nn.Module):
         raise AipError(f"torch.hub entry {repo}:{entry} returned {type(model).__name__}, not a model")
     return model
@@ -101,10 +101,10 @@ def push_to_hub(folder: str | Path, repo_id: str, *, private: bool | None = None
     except (OSError, ValueError):
         config = None
     if not (isinstance(config, dict) and "aip_version" in config and (folder / "model.safetensors").is_file()):
-        raise AipError(f"{folder} is not an `aip export` folder (no config.json of aip and model.safetensors); "
-                       "run `aip export RUN` first and push its folder")
+        raise UsageError(f"{folder} is not an `aip export` folder (no config.json of aip and model.safetensors); "
+                         "run `aip export RUN` first and push its folder")
     if not is_repo_id(repo_id):
-        raise AipError(f"{repo_id!r} is not a Hub repo id; give it as user/repo or org/repo")
+        raise UsageError(f"{repo_id!r} is not a Hub repo id; give it as user/repo or org/repo")
     api = HfApi(token=token, library_name="aip")
     message = commit_message or f"aip export of {config.get('recipe', {}).get('name', 'a student')}"
     try:

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import torch
 
-from aip.errors import AipError
+from aip.errors import AipError, UsageError
 from aip.folders import visible
 from aip.student import Prediction, Student
 
@@ -32,7 +32,7 @@ def list_inputs(inputs: list[str]) -> list[tuple[str, bool]]:
             continue
         files = sorted(p for p in folder.iterdir() if p.is_file() and visible(p.name))
         if not files:
-            raise AipError(f"folder {folder} holds no files to classify; give files, or a folder of them")
+            raise UsageError(f"folder {folder} holds no files to classify; give files, or a folder of them")
         listed += [(str(p), True) for p in files]
     return listed
 
@@ -47,7 +47,7 @@ def predict_files(student: Student, inputs: list[str], *, top_k: int = 5, batch_
         AipError: a file named directly cannot be read, or no file at all could be.
     """
     if batch_size < 1:
-        raise AipError(f"--batch-size must be at least 1, got {batch_size}")
+        raise UsageError(f"--batch-size must be at least 1, got {batch_size}")
     listed = list_inputs(inputs)
     results: list[Prediction] = []
     skipped: list[str] = []
@@ -86,7 +86,7 @@ def render(results: list[Prediction], fmt: str = "table") -> str:
                 writer.writerow([r.input, rank, label, f"{p:.6f}"])
         return buf.getvalue().rstrip("\n")
     if fmt != "table":
-        raise AipError(f"unknown output format {fmt!r}; choose one of {', '.join(FORMATS)}")
+        raise UsageError(f"unknown output format {fmt!r}; choose one of {', '.join(FORMATS)}")
     k = max(len(r.labels) for r in results)
     rows = [["file", *(f"top-{i}" for i in range(1, k + 1))]]
     rows += [[r.input, *(f"{label} {100 * p:.2f} %" for label, p in zip(r.labels, r.probs))] for r in results]

@@ -12,7 +12,7 @@ from collections.abc import Callable, Iterator
 from importlib.metadata import entry_points
 from typing import Generic, TypeVar
 
-from aip.errors import AipError
+from aip.errors import AipError, UsageError
 from aip.modality import Modality
 
 GROUP = "aip.modalities"
@@ -45,7 +45,7 @@ class Registry(Generic[T]):
         if name not in self._items:
             close = difflib.get_close_matches(name, list(self._items), n=1)
             hint = f" (did you mean {close[0]!r}?)" if close else ""
-            raise AipError(f"unknown {self.kind} {name!r}{hint}; known: {', '.join(sorted(self._items))}")
+            raise UsageError(f"unknown {self.kind} {name!r}{hint}; known: {', '.join(sorted(self._items))}")
         return self._items[name]
 
     def names(self) -> list[str]:
@@ -72,7 +72,7 @@ def load_modality(name: str) -> Modality:
     matches = [ep for ep in entry_points(group=GROUP) if ep.name == name]
     if not matches:
         known = ", ".join(installed_modalities()) or "none"
-        raise AipError(
+        raise UsageError(
             f"modality {name!r} is not installed; installed modalities: {known} "
             f"(install the package that provides it, or fix the recipe's 'modality' key)"
         )

@@ -32,7 +32,7 @@ from typing import Any
 import numpy as np
 
 from aip import curve, files
-from aip.errors import AipError
+from aip.errors import AipError, UsageError
 from aip.plot import PRINT_DPI, chance_line, footer, place_labels, readable, save_figure, seeds_phrase, vector_path
 from aip.rundir import owned_outputs
 from aip.source_stats import FILE as STATS_FILE
@@ -320,7 +320,7 @@ def collect(dirs: list[Path]) -> list[Group]:
         run_dirs = [d] if (d / "metrics.json").is_file() else sorted(
             c for c in d.iterdir() if (c / "metrics.json").is_file()) if d.is_dir() else []
         if not run_dirs:
-            raise AipError(f"{d} holds no sweep.json and no run directory (metrics.json); pass a sweep's folder "
+            raise UsageError(f"{d} holds no sweep.json and no run directory (metrics.json); pass a sweep's folder "
                              "or run directories")
         runs = [_run(r, labels={"run": r.name}, point={"run": r.name}, seed=_seed_of(r), name=r.name)
                 for r in run_dirs]
@@ -584,7 +584,7 @@ def report(dirs: list[str | Path], *, out: Path | None = None, command: str = ""
     """
     paths = [Path(d) for d in dirs]
     if not paths:
-        raise AipError("aip report needs at least one run directory or sweep folder")
+        raise UsageError("aip report needs at least one run directory or sweep folder")
     out = Path(out) if out is not None else (paths[0] if len(paths) == 1 else Path("report"))
     command = shown_command(command or shlex.join(["aip", "report", *map(str, paths), "--out", str(out)]), out)
     groups = collect(paths)

@@ -20,14 +20,14 @@ from typing import Any
 import torch
 
 from aip import checkpoint, distributed, files, footprint, rundir
-from aip.errors import AipError
+from aip.errors import AipError, UsageError
 from aip.hardware import check_step_memory
 from aip.parts import Parts, Timings, metrics_of, teacher_accuracy
 from aip.plot import plot_curves
 from aip.recipe import Recipe
 from aip.rundir import RunDir, owned_outputs
 from aip.student import class_names
-from aip.teacher import check_outputs, teacher_path
+from aip.teacher import check_outputs, partial_path, teacher_path
 from aip.tracking import Tracker, read_steps
 from aip.trainer import FitResult, fit
 
@@ -59,15 +59,15 @@ def run(recipe: Recipe, *, out: Path, device: torch.device, stop_after_epochs: i
     Under ``torchrun`` every rank calls this (see :mod:`aip.distributed`); rank 0 alone claims and writes ``out``.
     """
     with ExitStack() as stack:
-        problem = None
+        problem, error = None, None
         if distributed.current().is_main:
             try:
                 stack.enter_context(rundir.claimed(out, fingerprint=rundir.fingerprint(recipe), force=force))
             except AipError as e:
-                problem = str(e)
+                problem, error = str(e), e
         problem = distributed.agree(problem)  # every rank stops when rank 0 cannot claim the folder
         if problem:
-            raise AipError(problem)
+            raise error if error is not None else AipError(problem)
         return _distil(recipe, run_dir=out, device=device, stop_after_epochs=stop_after_epochs)
 
 
@@ -150,12 +150,13 @@ def describe_models(recipe: Recipe) -> dict[str, int]:
 def train_teacher(recipe: Recipe, *, device: torch.device, force: bool = False) -> dict[str, Any]:
     """Train (or find cached) the recipe's ``teacher.kind = "train"`` teacher; returns its test accuracy."""
     if recipe.teacher.kind != "train":
-        raise AipError(f"teacher.kind is {recipe.teacher.kind!r}; `aip teacher` trains only teacher.kind = 'train'")
+        raise UsageError(f"teacher.kind is {recipe.teacher.kind!r}; `aip teacher` trains only teacher.kind = 'train'")
     parts = Parts(recipe, device=device)
     path = teacher_path(recipe, parts.test)
     if force:
         path.unlink(missing_ok=True)
         path.with_suffix(".pt").unlink(missing_ok=True)  # the cache of older versions
+        partial_path(path).unlink(missing_ok=True)  # an interrupted training: --force trains from the start
     acc = parts.teacher_accuracy()
     return {"path": str(path), "top1": acc["top1"], "top5": acc["top5"], "num_classes": parts.test.num_classes}
 
@@ -213,14 +214,14 @@ def _own_metrics(folder: RunDir) -> dict[str, Any]:
     if not os.path.lexists(path):
         for figure in (folder.confusion, folder.path / RunDir.CONFUSION_PDF):  # the PNG and its PDF
             if os.path.lexists(figure):
-                raise AipError(f"{figure} is there but no metrics.json of aip's: `aip eval` would replace it; {fix}")
+                raise UsageError(f"{figure} is there but no metrics.json of aip's: `aip eval` would replace it; {fix}")
         return {}
     try:
         metrics = json.loads(path.read_text())
     except (OSError, ValueError, UnicodeDecodeError):
         metrics = None
     if not isinstance(metrics, dict) or not ("recipe" in metrics or "per_class" in metrics):
-        raise AipError(f"{path} was not written by aip (not a run's metrics): `aip eval` would replace it; {fix}")
+        raise UsageError(f"{path} was not written by aip (not a run's metrics): `aip eval` would replace it; {fix}")
     return metrics
 
 

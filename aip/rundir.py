@@ -26,7 +26,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from aip import checkpoint, files
-from aip.errors import AipError
+from aip.errors import AipError, UsageError, os_error_class
 from aip.recipe import Recipe
 
 MARKER = ".aip-run"
@@ -133,16 +133,16 @@ def _check_owner(path: Path, fingerprint: str, *, force: bool) -> None:
     if found == fingerprint:
         return
     if found is not None:
-        raise AipError(f"{path} holds a run of a different recipe; pass --out NEW_DIR (or delete the folder)")
+        raise UsageError(f"{path} holds a run of a different recipe; pass --out NEW_DIR (or delete the folder)")
     if not entries:
         return
     if not force:
-        raise AipError(f"{path} is not empty and holds no run of this recipe; pass --out NEW_DIR, or --force to "
-                       "write the run's files beside what is there")
+        raise UsageError(f"{path} is not empty and holds no run of this recipe; pass --out NEW_DIR, or --force to "
+                         "write the run's files beside what is there")
     clash = [p.name for p in entries if p.name in RUN_FILES]
     if clash:
-        raise AipError(f"{path} already has {', '.join(clash)} that no run of this recipe wrote; move them away "
-                       "or pass --out NEW_DIR")
+        raise UsageError(f"{path} already has {', '.join(clash)} that no run of this recipe wrote; move them away "
+                         "or pass --out NEW_DIR")
 
 
 def _lock(marker: Path, what: str = "aip run") -> int:
@@ -214,8 +214,8 @@ def claimed(path: Path, *, fingerprint: str, force: bool = False) -> Iterator[Pa
         fd = _lock(marker)
     except OSError as e:
         _remove_dirs(created)
-        raise AipError(f"run directory {path} is not writable ({e.strerror}); pass --out to a writable "
-                       "folder") from None
+        raise os_error_class(e)(f"run directory {path} is not writable ({e.strerror}); pass --out to a writable "
+                                "folder") from None
     except AipError:
         _remove_dirs(created)
         raise
@@ -248,8 +248,8 @@ def _refuse_links(path: Path) -> None:
     or of any run file (which would redirect a write outside the folder) is refused before any work."""
     links = [name for name in (MARKER, *RunDir.FILES) if (path / name).is_symlink()]
     if links:
-        raise AipError(f"{path / links[0]} is a symbolic link; a run writes its files only inside its folder: "
-                       "remove the link, or pass --out NEW_DIR")
+        raise UsageError(f"{path / links[0]} is a symbolic link; a run writes its files only inside its folder: "
+                         "remove the link, or pass --out NEW_DIR")
 
 
 def _identity(path: Path) -> tuple[int, int] | None:
@@ -303,8 +303,8 @@ def owned_outputs(out: Path, *, prune: tuple[str, ...] = ()) -> Iterator[Path]:
         out.mkdir(parents=True, exist_ok=True)
         staging = Path(tempfile.mkdtemp(prefix=".aip-staging-", dir=out))
     except OSError as e:
-        raise AipError(f"output folder {out} could not be made ({e.strerror}); pass --out to a writable folder"
-                       ) from None
+        raise os_error_class(e)(f"output folder {out} could not be made ({e.strerror}); pass --out to a writable "
+                                "folder") from None
     try:
         yield staging
         made = sorted(p.name for p in staging.iterdir())

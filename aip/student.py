@@ -17,7 +17,7 @@ import torch
 from torch import nn
 
 from aip import checkpoint
-from aip.errors import AipError
+from aip.errors import AipError, UsageError
 from aip.modality import InputReader
 from aip.recipe import Recipe, from_dict
 from aip.registry import load_modality
@@ -104,7 +104,7 @@ class Student(nn.Module):
         """The ``top_k`` classes of a raw input (a path, an image/waveform array or a clip tensor), or of
         each input of a list/tuple (then a list is returned), ``batch_size`` inputs to a forward pass."""
         if batch_size < 1:
-            raise AipError(f"batch_size must be at least 1, got {batch_size}")
+            raise UsageError(f"batch_size must be at least 1, got {batch_size}")
         many = isinstance(inputs, (list, tuple))
         items = list(inputs) if many else [inputs]
         out: list[Prediction] = []
@@ -204,7 +204,7 @@ def _from_run(run: Path, checkpoint_name: str = "best.pt"
     names = dict.fromkeys((checkpoint_name, "best.pt", "last.pt"))
     path = next((run / n for n in names if (run / n).is_file()), None)
     if path is None:
-        raise AipError(f"{run} holds no best.pt or last.pt; pass a run directory of `aip run` or an export folder")
+        raise UsageError(f"{run} holds no best.pt or last.pt; pass a run directory of `aip run` or an export folder")
     state = checkpoint.load(path)
     if "student" not in state or "recipe" not in state:
         raise AipError(f"{path} is not a student checkpoint of aip run (no 'student' or 'recipe' in it)")
@@ -252,8 +252,8 @@ def load_student(path: str | Path, *, device: str | torch.device = "cpu", which:
         if is_repo_id(path):
             p = download_student(path)
     if not p.is_dir():
-        raise AipError(f"{p} is not a folder; pass a run directory (runs/NAME), an export folder or a Hugging "
-                       "Face Hub repo id (user/repo)")
+        raise UsageError(f"{p} is not a folder; pass a run directory (runs/NAME), an export folder or a Hugging "
+                         "Face Hub repo id (user/repo)")
     if (p / CONFIG).is_file():
         recipe, weights, classes, metrics = _from_export(p)
     else:

@@ -67,7 +67,7 @@ import tomli_w
 
 from aip import files, rundir
 from aip import recipe as recipe_mod
-from aip.errors import AipError, one_line
+from aip.errors import AipError, UsageError, one_line
 from aip.interrupts import Interrupted
 
 PLAN = "sweep.json"
@@ -134,8 +134,8 @@ class Sweep:
                     parts.append(f"seed-{seed}")
                 name = "_".join(parts) or "base"
                 if name in seen:
-                    raise AipError(f"sweep {self.name}: two variants would share the folder {name!r}; "
-                                   "give the axis distinct `labels`")
+                    raise UsageError(f"sweep {self.name}: two variants would share the folder {name!r}; "
+                                     "give the axis distinct `labels`")
                 seen[name] = True
                 overrides = [*self.common, *(_override(a.key, v) for a, (v, _) in zip(self.axes, point))]
                 if seed is not None:
@@ -226,7 +226,7 @@ def parse_axis(text: str) -> Axis:
     key, sep, rest = text.partition("=")
     values = [recipe_mod.parse_override(f"{key}={v}")[1] for v in split_values(rest)] if sep else []
     if not key.strip() or not values:
-        raise AipError(f"--axis {text!r} must look like KEY=V1,V2 (e.g. --axis loss.temperature=1,4,8)")
+        raise UsageError(f"--axis {text!r} must look like KEY=V1,V2 (e.g. --axis loss.temperature=1,4,8)")
     return Axis(key=key.strip(), values=values, labels=[slug(v) for v in values])
 
 
@@ -237,33 +237,33 @@ def _seeds(value: Any, where: str) -> list[int] | None:
         return list(range(value))
     if isinstance(value, list) and value and all(isinstance(s, int) and not isinstance(s, bool) for s in value):
         if len(set(value)) != len(value):
-            raise AipError(f"{where}: seeds {value} repeat a seed; list each seed once")
+            raise UsageError(f"{where}: seeds {value} repeat a seed; list each seed once")
         return list(value)
-    raise AipError(f"{where}: seeds must be a count >= 1 (3 means 0, 1, 2) or a list of integers, not {value!r}")
+    raise UsageError(f"{where}: seeds must be a count >= 1 (3 means 0, 1, 2) or a list of integers, not {value!r}")
 
 
 def _axis(data: Any, where: str) -> Axis:
     if not isinstance(data, dict):
-        raise AipError(f"{where}: each [[axis]] is a table with key and values")
+        raise UsageError(f"{where}: each [[axis]] is a table with key and values")
     unknown = set(data) - _AXIS_KEYS
     if unknown:
-        raise AipError(f"{where}: unknown [[axis]] key {sorted(unknown)[0]!r}; allowed: key, values, labels")
+        raise UsageError(f"{where}: unknown [[axis]] key {sorted(unknown)[0]!r}; allowed: key, values, labels")
     key, values = data.get("key"), data.get("values")
     if not isinstance(key, str) or "." not in key:
-        raise AipError(f"{where}: [[axis]] key must be a recipe key like 'loss.temperature', not {key!r}")
+        raise UsageError(f"{where}: [[axis]] key must be a recipe key like 'loss.temperature', not {key!r}")
     if not isinstance(values, list) or not values:
-        raise AipError(f"{where}: axis {key}: values must be a non-empty list")
+        raise UsageError(f"{where}: axis {key}: values must be a non-empty list")
     labels = data.get("labels", [slug(v) for v in values])
     if (not isinstance(labels, list) or len(labels) != len(values)
             or not all(isinstance(s, str) and s for s in labels)):
-        raise AipError(f"{where}: axis {key}: labels must be one non-empty string per value ({len(values)})")
+        raise UsageError(f"{where}: axis {key}: labels must be one non-empty string per value ({len(values)})")
     seen: dict[str, Any] = {}
     for label, value in zip(labels, values):
         if seen.setdefault(label, value) != value:
-            raise AipError(f"{where}: axis {key}: two values get the label {label!r}; give distinct `labels`")
+            raise UsageError(f"{where}: axis {key}: two values get the label {label!r}; give distinct `labels`")
     bad = [s for s in labels if not re.fullmatch(r"[A-Za-z0-9_+-][A-Za-z0-9._+-]{0,39}", s)]
     if bad:
-        raise AipError(f"{where}: axis {key}: label {bad[0]!r} is not a plain folder name (letters, digits, . _ + -)")
+        raise UsageError(f"{where}: axis {key}: label {bad[0]!r} is not a plain folder name (letters, digits, . _ + -)")
     return Axis(key=key, values=values, labels=labels)
 
 
@@ -273,57 +273,57 @@ def from_dict(data: dict[str, Any], *, path: Path, extra_axes: Sequence[Axis] = 
     where = f"sweep file {path}"
     unknown = set(data) - _TOP_KEYS
     if unknown:
-        raise AipError(f"{where}: unknown key {sorted(unknown)[0]!r}; allowed: {', '.join(sorted(_TOP_KEYS))}")
+        raise UsageError(f"{where}: unknown key {sorted(unknown)[0]!r}; allowed: {', '.join(sorted(_TOP_KEYS))}")
     base = data.get("base")
     if not isinstance(base, str) or not base:
-        raise AipError(f"{where}: base must name the base recipe (e.g. base = \"../fashion-mnist.toml\")")
+        raise UsageError(f"{where}: base must name the base recipe (e.g. base = \"../fashion-mnist.toml\")")
     base_path = Path(os.path.normpath(base if Path(base).is_absolute() else path.parent / base))  # no a/../b
     if not base_path.is_file():
-        raise AipError(f"{where}: base recipe {base_path} does not exist")
+        raise UsageError(f"{where}: base recipe {base_path} does not exist")
     mode = data.get("mode", "grid")
     if mode not in ("grid", "zip"):
-        raise AipError(f"{where}: mode must be 'grid' (every combination) or 'zip' (values side by side)")
+        raise UsageError(f"{where}: mode must be 'grid' (every combination) or 'zip' (values side by side)")
     axes_data = data.get("axis", [])
     if not isinstance(axes_data, list):
-        raise AipError(f"{where}: write each axis as an [[axis]] table")
+        raise UsageError(f"{where}: write each axis as an [[axis]] table")
     axes = [*(_axis(a, where) for a in axes_data), *extra_axes]
     if not axes and seeds is None and data.get("seeds") is None:
-        raise AipError(f"{where}: no [[axis]] and no seeds: nothing to sweep")
+        raise UsageError(f"{where}: no [[axis]] and no seeds: nothing to sweep")
     keys = [a.key for a in axes]
     if len(set(keys)) != len(keys):
-        raise AipError(f"{where}: axis {next(k for k in keys if keys.count(k) > 1)} appears twice")
+        raise UsageError(f"{where}: axis {next(k for k in keys if keys.count(k) > 1)} appears twice")
     if mode == "zip" and len({len(a.values) for a in axes}) > 1:
-        raise AipError(f"{where}: mode = 'zip' needs axes of equal length, got {[len(a.values) for a in axes]}")
+        raise UsageError(f"{where}: mode = 'zip' needs axes of equal length, got {[len(a.values) for a in axes]}")
     names = data.get("names")
     if names is not None:
         if mode != "zip" or not axes:
-            raise AipError(f"{where}: names name the points of mode = 'zip' (with axes); remove names or set "
-                           "mode = 'zip'")
+            raise UsageError(f"{where}: names name the points of mode = 'zip' (with axes); remove names or set "
+                             "mode = 'zip'")
         if (not isinstance(names, list) or len(names) != len(axes[0].values) or len(set(names)) != len(names)
                 or not all(isinstance(n, str) and re.fullmatch(r"[A-Za-z0-9_+-][A-Za-z0-9._+-]{0,39}", n)
                            for n in names)):
-            raise AipError(f"{where}: names must be one distinct plain folder name per zipped point "
-                           f"({len(axes[0].values)})")
+            raise UsageError(f"{where}: names must be one distinct plain folder name per zipped point "
+                             f"({len(axes[0].values)})")
     shared = data.get("set", [])
     if not isinstance(shared, list) or not all(isinstance(s, str) for s in shared):
-        raise AipError(f"{where}: set must be a list of 'section.key=value' strings")
+        raise UsageError(f"{where}: set must be a list of 'section.key=value' strings")
     report = data.get("report", {})
     if not isinstance(report, dict) or set(report) - _REPORT_KEYS:
-        raise AipError(f"{where}: [report] allows only scatter (a list of source_stats.json measures)")
+        raise UsageError(f"{where}: [report] allows only scatter (a list of source_stats.json measures)")
     scatter = report.get("scatter", [])
     if not isinstance(scatter, list) or not all(isinstance(s, str) for s in scatter):
-        raise AipError(f"{where}: report.scatter must be a list of measure names (e.g. ['png_bytes'])")
+        raise UsageError(f"{where}: report.scatter must be a list of measure names (e.g. ['png_bytes'])")
     stats = data.get("source_stats", bool(scatter))
     if not isinstance(stats, bool):
-        raise AipError(f"{where}: source_stats must be true or false")
+        raise UsageError(f"{where}: source_stats must be true or false")
     if scatter and not stats:
-        raise AipError(f"{where}: report.scatter plots source_stats.json measures; set source_stats = true")
+        raise UsageError(f"{where}: report.scatter plots source_stats.json measures; set source_stats = true")
     slurm = data.get("slurm", {})
     if not isinstance(slurm, dict):
-        raise AipError(f"{where}: [slurm] must be a table of submitit executor parameters")
+        raise UsageError(f"{where}: [slurm] must be a table of submitit executor parameters")
     for key in ("name", "description"):
         if not isinstance(data.get(key, ""), str):
-            raise AipError(f"{where}: {key} must be a string")
+            raise UsageError(f"{where}: {key} must be a string")
     return Sweep(name=data.get("name") or path.stem, base=base_path, axes=axes, mode=mode,
                  seeds=_seeds(seeds if seeds is not None else data.get("seeds"), where),
                  common=[*shared, *common], source_stats=stats, scatter=scatter, slurm=slurm,
@@ -342,7 +342,7 @@ def load(path: str | Path, *, axes: Sequence[str] = (), seeds: int | None = None
     if "modality" in data:  # a recipe: the sweep is the command line's axes and seeds
         data = {"base": path.name, "name": f"{path.stem}-sweep"}
         if not extra and seeds is None:
-            raise AipError(f"{path} is a recipe; add --axis KEY=V1,V2 and/or --seeds N (or pass a sweep file)")
+            raise UsageError(f"{path} is a recipe; add --axis KEY=V1,V2 and/or --seeds N (or pass a sweep file)")
     return from_dict(data, path=path, extra_axes=extra, seeds=seeds, common=overrides)
 
 
@@ -353,7 +353,7 @@ def validate(sweep: Sweep) -> list[Variant]:
         try:
             recipe_mod.load(sweep.base, v.overrides)
         except AipError as e:  # a bad key or value, or the modality's own checks (an unknown dataset)
-            raise AipError(f"sweep {sweep.name}: variant {v.name}: {e}") from None
+            raise type(e)(f"sweep {sweep.name}: variant {v.name}: {e}") from None  # a usage error stays one
     return variants
 
 
@@ -373,7 +373,7 @@ def _finished_runs(folders: Sequence[Path], *, exclude: Path) -> dict[Path, reci
     for folder in folders:
         folder = Path(folder)
         if not folder.is_dir():
-            raise AipError(f"--reuse {folder}: not a folder; name a sweep's folder or a run folder")
+            raise UsageError(f"--reuse {folder}: not a folder; name a sweep's folder or a run folder")
         for d in [folder, *sorted(p for p in folder.iterdir() if p.is_dir())]:
             if d.resolve().is_relative_to(exclude.resolve()) or not finished(d):
                 continue
@@ -548,8 +548,8 @@ def select(variants: list[Variant], patterns: Sequence[str], *, sweep_name: str 
     for p in patterns:
         if not any(fnmatch.fnmatchcase(v.name, p) for v in variants):
             names = ", ".join(v.name for v in variants[:6]) + (", ..." if len(variants) > 6 else "")
-            raise AipError(f"sweep {sweep_name}: --only {p!r} matches no variant; the variants are {names} "
-                           "(see --dry-run)")
+            raise UsageError(f"sweep {sweep_name}: --only {p!r} matches no variant; the variants are {names} "
+                             "(see --dry-run)")
     return [v for v in variants if any(fnmatch.fnmatchcase(v.name, p) for p in patterns)]
 
 

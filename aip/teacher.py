@@ -3,6 +3,11 @@
 ``teacher.kind = "train"`` trains the recipe's ``teacher.arch`` on the labelled training split with
 cross-entropy (``aip teacher RECIPE``) and caches it under ``$AIP_CACHE/teachers``, keyed by the teacher
 section, the dataset and the input shape, so every recipe that needs the same teacher reuses it.
+
+The training stops cleanly like the distillation (:mod:`aip.interrupts`): on Ctrl-C or SIGTERM it finishes the
+step, saves ``KEY.partial.pt`` beside the cache (weights, optimiser, schedule, step, RNG states) and the same
+command resumes it from that step; with ``eval.workers = 0`` the resumed teacher is bit-identical to one trained
+without a stop (with workers, each worker's augmentation RNG restarts, so only the data order is the same).
 """
 
 from __future__ import annotations
@@ -15,14 +20,15 @@ from typing import Any
 
 import torch
 from torch import nn
-from torch.utils.data import DataLoader
+from torch.utils.data import BatchSampler, DataLoader, RandomSampler, Sampler
 
 from aip import checkpoint
 from aip.cache import cache_dir
-from aip.errors import AipError
+from aip.errors import AipError, one_line
 from aip.evaluate import Evaluator
 from aip.hardware import Policy
 from aip.hub import load_hub
+from aip.interrupts import Interrupted, deferred_stops
 from aip.modality import LabelledData, Modality
 from aip.optim import make_optimizer, make_scheduler
 from aip.progress import tqdm
@@ -96,18 +102,83 @@ def weak_teacher(top1: float, num_classes: int) -> str | None:
             f"teacher.fit.min_steps, e.g. --set teacher.fit.min_steps=2000) and check the dataset's labels")
 
 
+class _Batches(Sampler[list[int]]):
+    """The teacher's shuffled batches: what ``DataLoader(shuffle=True, drop_last=True)`` builds (a BatchSampler
+    over a RandomSampler, drawing the same random numbers), able to resume inside an epoch. After
+    :meth:`resume_at`, the next epoch draws its order as before, skips ``skip`` batches without loading them, then
+    sets the RNG state saved at the stop, which the data's augmentations draw from next."""
+
+    def __init__(self, dataset: Any, batch_size: int) -> None:
+        self.inner = BatchSampler(RandomSampler(dataset), batch_size, drop_last=True)
+        self.resume: tuple[int, dict[str, Any]] | None = None
+
+    def __len__(self) -> int:
+        return len(self.inner)
+
+    def resume_at(self, skip: int, rng: dict[str, Any]) -> None:
+        self.resume = (skip, rng)
+
+    def __iter__(self) -> Any:
+        batches = iter(self.inner)
+        resume, self.resume = self.resume, None
+        if resume is not None:
+            for _ in range(resume[0]):  # indices only: nothing is loaded
+                next(batches)
+            checkpoint.set_rng_state(resume[1])
+        yield from batches
+
+
+def partial_path(path: Path) -> Path:
+    """The checkpoint of an interrupted teacher training, beside the cached teacher ``path`` it becomes."""
+    return path.with_name(path.name.removesuffix(".safetensors") + ".partial.pt")
+
+
+def _resumable(partial: Path, model: nn.Module, *, total: int) -> dict[str, Any] | None:
+    """The interrupted training saved at ``partial`` if it fits ``model`` and this schedule; else ``None``, with a
+    line saying why it trains from the start (the file is aip's own, so nothing of the user's is lost)."""
+    if not partial.is_file():
+        return None
+    try:
+        saved = checkpoint.load(partial)
+        want = {k: tuple(v.shape) for k, v in model.state_dict().items()}
+        state = saved["model"]
+        fits = isinstance(state, dict) and {k: tuple(getattr(v, "shape", ())) for k, v in state.items()} == want
+        step = saved["step"]
+        if not fits or saved.get("total") != total or not isinstance(step, int) or not 0 <= step <= total:
+            raise AipError("it is from another teacher or schedule")
+        if "torch" not in saved["rng"] or "torch" not in saved["epoch_rng"]:
+            raise AipError("it lacks its random-number state")
+    except (AipError, KeyError, TypeError, AttributeError) as e:
+        tqdm.write(f"note: the interrupted teacher training in {partial} cannot be resumed ({one_line(e)}); "
+                   "training the teacher from the start")
+        return None
+    return saved
+
+
+def _save_partial(path: Path, *, model: nn.Module, opt: Any, sched: Any, step: int, total: int,
+                  epoch_rng: dict[str, Any]) -> None:
+    checkpoint.save_atomic({"model": model.state_dict(), "optimizer": opt.state_dict(),
+                            "scheduler": sched.state_dict(), "step": step, "total": total,
+                            "rng": checkpoint.rng_state(), "epoch_rng": epoch_rng}, path)
+
+
 def fit_teacher(recipe: Recipe, modality: Modality, *, device: torch.device, path: Path,
                 evaluator: Evaluator | None = None) -> nn.Module:
     """Train ``recipe.teacher.arch`` with cross-entropy on the labelled training split and save it to ``path``
-    (with its accuracy on every item of the test split, measured by ``evaluator`` when given)."""
+    (with its accuracy on every item of the test split, measured by ``evaluator`` when given).
+
+    Raises:
+        Interrupted: on SIGINT/SIGTERM, after the step and after saving :func:`partial_path`, which the next call
+            resumes.
+    """
     cfg = recipe.teacher.fit
     torch.manual_seed(recipe.train.seed)  # the same recipe always trains the same teacher
     train = modality.data(recipe, split="train", train=True)
     policy = Policy.of(recipe, device)
     model = policy.place(build_model(modality, recipe, recipe.teacher, num_classes=train.num_classes,
                                      pretrained=False))
-    batches = DataLoader(train.dataset, batch_size=cfg.batch_size, shuffle=True, drop_last=True,
-                         num_workers=recipe.eval.workers)
+    sampler = _Batches(train.dataset, cfg.batch_size)
+    batches = DataLoader(train.dataset, batch_sampler=sampler, num_workers=recipe.eval.workers)
     epochs = fit_epochs(cfg.epochs, cfg.min_steps, len(batches))
     total = epochs * len(batches)
     if total == 0:
@@ -115,29 +186,58 @@ def fit_teacher(recipe: Recipe, modality: Modality, *, device: torch.device, pat
     opt = make_optimizer(list(model.parameters()), name=cfg.optimizer, lr=cfg.lr, weight_decay=cfg.weight_decay)
     sched = make_scheduler(opt, total=total, schedule=cfg.schedule)
     loss_fn = supervised_losses(cfg.label_smoothing)
+    partial = partial_path(path)
+    step, epoch_rng = 0, checkpoint.rng_state()
+    saved = _resumable(partial, model, total=total)
+    if saved is not None:
+        model.load_state_dict(saved["model"])
+        opt.load_state_dict(saved["optimizer"])
+        sched.load_state_dict(saved["scheduler"])
+        step = saved["step"]
+        if step % len(batches):  # inside an epoch: its order again, then the state at the stop
+            epoch_rng = saved["epoch_rng"]
+            sampler.resume_at(step % len(batches), saved["rng"])
+        else:
+            epoch_rng = saved["rng"]
+        checkpoint.set_rng_state(epoch_rng)
+        tqdm.write(f"teacher: resuming the interrupted training at step {step}/{total} ({partial})")
     model.train()
     start = time.perf_counter()
-    bar = tqdm(total=total, desc=f"teacher {recipe.teacher.arch}", dynamic_ncols=True, unit="step")
+    bar = tqdm(total=total, initial=step, desc=f"teacher {recipe.teacher.arch}", dynamic_ncols=True, unit="step")
     if epochs > cfg.epochs:
         tqdm.write(f"teacher: {epochs} epochs instead of teacher.fit.epochs = {cfg.epochs}, for at least "
                    f"teacher.fit.min_steps = {cfg.min_steps} steps on {len(train.dataset)} training items")
-    for _epoch in range(epochs):
-        for x, y in batches:
-            losses = train_step(model=model, optimizer=opt, micro_batches=[(policy.batch(x), y.to(device))],
-                                count=1, loss_fn=loss_fn, policy=policy)
-            sched.step()
-            bar.update(1)
-            if bar.n % 10 == 0 or bar.n == total:  # reading the loss waits for the device
-                bar.set_postfix(loss=f"{losses['loss'].item():.3f}")
+    with deferred_stops() as stop:
+        for _epoch in range(step // len(batches), epochs):
+            for x, y in batches:
+                losses = train_step(model=model, optimizer=opt, micro_batches=[(policy.batch(x), y.to(device))],
+                                    count=1, loss_fn=loss_fn, policy=policy)
+                sched.step()
+                step += 1
+                bar.update(1)
+                if step % 10 == 0 or step == total:  # reading the loss waits for the device
+                    bar.set_postfix(loss=f"{losses['loss'].item():.3f}")
+                if stop:
+                    bar.close()
+                    _save_partial(partial, model=model, opt=opt, sched=sched, step=step, total=total,
+                                  epoch_rng=epoch_rng)
+                    raise Interrupted(step, stop.signum, during="during teacher training")
+            epoch_rng = checkpoint.rng_state()
     bar.close()
     train_seconds = time.perf_counter() - start
-    if evaluator is None:
-        evaluator = Evaluator(recipe, modality.data(recipe, split="test", train=False), device=device)
-    acc = evaluator.evaluate(model, full=True, desc="teacher eval")
+    try:
+        if evaluator is None:
+            evaluator = Evaluator(recipe, modality.data(recipe, split="test", train=False), device=device)
+        acc = evaluator.evaluate(model, full=True, desc="teacher eval")
+    except KeyboardInterrupt:  # stopped while measuring: keep the trained weights for the same command
+        if saved is None or saved["step"] != total:
+            _save_partial(partial, model=model, opt=opt, sched=sched, step=total, total=total, epoch_rng=epoch_rng)
+        raise
     checkpoint.save_weights(model.state_dict(), {"num_classes": train.num_classes, "classes": list(train.classes),
                                                  "teacher": recipe.to_dict()["teacher"], "dataset": recipe.eval.dataset,
                                                  "test": acc, "train_seconds": train_seconds, "epochs": epochs},
                             path)
+    partial.unlink(missing_ok=True)  # the cached teacher replaces it
     tqdm.write(f"teacher {recipe.teacher.arch}: top1 {acc['top1']:.2f}% on {recipe.eval.dataset} test; saved {path}")
     if (line := weak_teacher(acc["top1"], train.num_classes)) is not None:
         tqdm.write(line)

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from aip import files
-from aip.errors import AipError
+from aip.errors import UsageError
 from aip.rundir import RunDir
 from aip.state import json_safe
 from aip.trackers import BACKENDS, Backend, open_backend
@@ -68,7 +68,7 @@ class Tracker:
         self.is_open, self.finished = False, False
         for backend in self.names:
             if backend not in BACKENDS:
-                raise AipError(f"unknown tracking backend {backend!r} in train.log; known: {', '.join(BACKENDS)}")
+                raise UsageError(f"unknown tracking backend {backend!r} in train.log; known: {', '.join(BACKENDS)}")
         if start_step is not None:
             self.open(start_step=start_step)
 

@@ -22,7 +22,7 @@ import torch
 from torch import nn
 
 from aip import checkpoint, curve, distributed, files, graphs, rundir
-from aip.errors import AipError
+from aip.errors import AipError, UsageError
 from aip.hardware import Policy
 from aip.interrupts import Interrupted, deferred_stops
 from aip.modality import Augmenter, SourceSampler
@@ -109,10 +109,10 @@ class RunFiles:
             return RunState()
         saved = checkpoint.load(self.last)
         if saved.get("fingerprint") != self.fingerprint:
-            raise AipError(f"{self.dir} holds a run of a different recipe; pass --out NEW_DIR or delete {self.last}")
+            raise UsageError(f"{self.dir} holds a run of a different recipe; pass --out NEW_DIR or delete {self.last}")
         if saved.get("world", 1) != d.world:
-            raise AipError(f"{self.dir} was trained by {saved.get('world', 1)} process(es), not {d.world}; resume "
-                           "it with the same number of processes, or pass --out NEW_DIR")
+            raise UsageError(f"{self.dir} was trained by {saved.get('world', 1)} process(es), not {d.world}; resume "
+                             "it with the same number of processes, or pass --out NEW_DIR")
         fix = f"delete {self.last} to start the run over, or pass --out NEW_DIR"
         checkpoint.check_run_checkpoint(saved, path=self.last, model=student, world=d.world, fix=fix)
         try:

@@ -20,7 +20,7 @@ import torch
 from torch import nn
 
 from aip import files
-from aip.errors import AipError
+from aip.errors import AipError, UsageError
 from aip.modality import Visualizer, Visuals
 from aip.progress import tqdm
 from aip.rundir import owned_outputs
@@ -77,7 +77,7 @@ def pick_classes(classes: list[str], names: list[str] | None, *, limit: int = 10
     unknown = [n for n in names if n not in classes]
     if unknown:
         shown = ", ".join(classes[:30]) + (" ..." if len(classes) > 30 else "")
-        raise AipError(f"unknown class {unknown[0]!r} in --classes; the model's classes: {shown}")
+        raise UsageError(f"unknown class {unknown[0]!r} in --classes; the model's classes: {shown}")
     return [classes.index(n) for n in names]
 
 

@@ -35,8 +35,10 @@ def test_check_prints_resolved_recipe(tiny_recipe):
     assert "epochs = 5" in r.stdout and "scale = [" in r.stdout
 
 
-def assert_one_line_error(r, *fragments):
-    assert r.returncode == 2, (r.stdout, r.stderr)
+def assert_one_line_error(r, *fragments, code: int = 2):
+    """One line ``error: ...`` holding ``fragments``, no traceback, exit ``code``: 2 for a usage error (the
+    command line or the recipe), 1 for a failure at run time (aip.errors)."""
+    assert r.returncode == code, (r.returncode, r.stdout, r.stderr)
     lines = r.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: "), r.stderr
     assert "Traceback" not in r.stderr
@@ -52,15 +54,16 @@ def test_usage_errors_are_one_line(tiny_recipe):
     assert_one_line_error(run_cli("preview", str(tiny_recipe), "--count", "0"), "'--count'",
                           "greater than or equal to 1")
     assert_one_line_error(run_cli("sweep"), "Missing argument 'path'", "sweep --help")
-    alone = run_cli()  # `aip` alone: the help
-    assert alone.returncode == 2 and "Usage: " in alone.stdout and "Commands" in alone.stdout
+    alone = run_cli()  # `aip` alone: the help, and a success (click's `no_args_is_help` exits 2)
+    assert alone.returncode == 0 and "Usage: " in alone.stdout and "Commands" in alone.stdout, alone.stderr
     helped = run_cli("check", "--help")
     assert helped.returncode == 0 and "check [OPTIONS]" in helped.stdout
 
 
 def test_paths_the_system_refuses_are_one_line(tiny_recipe, tmp_path):
     """A path too long for the file system (as a recipe, an --out, a checkpoint to predict with, a sweep folder)
-    and a device as a source: one line naming the path, shortened, and the fix, exit 2; no traceback."""
+    and a device as a source: one line naming the path, shortened, and the fix, exit 2 (the argument is wrong);
+    no traceback."""
     long = "a" * 5000
     for args in (("run", f"{long}.toml"), ("run", str(tiny_recipe), "--out", str(tmp_path / long)),
                  ("predict", str(tmp_path / long), "x.wav"), ("report", str(tmp_path / long))):
@@ -100,12 +103,12 @@ def test_missing_and_corrupt_source_image(tiny_recipe, tmp_path):
     bad = tmp_path / "bad.jpg"
     bad.write_bytes(b"garbage")
     assert_one_line_error(run_cli("preview", str(tiny_recipe), "--set", f"source.uri='{bad}'"),
-                          "cannot read source image")
+                          "cannot read source image", code=1)  # there, but damaged: a failure at run time
 
 
 def test_unreachable_url(tiny_recipe):
     assert_one_line_error(run_cli("preview", str(tiny_recipe), "--set", "source.uri='http://127.0.0.1:9/x.png'"),
-                          "could not download")
+                          "could not download", code=1)
 
 
 def test_unknown_model_and_dataset(tiny_recipe):
@@ -116,7 +119,7 @@ def test_unknown_model_and_dataset(tiny_recipe):
 
 def test_missing_dataset_folder(tiny_recipe, tmp_path):
     assert_one_line_error(run_cli("teacher", str(tiny_recipe), "--set", f"eval.root='{tmp_path}/nothing'"),
-                          "nothing")
+                          "nothing", code=1)  # the recipe is valid; its dataset is missing
 
 
 def test_class_count_mismatch(tiny_recipe, tmp_path):
@@ -132,7 +135,7 @@ def test_class_count_mismatch(tiny_recipe, tmp_path):
     r = run_cli("run", str(tiny_recipe), "--out", str(tmp_path / "run"), "--device", "cpu",
                 "--set", "teacher.kind='checkpoint'", "--set", f"teacher.checkpoint='{ck}'",
                 "--set", "teacher.kwargs={width=8}")
-    assert_one_line_error(r, "10", "4")
+    assert_one_line_error(r, "10", "4", code=1)
     assert not (tmp_path / "run" / "last.pt").exists()
 
 
@@ -140,7 +143,7 @@ def test_unwritable_run_dir(tiny_recipe, tmp_path):
     blocker = tmp_path / "file"
     blocker.write_text("a file where a folder should be")
     assert_one_line_error(run_cli("run", str(tiny_recipe), "--out", str(blocker / "run"), "--device", "cpu"),
-                          "not writable")
+                          "not writable")  # a file where --out needs a folder: exit 2
 
 
 def test_eval_needs_an_existing_checkpoint(tiny_recipe, tmp_path):

@@ -82,7 +82,8 @@ def test_cli_predict_table_json_and_errors(tmp_path):
     assert out[0]["input"].endswith("a.png") and len(out[0]["top"]) == 2
     assert {t["label"] for t in out[0]["top"]} <= set(CLASSES)
     (tmp_path / "bad.png").write_bytes(b"not an image")
-    assert_one_line_error(run_cli("predict", str(run), str(tmp_path / "bad.png")), "cannot read image")
+    assert_one_line_error(run_cli("predict", str(run), str(tmp_path / "bad.png")), "cannot read image",
+                          code=1)
 
 
 def test_cli_predict_a_folder(tmp_path):
@@ -103,7 +104,8 @@ def test_cli_predict_a_folder(tmp_path):
     assert_one_line_error(run_cli("predict", str(run), str(tmp_path / "empty")), "holds no files to classify")
     (tmp_path / "texts").mkdir()
     (tmp_path / "texts" / "x.txt").write_text("no")
-    assert_one_line_error(run_cli("predict", str(run), str(tmp_path / "texts")), "none of the 1 files could be read")
+    assert_one_line_error(run_cli("predict", str(run), str(tmp_path / "texts")), "none of the 1 files could be read",
+                          code=1)
 
 
 def test_predict_video_and_audio_files(tmp_path):

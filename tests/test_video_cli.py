@@ -58,18 +58,20 @@ def test_preview_writes_a_clip_grid_and_a_gif(tmp_path):
         assert im.n_frames == 4
 
 
-def _fails_with(*args: str, match: str) -> None:
+def _fails_with(*args: str, match: str, code: int = 2) -> None:
     result = run_cli(*args)
-    assert result.returncode == 2, result.stderr[-1500:]
+    assert result.returncode == code, result.stderr[-1500:]
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: ") and match in lines[0], result.stderr
 
 
-def test_bad_input_is_one_line_and_exit_code_2(tmp_path):
-    """Through the CLI (a subprocess) for a missing dataset and an unknown model; the other recipe errors
-    in-process (the CLI prints any AipError as one line and exits 2, see tests/test_cli.py)."""
+def test_bad_input_is_one_line_with_its_exit_code(tmp_path):
+    """Through the CLI (a subprocess) for a missing dataset (a failure at run time, exit 1) and an unknown model
+    (a usage error, exit 2); the other recipe errors in-process (the CLI prints any AipError as one line, see
+    tests/test_cli.py)."""
     recipe = motion_recipe(tmp_path, tmp_path / "missing")
-    _fails_with("teacher", str(recipe), "--device", "cpu", match="does not exist; expected ROOT/train/CLASS")
+    _fails_with("teacher", str(recipe), "--device", "cpu", match="does not exist; expected ROOT/train/CLASS",
+               code=1)
     _fails_with("check", str(recipe), "--set", "student.arch=x3d_xz", match="unknown video model 'x3d_xz'")
     for overrides, match in [
         (["student.arch=x3d", "student.kwargs={}", "source.size=16"], "needs clips of at least 32 px"),

@@ -18,7 +18,7 @@ import torch
 from torch import nn
 
 from aip.cache import dataset_root, local_file
-from aip.errors import AipError, one_line
+from aip.errors import AipError, UsageError, one_line
 from aip.extras import require
 from aip.modality import DataPresence, LabelledData, Visuals
 from aip.recipe import Recipe, StudentConfig, TeacherConfig
@@ -54,7 +54,7 @@ class AudioModality:
         if ":" not in uri.split("/")[0]:
             local_file(uri, what="source recording", accepts=accepts)
         elif not uri.startswith(("http://", "https://")) and uri not in SOURCES:
-            raise AipError(f"unknown source {uri!r}; set source.uri to {accepts}")
+            raise UsageError(f"unknown source {uri!r}; set source.uri to {accepts}")
 
     def sampler(self, recipe: Recipe, *, device: torch.device) -> WindowSampler | DatasetSampler:
         src: AudioSourceConfig = recipe.source

@@ -41,7 +41,7 @@ import torch
 from einops import rearrange
 from torch.utils.data import Dataset
 
-from aip.errors import AipError
+from aip.errors import AipError, UsageError
 from aip.folders import empty_classes_error, split_classes, visible
 from aip.modality import LabelledData
 from aip.registry import Registry
@@ -472,6 +472,6 @@ def load(name: str, *, root: Path, split: str, train: bool, download: bool, rate
         AipError: unknown name (listing the known ones), missing or unusable files, failed download.
     """
     if split not in ("train", "test"):
-        raise AipError(f"unknown split {split!r} for audio dataset {name!r}; use 'train' or 'test'")
+        raise UsageError(f"unknown split {split!r} for audio dataset {name!r}; use 'train' or 'test'")
     return DATASETS.get(name).load(root, split=split, train=train, download=download, rate=rate, samples=samples,
                                    windows=windows)

@@ -11,7 +11,7 @@ import numpy as np
 import soundfile as sf
 import torch
 
-from aip.errors import AipError
+from aip.errors import AipError, UsageError
 
 
 def _read_av(path: Path) -> tuple[np.ndarray, int]:
@@ -50,7 +50,7 @@ def read_audio(path: str | Path, *, rate: int, what: str = "audio file") -> torc
     """
     p = Path(path).expanduser()
     if not p.is_file():
-        raise AipError(f"{what} {p} does not exist; check the path (or give an http(s) URL)")
+        raise UsageError(f"{what} {p} does not exist; check the path (or give an http(s) URL)")
     try:
         data, native = sf.read(str(p), dtype="float32", always_2d=True)
     except (sf.LibsndfileError, RuntimeError, TypeError, ValueError):

@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from aip.errors import AipError
+from aip.errors import UsageError
 
 
 def read_waveform(item: Any, *, rate: int, samples: int) -> torch.Tensor:
@@ -25,7 +25,7 @@ def read_waveform(item: Any, *, rate: int, samples: int) -> torch.Tensor:
         wave = item if isinstance(item, torch.Tensor) else torch.from_numpy(np.asarray(item))
         wave = wave.float().squeeze()
         if wave.dim() != 1:
-            raise AipError(f"a waveform must be mono, (samples,) or (1, samples); got {tuple(item.shape)}")
+            raise UsageError(f"a waveform must be mono, (samples,) or (1, samples); got {tuple(item.shape)}")
     if wave.numel() <= samples:
         return fit_length(wave, samples, random=False)[None]
     windows = -(-wave.numel() // samples)

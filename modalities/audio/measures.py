@@ -15,7 +15,7 @@ import io
 
 import torch
 
-from aip.errors import AipError
+from aip.errors import UsageError
 from modalities.audio.config import AudioSourceConfig
 from modalities.audio.source import load_recording
 
@@ -48,7 +48,7 @@ def spectral_entropy(wave: torch.Tensor, rate: int) -> float:
 
 def measures(cfg: AudioSourceConfig) -> dict[str, float]:
     if cfg.uri == "dataset:train":
-        raise AipError("source.uri = 'dataset:train' is many clips, not one; source measures need one recording")
+        raise UsageError("source.uri = 'dataset:train' is many clips, not one; source measures need one recording")
     wave = fixed_length(load_recording(cfg).float(), round(SECONDS * cfg.rate))
     return {"flac_bytes_per_second": flac_bytes(wave, cfg.rate) / SECONDS,
             "spectral_entropy_bits": spectral_entropy(wave, cfg.rate), "seconds": SECONDS}

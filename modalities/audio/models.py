@@ -19,7 +19,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from aip.errors import AipError
+from aip.errors import AipError, UsageError
 from aip.registry import Registry
 from modalities.audio.bcresnet import BCResNet
 
@@ -45,9 +45,9 @@ class LogMel(nn.Module):
         win = round(rate * win_ms / 1000)
         hop = round(rate * hop_ms / 1000)
         if not (0 < hop <= win) or n_mels < 8 or not (0 <= f_min < f_max <= rate / 2):
-            raise AipError(f"bad log-mel front end (n_mels={n_mels}, win_ms={win_ms}, hop_ms={hop_ms}, "
-                           f"f_min={f_min}, f_max={f_max} at {rate} Hz): need 0 < hop <= window, n_mels >= 8, "
-                           "0 <= f_min < f_max <= rate / 2")
+            raise UsageError(f"bad log-mel front end (n_mels={n_mels}, win_ms={win_ms}, hop_ms={hop_ms}, "
+                             f"f_min={f_min}, f_max={f_max} at {rate} Hz): need 0 < hop <= window, n_mels >= 8, "
+                             "0 <= f_min < f_max <= rate / 2")
         n_fft = n_fft or 1 << (win - 1).bit_length()
         with torch.device("cpu"):  # its filter bank is computed eagerly, so not on the meta device of `aip check`
             self.mel = T.MelSpectrogram(sample_rate=rate, n_fft=n_fft, win_length=win, hop_length=hop,
@@ -171,11 +171,11 @@ def _timm(name: str, num_classes: int, *, pretrained: bool, kwargs: dict[str, An
     import timm
 
     if name not in timm.list_models(pretrained=False) and name.split(".")[0] not in timm.list_models():
-        raise AipError(f"timm has no model {name!r}; see timm.list_models() (e.g. timm:efficientnet_b0)")
+        raise UsageError(f"timm has no model {name!r}; see timm.list_models() (e.g. timm:efficientnet_b0)")
     try:
         return timm.create_model(name, pretrained=pretrained, num_classes=num_classes, in_chans=1, **kwargs)
     except TypeError as e:
-        raise AipError(f"timm:{name} does not take these kwargs ({e})") from None
+        raise UsageError(f"timm:{name} does not take these kwargs ({e})") from None
     except (OSError, RuntimeError) as e:  # weights download failed
         raise AipError(f"could not load pretrained weights of timm:{name} ({str(e).splitlines()[0]}); "
                        "check the network, or train the model (teacher.kind = 'train')") from None
@@ -197,13 +197,13 @@ def build(arch: str, *, num_classes: int, rate: int, pretrained: bool = False,
         return AudioClassifier(front, _timm(arch[5:], num_classes, pretrained=pretrained, kwargs=kw))
     builder = NETWORKS.get(arch)
     if pretrained:
-        raise AipError(f"there are no pretrained weights for the audio model {arch!r}; use teacher.kind = "
-                       "'train' (aip teacher RECIPE) or 'checkpoint'")
+        raise UsageError(f"there are no pretrained weights for the audio model {arch!r}; use teacher.kind = "
+                         "'train' (aip teacher RECIPE) or 'checkpoint'")
     try:
         net = builder(num_classes, n_mels, **kw)
     except TypeError as e:
-        raise AipError(f"audio model {arch!r} does not take these kwargs ({e}); front-end keys: "
-                       f"{', '.join(FRONT_END_KEYS)}") from None
+        raise UsageError(f"audio model {arch!r} does not take these kwargs ({e}); front-end keys: "
+                         f"{', '.join(FRONT_END_KEYS)}") from None
     except ValueError as e:
-        raise AipError(f"bad kwargs for audio model {arch!r}: {e}") from None
+        raise UsageError(f"bad kwargs for audio model {arch!r}: {e}") from None
     return AudioClassifier(front, net)

@@ -13,7 +13,7 @@ import math
 import torch
 
 from aip.cache import download
-from aip.errors import AipError
+from aip.errors import AipError, UsageError
 from modalities.audio.config import AudioSourceConfig
 from modalities.audio.decode import read_audio
 
@@ -42,11 +42,11 @@ def load_recording(cfg: AudioSourceConfig) -> torch.Tensor:
     uri = cfg.uri
     if uri.startswith("synthetic:"):
         if uri != "synthetic:noise":
-            raise AipError(f"unknown synthetic source {uri!r}; known: synthetic:noise")
+            raise UsageError(f"unknown synthetic source {uri!r}; known: synthetic:noise")
         wave = coloured_noise(cfg.synthetic_seconds, rate=cfg.rate, seed=cfg.seed)
     elif uri.startswith("espeak:"):
         if uri not in ("espeak:prose", "espeak:radio"):
-            raise AipError(f"unknown espeak source {uri!r}; known: espeak:prose, espeak:radio")
+            raise UsageError(f"unknown espeak source {uri!r}; known: espeak:prose, espeak:radio")
         from modalities.audio.espeak import prose_recording
         from modalities.audio.sounds import radio_recording
 

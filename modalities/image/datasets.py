@@ -29,7 +29,7 @@ from torchvision import datasets as tvd
 from torchvision.datasets.folder import IMG_EXTENSIONS
 from torchvision.transforms import v2
 
-from aip.errors import AipError
+from aip.errors import AipError, UsageError
 from aip.files import atomic_path
 from aip.folders import empty_classes_error, split_classes, visible
 from aip.modality import LabelledData
@@ -134,9 +134,9 @@ def load(name: str, *, root: Path, split: Split, train: bool, download: bool, si
     """
     spec = DATASETS.get(name)
     if split not in ("train", "test"):
-        raise AipError(f"unknown split {split!r} for dataset {name!r}; use 'train' or 'test'")
+        raise UsageError(f"unknown split {split!r} for dataset {name!r}; use 'train' or 'test'")
     if channels not in (1, 3) or size < 1:
-        raise AipError(f"cannot load {name!r} as {channels} x {size} px; channels must be 1 or 3, size >= 1")
+        raise UsageError(f"cannot load {name!r} as {channels} x {size} px; channels must be 1 or 3, size >= 1")
     raw = spec.read(Path(root).expanduser(), split, download)
     num_classes = spec.info.num_classes or len(raw.classes)
     if raw.labels and not 0 <= min(raw.labels) <= max(raw.labels) < num_classes:

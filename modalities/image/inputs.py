@@ -9,7 +9,7 @@ import numpy as np
 import torch
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from aip.errors import AipError
+from aip.errors import AipError, UsageError
 
 
 def convert(img: Image.Image, mode: str) -> Image.Image:
@@ -52,7 +52,7 @@ def _as_pil(item: Any, mode: str) -> Image.Image:
     if isinstance(item, (str, Path)):
         p = Path(item).expanduser()
         if not p.is_file():
-            raise AipError(f"image {p} does not exist; check the path")
+            raise UsageError(f"image {p} does not exist; check the path")
         return open_image(p, mode)
     a = item.detach().cpu().numpy() if isinstance(item, torch.Tensor) else np.asarray(item)
     if a.ndim == 3 and a.shape[0] in (1, 3) and a.shape[-1] not in (1, 3):  # (C, H, W) -> (H, W, C)
@@ -60,7 +60,7 @@ def _as_pil(item: Any, mode: str) -> Image.Image:
     if a.ndim == 3 and a.shape[-1] == 1:
         a = a[..., 0]
     if a.ndim not in (2, 3) or (a.ndim == 3 and a.shape[-1] != 3):
-        raise AipError(f"an image array must be (H, W), (H, W, 3) or (C, H, W); got shape {a.shape}")
+        raise UsageError(f"an image array must be (H, W), (H, W, 3) or (C, H, W); got shape {a.shape}")
     if a.dtype != np.uint8:  # floats are read as [0, 1]
         a = (np.clip(a.astype(np.float32), 0, 1) * 255).round().astype(np.uint8)
     return Image.fromarray(a).convert(mode)

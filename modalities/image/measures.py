@@ -19,7 +19,7 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from aip.errors import AipError
+from aip.errors import UsageError
 from modalities.image.config import ImageSourceConfig
 from modalities.image.source import load_image
 
@@ -72,7 +72,7 @@ def patch_diversity(array: np.ndarray, *, seed: int = 0) -> float:
 def measures(cfg: ImageSourceConfig) -> dict[str, float]:
     """The measures above for the recipe's ``[source]`` image."""
     if cfg.uri == "dataset:train":
-        raise AipError("source.uri = 'dataset:train' is many images, not one; source measures need a single image")
+        raise UsageError("source.uri = 'dataset:train' is many images, not one; source measures need a single image")
     a = square(load_image(cfg))
     return {"png_bytes": compressed_bytes(a, "PNG"), "jpeg_bytes": compressed_bytes(a, "JPEG"),
             "pixel_entropy_bits": pixel_entropy(a), "patch_diversity": patch_diversity(a), "resolution": SIDE}

@@ -20,7 +20,7 @@ import torch
 import torchvision
 from torch import nn
 
-from aip.errors import AipError
+from aip.errors import AipError, UsageError
 from aip.registry import Registry
 from modalities.image.cifar_nets import CifarResNet, Norm, Shortcut, SimpleCNN, WideResNet
 
@@ -136,8 +136,8 @@ def _in_house(arch: str) -> Builder | None:
         return None
     depth, widen = int(match[1]), int(match[2])
     if depth < 10 or (depth - 4) % 6 or widen < 1:
-        raise AipError(f"model {arch!r}: a Wide ResNet's depth must be 6n+4 (10, 16, 22, 28, 40, ...) and "
-                       f"its widen factor at least 1; use e.g. wrn_16_4 or wrn_40_4")
+        raise UsageError(f"model {arch!r}: a Wide ResNet's depth must be 6n+4 (10, 16, 22, 28, 40, ...) and "
+                         f"its widen factor at least 1; use e.g. wrn_16_4 or wrn_40_4")
     return _wide_resnet(depth, widen)
 
 
@@ -147,11 +147,11 @@ def _build_in_house(arch: str, builder: Builder, *, num_classes: int, in_channel
     unknown = sorted(set(kwargs) - set(options))
     if unknown:
         allowed = ", ".join(options) or "none"
-        raise AipError(f"model {arch!r} has no option {unknown[0]!r} in its kwargs; its options: {allowed}")
+        raise UsageError(f"model {arch!r} has no option {unknown[0]!r} in its kwargs; its options: {allowed}")
     try:
         return builder(num_classes, in_channels, **kwargs)
     except (TypeError, ValueError) as e:
-        raise AipError(f"bad kwargs for model {arch!r}: {e}") from None
+        raise UsageError(f"bad kwargs for model {arch!r}: {e}") from None
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -169,9 +169,9 @@ def _construct(arch: str, make: Callable[[], nn.Module], kwargs: dict[str, Any],
             raise
         unexpected = re.search(r"unexpected keyword argument '(\w+)'", str(e))
         if unexpected:
-            raise AipError(f"model {arch!r} has no option {unexpected[1]!r} in its kwargs; remove it or use "
-                           f"one of the model constructor's arguments") from None
-        raise AipError(f"bad kwargs for model {arch!r} ({_first_line(e)}); fix the model's kwargs") from None
+            raise UsageError(f"model {arch!r} has no option {unexpected[1]!r} in its kwargs; remove it or use "
+                             f"one of the model constructor's arguments") from None
+        raise UsageError(f"bad kwargs for model {arch!r} ({_first_line(e)}); fix the model's kwargs") from None
     except OSError as e:  # no network and nothing cached, offline mode, HTTP errors
         if cache is None:
             raise
@@ -205,8 +205,8 @@ def _build_torchvision(arch: str, *, num_classes: int, pretrained: bool, weights
         # "DEFAULT", "IMAGENET1K_V1" or "ResNet18_Weights.IMAGENET1K_V1"
         chosen = enum[weights.rsplit(".", 1)[-1]]
     except KeyError:
-        raise AipError(f"torchvision model {arch!r} has no weights {weights!r}; choose one of: "
-                       f"{', '.join(enum.__members__)}") from None
+        raise UsageError(f"torchvision model {arch!r} has no weights {weights!r}; choose one of: "
+                         f"{', '.join(enum.__members__)}") from None
     predicted = len(chosen.meta.get("categories") or [])
     if predicted != num_classes:
         raise _class_mismatch(arch, chosen.name, predicted, num_classes)
@@ -227,16 +227,16 @@ def _build_timm(name: str, *, num_classes: int, in_channels: int, pretrained: bo
     if not name or not timm.is_model(base):
         close = difflib.get_close_matches(base, timm.list_models(), n=1)
         hint = f" (did you mean 'timm:{close[0]}'?)" if close else ""
-        raise AipError(f"unknown timm model {name!r}{hint}; see timm.list_models() for the names")
+        raise UsageError(f"unknown timm model {name!r}{hint}; see timm.list_models() for the names")
     channels = in_channels
     if pretrained:
         if not timm.is_model_pretrained(name):
             tags = timm.list_pretrained(f"{base}.*")
             if not tags:
-                raise AipError(f"timm model {name!r} has no pretrained weights; build it from scratch or "
-                               f"pick another model (timm.list_pretrained())")
-            raise AipError(f"timm model {name!r} has no such pretrained weights; its tags: "
-                           f"{', '.join(tags[:8])}")
+                raise UsageError(f"timm model {name!r} has no pretrained weights; build it from scratch or "
+                                 f"pick another model (timm.list_pretrained())")
+            raise UsageError(f"timm model {name!r} has no such pretrained weights; its tags: "
+                             f"{', '.join(tags[:8])}")
         cfg = get_pretrained_cfg(name)
         assert cfg is not None  # is_model_pretrained said so
         if cfg.num_classes != num_classes:
@@ -282,19 +282,19 @@ def build(arch: str, *, num_classes: int, in_channels: int, pretrained: bool, we
     kwargs = dict(kwargs or {})
     reserved = [key for key in _RESERVED if key in kwargs]
     if reserved:
-        raise AipError(f"model {arch!r}: {reserved[0]!r} cannot be set in kwargs; aip sets it from the "
-                       f"dataset and the recipe (weights, teacher.kind)")
+        raise UsageError(f"model {arch!r}: {reserved[0]!r} cannot be set in kwargs; aip sets it from the "
+                         f"dataset and the recipe (weights, teacher.kind)")
     if in_channels < 1:
-        raise AipError(f"model {arch!r}: in_channels must be at least 1, got {in_channels}")
+        raise UsageError(f"model {arch!r}: in_channels must be at least 1, got {in_channels}")
     stats: Stats | None = None
     if arch.startswith("timm:"):
         model, channels, stats = _build_timm(arch.removeprefix("timm:"), num_classes=num_classes,
                                              in_channels=in_channels, pretrained=pretrained, kwargs=kwargs)
     elif (builder := _in_house(arch)) is not None:
         if pretrained:
-            raise AipError(f"in-house model {arch!r} has no pretrained weights: train it (teacher.kind = "
-                           f"'train'), load a checkpoint (teacher.kind = 'checkpoint') or pick a library "
-                           f"model")
+            raise UsageError(f"in-house model {arch!r} has no pretrained weights: train it (teacher.kind = "
+                             f"'train'), load a checkpoint (teacher.kind = 'checkpoint') or pick a library "
+                             f"model")
         model = _build_in_house(arch, builder, num_classes=num_classes, in_channels=in_channels,
                                 kwargs=kwargs)
         channels = in_channels
@@ -305,9 +305,9 @@ def build(arch: str, *, num_classes: int, in_channels: int, pretrained: bool, we
     else:
         close = difflib.get_close_matches(arch, MODELS.names() + _torchvision_names(), n=1)
         hint = f" (did you mean {close[0]!r}?)" if close else ""
-        raise AipError(f"unknown model {arch!r}{hint}; in-house models: {', '.join(MODELS.names())}, "
-                       f"wrn_<6n+4>_<k>; or any torchvision classification model "
-                       f"(torchvision.models.list_models()) or 'timm:NAME' (timm.list_models())")
+        raise UsageError(f"unknown model {arch!r}{hint}; in-house models: {', '.join(MODELS.names())}, "
+                         f"wrn_<6n+4>_<k>; or any torchvision classification model "
+                         f"(torchvision.models.list_models()) or 'timm:NAME' (timm.list_models())")
     if in_channels not in (1, channels):
         raise AipError(f"model {arch!r} takes {channels}-channel images but the dataset has {in_channels} "
                        f"channels")
@@ -317,10 +317,10 @@ def build(arch: str, *, num_classes: int, in_channels: int, pretrained: bool, we
         stats = dataset_norm
     mean, std = [float(v) for v in stats[0]], [float(v) for v in stats[1]]
     if len(mean) != len(std) or len(mean) not in (1, channels):
-        raise AipError(f"model {arch!r} takes {channels}-channel images but the normalisation has "
-                       f"{len(mean)} mean and {len(std)} std values; give 1 or {channels} of each")
+        raise UsageError(f"model {arch!r} takes {channels}-channel images but the normalisation has "
+                         f"{len(mean)} mean and {len(std)} std values; give 1 or {channels} of each")
     if min(std) <= 0:
-        raise AipError(f"model {arch!r}: normalisation std must be positive, got {std}")
+        raise UsageError(f"model {arch!r}: normalisation std must be positive, got {std}")
     return Normalized(model, mean, std, channels=channels)
 
 

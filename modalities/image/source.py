@@ -19,7 +19,7 @@ import torch
 import torch.nn.functional as F
 
 from aip.cache import download, local_file
-from aip.errors import AipError
+from aip.errors import AipError, UsageError
 from modalities.image.atlas import atlas, fit_boxes, pyramid
 from modalities.image.color import ColorJitter
 from modalities.image.config import ImageAugmentConfig, ImageSourceConfig
@@ -55,11 +55,12 @@ def check_source(uri: str, *, what: str = "source image") -> None:
         return
     if scheme == "synthetic":
         if name not in SYNTHETIC:
-            raise AipError(f"unknown synthetic source {uri!r}; known: {', '.join(f'synthetic:{s}' for s in SYNTHETIC)}")
+            raise UsageError(f"unknown synthetic source {uri!r}; known: "
+                             f"{', '.join(f'synthetic:{s}' for s in SYNTHETIC)}")
     elif scheme == "skimage":
         _skimage_loader(name)
     elif scheme == "dataset":
-        raise AipError(f"unknown source {uri!r}; the only dataset source is dataset:train")
+        raise UsageError(f"unknown source {uri!r}; the only dataset source is dataset:train")
     else:
         local_file(uri, what=what, accepts=ACCEPTS)
 
@@ -69,10 +70,10 @@ def _skimage_loader(name: str):
 
     loader = getattr(skimage.data, name, None)
     if name in SKIMAGE_NOT_PHOTOS:
-        raise AipError(f"skimage:{name} is not one image; pick a photo such as skimage:astronaut or skimage:chelsea")
+        raise UsageError(f"skimage:{name} is not one image; pick a photo such as skimage:astronaut or skimage:chelsea")
     if name.startswith("_") or name not in skimage.data.__all__ or not callable(loader):
         known = "astronaut, camera, chelsea, coffee, hubble_deep_field, rocket, immunohistochemistry, ..."
-        raise AipError(f"skimage:{name} is not a scikit-image photo; try one of {known}")
+        raise UsageError(f"skimage:{name} is not a scikit-image photo; try one of {known}")
     return loader
 
 
@@ -88,8 +89,8 @@ def _skimage(name: str) -> torch.Tensor:
     except Exception as e:  # photos not shipped in the wheel need pooch and a network
         raise AipError(f"skimage:{name} could not be loaded ({type(e).__name__}: {e}); pick a bundled photo") from None
     if not isinstance(array, np.ndarray):
-        raise AipError(f"skimage:{name} is not one image (it gives a {type(array).__name__}); pick a photo such "
-                       "as skimage:astronaut or skimage:chelsea")
+        raise UsageError(f"skimage:{name} is not one image (it gives a {type(array).__name__}); pick a photo such "
+                         "as skimage:astronaut or skimage:chelsea")
     return _to_tensor(array)
 
 
@@ -183,7 +184,7 @@ def load_image_uri(uri: str, *, size: int, channels: int = 3, max_side: int = 0,
             img = fractal(synthetic_side, seed=seed)
         else:
             known = ", ".join(f"synthetic:{s}" for s in SYNTHETIC)
-            raise AipError(f"unknown synthetic source {uri!r}; known: {known}")
+            raise UsageError(f"unknown synthetic source {uri!r}; known: {known}")
     elif uri.startswith("skimage:"):
         img = _skimage(uri.split(":", 1)[1])
     elif uri.startswith(("http://", "https://")):

@@ -16,7 +16,7 @@ import torch
 from torch import nn
 
 from aip.cache import dataset_root
-from aip.errors import AipError, RecipeError, one_line
+from aip.errors import AipError, RecipeError, UsageError, one_line
 from aip.extras import require
 from aip.modality import DataPresence, LabelledData, Visuals
 from aip.recipe import Recipe, StudentConfig, TeacherConfig
@@ -46,9 +46,9 @@ class VideoModality:
 
         datasets.DatasetName.parse(recipe.eval.dataset)
         if recipe.source.uri.startswith("dataset:") and recipe.source.uri != "dataset:train":
-            raise AipError(f"source.uri = {recipe.source.uri!r}: the only dataset source is dataset:train (the "
-                           "labelled training clips, labels unused); else set source.uri to a video file, an image, "
-                           "a URL, skimage:NAME or synthetic:noise")
+            raise UsageError(f"source.uri = {recipe.source.uri!r}: the only dataset source is dataset:train (the "
+                             "labelled training clips, labels unused); else set source.uri to a video file, an image, "
+                             "a URL, skimage:NAME or synthetic:noise")
         check_source(recipe.source.uri, what="source video or image")  # a typo fails here, before any training
         for role in ("teacher", "student"):
             spec = getattr(recipe, role)
@@ -119,7 +119,7 @@ class VideoModality:
         from modalities.video.preview import clip_gif, clip_grid
 
         if views.dim() != 5:
-            raise AipError(f"video preview takes clips (B, C, T, H, W), got shape {tuple(views.shape)}")
+            raise UsageError(f"video preview takes clips (B, C, T, H, W), got shape {tuple(views.shape)}")
         views = views[:16]  # a readable grid
         return [clip_grid(views, path), clip_gif(views, path.with_suffix(".gif"), fps=4.0)]
 

@@ -24,7 +24,7 @@ import torch.nn.functional as F
 from torch.utils.data import Dataset
 
 from aip.cache import cache_dir
-from aip.errors import AipError
+from aip.errors import AipError, UsageError
 from aip.files import write_text
 from aip.modality import LabelledData
 from modalities.video.config import VideoSourceConfig
@@ -152,8 +152,8 @@ class DatasetName:
     def parse(cls, name: str) -> DatasetName:
         reader, _, option = name.partition(":")
         if reader not in READERS:
-            raise AipError(f"unknown video dataset {name!r}; known: {', '.join(READERS.names())} "
-                           f"(ucf101:2 and ucf101:3 pick the other split folds)")
+            raise UsageError(f"unknown video dataset {name!r}; known: {', '.join(READERS.names())} "
+                             f"(ucf101:2 and ucf101:3 pick the other split folds)")
         return cls(reader, option)
 
 

@@ -9,7 +9,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from aip.errors import AipError
+from aip.errors import AipError, UsageError
 
 
 def read_video(item: Any, cfg: Any) -> torch.Tensor:
@@ -22,14 +22,14 @@ def read_video(item: Any, cfg: Any) -> torch.Tensor:
 
         p = Path(item).expanduser()
         if not p.is_file():
-            raise AipError(f"video {p} does not exist; check the path")
+            raise UsageError(f"video {p} does not exist; check the path")
         try:
             return VideoClips([p], [0], cfg, views=1, train=False, cache_bytes=0).clips(0)[0]
         except DecodeError as e:
             raise AipError(f"cannot decode video {p} ({e}); give an mp4, avi, mkv, webm or mov file") from None
     x = item if isinstance(item, torch.Tensor) else torch.from_numpy(np.asarray(item))
     if x.dim() != 4 or x.shape[0] not in (1, 3) or x.shape[1] != cfg.frames:
-        raise AipError(f"a clip array must be (C, {cfg.frames}, H, W) with C = 1 or 3; got {tuple(x.shape)}")
+        raise UsageError(f"a clip array must be (C, {cfg.frames}, H, W) with C = 1 or 3; got {tuple(x.shape)}")
     x = x.float().div(255) if x.dtype == torch.uint8 else x.float()
     x = F.interpolate(x.transpose(0, 1), size=(cfg.size, cfg.size), mode="bilinear", antialias=True,
                       align_corners=False).transpose(0, 1)

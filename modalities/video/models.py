@@ -23,7 +23,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from aip.errors import AipError
+from aip.errors import AipError, UsageError
 from aip.registry import Registry
 
 KINETICS_MEAN, KINETICS_STD = (0.45, 0.45, 0.45), (0.225, 0.225, 0.225)
@@ -124,7 +124,7 @@ def _hub(name: str, *, num_classes: int, pretrained: bool, frames: int, size: in
 
     if pretrained:
         if kwargs:
-            raise AipError(f"model {name!r} with pretrained weights takes no kwargs (got {sorted(kwargs)})")
+            raise UsageError(f"model {name!r} with pretrained weights takes no kwargs (got {sorted(kwargs)})")
         if num_classes != 400:
             raise _class_mismatch(name, num_classes)
         model = _logits_head(getattr(hub, name)(pretrained=True))
@@ -152,8 +152,8 @@ def _torchvision(name: str, *, num_classes: int, pretrained: bool, weights: str,
     try:
         chosen = enum[weights.rsplit(".", 1)[-1]]
     except KeyError:
-        raise AipError(f"torchvision model {name!r} has no weights {weights!r}; choose one of: "
-                       f"{', '.join(enum.__members__)}") from None
+        raise UsageError(f"torchvision model {name!r} has no weights {weights!r}; choose one of: "
+                         f"{', '.join(enum.__members__)}") from None
     if len(chosen.meta["categories"]) != num_classes:
         raise _class_mismatch(name, num_classes)
     try:
@@ -178,10 +178,10 @@ class Cnn3d(nn.Module):
     def __init__(self, num_classes: int, *, width: int = 16, pool: str = "mean") -> None:
         super().__init__()
         if pool not in ("mean", "max"):
-            raise AipError(f"model 'cnn3d': pool must be 'mean' or 'max', got {pool!r}; fix teacher/student kwargs")
+            raise UsageError(f"model 'cnn3d': pool must be 'mean' or 'max', got {pool!r}; fix teacher/student kwargs")
         if isinstance(width, bool) or not isinstance(width, int) or width < 1:
-            raise AipError(f"model 'cnn3d': width must be a positive integer, got {width!r}; fix teacher/student "
-                           "kwargs")
+            raise UsageError(f"model 'cnn3d': width must be a positive integer, got {width!r}; fix teacher/student "
+                             "kwargs")
         self.pool = pool
         layers: list[nn.Module] = []
         c_in = 3
@@ -240,13 +240,13 @@ def build(arch: str, *, num_classes: int, frames: int, size: int, pretrained: bo
     kwargs = dict(kwargs or {})
     for key in ("num_classes", "model_num_class", "input_clip_length", "input_crop_size", "pretrained"):
         if key in kwargs:
-            raise AipError(f"model {arch!r}: {key!r} cannot be set in kwargs; aip sets it from the recipe")
+            raise UsageError(f"model {arch!r}: {key!r} cannot be set in kwargs; aip sets it from the recipe")
     builder = MODELS.get(arch)  # an unknown name: AipError listing the known ones
     if pretrained and arch in SCRATCH_ONLY:
-        raise AipError(f"model {arch!r} has no pretrained weights: train it (teacher.kind = 'train'), load a "
-                       f"checkpoint (teacher.kind = 'checkpoint') or pick x3d_xs, slow_r50, r2plus1d_18, ...")
+        raise UsageError(f"model {arch!r} has no pretrained weights: train it (teacher.kind = 'train'), load a "
+                         f"checkpoint (teacher.kind = 'checkpoint') or pick x3d_xs, slow_r50, r2plus1d_18, ...")
     if arch.startswith("x3d") and not pretrained and size < 32:
-        raise AipError(f"model {arch!r} needs clips of at least 32 px (it downsamples 32x); source.size is {size}")
+        raise UsageError(f"model {arch!r} needs clips of at least 32 px (it downsamples 32x); source.size is {size}")
     try:
         spec = builder(num_classes=num_classes, pretrained=pretrained, frames=frames, size=size, weights=weights,
                        kwargs=kwargs)
@@ -254,9 +254,9 @@ def build(arch: str, *, num_classes: int, frames: int, size: int, pretrained: bo
         raise AipError(f"could not fetch pretrained weights for {arch!r} ({str(e).splitlines()[0]}); pre-fill "
                        f"{torch.hub.get_dir()}/checkpoints while online") from None
     except (TypeError, ValueError) as e:
-        raise AipError(f"bad kwargs for model {arch!r} ({str(e).splitlines()[0]}); fix the model's kwargs") from None
+        raise UsageError(f"bad kwargs for model {arch!r} ({str(e).splitlines()[0]}); fix the model's kwargs") from None
     mean, std = (norm if norm is not None and len(norm[0]) else (spec.mean, spec.std))
     if len(mean) not in (1, 3) or len(std) != len(mean) or min(std) <= 0:
-        raise AipError(f"model {arch!r}: normalisation needs 1 or 3 mean values and as many positive std values")
+        raise UsageError(f"model {arch!r}: normalisation needs 1 or 3 mean values and as many positive std values")
     return VideoClassifier(spec.model, list(mean) * (3 // len(mean)), list(std) * (3 // len(std)),
                            frames=spec.frames, size=spec.size)

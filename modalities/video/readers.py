@@ -23,7 +23,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from aip.errors import AipError
+from aip.errors import AipError, UsageError
 from aip.folders import class_names, empty_classes_error, visible
 from aip.registry import Registry
 from modalities.video.decode import VIDEO_EXTENSIONS
@@ -177,7 +177,7 @@ def ucf101(root: Path, *, split: str, option: str = "", download: bool = False) 
     """UCF101 with its official split lists (fold 1 by default; ``ucf101:2``, ``ucf101:3``)."""
     fold = option or "1"
     if fold not in ("1", "2", "3"):
-        raise AipError(f"UCF101 has split folds 1, 2 and 3; got {fold!r} (use ucf101, ucf101:2 or ucf101:3)")
+        raise UsageError(f"UCF101 has split folds 1, 2 and 3; got {fold!r} (use ucf101, ucf101:2 or ucf101:3)")
     layout = (f"ROOT/UCF-101/CLASS/*.avi and ROOT/ucfTrainTestlist/{{classInd,trainlist0{fold},testlist0{fold}}}"
               f".txt (download UCF101.rar and UCF101TrainTestSplits-RecognitionTask.zip from {UCF101_URL})")
     videos, lists = root / "UCF-101", root / "ucfTrainTestlist"
