@@ -41,7 +41,7 @@ class SourceSampler(Protocol):
 class Augmenter(Protocol):
     """Batched training-time augmentation with per-sample random parameters (CutMix included)."""
 
-    def __call__(self, views: torch.Tensor) -> torch.Tensor: ...
+    def __call__(self, views: torch.Tensor, /) -> torch.Tensor: ...
 
 
 @dataclass(frozen=True)

@@ -1,22 +1,25 @@
-"""Every installed modality keeps the contract of :class:`aip.modality.Modality`: its example recipe validates,
-and one batch goes through sampler, augmenter, teacher and student with finite logits of matching shapes.
+"""Every installed modality keeps the contract of :class:`aip.modality.Modality`, checked by the functions aip
+ships for plugins' own suites (:mod:`aip.testing`): its example recipe validates, and one batch goes through
+sampler, augmenter, teacher and student with finite logits of matching shapes.
 
-A new plugin gets these tests for free: it only has to be installed (the toy plugin is checked the same way
-in tests/test_plugin.py, from its own installed copy).
+A new plugin gets these tests for free once installed (the toy plugin runs them from its own tests, out of
+tree, in tests/test_plugin.py). The plugin SDK (:mod:`aip.plugin`) holds every name a modality takes from aip.
 """
 
 from __future__ import annotations
 
+import ast
+from pathlib import Path
+
 import pytest
 import torch
 
-from aip import graphs
-from aip import recipe as R
-from aip.modality import Augmenter, Modality, SourceSampler
+import aip.plugin
+from aip import testing
+from aip.modality import Modality
 from aip.registry import installed_modalities, load_modality
-from aip.teacher import build_model
 
-CPU = torch.device("cpu")
+ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(params=installed_modalities())
@@ -25,39 +28,94 @@ def modality(request) -> Modality:
 
 
 def test_it_implements_the_protocol(modality):
-    assert isinstance(modality, Modality)
-    catalog = modality.catalog()
-    assert {"models", "datasets", "sources"} <= set(catalog) and all(catalog.values())
+    testing.check_protocol(modality)
 
 
 def test_one_batch_through_sampler_augmenter_teacher_and_student(modality):
-    recipe = R.from_dict(modality.example())
-    assert recipe.modality == modality.name or recipe.modality in installed_modalities()
-    assert modality.describe_source(recipe)
-    torch.manual_seed(0)
-    sampler, augmenter = modality.sampler(recipe, device=CPU), modality.augmenter(recipe, device=CPU)
-    assert isinstance(sampler, SourceSampler) and isinstance(augmenter, Augmenter)
-    views = sampler.sample(4)
-    x = augmenter(views)
-    assert x.shape == views.shape and x.dtype == torch.float32 and torch.isfinite(x).all()
-    classes = 5
-    teacher = build_model(modality, recipe, recipe.teacher, num_classes=classes, pretrained=False).eval()
-    student = build_model(modality, recipe, recipe.student, num_classes=classes, pretrained=False)
-    with torch.no_grad():
-        t = teacher(x)
-    s = student(x)
-    assert t.shape == s.shape == (4, classes)
-    assert torch.isfinite(t).all() and torch.isfinite(s).all()
-    s.float().logsumexp(-1).sum().backward()  # the student trains: gradients reach its parameters
-    assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in student.parameters())
+    testing.check_one_batch(modality, testing.example_recipe(modality))
 
 
 def test_parts_marked_capturable_read_nothing_back(modality):
     """Where a modality marks its sampler and augmenter capturable, they really read nothing from the device
     (checked on the CPU with graphs.forbid_host_reads), so a CUDA graph can capture them."""
-    recipe = R.from_dict(modality.example())
-    sampler, augmenter = modality.sampler(recipe, device=CPU), modality.augmenter(recipe, device=CPU)
-    if not graphs.capturable(sampler, augmenter):
+    if not testing.check_capturable(modality, testing.example_recipe(modality)):
         pytest.skip(f"modality {modality.name!r} does not mark its data path capturable")
-    with graphs.forbid_host_reads():
-        augmenter(sampler.sample(4))
+
+
+class Broken:
+    """The image modality with one fault planted (``fault``), to see each check fail."""
+
+    def __init__(self, fault: str) -> None:
+        self._inner, self._fault = load_modality("image"), fault
+
+    def __getattr__(self, name: str):
+        return getattr(self._inner, name)
+
+    def catalog(self):
+        return {**self._inner.catalog(), "models": []} if self._fault == "catalog" else self._inner.catalog()
+
+    def augmenter(self, recipe, *, device):
+        inner = self._inner.augmenter(recipe, device=device)
+        if self._fault == "shape":
+            return lambda x: inner(x)[..., :-1]
+        if self._fault == "nan":
+            return lambda x: inner(x) * float("nan")
+        if self._fault == "host-read":
+            inner.capturable = True
+
+            def reads(x):
+                float(x.sum())  # the host reads the device: a CUDA graph could not capture this
+                return inner(x)
+
+            reads.capturable = True
+            return reads
+        return inner
+
+    def model(self, spec, *, recipe, num_classes, pretrained):
+        net = self._inner.model(spec, recipe=recipe, num_classes=num_classes, pretrained=pretrained)
+        if self._fault == "logits":
+            return torch.nn.Sequential(net, torch.nn.Linear(num_classes, num_classes + 1))
+        return net
+
+
+@pytest.mark.parametrize(("fault", "message"), [
+    ("catalog", "catalog() lists no models"),
+    ("shape", "the augmenter changed the views' shape"),
+    ("nan", "the augmented views hold non-finite values"),
+    ("logits", "the teacher must return logits (4, 5)"),
+    ("host-read", "marks its data path capturable, but it reads the device from the host"),
+])
+def test_each_check_fails_on_its_fault(fault, message):
+    with pytest.raises(testing.ConformanceError, match=message.replace("(", r"\(").replace(")", r"\)")):
+        testing.check_modality(Broken(fault))
+
+
+def _imported_from_aip(files: list[Path]) -> dict[str, set[str]]:
+    """``{aip module: names}`` that ``files`` import from aip (``from aip.X import name``)."""
+    found: dict[str, set[str]] = {}
+    for path in files:
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.ImportFrom) and node.module and node.module.split(".")[0] == "aip":
+                found.setdefault(node.module, set()).update(a.name for a in node.names)
+    return found
+
+
+def test_the_plugin_sdk_holds_what_the_built_in_modalities_use():
+    """Each name a built-in modality takes from aip (they are plugins like any other) is in aip.plugin, the same
+    object; the modules they import whole are their own (graphs, files: their functions are re-exported)."""
+    used = _imported_from_aip(sorted((ROOT / "modalities").rglob("*.py")))
+    missing = [f"{module}.{name}" for module, names in used.items() if module not in ("aip", "aip.plugin")
+               for name in names if not hasattr(aip.plugin, name)]
+    assert not missing, f"add to aip/plugin.py: {missing}"
+    for module, names in used.items():
+        home = __import__(module, fromlist=["_"])
+        for name in names & set(aip.plugin.__all__):
+            assert getattr(aip.plugin, name) is getattr(home, name), f"{module}.{name}"
+
+
+def test_the_toy_plugin_imports_only_the_sdk():
+    """The example plugin, the model for third-party ones, takes everything from aip.plugin and aip.testing."""
+    plugin = ROOT / "examples" / "aip-toy-plugin"
+    used = _imported_from_aip(sorted(plugin.rglob("*.py")))
+    assert set(used) <= {"aip.plugin", "aip.testing"}, used
+    assert "aip.testing" in used  # its own tests call the shipped checks

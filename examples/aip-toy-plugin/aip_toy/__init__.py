@@ -16,15 +16,16 @@ from typing import Any, Literal
 import torch
 from torch import nn
 
-from aip.modality import LabelledData
-from aip.recipe import Recipe, StudentConfig, TeacherConfig
-from aip.schema import check
+from aip.plugin import AipError, LabelledData, Modality, Recipe, StudentConfig, TeacherConfig, check
 from aip_toy import data, models
 from aip_toy.augment import SignalAugmenter
 from aip_toy.config import ToyAugmentConfig, ToySourceConfig
 from aip_toy.signals import WindowSampler, make_signal
 
 __version__ = "0.1.0"
+
+#: a recipe of this modality: ``recipe.source`` is a ToySourceConfig, ``recipe.augment`` a ToyAugmentConfig
+ToyRecipe = Recipe[ToySourceConfig, ToyAugmentConfig]
 
 
 class ToyModality:
@@ -34,12 +35,12 @@ class ToyModality:
     SourceConfig = ToySourceConfig
     AugmentConfig = ToyAugmentConfig
 
-    def validate(self, recipe: Recipe) -> None:
+    def validate(self, recipe: ToyRecipe) -> None:
         """Cross-section checks, run by the core right after parsing (``aip check`` and before any work)."""
         data.DATASETS.get(recipe.eval.dataset)  # unknown dataset -> AipError listing the known ones
         check(recipe.teacher.kind != "pretrained", "teacher.kind",
               "the toy modality has no pretrained weights; use 'train' (or 'checkpoint')")
-        sections = [("student", recipe.student)]
+        sections: list[tuple[str, TeacherConfig | StudentConfig]] = [("student", recipe.student)]
         if recipe.teacher.kind in ("train", "checkpoint"):
             sections.append(("teacher", recipe.teacher))
         for key, spec in sections:
@@ -52,27 +53,25 @@ class ToyModality:
             # toy models are tiny: building one catches an unknown arch or a bad kwargs key at `aip check`
             self.model(spec, recipe=recipe, num_classes=2, pretrained=False)
 
-    def sampler(self, recipe: Recipe, *, device: torch.device) -> WindowSampler:
+    def sampler(self, recipe: ToyRecipe, *, device: torch.device) -> WindowSampler:
         return WindowSampler(make_signal(recipe.source), window=recipe.source.window, device=device)
 
-    def augmenter(self, recipe: Recipe, *, device: torch.device) -> SignalAugmenter:  # noqa: ARG002
+    def augmenter(self, recipe: ToyRecipe, *, device: torch.device) -> SignalAugmenter:  # noqa: ARG002
         return SignalAugmenter(recipe.augment)  # stateless: works on whatever device the windows are on
 
-    def model(self, spec: TeacherConfig | StudentConfig, *, recipe: Recipe, num_classes: int,
+    def model(self, spec: TeacherConfig | StudentConfig, *, recipe: ToyRecipe, num_classes: int,
               pretrained: bool) -> nn.Module:  # noqa: ARG002
         return models.build(spec.arch, num_classes=num_classes, channels=1, pretrained=pretrained,
                             kwargs=dict(spec.kwargs), mean=spec.mean, std=spec.std)
 
-    def data(self, recipe: Recipe, *, split: Literal["train", "test"], train: bool) -> LabelledData:
+    def data(self, recipe: ToyRecipe, *, split: Literal["train", "test"], train: bool) -> LabelledData:
         return data.load(recipe.eval.dataset, split=split, window=recipe.source.window, train=train)
 
-    def read_input(self, recipe: Any, item: Any) -> torch.Tensor:
+    def read_input(self, recipe: ToyRecipe, item: Any) -> torch.Tensor:
         """Optional capability (aip.modality.InputReader), for ``aip predict``: one window ``(1, W)`` from an
         array or a ``.npy`` file of ``W`` samples, taken as they are (the dataset's windows are sums of sines of
         amplitude about 1)."""
         import numpy as np
-
-        from aip.errors import AipError
 
         if isinstance(item, (str, Path)):
             try:
@@ -84,7 +83,7 @@ class ToyModality:
             raise AipError(f"a toy input must hold source.window = {recipe.source.window} samples, got {x.numel()}")
         return x[None]
 
-    def input_spec(self, recipe: Any) -> dict[str, Any]:
+    def input_spec(self, recipe: ToyRecipe) -> dict[str, Any]:
         return {"shape": [1, recipe.source.window], "dtype": "float32", "range": [-2.0, 2.0], "layout": "NCL",
                 "preprocess": f"{recipe.source.window} samples of a signal of amplitude about 1, as they are"}
 
@@ -107,7 +106,7 @@ class ToyModality:
         plt.close(fig)
         return [path]
 
-    def describe_source(self, recipe: Recipe) -> str:
+    def describe_source(self, recipe: ToyRecipe) -> str:
         return f"one {recipe.source.kind} signal (seed {recipe.source.seed})"
 
     def example(self) -> dict[str, Any]:
@@ -125,6 +124,6 @@ class ToyModality:
         }
 
 
-modality = ToyModality()
+modality: Modality[ToySourceConfig, ToyAugmentConfig] = ToyModality()  # a type checker checks it against the protocol
 
 __all__ = ["ToyModality", "modality"]

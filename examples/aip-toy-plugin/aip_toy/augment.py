@@ -12,7 +12,7 @@ import math
 
 import torch
 
-from aip.mixing import cutmix
+from aip.plugin import cutmix
 from aip_toy.config import ToyAugmentConfig
 
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-from aip.schema import check, check_beta, check_probability
+from aip.plugin import check, check_beta, check_probability
 
 
 @dataclass(frozen=True)

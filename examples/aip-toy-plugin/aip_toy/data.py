@@ -15,8 +15,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from aip.modality import LabelledData
-from aip.registry import Registry
+from aip.plugin import LabelledData, Registry
 from aip_toy.signals import F_HI, F_LO
 
 

@@ -14,8 +14,7 @@ from collections.abc import Callable, Sequence
 import torch
 from torch import nn
 
-from aip.errors import AipError
-from aip.registry import Registry
+from aip.plugin import AipError, Registry
 
 Builder = Callable[..., nn.Module]
 
