@@ -194,3 +194,15 @@ def test_curves_draw_the_steps_raw_and_smoothed_the_lr_and_the_evaluations_again
     plot.plot_curves([{"epoch": 1, "step": 8, "loss": 0.3, "top1": 40.0}], tmp_path / "old.png", title="old")
     assert list(drawn[1].axes[0].get_lines()[0].get_ydata()) == [0.3]
     assert drawn[1].axes[0].get_xlabel() == "optimiser step"
+
+
+def test_an_older_run_that_called_the_epoch_loss_loss_resumes_under_the_new_name():
+    from aip.state import RunState, train_loss_epoch
+
+    old = {"step": 8, "history": [{"epoch": 1, "step": 8, "loss": 0.3, "lr": 0.1, "top1": 40.0, "seconds": 1.0}]}
+    state = RunState.from_dict(old)  # a last.pt written before the rename
+    assert state.history == [{"epoch": 1, "step": 8, "train_loss_epoch": 0.3, "lr": 0.1, "top1": 40.0,
+                              "seconds": 1.0}]
+    state.record({"epoch": 2, "step": 16, "train_loss_epoch": 0.2, "lr": 0.05, "top1": 50.0, "seconds": 2.0})
+    assert state.final == state.best == {"epoch": 2, "top1": 50.0}  # a training loss is no evaluation metric
+    assert train_loss_epoch({"loss": 0.3}) == 0.3 == train_loss_epoch({"train_loss_epoch": 0.3})
