@@ -3,10 +3,10 @@
 from pathlib import Path
 
 import pytest
-from conftest import one_line, run_cli
 
 from aip import recipe as R
 from aip.errors import AipError, RecipeError
+from tests.conftest import one_line, run_cli
 
 BASE = """
 modality = "image"
