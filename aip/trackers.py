@@ -184,19 +184,18 @@ class Mlflow:
 
     def __init__(self, run_dir: Path, *, hparams: dict[str, Any], run_name: str) -> None:
         _client("mlflow", "mlflow")
+        import mlflow
         from mlflow.entities import Param
         from mlflow.tracking import MlflowClient
 
-        self.client = client = MlflowClient()
-        uri = client.tracking_uri
+        uri = mlflow.get_tracking_uri()  # MLFLOW_TRACKING_URI, else MLflow's default
         try:
+            self.client = client = MlflowClient(uri)
             run = self._run(run_dir, run_name=run_name, uri=uri)
-        except AipError:
-            raise
         except Exception as e:  # a store that cannot be opened (no server, a scheme mlflow-skinny lacks)
             raise AipError(f"MLflow could not open the tracking store {uri} ({_first_line(e)}); set "
-                           "MLFLOW_TRACKING_URI to a server (http://HOST:5000), or pip install mlflow for a "
-                           "sqlite store") from None
+                           "MLFLOW_TRACKING_URI to a server (http://HOST:5000) or to file:./mlruns with "
+                           "MLFLOW_ALLOW_FILE_STORE=true, or pip install mlflow for its sqlite default") from None
         self.run_id = run.info.run_id
         held = run.data.params
         params = [Param(k, self._value(v)) for k, v in hparams.items() if k not in held]

@@ -150,6 +150,15 @@ def test_mlflow_file_store_gets_params_metrics_and_artifact_without_duplicate_st
     assert [a.path for a in client.list_artifacts(run.info.run_id)] == ["confusion-in.png"]
 
 
+def test_an_mlflow_store_that_cannot_be_opened_is_one_line(tmp_path, monkeypatch):
+    pytest.importorskip("mlflow")
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"file:{tmp_path / 'mlruns'}")
+    monkeypatch.delenv("MLFLOW_ALLOW_FILE_STORE", raising=False)  # MLflow 3 refuses a file store without it
+    with pytest.raises(AipError) as e:
+        Tracker(tmp_path, backends=["mlflow"])
+    one_line(e, "MLflow could not open the tracking store file:", "MLFLOW_TRACKING_URI", "MLFLOW_ALLOW_FILE_STORE")
+
+
 def test_csv_rows_read_back_and_a_resume_drops_the_rows_past_it(tmp_path):
     first_attempt_then_resume(tmp_path, ["csv"])
     with (tmp_path / RunDir.SCALARS_CSV).open(newline="") as f:
