@@ -14,13 +14,16 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from aip import files
 from aip.errors import UsageError
 from aip.rundir import RunDir
 from aip.state import json_safe
 from aip.trackers import BACKENDS, Backend, open_backend
+
+if TYPE_CHECKING:
+    from aip.recipe import Recipe
 
 STEPS_FILE = RunDir.STEPS
 
@@ -73,7 +76,7 @@ class Tracker:
             self.open(start_step=start_step)
 
     @classmethod
-    def of(cls, recipe: Any, run_dir: Path, *, enabled: bool, start_step: int | None = None) -> Tracker:
+    def of(cls, recipe: Recipe, run_dir: Path, *, enabled: bool, start_step: int | None = None) -> Tracker:
         """The trackers of a run of ``recipe`` (``train.log``, its flattened recipe, its name)."""
         return cls(run_dir, backends=recipe.train.log, start_step=start_step, enabled=enabled,
                    hparams=flatten(recipe.to_dict()), name=recipe.name)
