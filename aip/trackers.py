@@ -82,7 +82,9 @@ def _first_line(error: BaseException) -> str:
     return (text[0] if text else type(error).__name__)[:160]
 
 
-def _ids(run_dir: Path) -> dict[str, Any]:
+def read_ids(run_dir: Path) -> dict[str, Any]:
+    """What the run folder's ``trackers.json`` keeps (the wandb and MLflow run ids, the step the end was logged
+    at); empty when it is missing or damaged."""
     try:
         data = json.loads((run_dir / RunDir.TRACKER_IDS).read_text())
     except (OSError, ValueError, UnicodeDecodeError):
@@ -90,8 +92,9 @@ def _ids(run_dir: Path) -> dict[str, Any]:
     return data if isinstance(data, dict) else {}
 
 
-def _save_id(run_dir: Path, backend: str, value: dict[str, Any]) -> None:
-    files.write_text(json.dumps({**_ids(run_dir), backend: value}, indent=2) + "\n", run_dir / RunDir.TRACKER_IDS)
+def save_id(run_dir: Path, key: str, value: Any) -> None:
+    """Set ``key`` in the run folder's ``trackers.json`` (written atomically)."""
+    files.write_text(json.dumps({**read_ids(run_dir), key: value}, indent=2) + "\n", run_dir / RunDir.TRACKER_IDS)
 
 
 def _scalar_params(hparams: dict[str, Any]) -> dict[str, Any]:
@@ -146,10 +149,10 @@ class Wandb:
 
     def __init__(self, run_dir: Path, *, hparams: dict[str, Any], run_name: str) -> None:
         self.wandb = wandb = _client("wandb", "wandb")
-        saved = _ids(run_dir).get("wandb", {})
+        saved = read_ids(run_dir).get("wandb", {})
         run_id = saved.get("id") or secrets.token_hex(4)  # wandb's own generator is not public API
         self.run_dir, self.saved = run_dir, {"id": run_id, "last_step": int(saved.get("last_step", -1))}
-        _save_id(run_dir, "wandb", self.saved)
+        save_id(run_dir, "wandb", self.saved)
         directory = os.environ.get("WANDB_DIR") or str(run_dir)
         try:
             self.run = wandb.init(id=run_id, resume="allow", config=hparams, dir=directory,
@@ -173,7 +176,7 @@ class Wandb:
 
     def close(self, *, finished: bool) -> None:
         self.run.finish(exit_code=0 if finished else 1)
-        _save_id(self.run_dir, "wandb", self.saved)
+        save_id(self.run_dir, "wandb", self.saved)
 
 
 class Mlflow:
@@ -205,7 +208,7 @@ class Mlflow:
         self.last = {k: max(m.step for m in client.get_metric_history(self.run_id, k)) for k in run.data.metrics}
 
     def _run(self, run_dir: Path, *, run_name: str, uri: str) -> Any:
-        saved = _ids(run_dir).get("mlflow", {})
+        saved = read_ids(run_dir).get("mlflow", {})
         if saved.get("run_id") and saved.get("tracking_uri") == uri:
             run = self.client.get_run(saved["run_id"])
             self.client.update_run(run.info.run_id, status="RUNNING")
@@ -214,7 +217,7 @@ class Mlflow:
         experiment = self.client.get_experiment_by_name(name)
         experiment_id = experiment.experiment_id if experiment else self.client.create_experiment(name)
         run = self.client.create_run(experiment_id, run_name=run_name)
-        _save_id(run_dir, "mlflow", {"run_id": run.info.run_id, "tracking_uri": uri})
+        save_id(run_dir, "mlflow", {"run_id": run.info.run_id, "tracking_uri": uri})
         return run
 
     @staticmethod

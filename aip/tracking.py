@@ -20,7 +20,7 @@ from aip import files
 from aip.errors import UsageError
 from aip.rundir import RunDir
 from aip.state import json_safe
-from aip.trackers import BACKENDS, Backend, open_backend
+from aip.trackers import BACKENDS, Backend, open_backend, read_ids, save_id
 
 if TYPE_CHECKING:
     from aip.recipe import Recipe
@@ -126,14 +126,18 @@ class Tracker:
 
     def finish(self, final: dict[str, Any], *, step: int, image: Path | None = None) -> None:
         """At the end of the run: the final metrics (``final/top1``, ...) with the hyper-parameters, and the
-        confusion matrix PNG ``image``, to the trackers that take them."""
+        confusion matrix PNG ``image``, to the trackers that take them. A finished run run again (nothing left
+        to train) does not log its end a second time."""
         if not self.is_open:
+            return
+        self.finished = True
+        if not self.backends or read_ids(self.dir).get("finished_step") == int(step):
             return
         metrics = {k: float(v) for k, v in json_safe(final).items() if isinstance(v, int | float)}
         image = image if image is not None and Path(image).is_file() else None
         for backend in self.backends:
             backend.finish(step=int(step), hparams=self.hparams, final=metrics, image=image)
-        self.finished = True
+        save_id(self.dir, "finished_step", int(step))
 
     def close(self) -> None:
         backends, self.backends = self.backends, []
