@@ -287,6 +287,18 @@ def _listed(folder: Path) -> set[str]:
     return {n for n in names if isinstance(n, str)} if isinstance(names, list) else set()
 
 
+def check_outputs(out: Path, names: list[str]) -> None:
+    """Refuse, before any work, to write ``names`` into ``out`` where a same-named entry is there that aip did not
+    write (not listed in ``out/.aip-outputs.json``, or a link, or not a regular file); see :func:`owned_outputs`."""
+    out = Path(out)
+    ours = _listed(out)
+    for name in names:
+        target = out / name
+        if os.path.lexists(target) and (name not in ours or target.is_symlink() or not target.is_file()):
+            raise UsageError(f"{target} is already there and aip did not write it; move it away, or pass --out "
+                             "NEW_DIR (aip never replaces a file it did not write)")
+
+
 @contextmanager
 def owned_outputs(out: Path, *, prune: tuple[str, ...] = ()) -> Iterator[Path]:
     """Write a command's files into ``out`` without replacing any file aip did not write there.
@@ -297,8 +309,9 @@ def owned_outputs(out: Path, *, prune: tuple[str, ...] = ()) -> Iterator[Path]:
     it (:func:`check_outputs`). ``prune`` names files the command writes only at times (an export's
     ``model.onnx``): one of them that aip wrote before and did not write now is removed, so no stale output of
     an earlier call is left beside the new ones; nothing else is ever removed. The staging folder is removed
-    however the block ends."""
+    however the block ends, and so are the folders it made when the block fails."""
     out = Path(out)
+    created = [p for p in (out, *out.parents) if not os.path.lexists(p)]  # deepest first
     try:
         out.mkdir(parents=True, exist_ok=True)
         staging = Path(tempfile.mkdtemp(prefix=".aip-staging-", dir=out))
@@ -308,14 +321,18 @@ def owned_outputs(out: Path, *, prune: tuple[str, ...] = ()) -> Iterator[Path]:
     try:
         yield staging
         made = sorted(p.name for p in staging.iterdir())
+        check_outputs(out, made)
         ours = _listed(out)
-        stale = {n for n in set(prune) & ours - set(made)
+        stale = {n for n in set(prune) & (ours - set(made))
                  if not (out / n).is_symlink() and ((out / n).is_file() or not os.path.lexists(out / n))}
         files.write_text(json.dumps(sorted((ours - stale) | set(made))), out / OUTPUTS_MANIFEST)
         for name in made:
             os.replace(staging / name, out / name)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
-        check_outputs(out, made)
         for name in stale:
             (out / name).unlink(missing_ok=True)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        _remove_dirs(created)  # a failed command leaves no empty folder it made
+        raise
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
