@@ -73,7 +73,7 @@ def _client(backend: str, module: str) -> Any:
     try:
         return importlib.import_module(module)
     except ImportError:
-        raise AipError(f"train.log = ['{backend}'] needs the {module.split('.')[0]} package; "
+        raise AipError(f"train.log = ['{backend}'] needs the {backend} package; "
                        f"pip install 'aip[{EXTRAS[backend]}]'") from None
 
 

@@ -179,7 +179,7 @@ def test_a_missing_client_is_one_line_naming_the_pip_command(tmp_path, monkeypat
     monkeypatch.setitem(sys.modules, module, None)  # import raises ImportError
     with pytest.raises(AipError) as e:
         Tracker(tmp_path, backends=[backend])
-    one_line(e, f"train.log = ['{backend}']", f"pip install 'aip[{extra}]'")
+    one_line(e, f"train.log = ['{backend}'] needs the {backend} package", f"pip install 'aip[{extra}]'")
     with pytest.raises(AipError, match="unknown tracking backend 'neptune'"):
         Tracker(tmp_path, backends=["neptune"])
 
