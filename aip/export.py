@@ -22,11 +22,12 @@ from typing import Any
 import torch
 from torch import nn
 
-from aip import __version__, files
+from aip import __version__, files, rundir
 from aip.card import ecosystem_fields, model_card, portable
 from aip.errors import AipError, UsageError
 from aip.student import CONFIG, WEIGHTS, Student, load_student
 
+CARD = "README.md"  # the Hugging Face model card
 FORMATS = {"safetensors": None, "onnx": "model.onnx", "torchscript": "model.ts", "exported-program": "model.pt2"}
 #: an ONNX file passes when ``|onnx - torch| <= ONNX_ATOL + ONNX_RTOL * |torch|`` on every logit of the sample
 #: batch (numpy's ``allclose``); float32 kernels reorder sums, so bit equality is not expected. optimum checks
@@ -103,7 +104,11 @@ def check_onnx(net: nn.Module, x: torch.Tensor, path: Path) -> float:
 def export(path: str | Path, *, fmt: str = "safetensors", out: str | Path | None = None,
            command: str | None = None) -> Path:
     """Export the student of a run directory (or re-export an export folder) to ``out`` (default
-    ``PATH/export``); returns the folder. An existing folder is replaced only once the new one is complete.
+    ``PATH/export``); returns the folder.
+
+    ``out`` may be new, empty, or an earlier export: there only the files aip wrote are replaced (each
+    atomically, once all are made), its manifest ``.aip-outputs.json`` lists them, and files a user added are
+    kept; a same-named file aip did not write is refused before any work (:func:`aip.rundir.owned_outputs`).
 
     ``command`` is what the model card says made it (default ``aip export PATH [--format FMT]`` with ``PATH``
     relative to the working folder, or its name alone: never an absolute path of this machine).
@@ -121,7 +126,8 @@ def export(path: str | Path, *, fmt: str = "safetensors", out: str | Path | None
     out = Path(out) if out is not None else Path(path) / "export"
     if out.resolve() == Path(path).resolve():
         raise UsageError(f"--out {out} is the folder being exported; pass another folder")
-    _check_replaceable(out)
+    names = [WEIGHTS, *([FORMATS[fmt]] if FORMATS[fmt] else []), CONFIG, CARD]
+    _check_replaceable(out, names)
     net, recipe = student.net, student.recipe
     spec = student.input_spec() if _has_spec(student) else {}
     config: dict[str, Any] = {
@@ -133,7 +139,8 @@ def export(path: str | Path, *, fmt: str = "safetensors", out: str | Path | None
                                                     "agreement") if k in student.metrics},
         **ecosystem_fields(arch=recipe.student.arch, classes=student.classes, spec=spec),
     }
-    with files.atomic_dir(out) as tmp:
+    # only the export's own files are replaced; a model.onnx of an earlier --format onnx is removed
+    with rundir.owned_outputs(out, prune=tuple(f for f in FORMATS.values() if f)) as tmp:
         # own copies: safetensors refuses tensors that share (or only partly cover) a storage
         save_file({k: v.detach().cpu().contiguous().clone() for k, v in net.state_dict().items()}, tmp / WEIGHTS)
         if FORMATS[fmt]:
@@ -150,7 +157,7 @@ def export(path: str | Path, *, fmt: str = "safetensors", out: str | Path | None
                 raise AipError(f"{recipe.student.arch} cannot be exported as {fmt} ({type(e).__name__}: "
                                f"{_first_line(e)}); --format safetensors always works") from None
         (tmp / CONFIG).write_text(json.dumps(config, indent=2))
-        (tmp / "README.md").write_text(model_card(config, command=command))
+        (tmp / CARD).write_text(model_card(config, command=command))
         # safetensors (and the exporters) create their files private (0600); an export is for sharing
         mode = 0o666 & ~_umask()
         for f in tmp.iterdir():
@@ -158,22 +165,46 @@ def export(path: str | Path, *, fmt: str = "safetensors", out: str | Path | None
     return out
 
 
-def _check_replaceable(out: Path) -> None:
-    """An existing ``out`` is replaced whole, so it must be empty or an earlier export (its config.json
-    names an aip version): a user's folder given by mistake is never deleted."""
-    if not out.exists():
-        return
-    if not out.is_dir():
-        raise UsageError(f"--out {out} is a file; pass a new folder, or an earlier export to replace")
-    if not any(out.iterdir()):
+def _check_replaceable(out: Path, names: list[str]) -> None:
+    """Refuse, before any work, an ``out`` the export must not write into: a symbolic link (aip never writes
+    through links), a file or a path under one, a non-empty folder that holds no earlier export (a user's folder
+    given by mistake), or one where a file of the export's ``names`` is there that aip did not write. An export
+    of an older aip, which kept no manifest, has its own files listed first (its config.json names them)."""
+    if out.is_symlink():
+        raise UsageError(f"--out {out} is a symbolic link; aip never writes through links: remove the link, or pass "
+                         "the folder it points to")
+    parent = next((p for p in out.parents if os.path.lexists(p)), None)
+    if out.exists() and not out.is_dir() or parent is not None and not parent.is_dir():
+        where = out if out.exists() else parent
+        raise UsageError(f"--out {out}: {where} is a file, not a folder; pass a new folder, or an earlier export to "
+                         "write again")
+    kept = [p for p in out.iterdir() if p.name != rundir.OUTPUTS_MANIFEST and not p.name.startswith(".aip-")] \
+        if out.is_dir() else []
+    if not kept:  # new, empty, or holding only aip's bookkeeping (a staging folder of a killed export)
         return
     try:
         earlier = json.loads((out / CONFIG).read_text())
-    except (OSError, ValueError):
+    except (OSError, ValueError, UnicodeDecodeError):
         earlier = None
     if not (isinstance(earlier, dict) and "aip_version" in earlier):
         raise UsageError(f"--out {out} holds files that are not an aip export; pass a new folder (an earlier "
-                         "export is replaced, other folders are never touched)")
+                         "export is written again, other folders are never touched)")
+    if not os.path.lexists(out / rundir.OUTPUTS_MANIFEST):  # an export of an older aip: its files are aip's
+        listed = earlier.get("files") if isinstance(earlier.get("files"), list) else []
+        own = {CONFIG, WEIGHTS, *(f for f in listed if f in FORMATS.values())}
+        if _is_card(out / CARD):  # a model card aip wrote (a README.md of the user's own is not replaced)
+            own.add(CARD)
+        files.write_text(json.dumps(sorted(n for n in own if (out / n).is_file())), out / rundir.OUTPUTS_MANIFEST)
+    rundir.check_outputs(out, names)
+
+
+def _is_card(path: Path) -> bool:
+    """Whether ``path`` is a model card that ``aip export`` wrote (its last line names the command)."""
+    try:
+        end = path.read_text(errors="replace")[-2000:] if path.is_file() else ""
+    except OSError:
+        return False
+    return "Made by `" in end and "` with aip " in end
 
 
 def _has_spec(student: Student) -> bool:
