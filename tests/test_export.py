@@ -37,7 +37,8 @@ def test_onnx_and_torchscript_match_pytorch(tmp_path, modality):
 def test_export_folder_is_self_contained(tmp_path):
     run = fake_run(tmp_path, "image")
     folder = export(run, fmt="exported-program", out=tmp_path / "out", command="aip export RUN")
-    assert sorted(p.name for p in folder.iterdir()) == ["README.md", "config.json", "model.pt2", "model.safetensors"]
+    assert sorted(p.name for p in folder.iterdir() if not p.name.startswith(".")) == [
+        "README.md", "config.json", "model.pt2", "model.safetensors"]
     config = json.loads((folder / "config.json").read_text())
     assert config["modality"] == "image" and config["arch"] == "cnn" and config["kwargs"] == {"width": 4}
     assert config["classes"] == CLASSES and config["input"]["shape"] == [3, 16, 16]
@@ -188,3 +189,61 @@ def test_onnx_export_fails_when_onnxruntime_disagrees_with_pytorch(tmp_path, mon
     assert not (tmp_path / "out").exists()  # nothing half-written
     monkeypatch.setattr(ort.InferenceSession, "run", real)
     assert (export(run, fmt="onnx", out=tmp_path / "out") / "model.onnx").is_file()
+
+
+def test_export_again_replaces_only_its_own_files(tmp_path):
+    """Exporting again into an export folder deleted every file a user had added (the folder was replaced whole).
+    Now the export's manifest (.aip-outputs.json) names what aip wrote: only those are replaced, a model file of an
+    earlier format is removed, and a user's files stay, byte for byte."""
+    run = fake_run(tmp_path, "image")
+    out = export(run, fmt="torchscript", out=tmp_path / "e")
+    (out / "labels.txt").write_text("my labels")
+    (out / "notes").mkdir()
+    (out / "notes" / "n.md").write_text("mine")
+    first = (out / "model.safetensors").stat().st_ino
+    export(run, out=out)  # safetensors only: the earlier model.ts is aip's and stale
+    assert sorted(p.name for p in out.iterdir()) == [".aip-outputs.json", "README.md", "config.json", "labels.txt",
+                                                     "model.safetensors", "notes"]
+    assert (out / "labels.txt").read_text() == "my labels" and (out / "notes" / "n.md").read_text() == "mine"
+    assert (out / "model.safetensors").stat().st_ino != first  # written again (atomically, a new file)
+    assert json.loads((out / ".aip-outputs.json").read_text()) == ["README.md", "config.json", "model.safetensors"]
+    # a same-named file aip did not write is refused before any work, and kept
+    (out / "model.ts").write_text("the user's own model")
+    with pytest.raises(AipError) as e:
+        export(run, fmt="torchscript", out=out)
+    assert "\n" not in str(e.value) and "model.ts is already there and aip did not write it" in str(e.value)
+    assert (out / "model.ts").read_text() == "the user's own model"
+
+
+def test_an_export_of_an_older_aip_without_a_manifest_is_written_again(tmp_path):
+    """Exports written before the manifest: config.json, the weights and a model card aip wrote count as aip's;
+    a README.md of the user's own does not."""
+    run = fake_run(tmp_path, "image")
+    out = export(run, out=tmp_path / "old")
+    (out / ".aip-outputs.json").unlink()
+    (out / "labels.txt").write_text("mine")
+    export(run, out=out)
+    assert (out / "labels.txt").read_text() == "mine" and (out / ".aip-outputs.json").is_file()
+    (out / ".aip-outputs.json").unlink()
+    (out / "README.md").write_text("# my own notes")
+    with pytest.raises(AipError, match="README.md is already there and aip did not write it"):
+        export(run, out=out)
+    assert (out / "README.md").read_text() == "# my own notes"
+
+
+def test_export_out_a_link_a_file_or_under_a_file_is_one_line(tmp_path):
+    """`aip export --out LINK` and `--out afile/sub` gave tracebacks."""
+    import os
+
+    run = fake_run(tmp_path, "image")
+    (tmp_path / "real").mkdir()
+    os.symlink(tmp_path / "real", tmp_path / "link")
+    (tmp_path / "afile").write_text("mine")
+    for out, fragment in ((tmp_path / "link", "is a symbolic link"), (tmp_path / "afile", "is a file"),
+                          (tmp_path / "afile" / "sub", "afile is a file, not a folder"),
+                          (run, "is the folder being exported")):
+        with pytest.raises(AipError) as e:
+            export(run, out=out)
+        assert "\n" not in str(e.value) and fragment in str(e.value), e.value
+    assert not any((tmp_path / "real").iterdir()) and (tmp_path / "afile").read_text() == "mine"
+    assert_one_line_error(run_cli("export", str(run), "--out", str(tmp_path / "afile" / "sub")), "is a file")
