@@ -9,8 +9,8 @@ import urllib.request
 from collections.abc import Callable
 from pathlib import Path
 
-from aip.errors import AipError, UsageError, os_error_class, shown_path
-from aip.files import atomic_dir, atomic_path
+from aip.errors import AipError, UsageError, os_error_class
+from aip.files import atomic_dir, atomic_path, regular_file
 
 
 def cache_dir(kind: str = "") -> Path:
@@ -63,23 +63,10 @@ def dataset_root(root: str, name: str = "") -> Path:
 
 
 def local_file(uri: str, *, what: str, accepts: str) -> Path:
-    """``uri`` as a path to an existing file, or a one-line :class:`AipError` that says whether it is missing or
-    a directory. ``what`` names it in the message (``"source image"``), ``accepts`` lists what ``source.uri``
-    may be instead."""
-    path = Path(uri).expanduser()
-    shown = shown_path(uri)
-    try:
-        if path.is_dir():
-            raise UsageError(f"{what} {shown} is a directory, not a file; set source.uri to {accepts}")
-        if not path.is_file():
-            if path.exists():
-                raise UsageError(f"{what} {shown} is not a regular file (a device, pipe or socket); set source.uri "
-                                 f"to {accepts}")
-            raise UsageError(f"{what} {shown} does not exist; set source.uri to {accepts}")
-    except OSError as e:  # a name too long for the file system, a permission denied on a parent, ...
-        raise AipError(f"{what} {shown} cannot be opened ({e.strerror or type(e).__name__}); set source.uri to "
-                       f"{accepts}") from None
-    return path
+    """``uri`` as a path to an existing regular file (:func:`aip.files.regular_file`), or a one-line error that
+    says what it is instead (missing, a directory, a FIFO, a device, ...). ``what`` names it in the message
+    (``"source image"``), ``accepts`` lists what ``source.uri`` may be instead."""
+    return regular_file(uri, what=what, fix=f"set source.uri to {accepts}")
 
 
 def synthetic_set(root: Path, name: str, *, version: int, params: tuple[object, ...],

@@ -64,6 +64,33 @@ def describe(path: Path) -> str:
     return "not a regular file"
 
 
+def regular_file(path: str | Path, *, what: str, fix: str) -> Path:
+    """``path`` (``~`` expanded) if it is a regular file this process may read, else a one-line
+    :class:`UsageError` saying what it is instead: missing, a folder, a named pipe (FIFO), a device
+    (``/dev/zero``), a socket, a broken symbolic link, or unreadable. ``what`` names the file in the message
+    (``"source image"``), ``fix`` says what to give instead. It only looks (``os.stat``, which follows links):
+    nothing is opened, so a FIFO does not block the caller waiting for a writer. Every reader of a user's file
+    (the sources and inputs of each modality) asks this first."""
+    p = Path(path).expanduser()
+    shown = shown_path(p)
+    try:
+        mode = os.stat(p).st_mode
+    except FileNotFoundError:
+        if os.path.islink(p):
+            raise UsageError(f"{what} {shown} is a broken symbolic link (to {shown_path(os.readlink(p))}); "
+                             f"{fix}") from None
+        raise UsageError(f"{what} {shown} does not exist; {fix}") from None
+    except OSError as e:  # a name too long, a parent that is a file, a permission denied on a parent, a loop
+        raise UsageError(f"{what} {shown} cannot be opened ({e.strerror or type(e).__name__}); {fix}") from None
+    if stat.S_ISDIR(mode):
+        raise UsageError(f"{what} {shown} is a directory, not a file; {fix}")
+    if not stat.S_ISREG(mode):
+        raise UsageError(f"{what} {shown} is not a regular file but {describe(p)}; {fix}")
+    if not os.access(p, os.R_OK):
+        raise UsageError(f"{what} {shown} cannot be read (permission denied); check its permissions, or {fix}")
+    return p
+
+
 def remove_stale_temps(folder: Path, names: Iterable[str] | None = None) -> list[Path]:
     """Delete the temporary files of aip's naming that a kill during a write left in ``folder`` (only regular
     files, never links; only those of targets in ``names`` when given). Call it only where no other aip process

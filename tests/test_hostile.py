@@ -612,3 +612,30 @@ def test_a_fifo_or_a_device_in_an_image_folder_is_refused_before_reading(tmp_pat
         e = finishes(lambda r=root: read_split(r, "test"))
         assert isinstance(e, AipError), e
         one_line(_Info(e), f"{root / 'val' / 'warm_h' / 'odd.png'} is not a regular file but {kind}", "remove it")
+
+
+def test_a_fifo_or_a_device_as_a_source_says_what_it_is(tiny_recipe, tmp_path):
+    """A FIFO or a link to /dev/zero given as source.uri was reported as 'does not exist' (and reading a FIFO
+    would block): the line says what it is, and nothing is opened."""
+    from aip.files import regular_file
+
+    for kind, path in special_files(tmp_path / "f").items():
+        e = finishes(lambda p=path: R.load(tiny_recipe, [f"source.uri='{p.as_posix()}'"]))
+        assert isinstance(e, AipError) and "\n" not in str(e), e
+        assert f"source image {path}" in str(e) and (kind in str(e) or "broken symbolic link" in str(e)), e
+        e = finishes(lambda p=path: regular_file(p, what="x", fix="y"))
+        assert isinstance(e, AipError) and "does not exist" not in str(e), e
+
+def test_the_readers_of_every_modality_name_a_fifo_and_do_not_block(tmp_path):
+    """The input readers of `aip predict` and the audio source: image, video, audio; each asks aip.files."""
+    from modalities.audio.decode import read_audio
+    from modalities.image.inputs import read_image
+    from modalities.video.config import VideoSourceConfig
+    from modalities.video.inputs import read_video
+
+    pipe = special_files(tmp_path / "f")["a named pipe (FIFO)"]
+    for read in (lambda: read_image(pipe, size=8, channels=3, grid=False),
+                 lambda: read_video(pipe, VideoSourceConfig()), lambda: read_audio(pipe, rate=16000)):
+        e = finishes(read)
+        assert isinstance(e, AipError), e
+        one_line(_Info(e), str(pipe), "not a regular file but a named pipe")

@@ -11,7 +11,8 @@ import numpy as np
 import soundfile as sf
 import torch
 
-from aip.errors import AipError, UsageError
+from aip.errors import AipError
+from aip.files import regular_file
 
 
 def _read_av(path: Path) -> tuple[np.ndarray, int]:
@@ -48,9 +49,7 @@ def read_audio(path: str | Path, *, rate: int, what: str = "audio file") -> torc
     Raises:
         AipError: the file is missing, cannot be decoded, or holds no samples.
     """
-    p = Path(path).expanduser()
-    if not p.is_file():
-        raise UsageError(f"{what} {p} does not exist; check the path (or give an http(s) URL)")
+    p = regular_file(path, what=what, fix="check the path (or give an http(s) URL)")  # never opens a FIFO
     try:
         data, native = sf.read(str(p), dtype="float32", always_2d=True)
     except (sf.LibsndfileError, RuntimeError, TypeError, ValueError):

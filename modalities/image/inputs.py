@@ -10,6 +10,7 @@ import torch
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from aip.errors import AipError, UsageError
+from aip.files import regular_file
 
 
 def convert(img: Image.Image, mode: str) -> Image.Image:
@@ -50,9 +51,7 @@ def _as_pil(item: Any, mode: str) -> Image.Image:
     if isinstance(item, Image.Image):
         return convert(item, mode)
     if isinstance(item, (str, Path)):
-        p = Path(item).expanduser()
-        if not p.is_file():
-            raise UsageError(f"image {p} does not exist; check the path")
+        p = regular_file(item, what="image", fix="check the path")  # a FIFO or a device is named, never opened
         return open_image(p, mode)
     a = item.detach().cpu().numpy() if isinstance(item, torch.Tensor) else np.asarray(item)
     if a.ndim == 3 and a.shape[0] in (1, 3) and a.shape[-1] not in (1, 3):  # (C, H, W) -> (H, W, C)

@@ -10,6 +10,7 @@ import torch
 import torch.nn.functional as F
 
 from aip.errors import AipError, UsageError
+from aip.files import regular_file
 
 
 def read_video(item: Any, cfg: Any) -> torch.Tensor:
@@ -20,9 +21,7 @@ def read_video(item: Any, cfg: Any) -> torch.Tensor:
         from modalities.video.datasets import VideoClips
         from modalities.video.decode import DecodeError
 
-        p = Path(item).expanduser()
-        if not p.is_file():
-            raise UsageError(f"video {p} does not exist; check the path")
+        p = regular_file(item, what="video", fix="check the path")  # a FIFO or a device is named, never opened
         try:
             return VideoClips([p], [0], cfg, views=1, train=False, cache_bytes=0).clips(0)[0]
         except DecodeError as e:
