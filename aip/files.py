@@ -24,7 +24,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from aip.errors import UsageError, shown_path
+from aip.errors import AipError, UsageError, os_error_class, shown_path
 
 #: aip's temporary names: ``.`` + the target's name + ``.`` + mkstemp's 8 random characters + a suffix + ``.tmp``
 _TEMP = re.compile(r"^\.(?P<name>.+)\.[a-z0-9_]{8}(?:\.[A-Za-z0-9]+)?\.tmp$")
@@ -80,14 +80,14 @@ def regular_file(path: str | Path, *, what: str, fix: str) -> Path:
             raise UsageError(f"{what} {shown} is a broken symbolic link (to {shown_path(os.readlink(p))}); "
                              f"{fix}") from None
         raise UsageError(f"{what} {shown} does not exist; {fix}") from None
-    except OSError as e:  # a name too long, a parent that is a file, a permission denied on a parent, a loop
-        raise UsageError(f"{what} {shown} cannot be opened ({e.strerror or type(e).__name__}); {fix}") from None
+    except OSError as e:  # a name too long, a parent that is a file (usage); a permission denied, a loop (run time)
+        raise os_error_class(e)(f"{what} {shown} cannot be opened ({e.strerror or type(e).__name__}); {fix}") from None
     if stat.S_ISDIR(mode):
         raise UsageError(f"{what} {shown} is a directory, not a file; {fix}")
     if not stat.S_ISREG(mode):
         raise UsageError(f"{what} {shown} is not a regular file but {describe(p)}; {fix}")
     if not os.access(p, os.R_OK):
-        raise UsageError(f"{what} {shown} cannot be read (permission denied); check its permissions, or {fix}")
+        raise AipError(f"{what} {shown} cannot be read (permission denied); check its permissions, or {fix}")
     return p
 
 
