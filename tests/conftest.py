@@ -112,3 +112,201 @@ def one_line(e: pytest.ExceptionInfo, *fragments: str) -> str:
     for f in fragments:
         assert f in msg, msg
     return msg
+
+
+# ------------------------------------------------------------------------------------------ shared helpers
+# The one module of helpers that test files share (no test file imports another): the CLI's error contract, a
+# full disk, fake run and sweep folders, tiny video and Speech Commands sets in their real layouts. Heavy
+# imports (torch, PyAV, soundfile, the modalities) happen inside the helpers that need them.
+
+
+def assert_one_line_error(r, *fragments, code: int = 2):
+    """One line ``error: ...`` holding ``fragments``, no traceback, exit ``code``: 2 for a usage error (the
+    command line or the recipe), 1 for a failure at run time (aip.errors)."""
+    assert r.returncode == code, (r.returncode, r.stdout, r.stderr)
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: "), r.stderr
+    assert "Traceback" not in r.stderr
+    for f in fragments:
+        assert f in lines[0]
+
+
+def full_disk(monkeypatch: pytest.MonkeyPatch, *, room: int = 100) -> None:
+    """Files aip opens for writing take ``room`` bytes, then every write fails as on a full disk."""
+    import builtins
+    import errno
+    import os
+
+    from aip import files
+
+    class Full:
+        def __init__(self, f) -> None:
+            self.f, self.left = f, room
+
+        def write(self, data) -> int:
+            if len(data) > self.left:
+                raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+            self.left -= len(data)
+            return self.f.write(data)
+
+        def __getattr__(self, name):
+            return getattr(self.f, name)
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc) -> None:
+            self.f.close()
+
+    def full_open(file, mode="r", *args, **kwargs):
+        f = builtins.open(file, mode, *args, **kwargs)
+        return Full(f) if "w" in mode else f
+
+    monkeypatch.setattr(files, "open", full_open, raising=False)
+
+
+def write_motion_folder(root: Path, *, train_per_class: int = 24, test_per_class: int = 8) -> Path:
+    """A ``videofolder`` dataset: ``train/`` and ``val/`` class folders of 8-frame 32 px clips, a textured scene
+    moving in one of four directions (the classes need motion to tell apart)."""
+    from modalities.video.motion import PANS, moving_texture, write_video
+
+    rng = np.random.default_rng(0)
+    for split, n in (("train", train_per_class), ("val", test_per_class)):
+        for name in PANS:
+            for i in range(n):
+                write_video(root / split / name / f"{i:03d}.mp4", moving_texture(rng, name))
+    return root
+
+
+def motion_recipe(tmp_path: Path, root: Path, *, epochs: int = 8) -> Path:
+    """The tiny motion-direction set as the target, clips synthesized from one photo as the student's data."""
+    return write_toml(tmp_path / "motion.toml", {
+        "modality": "video", "name": "motion", "description": "tiny motion-direction set",
+        "source": {"uri": "skimage:astronaut", "frames": 4, "size": 32, "stride": 1, "pan_frames": 8, "init_crop": 0.5,
+                   "scale": [0.01, 0.2], "data_fps": 8.0, "data_stride": 1, "test_clips": 3, "test_short_side": 32,
+                   "train_hflip": 0.0},
+        "augment": {"augmix_severity": 2, "short_side": [32, 36], "hflip": 0.5, "cutmix": 1.0},
+        **distil("cnn3d", fit={"epochs": 8, "batch_size": 16}, temperature=5.0,
+                 train={"epochs": epochs, "samples_per_epoch": 1024, "lr": 5e-3, "schedule": "cosine", "log_every": 8,
+                        "channels_last": "off"}),  # 3-D convolutions have no channels-last layout
+        "eval": {"dataset": "videofolder", "root": root.as_posix(), "batch_size": 16, "every_epochs": 8},
+    })
+
+
+def fake_sweep(folder: Path, results: dict[str, list[tuple[float, float]]], *, values: dict[str, float],
+               stats: dict[str, float] | None = None) -> None:
+    """A sweep folder with one axis; ``results[label]`` = (last, best) top-1 per seed."""
+    import json
+
+    from aip.sweep import PLAN
+
+    variants = []
+    for label, runs in results.items():
+        for seed, (last, best) in enumerate(runs):
+            name = f"x-{label}_seed-{seed}"
+            variants.append({"name": name, "point": {"train.lr": values[label]}, "labels": {"train.lr": label},
+                             "seed": seed, "command": f"aip run r.toml --out {name}"})
+            d = folder / name
+            d.mkdir(parents=True)
+            (d / "metrics.json").write_text(json.dumps({
+                "finished": True, "student": {"top1": last}, "student_best": {"top1": best, "epoch": 1},
+                "teacher": {"top1": 80.0}, "ratio": last / 80.0, "wall_seconds": 120.0 + seed * 60}))
+            if stats is not None:
+                (d / "source_stats.json").write_text(json.dumps({"png_bytes": stats[label], "source": label}))
+    (folder / PLAN).write_text(json.dumps({
+        "name": folder.name, "description": "a fake sweep",
+        "axes": [{"key": "train.lr", "values": list(values.values()), "labels": list(values)}],
+        "report": {"scatter": ["png_bytes"] if stats else []}, "command": "aip sweep s.toml", "variants": variants}))
+
+
+#: the sample rate and speakers of :func:`write_speechcommands` (speakers 0-3 train, 4 validation, 5 test)
+SPEECH_RATE = 16_000
+SPEAKERS = [f"{i:08x}" for i in range(6)]
+
+
+def write_speechcommands(root: Path, words: tuple[str, ...]) -> Path:
+    """A small Speech Commands v0.02 tree (torchaudio's layout) of tones: 6 speakers x 2 clips per word."""
+    import soundfile as sf
+
+    from modalities.audio import datasets as D
+
+    rate = SPEECH_RATE
+    folder = root / "SpeechCommands" / "speech_commands_v0.02"
+    rng = np.random.default_rng(0)
+    val, test = [], []
+    for k, w in enumerate(words):
+        (folder / w).mkdir(parents=True)
+        for s, spk in enumerate(SPEAKERS):
+            for n in range(2):
+                length = rate if n == 0 else rate // 2  # some clips are shorter than 1 s
+                t = np.arange(length) / rate
+                clip = 0.3 * np.sin(2 * np.pi * (200 + 40 * k) * t) + 0.01 * rng.standard_normal(length)
+                rel = f"{w}/{spk}_nohash_{n}.wav"
+                sf.write(str(folder / rel), clip.astype(np.float32), rate, subtype="PCM_16")
+                (val if s == 4 else test if s == 5 else []).append(rel)
+    (folder / "validation_list.txt").write_text("\n".join(val) + "\n")
+    (folder / "testing_list.txt").write_text("\n".join(test) + "\n")
+    (folder / D.NOISE_DIR).mkdir()
+    sf.write(str(folder / D.NOISE_DIR / "white_noise.wav"), rng.standard_normal(rate * 5).astype(np.float32) * 0.1,
+             rate)
+    return root
+
+
+# fake run folders, saved the way the trainer saves them, with one tiny student per modality
+CLASSES = ["alpha", "beta", "gamma"]
+
+TINY_STUDENTS = {
+    "image": {"modality": "image", "name": "tiny-image", "source": {"uri": "skimage:astronaut", "size": 16},
+              "teacher": {"kind": "train", "arch": "cnn", "kwargs": {"width": 4}},
+              "student": {"arch": "cnn", "kwargs": {"width": 4}}, "eval": {"dataset": "imagefolder"}},
+    "video": {"modality": "video", "name": "tiny-video",
+              "source": {"uri": "skimage:astronaut", "size": 16, "frames": 4, "test_short_side": 20},
+              "augment": {"short_side": [16, 20]},
+              "teacher": {"kind": "train", "arch": "cnn3d", "kwargs": {"width": 4}},
+              "student": {"arch": "cnn3d", "kwargs": {"width": 4}}, "eval": {"dataset": "videofolder"}},
+    "audio": {"modality": "audio", "name": "tiny-audio", "source": {"uri": "synthetic:noise", "window": 0.25},
+              "teacher": {"kind": "train", "arch": "cnn", "kwargs": {"width": 4, "n_mels": 16}},
+              "student": {"arch": "cnn", "kwargs": {"width": 4, "n_mels": 16}}, "eval": {"dataset": "audiofolder"}},
+}
+
+
+def fake_run(root: Path, modality: str, *, classes: bool = True, metrics: dict | None = None) -> Path:
+    """``root/modality``: a run directory holding ``best.pt`` of a randomly initialised tiny student, as
+    :func:`aip.trainer.fit` writes it (``classes=False``: as older runs did, without class names)."""
+    import json
+
+    import torch
+
+    from aip import files
+    from aip.recipe import from_dict
+    from aip.registry import load_modality
+
+    recipe = from_dict(TINY_STUDENTS[modality], check_files=False)
+    torch.manual_seed(0)
+    net = load_modality(modality).model(recipe.student, recipe=recipe, num_classes=len(CLASSES), pretrained=False)
+    with torch.no_grad():  # non-trivial BatchNorm statistics, so eval mode differs from train mode
+        for m in net.modules():
+            if isinstance(m, torch.nn.modules.batchnorm._BatchNorm):
+                m.running_mean.uniform_(-0.2, 0.2)
+                m.running_var.uniform_(0.5, 2.0)
+    run = root / modality
+    state = {"student": net.state_dict(), "recipe": recipe.to_dict(), "epoch": 1, "metrics": {"top1": 50.0}}
+    if classes:
+        state |= {"classes": CLASSES, "num_classes": len(CLASSES)}
+    files.save_torch(state, run / "best.pt")
+    files.write_text(json.dumps(metrics or {"recipe": recipe.name, "dataset": recipe.eval.dataset,
+                                            "source": recipe.source.uri, "student": {"top1": 61.5, "top5": 99.0},
+                                            "teacher": {"top1": 80.0, "top5": 100.0}, "steps": 10}),
+                     run / "metrics.json")
+    (run / "recipe.toml").write_text(recipe.to_toml())
+    return run
+
+
+def example(modality: str, batch: int = 2):
+    """A batch of valid inputs ``(batch, *view)`` for the tiny students of :data:`TINY_STUDENTS`."""
+    import torch
+
+    g = torch.Generator().manual_seed(1)
+    shapes = {"image": (3, 16, 16), "video": (3, 4, 16, 16), "audio": (1, 4000)}
+    x = torch.rand(batch, *shapes[modality], generator=g)
+    return x * 2 - 1 if modality == "audio" else x

@@ -14,32 +14,9 @@ import torch
 from aip.errors import AipError
 from modalities.audio import datasets as D
 from modalities.audio.espeak import PROSE
+from tests.conftest import SPEAKERS, SPEECH_RATE, write_speechcommands
 
-RATE = 16_000
-SPEAKERS = [f"{i:08x}" for i in range(6)]  # speakers 0-3 train, 4 validation, 5 test
-
-
-def write_speechcommands(root: Path, words: tuple[str, ...]) -> Path:
-    """A small Speech Commands v0.02 tree (torchaudio's layout) of tones: 6 speakers x 2 clips per word."""
-    folder = root / "SpeechCommands" / "speech_commands_v0.02"
-    rng = np.random.default_rng(0)
-    val, test = [], []
-    for k, w in enumerate(words):
-        (folder / w).mkdir(parents=True)
-        for s, spk in enumerate(SPEAKERS):
-            for n in range(2):
-                length = RATE if n == 0 else RATE // 2  # some clips are shorter than 1 s
-                t = np.arange(length) / RATE
-                clip = 0.3 * np.sin(2 * np.pi * (200 + 40 * k) * t) + 0.01 * rng.standard_normal(length)
-                rel = f"{w}/{spk}_nohash_{n}.wav"
-                sf.write(str(folder / rel), clip.astype(np.float32), RATE, subtype="PCM_16")
-                (val if s == 4 else test if s == 5 else []).append(rel)
-    (folder / "validation_list.txt").write_text("\n".join(val) + "\n")
-    (folder / "testing_list.txt").write_text("\n".join(test) + "\n")
-    (folder / D.NOISE_DIR).mkdir()
-    sf.write(str(folder / D.NOISE_DIR / "white_noise.wav"), rng.standard_normal(RATE * 5).astype(np.float32) * 0.1,
-             RATE)
-    return root
+RATE = SPEECH_RATE
 
 
 @pytest.fixture

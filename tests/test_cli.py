@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from tests.conftest import run_cli
+from tests.conftest import assert_one_line_error, run_cli
 
 COMMANDS = ["run", "teacher", "eval", "check", "preview", "list", "export", "predict", "visualize"]
 
@@ -33,17 +33,6 @@ def test_check_prints_resolved_recipe(tiny_recipe):
     r = run_cli("check", str(tiny_recipe), "--set", "train.epochs=5")
     assert r.returncode == 0
     assert "epochs = 5" in r.stdout and "scale = [" in r.stdout
-
-
-def assert_one_line_error(r, *fragments, code: int = 2):
-    """One line ``error: ...`` holding ``fragments``, no traceback, exit ``code``: 2 for a usage error (the
-    command line or the recipe), 1 for a failure at run time (aip.errors)."""
-    assert r.returncode == code, (r.returncode, r.stdout, r.stderr)
-    lines = r.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("error: "), r.stderr
-    assert "Traceback" not in r.stderr
-    for f in fragments:
-        assert f in lines[0]
 
 
 def test_usage_errors_are_one_line(tiny_recipe):

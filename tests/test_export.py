@@ -9,9 +9,7 @@ import torch
 from aip.errors import AipError
 from aip.export import export
 from aip.student import load_student
-from tests.conftest import ROOT, run_cli
-from tests.students import CLASSES, example, fake_run
-from tests.test_cli import assert_one_line_error
+from tests.conftest import CLASSES, ROOT, assert_one_line_error, example, fake_run, run_cli
 
 MODALITIES = ["image", "video", "audio"]
 

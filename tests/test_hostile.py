@@ -25,8 +25,7 @@ from aip.teacher import load_teacher, teacher_path
 from modalities.image.config import ImageSourceConfig
 from modalities.image.models import build
 from modalities.image.source import load_image
-from tests.conftest import ROOT, one_line, run_cli
-from tests.test_cli import assert_one_line_error
+from tests.conftest import ROOT, assert_one_line_error, full_disk, one_line, run_cli
 
 CPU = torch.device("cpu")
 
@@ -298,38 +297,6 @@ def test_a_step_whose_views_cannot_fit_in_memory_is_refused(tiny_recipe, tmp_pat
 
 
 # ---------------------------------------------------------------------------------------------- a full disk
-def full_disk(monkeypatch: pytest.MonkeyPatch, *, room: int = 100) -> None:
-    """Files aip opens for writing take ``room`` bytes, then every write fails as on a full disk."""
-    import builtins
-
-    from aip import files
-
-    class Full:
-        def __init__(self, f) -> None:
-            self.f, self.left = f, room
-
-        def write(self, data) -> int:
-            if len(data) > self.left:
-                raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
-            self.left -= len(data)
-            return self.f.write(data)
-
-        def __getattr__(self, name):
-            return getattr(self.f, name)
-
-        def __enter__(self):
-            return self
-
-        def __exit__(self, *exc) -> None:
-            self.f.close()
-
-    def full_open(file, mode="r", *args, **kwargs):
-        f = builtins.open(file, mode, *args, **kwargs)
-        return Full(f) if "w" in mode else f
-
-    monkeypatch.setattr(files, "open", full_open, raising=False)
-
-
 def test_a_full_disk_keeps_the_previous_checkpoint(tmp_path, monkeypatch):
     last = tmp_path / "last.pt"
     checkpoint.save_atomic({"step": 1, "w": torch.ones(3)}, last)

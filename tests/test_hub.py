@@ -133,7 +133,7 @@ def hf_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 @pytest.fixture()
 def export_folder(tmp_path: Path) -> Path:
     from aip.export import export
-    from tests.students import fake_run
+    from tests.conftest import fake_run
 
     return export(fake_run(tmp_path / "runs", "image"), out=tmp_path / "export")
 

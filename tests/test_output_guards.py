@@ -19,8 +19,7 @@ from aip.run import evaluate_checkpoint, preview, run
 from aip.rundir import OUTPUTS_MANIFEST
 from aip.student import load_student
 from aip.visualize import visualize
-from tests.conftest import one_line
-from tests.students import CLASSES, fake_run
+from tests.conftest import CLASSES, fake_run, one_line
 
 CPU = torch.device("cpu")
 PNG = b"\x89PNG\r\n\x1a\nmine, not aip's"  # a user's file of the same name (a PNG signature, then anything)

@@ -10,9 +10,7 @@ from PIL import Image
 
 import aip
 from aip.errors import AipError
-from tests.conftest import run_cli
-from tests.students import CLASSES, example, fake_run
-from tests.test_cli import assert_one_line_error
+from tests.conftest import CLASSES, assert_one_line_error, example, fake_run, run_cli
 
 
 def test_load_student_from_a_run_needs_no_dataset_or_recipe(tmp_path):
@@ -111,7 +109,7 @@ def test_cli_predict_a_folder(tmp_path):
 def test_predict_video_and_audio_files(tmp_path):
     import soundfile as sf
 
-    from tests.test_video_datasets import write_video
+    from modalities.video.motion import write_video
 
     video = aip.load_student(fake_run(tmp_path, "video"))
     frames = np.random.default_rng(0).integers(0, 256, (40, 24, 32, 3), dtype=np.uint8)

@@ -13,7 +13,7 @@ import aip
 from aip import progress
 from aip.api import _no_progress_bars
 from aip.predict import predict_files, render
-from tests.students import CLASSES, fake_run
+from tests.conftest import CLASSES, fake_run
 
 
 def _images(folder, n):

@@ -11,29 +11,7 @@ import pytest
 from aip import report as report_mod
 from aip.errors import AipError
 from aip.sweep import PLAN
-from tests.conftest import one_line, run_cli
-
-
-def fake_sweep(folder: Path, results: dict[str, list[tuple[float, float]]], *, values: dict[str, float],
-               stats: dict[str, float] | None = None) -> None:
-    """A sweep folder with one axis; ``results[label]`` = (last, best) top-1 per seed."""
-    variants = []
-    for label, runs in results.items():
-        for seed, (last, best) in enumerate(runs):
-            name = f"x-{label}_seed-{seed}"
-            variants.append({"name": name, "point": {"train.lr": values[label]}, "labels": {"train.lr": label},
-                             "seed": seed, "command": f"aip run r.toml --out {name}"})
-            d = folder / name
-            d.mkdir(parents=True)
-            (d / "metrics.json").write_text(json.dumps({
-                "finished": True, "student": {"top1": last}, "student_best": {"top1": best, "epoch": 1},
-                "teacher": {"top1": 80.0}, "ratio": last / 80.0, "wall_seconds": 120.0 + seed * 60}))
-            if stats is not None:
-                (d / "source_stats.json").write_text(json.dumps({"png_bytes": stats[label], "source": label}))
-    (folder / PLAN).write_text(json.dumps({
-        "name": folder.name, "description": "a fake sweep",
-        "axes": [{"key": "train.lr", "values": list(values.values()), "labels": list(values)}],
-        "report": {"scatter": ["png_bytes"] if stats else []}, "command": "aip sweep s.toml", "variants": variants}))
+from tests.conftest import fake_sweep, one_line, run_cli
 
 
 def test_aggregation_matches_hand_computed_mean_and_sample_std(tmp_path) -> None:

@@ -34,8 +34,7 @@ def test_image_run_with_adversarial_views_learns(tiny_recipe, tmp_path):
 
 
 def test_video_run_with_learnability(tmp_path):
-    from tests.test_video_datasets import write_motion_folder
-    from tests.test_video_e2e import motion_recipe
+    from tests.conftest import motion_recipe, write_motion_folder
 
     path = motion_recipe(tmp_path, write_motion_folder(tmp_path / "motion"), epochs=2)
     recipe = R.load(path, ["train.view_select='learnability'", "train.view_pool=2", "train.samples_per_epoch=256",
@@ -47,8 +46,7 @@ def test_video_run_with_learnability(tmp_path):
 @pytest.mark.parametrize("select", ["learnability", "adversarial"])
 def test_audio_run_with_a_student_aware_policy(tmp_path, select: str):
     from modalities.audio.datasets import KEYWORDS
-    from tests.conftest import distil
-    from tests.test_audio_datasets import write_speechcommands
+    from tests.conftest import distil, write_speechcommands
 
     root = write_speechcommands(tmp_path / "sc", KEYWORDS)
     path = write_toml(tmp_path / "audio.toml", {

@@ -226,7 +226,7 @@ def test_zip_names_name_the_variants_and_the_report_axis(tmp_path, tiny_recipe) 
 
 
 def test_cli_dry_run_and_report(tmp_path, tiny_recipe) -> None:
-    from tests.test_report import fake_sweep
+    from tests.conftest import fake_sweep
 
     path = write_sweep(tmp_path, tiny_recipe, GRID)
     r = run_cli("sweep", str(path), "--out", str(tmp_path / "o"), "--dry-run")

@@ -14,9 +14,8 @@ from aip import recipe as recipe_mod
 from aip.errors import AipError
 from aip.registry import load_modality
 from aip.run import describe_models
-from tests.conftest import ROOT, run_cli
-from tests.test_video_datasets import write_video
-from tests.test_video_e2e import motion_recipe
+from modalities.video.motion import write_video
+from tests.conftest import ROOT, motion_recipe, run_cli
 
 VIDEO_RECIPES = ["kinetics400", "ucf101"]
 

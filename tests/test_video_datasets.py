@@ -1,8 +1,8 @@
 """Video datasets on tiny real video files written with PyAV in the Kinetics-400, UCF101 and folder layouts:
 the readers, multi-clip test items, training clips, and unreadable files skipped with one counted warning.
 
-The writers here are shared by the other video tests (``write_video``, ``write_motion_folder``); the first
-is the offline ``motion`` set's own (:mod:`modalities.video.motion`)."""
+The clips are written with the offline ``motion`` set's own writer (:func:`modalities.video.motion.write_video`);
+the motion folder the other video tests share is ``tests.conftest.write_motion_folder``."""
 
 from __future__ import annotations
 
@@ -16,20 +16,10 @@ import torch
 from aip.errors import AipError
 from modalities.video import datasets
 from modalities.video.config import VideoSourceConfig
-from modalities.video.motion import PANS, moving_texture, write_video
+from modalities.video.motion import PANS, write_video
 
 #: a textured scene moving in one of four directions: the classes need motion to tell apart
 DIRECTIONS = PANS
-
-
-def write_motion_folder(root: Path, *, train_per_class: int = 24, test_per_class: int = 8) -> Path:
-    """A ``videofolder`` dataset: ``train/`` and ``val/`` class folders of 8-frame 32 px clips, 4 directions."""
-    rng = np.random.default_rng(0)
-    for split, n in (("train", train_per_class), ("val", test_per_class)):
-        for name in DIRECTIONS:
-            for i in range(n):
-                write_video(root / split / name / f"{i:03d}.mp4", moving_texture(rng, name))
-    return root
 
 
 def _ramp(frames: int = 12, h: int = 36, w: int = 48) -> np.ndarray:

@@ -10,29 +10,13 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import distil, run_cli, write_toml
-from tests.test_video_datasets import write_motion_folder
+from tests.conftest import motion_recipe, run_cli, write_motion_folder
 
 pytestmark = pytest.mark.slow
 
 @pytest.fixture(scope="session")
 def motion_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return write_motion_folder(tmp_path_factory.mktemp("motion"))
-
-
-def motion_recipe(tmp_path: Path, root: Path, *, epochs: int = 8) -> Path:
-    """The tiny motion-direction set as the target, clips synthesized from one photo as the student's data."""
-    return write_toml(tmp_path / "motion.toml", {
-        "modality": "video", "name": "motion", "description": "tiny motion-direction set",
-        "source": {"uri": "skimage:astronaut", "frames": 4, "size": 32, "stride": 1, "pan_frames": 8, "init_crop": 0.5,
-                   "scale": [0.01, 0.2], "data_fps": 8.0, "data_stride": 1, "test_clips": 3, "test_short_side": 32,
-                   "train_hflip": 0.0},
-        "augment": {"augmix_severity": 2, "short_side": [32, 36], "hflip": 0.5, "cutmix": 1.0},
-        **distil("cnn3d", fit={"epochs": 8, "batch_size": 16}, temperature=5.0,
-                 train={"epochs": epochs, "samples_per_epoch": 1024, "lr": 5e-3, "schedule": "cosine", "log_every": 8,
-                        "channels_last": "off"}),  # 3-D convolutions have no channels-last layout
-        "eval": {"dataset": "videofolder", "root": root.as_posix(), "batch_size": 16, "every_epochs": 8},
-    })
 
 
 def test_teacher_then_student_from_one_image_learns_motion(tmp_path, motion_root):

@@ -14,8 +14,8 @@ from aip.schema import build
 from modalities.video.augment import VideoAugmenter
 from modalities.video.augmix import AugMix
 from modalities.video.config import VideoAugmentConfig, VideoSourceConfig
+from modalities.video.motion import write_video
 from modalities.video.source import ClipSampler, load_source
-from tests.test_video_datasets import write_video
 
 CPU = torch.device("cpu")
 

@@ -11,8 +11,7 @@ from aip.modality import Visualizer, Visuals
 from aip.student import load_student
 from aip.teacher import FrozenTeacher
 from aip.visualize import maximise, visualize
-from tests.conftest import run_cli
-from tests.students import CLASSES, fake_run
+from tests.conftest import CLASSES, fake_run, run_cli
 
 
 @pytest.fixture(autouse=True)
