@@ -73,6 +73,8 @@ def path_error_line(error: OSError) -> str | None:
     name = errno.errorcode.get(error.errno or 0, "")
     if name not in _PATH_FIXES or error.filename is None:
         return None
+    if name in ("ENOSPC", "EDQUOT"):
+        return f"disk full while writing {shown_path(error.filename)}; {_PATH_FIXES[name]}"
     return f"{error.strerror or name}: {shown_path(error.filename)}; {_PATH_FIXES[name]}"
 
 

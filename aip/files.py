@@ -14,6 +14,7 @@ deletes those the next time a run uses the folder.
 
 from __future__ import annotations
 
+import errno
 import os
 import re
 import shutil
@@ -134,9 +135,36 @@ def atomic_path(path: Path, *, suffix: str = "") -> Iterator[Path]:
             os.fsync(f.fileno())
         os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes the file private; give it a plain file's mode
         os.replace(tmp, path)
+    except OSError as e:
+        tmp.unlink(missing_ok=True)
+        raise named_error(e, path, temp=tmp) from None
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
+
+
+#: errors of a write that name no file (a full disk, a quota, a failing device): the target is named for them
+_WRITE_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EIO, errno.EFBIG, errno.EROFS}
+
+
+def named_error(error: OSError, path: Path, *, temp: Path | None = None) -> OSError:
+    """``error`` naming ``path``, the file or folder the user knows, where it named nothing (a full disk raises
+    without a name) or ``temp``, the temporary name it was written under (a file, or a staging folder: a file in
+    it is named under ``path``), so the CLI says in one line which file could not be written."""
+    named = Path(os.fsdecode(error.filename)) if error.filename is not None else None
+    if named is None:
+        target = path if error.errno in _WRITE_ERRNOS else None
+    elif temp is not None and (named == temp or temp in named.parents):
+        target = path / named.relative_to(temp) if named != temp else path
+    else:
+        target = None
+    if target is None:
+        return error
+    return OSError(error.errno, error.strerror, str(target))  # the subclass of the errno, as open() raises
+
+
+#: torch's zip writer replaces a failed write by a RuntimeError naming its stream, not the file or the cause
+_TORCH_WRITE_FAILED = ("PytorchStreamWriter failed writing", "unexpected pos")
 
 
 @contextmanager
@@ -204,7 +232,10 @@ def save_torch(obj: Any, path: Path) -> None:
         sink = _Sink(f)
         try:
             torch.save(obj, sink)
-        except RuntimeError:
+        except RuntimeError as e:
             if sink.error is not None:
                 raise sink.error from None
+            if any(s in str(e) for s in _TORCH_WRITE_FAILED):  # no OSError kept: a write torch made itself
+                raise OSError(errno.ENOSPC, f"{os.strerror(errno.ENOSPC)} (or the disk failed; PyTorch: "
+                              f"{str(e).splitlines()[0][:120]})") from None
             raise

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from aip.cache import cache_dir, dataset_root, download, local_file, synthetic_set
 from aip.config import A, EvalConfig, Recipe, S, StudentConfig, TeacherConfig
-from aip.errors import AipError, RecipeError, one_line
+from aip.errors import AipError, RecipeError, UsageError, one_line
 from aip.extras import require
 from aip.files import atomic_dir, atomic_path, write_bytes, write_text
 from aip.folders import class_names, empty_classes_error, split_classes, visible
@@ -47,7 +47,8 @@ __all__ = [
     "Modality", "Recipe", "ReferencePipeline", "S", "SourceMeasures", "SourceSampler", "StudentConfig",
     "TeacherConfig", "Visualizer", "Visuals",
     # recipe sections: checks (aip.schema); names to builders (aip.registry); errors (aip.errors)
-    "AipError", "RecipeError", "Registry", "build", "check", "check_beta", "check_probability", "one_line",
+    "AipError", "RecipeError", "Registry", "UsageError", "build", "check", "check_beta", "check_probability",
+    "one_line",
     # primitives shared by modalities
     "DatasetSampler", "atomic_dir", "atomic_path", "beta", "box_mask", "cache_dir", "class_names", "cutmix",
     "dataset_root", "download", "empty_classes_error", "local_file", "permutation", "require", "save_figure",

@@ -330,9 +330,11 @@ def owned_outputs(out: Path, *, prune: tuple[str, ...] = ()) -> Iterator[Path]:
             os.replace(staging / name, out / name)
         for name in stale:
             (out / name).unlink(missing_ok=True)
-    except BaseException:
+    except BaseException as e:
         shutil.rmtree(staging, ignore_errors=True)
         _remove_dirs(created)  # a failed command leaves no empty folder it made
+        if isinstance(e, OSError):  # a full disk names no file (PIL, torchvision's save_image): name the folder
+            raise files.named_error(e, out, temp=staging) from None
         raise
     finally:
         shutil.rmtree(staging, ignore_errors=True)

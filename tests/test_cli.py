@@ -1,4 +1,5 @@
-"""The command line: every command's help, and every error path exits 2 with one line and no traceback."""
+"""The command line: every command's help, and every error path ends with one line and no traceback, exit 2 for
+a usage error and 1 for a failure at run time."""
 
 import json
 
@@ -71,7 +72,7 @@ def test_only_path_errors_become_one_line_errors():
     from aip.errors import path_error_line
 
     line = path_error_line(OSError(errno.ENOSPC, "No space left on device", "/some/run/last.pt"))
-    assert line == ("No space left on device: /some/run/last.pt; free disk space, or choose another disk (--out, or "
+    assert line == ("disk full while writing /some/run/last.pt; free disk space, or choose another disk (--out, or "
                     "AIP_CACHE for the cache)")
     assert path_error_line(OSError(errno.ENOSPC, "No space left on device")) is None  # no path: not the user's
     assert path_error_line(OSError(errno.EIO, "Input/output error", "/x")) is None
@@ -148,3 +149,137 @@ def test_preview_writes_pngs(tiny_recipe, tmp_path):
     assert r.returncode == 0, r.stderr
     assert (tmp_path / "p" / "views.png").stat().st_size > 1000
     assert (tmp_path / "p" / "augmented.png").stat().st_size > 1000
+
+
+def _main(monkeypatch, capsys, *args: str) -> tuple[int, str]:
+    """``aip ARGS`` in this process (so a monkeypatch reaches it): its exit code and stderr."""
+    import sys
+
+    from aip import cli
+
+    monkeypatch.setattr(sys, "argv", ["aip", *args])
+    try:
+        cli.main()
+        code = 0
+    except SystemExit as e:
+        code = e.code
+    return code, capsys.readouterr().err
+
+
+def test_exit_codes_by_kind(tiny_recipe, tmp_path, monkeypatch, capsys):
+    """2 for what is wrong in the command or the recipe (an unknown key, a path argument that is a file where a
+    folder must be); 1 for what fails while running (a damaged checkpoint given by a valid path)."""
+    bad = tmp_path / "last.pt"
+    bad.write_bytes(b"not a checkpoint")
+    for args, code, text in [(("check", str(tiny_recipe), "--set", "train.epoch=3"), 2, "train.epoch"),
+                             (("preview", str(tiny_recipe), "--out", str(tiny_recipe / "p")), 2, "Not a directory"),
+                             (("eval", str(tiny_recipe), "--checkpoint", str(bad)), 1, "could not be read")]:
+        got, err = _main(monkeypatch, capsys, *args)
+        lines = err.strip().splitlines()
+        assert got == code and len(lines) == 1 and lines[0].startswith("error: ") and text in lines[0], (args, err)
+
+
+def test_path_error_codes():
+    """An OSError on a path: 2 where the path given is plainly wrong (too long, under a file), else 1."""
+    import errno
+
+    from aip.errors import path_error_code
+
+    assert path_error_code(OSError(errno.ENAMETOOLONG, "File name too long", "runs/" + "a" * 300), ["--out", "runs/"
+                                                                                                   + "a" * 300]) == 2
+    assert path_error_code(OSError(errno.ENOTDIR, "Not a directory", "afile/sub/x.png"), ["--out=afile/sub"]) == 2
+    assert path_error_code(OSError(errno.ENOTDIR, "Not a directory", "/cache/x"), ["run", "r.toml"]) == 1
+    assert path_error_code(OSError(errno.ENOSPC, "No space left on device", "runs/x/last.pt"), ["runs/x"]) == 1
+
+
+def test_a_write_that_names_no_file_names_its_target(tmp_path, monkeypatch):
+    """A full disk raises OSError(ENOSPC) with no file name (PIL, a plain write) or, inside torch.save, a
+    RuntimeError about its stream: both become an OSError naming the file being written, which the CLI prints in
+    one line; the temporary file is removed and the previous file is intact."""
+    import errno
+
+    import torch
+
+    from aip import files
+    from aip.errors import path_error_line
+
+    target = tmp_path / "views.png"
+    target.write_bytes(b"before")
+
+    def full(*args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    with pytest.raises(OSError) as e, files.atomic_path(target) as tmp:
+        tmp.write_bytes(b"half")
+        full()
+    assert e.value.errno == errno.ENOSPC and e.value.filename == str(target)
+    assert path_error_line(e.value).startswith(f"disk full while writing {target}; free disk space")
+    assert target.read_bytes() == b"before" and sorted(tmp_path.iterdir()) == [target]
+
+    def torch_full(obj, f, *args, **kwargs):
+        f.write(b"PK")
+        raise RuntimeError("[enforce fail at inline_container.cc:603] . unexpected pos 64 vs 0")
+
+    monkeypatch.setattr(torch, "save", torch_full)
+    last = tmp_path / "last.pt"
+    last.write_bytes(b"the previous checkpoint")
+    with pytest.raises(OSError) as e:
+        files.save_torch({"w": 1}, last)
+    assert e.value.errno == errno.ENOSPC and e.value.filename == str(last) and "unexpected pos" in e.value.strerror
+    assert last.read_bytes() == b"the previous checkpoint" and sorted(tmp_path.iterdir()) == [last, target]
+
+
+def test_preview_on_a_full_disk_is_one_line_exit_1(tiny_recipe, tmp_path, monkeypatch, capsys):
+    """The issue's case: `aip preview` into a full disk gave a traceback (the OSError named no file)."""
+    import errno
+
+    from PIL import Image
+
+    def full(self, fp, *args, **kwargs):  # PIL writes the file itself; a full disk fails its write, unnamed
+        with open(fp, "wb") as f:
+            f.write(b"\x89PNG")
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    out = tmp_path / "p"
+    out.mkdir()
+    (out / "notes.txt").write_text("mine")
+    monkeypatch.setattr(Image.Image, "save", full)
+    code, err = _main(monkeypatch, capsys, "preview", str(tiny_recipe), "--out", str(out), "--count", "2")
+    lines = err.strip().splitlines()
+    assert code == 1 and len(lines) == 1 and "Traceback" not in err, err
+    assert lines[0].startswith(f"error: disk full while writing {out}") and "--out" in lines[0], err
+    assert sorted(p.name for p in out.iterdir()) == ["notes.txt"]  # no half-written file, the user's kept
+
+
+def test_a_resume_on_a_full_disk_is_one_line_exit_1(tiny_recipe, tmp_path, monkeypatch, capsys):
+    """The issue's other case: resuming a run into a full disk gave a traceback (its first write, the resolved
+    recipe, failed with an OSError that named no file); now one line, exit 1, and the checkpoint intact."""
+    import errno
+    import pathlib
+
+    import torch
+
+    import aip.recipe as R
+    from aip import checkpoint
+    from aip.run import run
+    from tests.test_hostile import cnn
+
+    ck = tmp_path / "teacher.pt"
+    torch.save(cnn().state_dict(), ck)  # a ready teacher: no teacher training in this test
+    args = ["--set", "teacher.kind='checkpoint'", "--set", f"teacher.checkpoint='{ck.as_posix()}'",
+            "--set", "teacher.kwargs={width=8}", "--set", "train.epochs=2", "--set", "train.samples_per_epoch=256"]
+    recipe = R.load(tiny_recipe, [a for a in args if a != "--set"])
+    out = tmp_path / "run"
+    run(recipe, out=out, device=torch.device("cpu"), stop_after_epochs=1)
+    saved = checkpoint.load(out / "last.pt")["state"]["step"]
+
+    def full(self, *a, **k):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(pathlib.Path, "write_text", full)
+    code, err = _main(monkeypatch, capsys, "run", str(tiny_recipe), *args, "--out", str(out), "--device", "cpu")
+    lines = err.strip().splitlines()
+    assert code == 1 and "Traceback" not in err, err
+    assert lines[-1].startswith(f"error: disk full while writing {out}") and "--out" in lines[-1], err
+    assert checkpoint.load(out / "last.pt")["state"]["step"] == saved
+    assert not [p for p in out.iterdir() if p.name.endswith(".tmp")]
