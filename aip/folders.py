@@ -54,18 +54,31 @@ def split_classes(root: Path, split_dir: Path, what: str) -> list[str]:
 
 def check_links(split_dir: Path, classes: list[str], what: str) -> None:
     """Walk the class folders ``classes`` of ``split_dir`` as a dataset reader does (following symbolic links,
-    hidden sub-folders too) and refuse what would make it read wrong: a linked folder that resolves to itself or
-    to a folder above it (a loop), or a folder that cannot be listed (``os.walk`` skips it without a word).
+    hidden sub-folders too) and refuse what would make it read wrong: two class folders that are one folder (or
+    one inside the other) through a link, a linked folder that resolves to itself or to a folder above it (a
+    loop), a folder that cannot be listed (``os.walk`` skips it without a word), or an entry that is not a
+    regular file.
 
     Raises:
         AipError: one line naming the link (or the folder) and the fix.
     """
     top = os.path.realpath(split_dir)
-    stack = [(split_dir / c, (top,)) for c in reversed(classes) if (split_dir / c).is_dir()]  # a split may lack one
+    present = [c for c in classes if (split_dir / c).is_dir()]  # a test split may lack a class
+    real = {c: os.path.realpath(split_dir / c) for c in present}
+    looping = [c for c in present if top == real[c] or top.startswith(real[c].rstrip(os.sep) + os.sep)]
+    present = looping + [c for c in present if c not in looping]  # a class that is the split: named as a loop
+    for c in (c for c in present if c not in looping):  # two classes on one folder: the same images, two labels
+        other = next((o for o in present if o != c and o not in looping
+                      and (real[c] == real[o] or real[c].startswith(real[o] + os.sep))), None)
+        if other is not None:
+            link = other if (split_dir / other).is_symlink() and not (split_dir / c).is_symlink() else c
+            raise AipError(f"{what}: class folders {c} and {other} in {split_dir} lead to the same images ({link} "
+                           f"leads to {real[link]}); each class needs a folder of its own: remove the link")
+    stack = [(split_dir / c, (top,)) for c in reversed(present)]
     while stack:  # depth first, without recursion (a deep tree must not hit Python's recursion limit)
         folder, above = stack.pop()
         real = os.path.realpath(folder)
-        if real in above:
+        if any(a == real or a.startswith(real.rstrip(os.sep) + os.sep) for a in above):  # itself or an ancestor
             raise AipError(f"{what}: {folder} is a symbolic link to {real}, a folder that contains it (a loop): "
                            "its class would read every image below it again and again; remove the link")
         try:

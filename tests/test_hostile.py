@@ -606,3 +606,21 @@ def test_the_readers_of_every_modality_name_a_fifo_and_do_not_block(tmp_path):
         e = finishes(read)
         assert isinstance(e, AipError), e
         one_line(_Info(e), str(pipe), "not a regular file but a named pipe")
+
+
+def test_two_classes_on_one_folder_and_a_link_to_the_dataset_root_are_refused(tmp_path):
+    """Found by a second hostile round: `train/cool_h -> warm_h` read the same images under two labels without a
+    word, and a link to the dataset's root (above the split) was named at a deeper path than the link."""
+    import shutil
+
+    root = image_tree(tmp_path / "ds")
+    shutil.rmtree(root / "train" / "cool_h")
+    os.symlink("warm_h", root / "train" / "cool_h")
+    with pytest.raises(AipError) as e:
+        read_split(root)
+    one_line(e, "class folders cool_h and warm_h", "lead to the same images (cool_h leads to", "remove the link")
+    other = image_tree(tmp_path / "ds2")
+    os.symlink("../..", other / "train" / "warm_h" / "up")
+    with pytest.raises(AipError) as e:
+        read_split(other)
+    one_line(e, f"{other / 'train' / 'warm_h' / 'up'} is a symbolic link to", "a loop")
