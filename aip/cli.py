@@ -432,7 +432,7 @@ def main() -> None:
     keep_freed_memory()  # before the first large allocation (aip.allocator)
     # SIGTERM (a cluster's time limit, `kill`) outside a training loop unwinds like Ctrl-C, removing temporary
     # files, instead of killing the process with no message; the training loops defer both (aip.interrupts)
-    interrupts.install()
+    handlers = interrupts.install()
 
     code = 0
     try:
@@ -475,6 +475,7 @@ def main() -> None:
             see = f"; see {ctx.command_path} --help" if ctx is not None else ""
             typer.echo(f"error: {e.format_message().rstrip('.')}{see}", err=True)
             code = 2
+    interrupts.restore(handlers)
     # exit only once the error, and with it the frames of its traceback, are gone: a DataLoader iterator those
     # frames held then stops its worker processes now, instead of printing a thread's traceback at shutdown
     if code:

@@ -18,6 +18,7 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from typing import Any
 
 SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
@@ -33,11 +34,18 @@ def stop_at_once(signum: int, frame: object = None) -> None:  # noqa: ARG001 - a
     raise KeyboardInterrupt
 
 
-def install() -> None:
-    """Make SIGINT and SIGTERM stop the process by :func:`stop_at_once` (main thread only; a no-op elsewhere)."""
-    if threading.current_thread() is threading.main_thread():
-        for s in SIGNALS:
-            signal.signal(s, stop_at_once)
+def install() -> dict[int, Any]:
+    """Make SIGINT and SIGTERM stop the process by :func:`stop_at_once` (main thread only; a no-op elsewhere).
+    Returns the handlers it replaced, for :func:`restore`."""
+    if threading.current_thread() is not threading.main_thread():
+        return {}
+    return {s: signal.signal(s, stop_at_once) for s in SIGNALS}
+
+
+def restore(previous: dict[int, Any]) -> None:
+    """Put back the handlers :func:`install` replaced (a caller of ``aip.cli.main`` in its own process)."""
+    for s, h in previous.items():
+        signal.signal(s, h)
 
 
 def exit_code() -> int:
