@@ -108,7 +108,7 @@ def check_capturable(modality: Modality[S, A], recipe: Recipe[S, A], *, batch: i
         with graphs.forbid_host_reads():
             augmenter(sampler.sample(batch))
     except graphs.HostReadError as e:
-        raise ConformanceError(f"modality {modality.name!r} marks its data path capturable, but it reads the "
+        raise ConformanceError(f"modality {modality.name!r}: marks its data path capturable, but it reads the "
                                f"device from the host: {e}") from None
     return True
 

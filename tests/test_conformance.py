@@ -78,16 +78,29 @@ class Broken:
         return net
 
 
-@pytest.mark.parametrize(("fault", "message"), [
-    ("catalog", "catalog() lists no models"),
-    ("shape", "the augmenter changed the views' shape"),
-    ("nan", "the augmented views hold non-finite values"),
-    ("logits", "the teacher must return logits (4, 5)"),
-    ("host-read", "marks its data path capturable, but it reads the device from the host"),
+@pytest.fixture(scope="module")
+def image_recipe():
+    return testing.example_recipe(load_modality("image"))
+
+
+@pytest.mark.parametrize(("fault", "check", "message"), [
+    ("catalog", "check_protocol", "catalog() lists no models"),
+    ("shape", "check_one_batch", "the augmenter changed the views' shape"),
+    ("nan", "check_one_batch", "the augmented views hold non-finite values"),
+    ("logits", "check_one_batch", "the teacher must return logits (2, 5)"),
+    ("host-read", "check_capturable", "marks its data path capturable, but it reads the device from the host"),
 ])
-def test_each_check_fails_on_its_fault(fault, message):
-    with pytest.raises(testing.ConformanceError, match=message.replace("(", r"\(").replace(")", r"\)")):
-        testing.check_modality(Broken(fault))
+def test_each_check_fails_on_its_fault(image_recipe, fault, check, message):
+    """Each check of aip.testing fails, naming the modality and the fault, on a modality with that fault
+    (and check_modality, which runs them all, with it)."""
+    broken = Broken(fault)
+    pattern = message.replace("(", r"\(").replace(")", r"\)")
+    args = () if check == "check_protocol" else (image_recipe,)
+    with pytest.raises(testing.ConformanceError, match=f"modality 'image': {pattern}"):
+        getattr(testing, check)(broken, *args, **({"batch": 2} if args else {}))
+    if fault == "catalog":
+        with pytest.raises(testing.ConformanceError, match=pattern):
+            testing.check_modality(broken, image_recipe)
 
 
 def _imported_from_aip(files: list[Path]) -> dict[str, set[str]]:

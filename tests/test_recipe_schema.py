@@ -6,7 +6,7 @@ import pytest
 
 from aip import recipe as R
 from aip.errors import AipError, RecipeError
-from tests.conftest import one_line, run_cli
+from tests.conftest import one_line
 
 BASE = """
 modality = "image"
@@ -188,12 +188,21 @@ def test_nesting_up_to_the_bound_is_read(tmp_path):
 
 
 @pytest.mark.parametrize("form", ["file", "set"])
-def test_aip_check_refuses_deep_nesting_with_exit_2(tmp_path, form):
+def test_aip_check_refuses_deep_nesting_with_exit_2(tmp_path, form, monkeypatch, capsys):
+    """Through the CLI (in this process): one line, exit 2, no traceback, for both forms of the issue."""
+    import sys
+
+    from aip import cli
+
     deep = "[" * DEEP + "]" * DEEP
     if form == "file":
-        proc = run_cli("check", str(write(tmp_path, BASE + f"[student.kwargs]\nx = {deep}")), "--schema-only")
+        args = ["check", str(write(tmp_path, BASE + f"[student.kwargs]\nx = {deep}")), "--schema-only"]
     else:
-        proc = run_cli("check", str(write(tmp_path, BASE)), "--schema-only", "--set", f"train.milestones={deep}")
-    assert proc.returncode == 2, proc.stderr[-2000:]
-    assert proc.stderr.count("\n") == 1 and "more than 32 levels deep" in proc.stderr, proc.stderr[-2000:]
-    assert "Traceback" not in proc.stderr and "RecursionError" not in proc.stderr
+        args = ["check", str(write(tmp_path, BASE)), "--schema-only", "--set", f"train.milestones={deep}"]
+    monkeypatch.setattr(sys, "argv", ["aip", *args])
+    with pytest.raises(SystemExit) as e:
+        cli.main()
+    err = capsys.readouterr().err
+    assert e.value.code == 2, err[-2000:]
+    assert err.count("\n") == 1 and "more than 32 levels deep" in err, err[-2000:]
+    assert "Traceback" not in err and "RecursionError" not in err
