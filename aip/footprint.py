@@ -68,22 +68,36 @@ class Footprint:
             return 0
         return t.params * FLOAT * (2 + self.teacher_slots) + (t.activations or 0)
 
+    #: the phases counted: "teacher" (training it), "distil" (the student's training), "student" (the student's
+    #: weights alone: ``aip eval``)
+    phases: tuple[str, ...] = ("teacher", "distil")
+
+    @property
+    def student_bytes(self) -> int:
+        return self.student.params * FLOAT
+
     @property
     def bytes(self) -> int:
-        return max(self.distil_bytes, self.teacher_bytes)
+        sizes = {"teacher": self.teacher_bytes, "distil": self.distil_bytes, "student": self.student_bytes}
+        return max(sizes[p] for p in self.phases)
 
     @property
     def weights_bytes(self) -> int:
         """:attr:`bytes` without the activations: what no batch size can lower."""
         acts = (self.teacher.activations or 0) if self.teacher and self.teacher_trains else 0
-        return max(self.distil_bytes - (self.student.activations or 0), self.teacher_bytes - acts)
+        sizes = {"teacher": self.teacher_bytes - acts, "student": self.student_bytes,
+                 "distil": self.distil_bytes - (self.student.activations or 0)}
+        return max(sizes[p] for p in self.phases)
 
     @property
     def largest(self) -> Model:
         """The model that makes most of the need (the one to shrink)."""
         s = self.student
-        own = s.params * FLOAT * (2 + self.student_slots) + (s.activations or 0)
-        if self.teacher is not None and max(self.teacher_bytes, self.teacher.params * FLOAT) > own:
+        own = s.params * FLOAT * (2 + self.student_slots) + (s.activations or 0) if "distil" in self.phases \
+            else self.student_bytes if "student" in self.phases else 0
+        teacher = self.teacher_bytes if "teacher" in self.phases else 0
+        teacher = max(teacher, self.teacher.params * FLOAT if "distil" in self.phases and self.teacher else 0)
+        if self.teacher is not None and teacher > own:
             return self.teacher
         return s
 
@@ -155,7 +169,7 @@ def _model(modality: Modality, recipe: Recipe, spec: TeacherConfig | StudentConf
 
 
 def estimate(recipe: Recipe, *, modality: Modality, num_classes: int, view_shape: tuple[int, ...] | None = None,
-             amp: bool = False) -> Footprint:
+             amp: bool = False, phases: tuple[str, ...] = ("teacher", "distil")) -> Footprint:
     """The :class:`Footprint` of ``recipe`` with ``num_classes`` classes, its views shaped ``view_shape`` (one
     view, without the batch; activations are left out where it is ``None``), built on the meta device;
     ``amp``: activations in bf16 (the run's autocast)."""
@@ -163,12 +177,12 @@ def estimate(recipe: Recipe, *, modality: Modality, num_classes: int, view_shape
     student = _model(modality, recipe, recipe.student, role="student", num_classes=num_classes,
                      batch=recipe.train.batch_size, view_shape=view_shape, element=element)
     teacher = None
-    if recipe.teacher.kind != "hub":
+    if recipe.teacher.kind != "hub" and phases != ("student",):
         teacher = _model(modality, recipe, recipe.teacher, role="teacher", num_classes=num_classes,
                          batch=recipe.teacher.fit.batch_size, view_shape=view_shape, element=element)
     return Footprint(student=student, teacher=teacher, student_slots=OPTIMIZER_SLOTS.get(recipe.train.optimizer, 2),
                      teacher_slots=OPTIMIZER_SLOTS.get(recipe.teacher.fit.optimizer, 2),
-                     teacher_trains=recipe.teacher.kind == "train")
+                     teacher_trains=recipe.teacher.kind == "train", phases=phases)
 
 
 def problem(recipe: Recipe, found: Footprint, limit: int | None, *, device: torch.device, modality: Modality,
@@ -183,30 +197,34 @@ def problem(recipe: Recipe, found: Footprint, limit: int | None, *, device: torc
     kwargs = ", ".join(f"{k}={v}" for k, v in dict(section.kwargs).items())
     field = f"{big.role}.kwargs ({kwargs}) or {big.role}.arch" if kwargs else f"{big.role}.arch"
     if found.weights_bytes <= limit:  # the weights fit: one batch's activations are what is too large
-        field = ("teacher.fit.batch_size" if found.teacher_bytes > found.distil_bytes
+        field = ("teacher.fit.batch_size" if big.role == "teacher"
                  else "train.batch_size (train.grad_accum keeps the effective batch)")
     elif num_classes > 2:  # is it the classifier head? the same models with two classes fit
-        few = estimate(recipe, modality=modality, num_classes=2, view_shape=view_shape, amp=amp)
+        few = estimate(recipe, modality=modality, num_classes=2, view_shape=view_shape, amp=amp, phases=found.phases)
         if few.bytes <= limit:
             field = f"the class count ({num_classes:,}, from {classes_from})"
-    phase = "train the teacher" if found.teacher_bytes > found.distil_bytes else "distil the student"
+    phase = ("load the student" if found.phases == ("student",) else "train the teacher"
+             if "teacher" in found.phases and found.teacher_bytes >= found.bytes else "distil the student")
     return (f"{big.role} {big.arch!r} has {big.params:,} parameters: an estimated {size(found.bytes)} to {phase}, "
             f"more than the {size(limit)} of memory on {device}; lower {field}")
 
 
 def check_fits(recipe: Recipe, *, modality: Modality, num_classes: int, device: torch.device,
                view_shape: tuple[int, ...] | None = None, amp: bool = False,
-               classes_from: str = "the dataset") -> Footprint:
+               classes_from: str = "the dataset", phases: tuple[str, ...] = ("teacher", "distil")) -> Footprint:
     """Refuse a recipe whose models cannot be trained in the memory of ``device`` (see the module docstring),
     before anything is allocated; returns the estimate.
 
     ``classes_from`` names where ``num_classes`` comes from (``--num-classes`` in ``aip bench``), for the message
     when it is the class count that makes the models too large.
+    ``phases``: what the command does (:attr:`Footprint.phases`): ``("teacher",)`` for ``aip teacher``,
+    ``("student",)`` for ``aip eval``.
 
     Raises:
         AipError: one line naming the field to change, the estimated size and the limit.
     """
-    found = estimate(recipe, modality=modality, num_classes=num_classes, view_shape=view_shape, amp=amp)
+    found = estimate(recipe, modality=modality, num_classes=num_classes, view_shape=view_shape, amp=amp,
+                     phases=phases)
     line = problem(recipe, found, memory_limit(device), device=device, modality=modality, num_classes=num_classes,
                    view_shape=view_shape, amp=amp, classes_from=classes_from)
     if line:
@@ -214,8 +232,11 @@ def check_fits(recipe: Recipe, *, modality: Modality, num_classes: int, device: 
     return found
 
 
-def check_parts(parts: Parts, views: torch.Tensor, *, classes_from: str = "the dataset") -> Footprint:
+def check_parts(parts: Parts, views: torch.Tensor | None = None, *, classes_from: str = "the dataset",
+                phases: tuple[str, ...] = ("teacher", "distil")) -> Footprint:
     """:func:`check_fits` for the parts of a run (:class:`aip.parts.Parts`), before its models are built;
-    ``views`` is a batch of its augmented views (``parts.first_views``)."""
+    ``views`` is a batch of its augmented views (``parts.first_views``; without it the activations are not
+    counted)."""
     return check_fits(parts.recipe, modality=parts.modality, num_classes=parts.num_classes, device=parts.device,
-                      view_shape=tuple(views.shape[1:]), amp=parts.policy.amp, classes_from=classes_from)
+                      view_shape=tuple(views.shape[1:]) if views is not None else None, amp=parts.policy.amp,
+                      classes_from=classes_from, phases=phases)

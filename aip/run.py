@@ -152,6 +152,7 @@ def train_teacher(recipe: Recipe, *, device: torch.device, force: bool = False) 
     if recipe.teacher.kind != "train":
         raise UsageError(f"teacher.kind is {recipe.teacher.kind!r}; `aip teacher` trains only teacher.kind = 'train'")
     parts = Parts(recipe, device=device)
+    footprint.check_parts(parts, phases=("teacher",))  # the teacher fits in memory, before it is built
     path = teacher_path(recipe, parts.test)
     if force:
         path.unlink(missing_ok=True)
@@ -188,6 +189,7 @@ def evaluate_checkpoint(recipe: Recipe, path: Path, *, device: torch.device) -> 
     folder = RunDir(path.parent)
     metrics = _own_metrics(folder)
     parts = Parts(recipe, device=device)
+    footprint.check_parts(parts, phases=("student",))  # the student fits in memory, before it is built
     student = parts.model(recipe.student)
     state = checkpoint.load(path)
     checkpoint.check_finite(checkpoint.state_dict_in(state), what=f"checkpoint {path}")

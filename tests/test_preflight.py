@@ -173,3 +173,27 @@ def test_builders_make_no_memory_on_the_meta_device():
     found = footprint.estimate(r, modality=load_modality("image"), num_classes=1000, view_shape=(3, 224, 224))
     assert found.student.params == 11_689_512 and found.teacher.params == 11_689_512  # timm's and torchvision's
     assert found.student.activations and found.student.activations > found.student.params
+
+
+def test_aip_teacher_and_aip_eval_refuse_a_model_too_large_before_building_it(tiny_recipe, tmp_path):
+    """Found by a second hostile round: `aip teacher` and `aip eval` built a width-10**8 model and died in the
+    allocator with a traceback; each now counts only what it builds (the teacher with its training state; the
+    student's weights alone, for an evaluation)."""
+    from aip.errors import AipError
+    from aip.run import evaluate_checkpoint, train_teacher
+    from tests.conftest import one_line
+
+    with pytest.raises(AipError) as e:
+        train_teacher(load(tiny_recipe, ["teacher.kwargs.width=100000000"]), device=torch.device("cpu"))
+    one_line(e, "teacher 'cnn'", "to train the teacher", "lower teacher.kwargs")
+    (tmp_path / "run").mkdir()
+    with pytest.raises(AipError) as e:
+        evaluate_checkpoint(load(tiny_recipe, ["student.kwargs.width=100000000"]), tmp_path / "run" / "best.pt",
+                            device=torch.device("cpu"))
+    one_line(e, "student 'cnn'", "to load the student", "lower student.kwargs")
+    # a huge student does not stop `aip teacher`, which never builds it
+    from aip import footprint
+    from aip.parts import Parts
+
+    parts = Parts(load(tiny_recipe, ["student.kwargs.width=100000000"]), device=torch.device("cpu"))
+    assert footprint.check_parts(parts, phases=("teacher",)).teacher.params < 10**6
