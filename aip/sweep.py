@@ -528,16 +528,28 @@ def sweep(spec: Sweep | str | Path, *, out: Path | None = None, device: str = "a
                 except Interrupted:  # a stop request stops the sweep; the run's checkpoint is kept
                     raise
                 except Exception as e:  # noqa: BLE001 - one variant's failure must not stop the others
-                    (out / v.name).mkdir(parents=True, exist_ok=True)
                     # an error aip names is its line; anything else (a bug to report) its traceback
                     why = f"{_one_line(e)}\n" if isinstance(e, AipError) else traceback.format_exc()
-                    files.write_text(why, out / v.name / ERROR_LOG)
+                    _log_failure(out / v.name, why)
                     result.failed.append((v.name, _one_line(e)))
                     continue
                 _finish(v, out, result)
         if s.source_stats and not submitit:
             _source_stats(s, variants, out, device if not devices else devices[0], result)
         return result
+
+
+def _log_failure(run_dir: Path, text: str) -> None:
+    """Write ``text`` to ``run_dir/sweep-error.txt`` where that can be done: never into a variant's path that is a
+    file or a link (a user's), and a log that cannot be written must not stop the sweep (the failure is in its
+    summary anyway)."""
+    if os.path.lexists(run_dir) and (run_dir.is_symlink() or not run_dir.is_dir()):
+        return
+    try:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        files.write_text(text, run_dir / ERROR_LOG)
+    except (OSError, AipError):
+        pass
 
 
 def select(variants: list[Variant], patterns: Sequence[str], *, sweep_name: str = "") -> list[Variant]:

@@ -368,3 +368,24 @@ def test_a_variant_failing_with_an_aip_error_logs_its_line_not_a_traceback(tmp_p
     assert len(result.failed) == 2
     logs = sorted(out.rglob(sweep_mod.ERROR_LOG))
     assert len(logs) == 2 and all("Traceback" not in p.read_text() and "in use" in p.read_text() for p in logs)
+
+
+def test_a_variant_path_that_is_a_users_file_fails_that_variant_in_one_line(tmp_path, tiny_recipe) -> None:
+    """Found by a second hostile round: OUT/VARIANT a regular file made the sweep itself die with a traceback
+    (FileExistsError) while writing sweep-error.txt; the variant fails with its line, the other runs, and the
+    file is left as it was."""
+    s = sweep_mod.load(write_sweep(tmp_path, tiny_recipe, 'seeds = 2\nset = ["train.epochs=1"]\n'))
+    out, calls = tmp_path / "out", []
+    first = s.variants()[0].name
+    out.mkdir()
+    (out / first).write_text("mine")
+    ok = fake_runner(calls)
+
+    def runner(s_, v, run_dir, device):
+        if run_dir.exists() and not run_dir.is_dir():
+            raise AipError(f"run directory {run_dir} is not writable (File exists)")
+        ok(s_, v, run_dir, device)
+
+    result = sweep_mod.sweep(s, out=out, runner=runner, echo=lambda _: None)
+    assert [name for name, _ in result.failed] == [first] and len(result.done) == 1
+    assert (out / first).read_text() == "mine"
