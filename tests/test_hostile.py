@@ -624,3 +624,24 @@ def test_two_classes_on_one_folder_and_a_link_to_the_dataset_root_are_refused(tm
     with pytest.raises(AipError) as e:
         read_split(other)
     one_line(e, f"{other / 'train' / 'warm_h' / 'up'} is a symbolic link to", "a loop")
+
+
+def test_a_class_sub_folder_that_cannot_be_listed_is_named(tmp_path, monkeypatch):
+    """os.walk (ImageFolder's) skips a folder it cannot list without a word, leaving its images out. The tests
+    run as root here, which reads any folder, so the listing's PermissionError is raised by a stand-in."""
+    import aip.folders
+
+    root = image_tree(tmp_path / "ds")
+    (root / "train" / "warm_h" / "locked").mkdir()
+    real = os.scandir
+
+    def scandir(path):
+        if Path(path).name == "locked":
+            raise PermissionError(13, "Permission denied", str(path))
+        return real(path)
+
+    monkeypatch.setattr(aip.folders.os, "scandir", scandir)
+    with pytest.raises(AipError) as e:
+        read_split(root)
+    one_line(e, f"cannot list the folder {root / 'train' / 'warm_h' / 'locked'} (Permission denied)",
+             "fix its permissions")
