@@ -131,6 +131,15 @@ def assert_one_line_error(r, *fragments, code: int = 2):
         assert f in lines[0]
 
 
+def cnn(width: int = 8, classes: int = 4):
+    """The image modality's small ``cnn`` (3 channels, fixed normalisation), untrained: a ready teacher or
+    checkpoint for tests that need one without training it."""
+    from modalities.image.models import build
+
+    return build("cnn", num_classes=classes, in_channels=3, pretrained=False, kwargs={"width": width},
+                 dataset_norm=([0.5] * 3, [0.25] * 3))
+
+
 def full_disk(monkeypatch: pytest.MonkeyPatch, *, room: int = 100) -> None:
     """Files aip opens for writing take ``room`` bytes, then every write fails as on a full disk."""
     import builtins

@@ -25,7 +25,7 @@ from aip.teacher import load_teacher, teacher_path
 from modalities.image.config import ImageSourceConfig
 from modalities.image.models import build
 from modalities.image.source import load_image
-from tests.conftest import ROOT, assert_one_line_error, full_disk, one_line, run_cli
+from tests.conftest import ROOT, assert_one_line_error, cnn, full_disk, one_line, run_cli
 
 CPU = torch.device("cpu")
 
@@ -43,11 +43,6 @@ class Payload:
 def code_pickle(path: Path, proof: Path, *, wrap: bool = True) -> Path:
     torch.save({"student": Payload(proof), "fingerprint": "x"} if wrap else Payload(proof), path)
     return path
-
-
-def cnn(width: int = 8, classes: int = 4) -> torch.nn.Module:
-    return build("cnn", num_classes=classes, in_channels=3, pretrained=False, kwargs={"width": width},
-                 dataset_norm=([0.5] * 3, [0.25] * 3))
 
 
 def teacher_from(tiny_recipe: Path, ck: Path, *extra: str) -> R.Recipe:

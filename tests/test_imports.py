@@ -122,3 +122,20 @@ def test_the_checker_finds_a_planted_circle(tmp_path: Path, a_text: str, circle:
     assert bool(cycle) == circle, cycle
     if circle:
         assert cycle[0] == cycle[-1] and {"pkg.a", "pkg.b"} <= set(cycle)
+
+
+def test_no_test_file_imports_another() -> None:
+    """Test files share helpers through tests/conftest.py alone: a test module imported by another runs its
+    module code twice and couples two files' fixtures."""
+    tests = ROOT / "tests"
+    offenders = []
+    for path in sorted(tests.rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            names = ([a.name for a in node.names] if isinstance(node, ast.Import) else
+                     [node.module or ""] if isinstance(node, ast.ImportFrom) and not node.level else [])
+            for name in names:
+                last = name.split(".")[-1]
+                local = name.startswith("tests.") or (tests / f"{last}.py").is_file() and "." not in name
+                if local and last != "conftest":
+                    offenders.append(f"{path.relative_to(ROOT)}:{node.lineno} imports {name}")
+    assert not offenders, "import from tests.conftest instead: " + "; ".join(offenders)
