@@ -153,7 +153,8 @@ def memory_check(recipe: Recipe, device: str) -> Check:
     if line:
         return Check("memory", "missing", line)
     of = f" of the {footprint.size(limit)} on {dev}" if limit is not None else f" ({dev}'s memory is not known)"
-    acts = "" if shape is not None else " (weights and optimiser state; the activations are not known)"
+    known = found.student.activations is not None  # None: no view shape, or a forward that cannot run on meta
+    acts = "" if known else " (weights and optimiser state; the activations are not known)"
     return Check("memory", "ready", f"the models need about {footprint.size(found.bytes)} to train{acts}{of}")
 
 
