@@ -188,7 +188,7 @@ def test_curves_draw_the_steps_raw_and_smoothed_the_lr_and_the_evaluations_again
     from aip import plot
 
     drawn = []
-    monkeypatch.setattr(plot, "save_figure", lambda fig, path: drawn.append(fig) or path)
+    monkeypatch.setattr(plot, "save_figure", lambda fig, path, **kwargs: drawn.append(fig) or path)
     steps = [{"step": s, "loss": 2.0 / s, "lr": 0.1 / s} for s in (4, 8, 12)] + [{"step": 8, "eval": {"top1": 40.0}}]
     history = [{"epoch": 1, "step": 8, "train_loss_epoch": 0.3, "top1": 40.0}]
     plot.plot_curves(history, tmp_path / "curves.png", title="tiny", teacher_top1=90.0, steps=steps,
