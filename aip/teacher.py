@@ -62,8 +62,10 @@ def cache_key(recipe: Recipe, data: LabelledData) -> str:
     files = getattr(data.dataset, "files", None)
     listed = hashlib.sha256("\n".join(map(str, files)).encode()).hexdigest()[:16] if files else ""
     teacher = recipe.to_dict()["teacher"]
-    if not (teacher.get("fit") or {}).get("min_steps"):  # 0, the default, trains what older versions trained
-        teacher = {**teacher, "fit": {k: v for k, v in (teacher.get("fit") or {}).items() if k != "min_steps"}}
+    fit = {k: v for k, v in (teacher.get("fit") or {}).items() if k != "min_steps"}
+    if recipe.teacher.fit.min_steps:  # named by the epochs it makes: where it does not bind (a full dataset), the
+        fit["epochs"] = floored_epochs(recipe)  # key, and the cached teacher, are those of the recipe without it
+    teacher = {**teacher, "fit": fit}
     blob = json.dumps({"modality": recipe.modality, "teacher": teacher,
                        "dataset": recipe.eval.dataset, "root": recipe.eval.root, "shape": shape,
                        "size": len(data.dataset), **({"files": listed} if listed else {})}, sort_keys=True)
@@ -77,9 +79,22 @@ def build_model(modality: Modality, recipe: Recipe, spec: TeacherConfig | Studen
     return modality.model(spec, recipe=recipe, num_classes=num_classes, pretrained=pretrained)
 
 
+def floored_epochs(recipe: Recipe) -> int | str:
+    """The epochs the teacher trains on this recipe's training split (read for its length only) once
+    ``teacher.fit.min_steps`` has raised them; the floor itself when that split cannot be read here."""
+    from aip.registry import load_modality  # lazily: the registry imports the modalities
+
+    cfg = recipe.teacher.fit
+    try:
+        items = len(load_modality(recipe.modality).data(recipe, split="train", train=False).dataset)
+    except AipError:
+        return f"{cfg.epochs}, at least {cfg.min_steps} steps"
+    return fit_epochs(cfg.epochs, cfg.min_steps, items // cfg.batch_size)
+
+
 def fit_epochs(epochs: int, min_steps: int, batches_per_epoch: int) -> int:
     """Epochs the teacher trains for: ``teacher.fit.epochs``, raised so that at least ``min_steps`` optimiser
-    steps are taken (a small dataset has few batches an epoch; 3 epochs of 1,400 images are 33 steps)."""
+    steps are taken (a small dataset has few batches an epoch: 3 epochs of 1,400 images at batch 128 are 30)."""
     if batches_per_epoch <= 0:
         return epochs
     return max(epochs, -(-min_steps // batches_per_epoch))
