@@ -144,15 +144,16 @@ def draw(curves: Sequence[Curve], *, title: str, command: str) -> Any:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, (acc, rat) = plt.subplots(1, 2, figsize=(11, 4.6))
+    fig, (acc, rat) = plt.subplots(1, 2, figsize=(12.5, 4.6))
     mixed = len({c.seeds for c in curves}) > 1
     for i, c in enumerate(curves):
-        # a one-seed curve among averaged ones: hollow markers (the title says which is which)
+        # a one-seed curve among averaged ones: hollow markers (the title says which is which); past ten curves
+        # the colours repeat, so the line style changes with each round of them
         style = {"mfc": "white"} if mixed and c.seeds == 1 else {}
-        acc.plot(c.views, c.top1, marker="o", ms=3, color=f"C{i % 10}", label=c.name, **style)
+        style |= {"color": f"C{i % 10}", "ls": ("-", "--", ":", "-.")[i // 10 % 4]}
+        acc.plot(c.views, c.top1, marker="o", ms=3, label=c.name, **style)
         if c.ratio:
-            rat.plot(c.views, [100 * r for r in c.ratio], marker="o", ms=3, color=f"C{i % 10}", label=c.name,
-                     **style)
+            rat.plot(c.views, [100 * r for r in c.ratio], marker="o", ms=3, label=c.name, **style)
     teachers = {round(c.teacher_top1, 2) for c in curves if c.teacher_top1}
     for j, t in enumerate(sorted(teachers)):
         acc.axhline(t, color="0.5", ls=":", lw=1, label="teacher" if j == 0 else None)
@@ -165,15 +166,16 @@ def draw(curves: Sequence[Curve], *, title: str, command: str) -> Any:
             title=f"{title}: student accuracy\n({seeds_phrase([c.seeds for c in curves], std=False)})")
     rat.set(xscale="log", xlabel=xlabel, ylabel="% of the teacher's top-1",
             title=f"{title}: share of the teacher\n(90, 95 and 98 % dotted)")
-    acc.legend(fontsize=7)
-    fig.tight_layout(rect=(0, 0.04, 1, 1))
+    # one legend for both panels, beside them: with a dozen variants it would hide the curves
+    fig.legend(*acc.get_legend_handles_labels(), fontsize=7, loc="upper right", bbox_to_anchor=(0.995, 0.93))
+    fig.tight_layout(rect=(0, 0.04, 0.84, 1))
     footer(fig, command)
     return fig
 
 
 def figure(curves: Sequence[Curve], path: Path, *, title: str, command: str) -> Path:
     """:func:`draw` written to the PNG ``path`` (and its PDF beside it)."""
-    return save_figure(draw(curves, title=title, command=command), path)
+    return save_figure(draw(curves, title=title, command=command), path, palette=True)
 
 
 def variant_curves(runs: Sequence[tuple[str, Path]]) -> list[Curve]:

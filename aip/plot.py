@@ -94,17 +94,23 @@ def figure_names(name: str) -> tuple[str, str]:
     return name, vector_path(Path(name)).name
 
 
-def save_figure(fig: Any, path: Path, *, dpi: int = PRINT_DPI, vector: bool = True) -> Path:
+def save_figure(fig: Any, path: Path, *, dpi: int = PRINT_DPI, vector: bool = True, palette: bool = False) -> Path:
     """Write a matplotlib figure to the PNG ``path`` at ``dpi`` (lower only past :data:`MAX_PIXELS`) and, with
     ``vector``, to the PDF :func:`vector_path` beside it, each atomically (:mod:`aip.files`); close the figure.
-    Returns the PNG's path."""
+    Returns the PNG's path.
+
+    ``palette`` writes the PNG with 256 colours (lines, markers and text: plots, not pictures): the same figure
+    to the eye in about a third of the bytes (a 3300 x 1380 curve: 435 kB -> 127 kB), and faster to encode."""
     import matplotlib.pyplot as plt
 
     width, height = fig.get_size_inches()
     dpi = min(dpi, max(72, int(math.sqrt(MAX_PIXELS / max(width * height, 1e-9)))))
     try:
         png = io.BytesIO()
-        fig.savefig(png, format="png", dpi=dpi)  # matplotlib records the dpi in the PNG (pHYs)
+        if palette:
+            _palette_png(fig, png, dpi=dpi)
+        else:
+            fig.savefig(png, format="png", dpi=dpi)  # matplotlib records the dpi in the PNG (pHYs)
         pdf = io.BytesIO()
         if vector:
             fig.savefig(pdf, format="pdf")
@@ -116,10 +122,31 @@ def save_figure(fig: Any, path: Path, *, dpi: int = PRINT_DPI, vector: bool = Tr
     return path
 
 
-def seeds_phrase(ns: Sequence[int], *, std: bool = True) -> str:
+def _palette_png(fig: Any, out: io.BytesIO, *, dpi: int) -> None:
+    """``fig`` rendered at ``dpi`` as a 256-colour PNG that records its dpi."""
+    from PIL import Image
+
+    raw = io.BytesIO()
+    fig.savefig(raw, format="rgba", dpi=dpi)
+    data = raw.getvalue()
+    pixels = len(data) // 4
+    width_in, height_in = fig.get_size_inches()
+    # matplotlib's canvas is int(size x dpi) pixels; the float product may land one either side of it
+    guess = round(width_in * dpi)
+    width = next((w for w in (guess, guess - 1, guess + 1) if w > 0 and pixels % w == 0
+                  and abs(pixels // w - height_in * dpi) <= 1), None)
+    if width is None:  # cannot happen with the Agg canvas; a full-colour PNG rather than a wrong picture
+        fig.savefig(out, format="png", dpi=dpi)
+        return
+    image = Image.frombuffer("RGBA", (width, pixels // width), data, "raw", "RGBA", 0, 1).convert("RGB")
+    image.quantize(colors=256, method=Image.Quantize.FASTOCTREE, dither=Image.Dither.NONE).save(
+        out, format="PNG", dpi=(dpi, dpi))
+
+
+def seeds_phrase(ns: Sequence[int], *, std: bool = True, one: str = "hollow") -> str:
     """How many seeds the points of a figure average, for its title: "mean ± std over 3 seeds" ("mean over ..."
     without ``std``: a curve of means), "one seed per point", or, when the counts differ, the range and how
-    one-seed points are drawn (hollow)."""
+    one-seed points are drawn (``one``: hollow markers, hatched bars)."""
     ns = [n for n in ns if n > 0]
     if not ns or max(ns) == 1:
         return "one seed per point"
@@ -127,7 +154,7 @@ def seeds_phrase(ns: Sequence[int], *, std: bool = True) -> str:
     what = "mean ± std" if std else "mean"
     if lo == hi:
         return f"{what} over {hi} seeds"
-    return f"{what} over {lo}–{hi} seeds" + ("; hollow: one seed" if lo == 1 else "")
+    return f"{what} over {lo}–{hi} seeds" + (f"; {one}: one seed" if lo == 1 else "")
 
 
 def chance_line(ax: Any, chance: float | None) -> Any:
@@ -152,7 +179,8 @@ _SPREAD = [(dx, s * dy) for dy in range(16, 16 * 9, 12) for s in (1, -1) for dx 
 def place_labels(ax: Any, xs: Sequence[float], ys: Sequence[float], texts: Sequence[str], *,
                  fontsize: float = 8) -> list[Any]:
     """Annotate each point ``(xs[i], ys[i])`` with ``texts[i]`` where the label overlaps no label placed
-    before it and no point: beside the point if there is room, else further up or down with a thin leader line.
+    before it and no point, inside the axes where there is room: beside the point if it can, else further up or
+    down with a thin leader line.
 
     aip keeps this small greedy placement instead of adjustText (not a dependency): a sweep's scatter has a
     handful of points. Call it after the axes' limits and the figure's layout are final (positions are measured
@@ -163,26 +191,35 @@ def place_labels(ax: Any, xs: Sequence[float], ys: Sequence[float], texts: Seque
     fig = ax.figure
     renderer = fig.canvas.get_renderer()
     to_px = fig.dpi / 72
+    frame = ax.get_window_extent(renderer)
     centres = ax.transData.transform(list(zip(xs, ys))) if len(xs) else []
     taken = [Bbox.from_bounds(cx - 4 * to_px, cy - 4 * to_px, 8 * to_px, 8 * to_px) for cx, cy in centres]
+
+    def label(i: int, dx: float, dy: float) -> tuple[Any, Any]:
+        ann = ax.annotate(texts[i], (xs[i], ys[i]), xytext=(dx, dy), textcoords="offset points",
+                          ha="left" if dx > 0 else "right", va="bottom" if dy > 0 else "top", fontsize=fontsize,
+                          annotation_clip=False,
+                          arrowprops={"arrowstyle": "-", "lw": 0.5, "color": "0.5"} if abs(dy) > 8 else None)
+        ann.update_positions(renderer)  # where its offset puts the text (else it is measured at the origin)
+        return ann, Text.get_window_extent(ann, renderer)  # the text alone, not its leader line
+
     made: dict[int, Any] = {}
     for i in sorted(range(len(texts)), key=lambda i: (ys[i], xs[i])):
-        chosen = None
+        inside = outside = None
         for dx, dy in [*_NEAR, *_SPREAD]:
-            ann = ax.annotate(texts[i], (xs[i], ys[i]), xytext=(dx, dy), textcoords="offset points",
-                              ha="left" if dx > 0 else "right", va="bottom" if dy > 0 else "top",
-                              fontsize=fontsize, annotation_clip=False,
-                              arrowprops={"arrowstyle": "-", "lw": 0.5, "color": "0.5"} if abs(dy) > 8 else None)
-            box = Text.get_window_extent(ann, renderer)
-            if not any(box.overlaps(t) for t in taken):
-                chosen = (ann, box)
+            ann, box = label(i, dx, dy)
+            if any(box.overlaps(t) for t in taken):
+                ann.remove()
+            elif frame.x0 <= box.x0 and box.x1 <= frame.x1 and frame.y0 <= box.y0 and box.y1 <= frame.y1:
+                inside = (ann, box)
                 break
-            ann.remove()
-        if chosen is None:  # nowhere free within reach: the first place, overlapping
-            dx, dy = _NEAR[0]
-            ann = ax.annotate(texts[i], (xs[i], ys[i]), xytext=(dx, dy), textcoords="offset points", ha="left",
-                              va="bottom", fontsize=fontsize, annotation_clip=False)
-            chosen = (ann, Text.get_window_extent(ann, renderer))
+            elif outside is None:  # free but past the frame: kept in case no free place inside is found
+                outside = (ann, box)
+            else:
+                ann.remove()
+        chosen = inside or outside or label(i, *_NEAR[0])  # nowhere free within reach: beside it, overlapping
+        if inside and outside:
+            outside[0].remove()
         made[i] = chosen[0]
         taken.append(chosen[1])
     return [made[i] for i in range(len(texts))]

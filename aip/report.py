@@ -493,9 +493,13 @@ def draw_axis(group: Group, rows: list[Row], *, command: str) -> Any:
     ax.set_ylim(lo, hi + 0.05 * (hi - lo))  # headroom: a teacher line at the top edge is hidden by the frame
     ax.set_ylabel("student top-1 on the real test set (%)")
     # two lines: sweep names are long
-    ax.set_title(f"{group.name}: student accuracy by {readable(first)}\n({seeds_phrase([r.n for r in rows])})")
+    phrase = seeds_phrase([r.n for r in rows], one="hollow" if numeric else "hatched, n=1")
+    ax.set_title(f"{group.name}: student accuracy by {readable(first)}\n({phrase})")
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1))  # beside the plot: never over a point
+    # beside the plot: never over a point; each series' last evaluation first (matplotlib lists error bars last)
+    entries = sorted(zip(*ax.get_legend_handles_labels()), key=lambda e: (not e[1].startswith("last"),
+                                                                         not e[1].startswith("best")))
+    ax.legend(*zip(*entries), fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1))
     fig.tight_layout(rect=(0, 0.05, 1, 1))
     footer(fig, command)
     return fig
@@ -504,7 +508,7 @@ def draw_axis(group: Group, rows: list[Row], *, command: str) -> Any:
 def axis_figure(group: Group, rows: list[Row], path: Path, *, command: str) -> Path | None:
     """:func:`draw_axis` written to the PNG ``path`` (and its PDF); None when there is nothing to draw."""
     fig = draw_axis(group, rows, command=command)
-    return None if fig is None else save_figure(fig, path)
+    return None if fig is None else save_figure(fig, path, palette=True)
 
 
 def draw_scatter(group: Group, rows: list[Row], key: str, *, command: str) -> tuple[Any, float] | None:
@@ -547,7 +551,7 @@ def scatter_figure(group: Group, rows: list[Row], key: str, path: Path, *, comma
     if drawn is None:
         return None
     fig, r2 = drawn
-    return save_figure(fig, path), r2
+    return save_figure(fig, path, palette=True), r2
 
 
 def shown_command(command: str, out: Path) -> str:

@@ -64,8 +64,8 @@ def drawn(monkeypatch: pytest.MonkeyPatch) -> Drawn:
         renderer = fig.canvas.get_renderer()
         figs[Path(path).name] = {"axes": fig.axes, "footer": [t.get_text() for t in fig.texts
                                                               if t.get_gid() == "footer"],
-                                 "boxes": {t.get_text(): t.get_window_extent(renderer)
-                                           for ax in fig.axes for t in ax.texts}}
+                                 "boxes": {t.get_text(): text_box(t, renderer) if hasattr(t, "update_positions")
+                                           else t.get_window_extent(renderer) for ax in fig.axes for t in ax.texts}}
         if figs.save:
             return plot.save_figure(fig, path, **kwargs, **({"dpi": figs.dpi} if figs.dpi else {}))
         plt.close(fig)
@@ -88,6 +88,11 @@ def test_save_figure_writes_a_300_dpi_png_and_a_pdf(tmp_path: Path, monkeypatch:
     with Image.open(png) as img:
         assert img.info["dpi"] == pytest.approx((300, 300), abs=0.5) and img.size == (1200, 900)
     assert (tmp_path / "f.pdf").read_bytes()[:5] == b"%PDF-"
+    fig, ax = plt.subplots(figsize=(4.6, 3.3))  # 4.6 x 300 is 1379.99... in floating point
+    ax.plot([0, 1], [0, 1])
+    with Image.open(plot.save_figure(fig, tmp_path / "p.png", palette=True)) as img:
+        assert img.mode == "P" and img.size == (1380, 990)
+        assert img.info["dpi"] == pytest.approx((300, 300), abs=0.5)
     assert plot.figure_names("x.png") == ("x.png", "x.pdf")
     monkeypatch.setattr(plot, "MAX_PIXELS", 1_000_000)
     huge, _ = plt.subplots(figsize=(10, 10))  # past the pixel budget: a lower resolution, the PDF unchanged
@@ -137,6 +142,13 @@ def test_one_seed_points_are_not_called_a_mean(tmp_path: Path, drawn) -> None:
     assert [list(c.get_offsets()[0]) for c in hollow] == [[0.3, 60.0]]
     assert plot.seeds_phrase([3, 3]) == "mean ± std over 3 seeds" and plot.seeds_phrase([2, 3]) == (
         "mean ± std over 2–3 seeds")
+    # bars (a categorical axis): one-seed bars are hatched and labelled n=1
+    bars = sweep_folder(tmp_path / "bars", "loss.kind", {"kl": [50.0, 52.0], "argmax": [40.0]})
+    report_mod.report([bars])
+    (ax,) = drawn["bars-accuracy.png"]["axes"]
+    assert ax.get_xlabel() == "distillation loss" and "hatched, n=1: one seed" in ax.get_title()
+    assert [p.get_hatch() for p in ax.patches] == [None, "//"]
+    assert "40.0\nn=1" in [t.get_text() for t in ax.texts]
 
 
 def test_footer_and_text_hold_no_absolute_path(tmp_path: Path, drawn, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -155,10 +167,25 @@ def test_footer_and_text_hold_no_absolute_path(tmp_path: Path, drawn, monkeypatc
     assert report_mod.shown_command("aip report 'my runs' --out rel", Path("/x")) == "aip report 'my runs' --out rel"
 
 
+def text_box(annotation: Any, renderer: Any) -> Any:
+    """Where ``annotation``'s text is drawn (not its leader line)."""
+    from matplotlib.text import Text
+
+    annotation.update_positions(renderer)
+    return Text.get_window_extent(annotation, renderer)
+
+
+def overlapping(boxes: list[Any]) -> list[tuple[int, int]]:
+    return [(i, j) for i in range(len(boxes)) for j in range(i + 1, len(boxes)) if boxes[i].overlaps(boxes[j])]
+
+
 def test_close_scatter_labels_do_not_overlap() -> None:
     fig, ax = plt.subplots(figsize=(5, 4))
-    xs, ys = [1.0, 1.001, 1.002, 2.0], [50.0, 50.05, 49.95, 60.0]
-    texts = ["skimage:astronaut", "skimage:coffee", "skimage:chelsea", "far"]
+    # a cluster of eight sources within a few pixels of each other, and one far away
+    xs = [1.0, 1.001, 1.002, 1.003, 1.004, 1.0, 1.002, 1.004, 2.0]
+    ys = [50.0, 50.05, 49.95, 50.1, 50.0, 49.9, 50.2, 49.8, 60.0]
+    texts = ["skimage:astronaut", "coffee", "chelsea", "hubble_deep_field", "brick", "camera", "rocket", "moon",
+             "far"]
     ax.scatter(xs, ys)
     ax.set_xlim(0.9, 2.1)
     ax.set_ylim(45, 65)
@@ -166,15 +193,31 @@ def test_close_scatter_labels_do_not_overlap() -> None:
     # the old placement (every label 5 points up and right of its point) makes them collide
     naive = [ax.annotate(t, (x, y), xytext=(5, 5), textcoords="offset points", fontsize=8)
              for x, y, t in zip(xs, ys, texts)]
-    assert naive[0].get_window_extent(renderer).overlaps(naive[1].get_window_extent(renderer))
+    assert overlapping([text_box(a, renderer) for a in naive])
     for a in naive:
         a.remove()
     placed = plot.place_labels(ax, xs, ys, texts)
     assert [a.get_text() for a in placed] == texts
-    boxes = [a.get_window_extent(renderer) for a in placed]
-    for i in range(len(boxes)):
-        for j in range(i + 1, len(boxes)):
-            assert not boxes[i].overlaps(boxes[j]), (texts[i], texts[j])
+    assert overlapping([text_box(a, renderer) for a in placed]) == []
+    plt.close(fig)
+
+
+#: the source sweep of docs/analyses (PNG size in bytes, student top-1): points near each other, not on top
+SOURCES = [(138773, 73.1, "astronaut"), (117187, 61.0, "chelsea"), (118783, 62.7, "coffee"), (70313, 38.9, "rocket"),
+           (144565, 49.4, "hubble_deep_field"), (161030, 49.2, "immunohistochemistry"), (89196, 43.4, "retina"),
+           (141154, 71.9, "camera"), (106634, 58.9, "brick"), (194247, 59.3, "gravel"), (43620, 45.3, "moon"),
+           (115374, 59.4, "dead_leaves"), (204923, 37.3, "noise"), (49020, 65.2, "fractal")]
+
+
+def test_labels_of_a_real_sweep_do_not_overlap() -> None:
+    fig, ax = plt.subplots(figsize=(7, 5))
+    xs, ys, texts = zip(*SOURCES)
+    ax.errorbar(xs, ys, yerr=2, fmt="o")
+    ax.set_ylim(5, 78)
+    fig.tight_layout()
+    placed = plot.place_labels(ax, xs, ys, texts)
+    renderer = fig.canvas.get_renderer()
+    assert overlapping([text_box(a, renderer) for a in placed]) == []
     plt.close(fig)
 
 
@@ -186,7 +229,7 @@ def test_scatter_names_the_measure_and_its_labels_do_not_overlap(tmp_path: Path,
     (ax,) = drawn["src-vs-png_bytes.png"]["axes"]
     assert ax.get_xlabel() == "PNG size of the source (bytes)" and chance_ys(ax) == [10.0]
     boxes = [drawn["src-vs-png_bytes.png"]["boxes"][t] for t in ("a-long-name", "b-long-name", "c")]
-    assert len(boxes) == 3 and not any(boxes[i].overlaps(boxes[j]) for i in range(3) for j in range(i + 1, 3))
+    assert overlapping(boxes) == []
 
 
 def test_readable_names_fall_back_to_the_key() -> None:
