@@ -67,7 +67,7 @@ def test_eval_refuses_a_metrics_json_aip_did_not_write(tiny_recipe, tmp_path, mi
     assert contents(tmp_path / "run") == before  # nothing replaced, no confusion.png added
 
 
-@pytest.mark.parametrize("figure", ["confusion.png"])
+@pytest.mark.parametrize("figure", ["confusion.png", "confusion.pdf"])
 def test_eval_refuses_a_confusion_figure_beside_no_metrics_of_aips(tiny_recipe, tmp_path, figure):
     recipe = R.load(tiny_recipe)
     ck = student_checkpoint(recipe, tmp_path / "run")
