@@ -389,7 +389,8 @@ def report(
     out: Annotated[Path | None, typer.Option(help="Folder for report.md and its figures (default: the one DIR "
                                                   "given, or report/).")] = None,
 ) -> None:
-    """Write report.md with tables (mean ± std over seeds, best and last) and PNG figures of the runs."""
+    """Write report.md with tables (mean ± std over seeds, best and last) and figures of the runs (300 dpi PNG and
+    PDF)."""
     from aip.report import report as write_report
 
     typer.echo(str(write_report(list(dirs), out=out, command=" ".join(["aip", "report", *sys.argv[2:]])

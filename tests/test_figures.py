@@ -247,3 +247,16 @@ def test_report_never_replaces_a_file_it_did_not_write(tmp_path: Path, drawn) ->
         report_mod.report([other])
     assert "\n" not in str(e.value)
     assert (other / "h-accuracy.pdf").read_text() == "my own drawing" and sorted(os.listdir(other)) == before
+
+
+@pytest.mark.parametrize("name", ["confusion.png", "confusion.pdf"])
+def test_eval_never_replaces_a_confusion_figure_it_did_not_write(tmp_path: Path, tiny_recipe, name: str) -> None:
+    import torch
+
+    from aip import recipe as R
+    from aip.run import evaluate_checkpoint
+
+    (tmp_path / name).write_text("my own figure")
+    with pytest.raises(AipError, match=f"{name} is there but no metrics.json of aip's"):
+        evaluate_checkpoint(R.load(tiny_recipe), tmp_path / "best.pt", device=torch.device("cpu"))
+    assert (tmp_path / name).read_text() == "my own figure"
