@@ -419,6 +419,19 @@ def chance_lines(ax: Any, rows: list[Row]) -> None:
             line.set_label(f"chance ({level:.3g} %)")
 
 
+def log_axis(ax: Any, xs: list[Any]) -> None:
+    """A logarithmic x axis, ticked at the sweep's values in plain numbers, where they are all positive and span
+    a factor of 16 or more (e.g. 10..60000 images); else the axis is left linear."""
+    positive = [v for v in xs if v > 0]
+    if len(positive) == len(xs) and max(positive) / min(positive) >= 16:
+        from matplotlib.ticker import NullFormatter, ScalarFormatter
+
+        ax.set_xscale("log")
+        ax.set_xticks(sorted(set(xs)))
+        ax.xaxis.set_major_formatter(ScalarFormatter())
+        ax.xaxis.set_minor_formatter(NullFormatter())
+
+
 def draw_axis(group: Group, rows: list[Row], *, command: str) -> Any:
     """The figure of student accuracy along the sweep's first axis (a line if numeric, else bars; other axes as
     separate series), unsaved: :func:`axis_figure` writes it. None without rows or axes."""
@@ -453,14 +466,7 @@ def draw_axis(group: Group, rows: list[Row], *, command: str) -> Any:
                 one = [r for r in rs if r.n == 1]
                 ax.scatter([r.point[first] for r in one], [r.last[0] for r in one], s=40, facecolors="white",
                            edgecolors=color, zorder=3, linewidths=1.5)
-        positive = [v for v in xs_all if v > 0]
-        if len(positive) == len(xs_all) and max(positive) / min(positive) >= 16:  # e.g. 10..60000 images
-            from matplotlib.ticker import NullFormatter, ScalarFormatter
-
-            ax.set_xscale("log")
-            ax.set_xticks(sorted(set(xs_all)))
-            ax.xaxis.set_major_formatter(ScalarFormatter())
-            ax.xaxis.set_minor_formatter(NullFormatter())
+        log_axis(ax, xs_all)
     else:
         width = 0.8 / max(len(series), 1)
         for i, (label, rs) in enumerate(series.items()):
