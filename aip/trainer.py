@@ -45,6 +45,11 @@ class FitResult:
     seconds: float = 0.0
     eval_seconds: float = 0.0
 
+    @classmethod
+    def of(cls, state: RunState) -> FitResult:
+        return cls(step=state.step, final=state.final, best=state.best, history=state.history,
+                   seconds=state.seconds, eval_seconds=state.eval_seconds)
+
 
 def data_path(recipe: Recipe, sampler: SourceSampler, augmenter: Augmenter, *, policy: Policy) -> graphs.GraphedData:
     """One training batch per call: ``view_pool x batch_size`` raw views, augmented (4-D image batches in
@@ -186,9 +191,7 @@ def fit(*, recipe: Recipe, student: nn.Module, teacher: nn.Module, sampler: Sour
     cfg, d = recipe.train, distributed.current()
     spe = cfg.steps_per_epoch_at(d.world)
     total = cfg.epochs * spe
-    policy = Policy.of(recipe, device)
-    policy.tune()
-    student, teacher = policy.place(student), policy.place(teacher)
+    policy, student, teacher = _placed(recipe, device, student, teacher)
     params = list(student.parameters())
     opt, sched = _optimiser(recipe, params, steps_per_epoch=spe)
     run = RunFiles(run_dir, recipe, classes=classes or [])
@@ -203,8 +206,7 @@ def fit(*, recipe: Recipe, student: nn.Module, teacher: nn.Module, sampler: Sour
     grid = curve.log_steps(total, recipe.eval.log_grid)  # extra evaluations for the views-to-accuracy curve
     teacher.eval()
     student.train()
-    bar = tqdm(total=total, initial=state.step, desc=recipe.name, dynamic_ncols=True, unit="step",
-               disable=not d.is_main)
+    bar = _bar(recipe, total=total, step=state.step)
     try:
         with deferred_stops() as stop:
             while state.step < total:
@@ -245,8 +247,21 @@ def fit(*, recipe: Recipe, student: nn.Module, teacher: nn.Module, sampler: Sour
         bar.close()
         if own_tracker:
             tracker.close()
-    return FitResult(step=state.step, final=state.final, best=state.best, history=state.history,
-                     seconds=state.seconds, eval_seconds=state.eval_seconds)
+    return FitResult.of(state)
+
+
+def _placed(recipe: Recipe, device: torch.device, student: nn.Module, teacher: nn.Module
+            ) -> tuple[Policy, nn.Module, nn.Module]:
+    """The recipe's device policy on ``device``, tuned for it, and the two models placed by it."""
+    policy = Policy.of(recipe, device)
+    policy.tune()
+    return policy, policy.place(student), policy.place(teacher)
+
+
+def _bar(recipe: Recipe, *, total: int, step: int) -> Any:
+    """The progress bar of the run's steps (rank 0 only), starting at ``step`` of a resumed run."""
+    return tqdm(total=total, initial=step, desc=recipe.name, dynamic_ncols=True, unit="step",
+                disable=not distributed.current().is_main)
 
 
 def _log(step: int, *, start_step: int, total: int, cfg: Any, params: list[nn.Parameter], guard: NonFiniteGuard,
