@@ -1,6 +1,6 @@
 """2-D view geometry shared by the image and video samplers: an anti-aliased pyramid of a picture, all its levels
-packed into one atlas (so one ``grid_sample`` reads every view from its own level), and random-resized-crop
-box sizes.
+packed into one atlas (so one ``grid_sample`` reads every view from its own level), the initial crop and the
+random-resized-crop box sizes.
 
 A view that shrinks a large region of the source must read a pre-filtered (smaller) copy of it, else it
 aliases (mip-mapping). :func:`pyramid` makes the copies, :func:`atlas` places them side by side in one image
@@ -53,6 +53,21 @@ def atlas(levels: list[torch.Tensor], *, gap: int = 2, mode: str = "constant") -
         # pixel p = ((x + 1) * w - 1) / 2 of the level is pixel p + ox of the atlas
         maps.append([w / aw, h / ah, (w + 2 * ox) / aw - 1, (h + 2 * oy) / ah - 1])
     return packed, torch.tensor(maps)
+
+
+def initial_crops(n: int, *, height: int, width: int, init_crop: float, least: float, device: torch.device
+                  ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """The initial crop of each of ``n`` views, ``(left, top, width, height)`` in source pixels, each ``(n,)``:
+    with ``init_crop > 0`` a square of ``init_crop`` x the short side (at least ``least`` pixels) at a random
+    place, else the whole ``width x height`` source. The views' random-resized-crop boxes are drawn inside it
+    (:func:`fit_boxes`)."""
+    if init_crop > 0:
+        rw = rh = torch.full((n,), max(init_crop * min(height, width), least), device=device)
+    else:
+        rw, rh = torch.full((n,), float(width), device=device), torch.full((n,), float(height), device=device)
+    rx = torch.rand(n, device=device) * (width - rw)
+    ry = torch.rand(n, device=device) * (height - rh)
+    return rx, ry, rw, rh
 
 
 def fit_boxes(area: torch.Tensor, rw: torch.Tensor, rh: torch.Tensor, *, scale: tuple[float, float],

@@ -20,7 +20,7 @@ import torch.nn.functional as F
 
 from aip.cache import download, local_file
 from aip.errors import AipError, UsageError
-from modalities.image.atlas import atlas, fit_boxes, pyramid
+from modalities.image.atlas import atlas, fit_boxes, initial_crops, pyramid
 from modalities.image.color import ColorJitter
 from modalities.image.config import ImageAugmentConfig, ImageSourceConfig
 from modalities.image.inputs import open_image
@@ -275,14 +275,8 @@ class ImageViewSampler:
     def _boxes(self, n: int) -> tuple[torch.Tensor, ...]:
         """Per-sample random-resized-crop boxes (centre x, centre y, width, height) in source pixels."""
         cfg, dev = self.cfg, self.device
-        H, W = self.height, self.width
-        if cfg.init_crop > 0:  # a square crop of init_crop x the short side, at a random place
-            side = max(cfg.init_crop * min(H, W), float(cfg.size))
-            rw = rh = torch.full((n,), side, device=dev)
-        else:
-            rw, rh = torch.full((n,), float(W), device=dev), torch.full((n,), float(H), device=dev)
-        rx = torch.rand(n, device=dev) * (W - rw)
-        ry = torch.rand(n, device=dev) * (H - rh)
+        rx, ry, rw, rh = initial_crops(n, height=self.height, width=self.width, init_crop=cfg.init_crop,
+                                       least=float(cfg.size), device=dev)
         w, h = fit_boxes(rw * rh, rw, rh, scale=cfg.scale, ratio=cfg.ratio)
         cx = rx + w / 2 + torch.rand(n, device=dev) * (rw - w)
         cy = ry + h / 2 + torch.rand(n, device=dev) * (rh - h)

@@ -21,7 +21,7 @@ import torch.nn.functional as F
 
 from aip.cache import download, local_file
 from aip.errors import AipError
-from modalities.image.atlas import atlas, fit_boxes, pyramid
+from modalities.image.atlas import atlas, fit_boxes, initial_crops, pyramid
 from modalities.image.color import ColorJitter
 from modalities.image.source import load_image_uri, stretch_levels
 from modalities.video.config import VideoSourceConfig
@@ -130,13 +130,8 @@ class ClipSampler:
         centre y, width, height)."""
         cfg, dev = self.cfg, self.device
         H, W = self.height, self.width
-        if cfg.init_crop > 0:  # a square crop of init_crop x the short side, at a random place
-            side = max(cfg.init_crop * min(H, W), float(min(cfg.size, H, W)))
-            rw = rh = torch.full((n,), side, device=dev)
-        else:
-            rw, rh = torch.full((n,), float(W), device=dev), torch.full((n,), float(H), device=dev)
-        rx = torch.rand(n, device=dev) * (W - rw)
-        ry = torch.rand(n, device=dev) * (H - rh)
+        least = float(min(cfg.size, H, W))  # a view's size, but never more than the frame
+        rx, ry, rw, rh = initial_crops(n, height=H, width=W, init_crop=cfg.init_crop, least=least, device=dev)
         boxes = []
         for _ in range(count):
             w, h = fit_boxes(rw * rh, rw, rh, scale=cfg.scale, ratio=cfg.ratio)
