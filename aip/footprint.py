@@ -24,6 +24,7 @@ import torch
 from torch import nn
 
 from aip.errors import AipError
+from aip.hardware import free_memory
 
 if TYPE_CHECKING:
     from aip.modality import Modality
@@ -114,10 +115,8 @@ def size(n: float) -> str:
 def memory_limit(device: torch.device) -> int | None:
     """Bytes a run may use on ``device``: the free memory of a GPU, the total RAM of a CPU (other programs'
     use changes by the minute; a model larger than the whole RAM can never train); ``None`` when unknown."""
-    if device.type == "cuda":
-        return int(torch.cuda.mem_get_info(device)[0])
     if device.type != "cpu":
-        return None
+        return free_memory(device)
     try:
         return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
     except (ValueError, OSError, AttributeError):
