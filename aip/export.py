@@ -159,7 +159,7 @@ def export(path: str | Path, *, fmt: str = "safetensors", out: str | Path | None
         (tmp / CONFIG).write_text(json.dumps(config, indent=2))
         (tmp / CARD).write_text(model_card(config, command=command))
         # safetensors (and the exporters) create their files private (0600); an export is for sharing
-        mode = 0o666 & ~_umask()
+        mode = 0o666 & ~files.umask()
         for f in tmp.iterdir():
             os.chmod(f, mode)
     return out
@@ -213,9 +213,3 @@ def _has_spec(student: Student) -> bool:
     except AipError:
         return False
     return True
-
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask

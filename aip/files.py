@@ -133,7 +133,7 @@ def atomic_path(path: Path, *, suffix: str = "") -> Iterator[Path]:
         yield tmp
         with open(tmp, "rb+") as f:  # the data reaches the disk before the rename makes it visible
             os.fsync(f.fileno())
-        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes the file private; give it a plain file's mode
+        os.chmod(tmp, 0o666 & ~umask())  # mkstemp makes the file private; give it a plain file's mode
         os.replace(tmp, path)
     except OSError as e:
         tmp.unlink(missing_ok=True)
@@ -179,7 +179,7 @@ def atomic_dir(path: Path) -> Iterator[Path]:
     tmp = Path(tempfile.mkdtemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp"))
     try:
         yield tmp
-        os.chmod(tmp, 0o777 & ~_umask())  # mkdtemp makes the folder private; give it a plain folder's mode
+        os.chmod(tmp, 0o777 & ~umask())  # mkdtemp makes the folder private; give it a plain folder's mode
         if path.exists():
             shutil.rmtree(path)
         os.replace(tmp, path)
@@ -188,7 +188,8 @@ def atomic_dir(path: Path) -> Iterator[Path]:
         raise
 
 
-def _umask() -> int:
+def umask() -> int:
+    """The process's umask (the bits a new file's or folder's mode leaves out), read without changing it."""
     mask = os.umask(0)
     os.umask(mask)
     return mask
