@@ -194,19 +194,24 @@ def _torchvision_names() -> list[str]:
     return torchvision.models.list_models(module=torchvision.models)
 
 
+def torchvision_weights(arch: str, weights: str) -> Any:
+    """The weights named ``weights`` ("DEFAULT", "IMAGENET1K_V1" or "ResNet18_Weights.IMAGENET1K_V1") of the
+    torchvision model ``arch``, an image or a video one; a name it has not is one line listing those it has."""
+    enum = torchvision.models.get_model_weights(arch)
+    try:
+        return enum[weights.rsplit(".", 1)[-1]]
+    except KeyError:
+        raise UsageError(f"torchvision model {arch!r} has no weights {weights!r}; choose one of: "
+                         f"{', '.join(enum.__members__)}") from None
+
+
 def _build_torchvision(arch: str, *, num_classes: int, pretrained: bool, weights: str,
                        kwargs: dict[str, Any]) -> tuple[nn.Module, Stats | None]:
     tvm = torchvision.models
     if not pretrained:
         return _construct(arch, lambda: tvm.get_model(arch, weights=None, num_classes=num_classes, **kwargs),
                           kwargs), None
-    enum = tvm.get_model_weights(arch)
-    try:
-        # "DEFAULT", "IMAGENET1K_V1" or "ResNet18_Weights.IMAGENET1K_V1"
-        chosen = enum[weights.rsplit(".", 1)[-1]]
-    except KeyError:
-        raise UsageError(f"torchvision model {arch!r} has no weights {weights!r}; choose one of: "
-                         f"{', '.join(enum.__members__)}") from None
+    chosen = torchvision_weights(arch, weights)
     predicted = len(chosen.meta.get("categories") or [])
     if predicted != num_classes:
         raise _class_mismatch(arch, chosen.name, predicted, num_classes)

@@ -141,6 +141,8 @@ def _torchvision(name: str, *, num_classes: int, pretrained: bool, weights: str,
                  **_: Any) -> Spec:
     import torchvision
 
+    from modalities.image.models import torchvision_weights
+
     tvm = torchvision.models
     enum = tvm.get_model_weights(name)
     frames, size, fixed = TORCHVISION[name]
@@ -149,11 +151,7 @@ def _torchvision(name: str, *, num_classes: int, pretrained: bool, weights: str,
         model = tvm.get_model(name, weights=None, num_classes=num_classes, **kwargs)
         return Spec(model, list(preprocess.mean), list(preprocess.std), frames if fixed else None,
                     size if fixed else None)
-    try:
-        chosen = enum[weights.rsplit(".", 1)[-1]]
-    except KeyError:
-        raise UsageError(f"torchvision model {name!r} has no weights {weights!r}; choose one of: "
-                         f"{', '.join(enum.__members__)}") from None
+    chosen = torchvision_weights(name, weights)
     if len(chosen.meta["categories"]) != num_classes:
         raise _class_mismatch(name, num_classes)
     try:
