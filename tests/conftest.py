@@ -22,6 +22,18 @@ def isolated_cache(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest
     return cache
 
 
+@pytest.fixture
+def one_thread():
+    """Tiny models on a shared CPU: threads only contend. A module takes it for all its tests with
+    ``pytestmark = pytest.mark.usefixtures("one_thread")``."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 def stripes(rng: np.random.Generator, label: int, size: int) -> np.ndarray:
     """A textured image whose class is (stripe orientation) x (warm or cool colour): 4 classes."""
     yy, xx = np.mgrid[0:size, 0:size].astype(np.float32)

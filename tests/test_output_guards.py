@@ -24,14 +24,7 @@ from tests.conftest import CLASSES, fake_run, one_line
 CPU = torch.device("cpu")
 PNG = b"\x89PNG\r\n\x1a\nmine, not aip's"  # a user's file of the same name (a PNG signature, then anything)
 
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny models on a shared CPU: threads only contend."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")  # tests.conftest
 
 
 def student_checkpoint(recipe: R.Recipe, folder: Path) -> Path:

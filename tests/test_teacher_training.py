@@ -13,14 +13,7 @@ from tests.conftest import ROOT
 
 CPU = torch.device("cpu")
 
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny models on a shared CPU: threads only contend."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")  # tests.conftest
 
 
 def test_min_steps_raises_epochs_on_a_small_dataset_only():
