@@ -30,10 +30,15 @@ class TeacherFit:
 
     #: passes over the labelled train split
     epochs: int = 3
+    #: labelled examples per optimiser step
     batch_size: int = 128
+    #: the teacher's optimiser
     optimizer: Literal["adamw", "sgd"] = "adamw"
+    #: the learning rate (the peak of ``onecycle``)
     lr: float = 2e-3
+    #: the optimiser's weight decay
     weight_decay: float = 5e-4
+    #: the learning-rate schedule over the teacher's steps
     schedule: Literal["constant", "cosine", "onecycle"] = "onecycle"
     #: cross-entropy label smoothing, in [0, 1)
     label_smoothing: float = 0.0
@@ -63,6 +68,7 @@ class TeacherConfig:
     weights: str = "DEFAULT"
     #: ``kind = "hub"``: the ``owner/repo:branch`` and the entry point ``torch.hub.load`` calls
     hub_repo: str = ""
+    #: ``kind = "hub"``: the entry point in ``hub_repo`` that ``torch.hub.load`` calls
     hub_entry: str = ""
     #: ``kind = "checkpoint"``: a local state dict for ``arch``
     checkpoint: str = ""
@@ -70,6 +76,7 @@ class TeacherConfig:
     kwargs: dict[str, Any] = field(default_factory=dict)
     #: input normalisation; empty means the modality's default for this model and dataset
     mean: list[float] = field(default_factory=list)
+    #: the normalisation's standard deviations, as many as ``mean``
     std: list[float] = field(default_factory=list)
     #: how ``kind = "train"`` trains it
     fit: TeacherFit = field(default_factory=TeacherFit)
@@ -95,6 +102,7 @@ class StudentConfig:
     kwargs: dict[str, Any] = field(default_factory=dict)
     #: input normalisation; empty means the modality's default for this model and dataset
     mean: list[float] = field(default_factory=list)
+    #: the normalisation's standard deviations, as many as ``mean``
     std: list[float] = field(default_factory=list)
 
     def __post_init__(self) -> None:
@@ -126,22 +134,27 @@ class TrainConfig:
     all, so more processes make fewer, larger steps.
     """
 
+    #: passes of ``samples_per_epoch`` views
     epochs: int = 10
     #: views per epoch, over all processes
     samples_per_epoch: int = 50_000
     #: views per process and per micro-batch
     batch_size: int = 256
+    #: the student's optimiser
     optimizer: Literal["adamw", "adam", "sgd"] = "adamw"
     #: the rate for one process (``lr_scaling`` says how it grows with the number of processes)
     lr: float = 1e-3
+    #: the optimiser's weight decay
     weight_decay: float = 0.0
     #: SGD's momentum
     momentum: float = 0.9
+    #: the learning-rate schedule over all steps of the run (``step``: at ``milestones``)
     schedule: Literal["constant", "cosine", "step", "onecycle"] = "cosine"
     #: linear warm-up, in epochs, in [0, epochs)
     warmup_epochs: float = 0.0
     #: ``schedule = "step"``: the epochs (strictly between 0 and ``epochs``) where the rate is multiplied by gamma
     milestones: list[float] = field(default_factory=list)
+    #: ``schedule = "step"``: the factor the rate is multiplied by at each milestone
     gamma: float = 0.5
     #: gradient-norm clipping; 0 disables it
     grad_clip: float = 0.0
@@ -154,10 +167,11 @@ class TrainConfig:
     #: raise the student-teacher KL, then labelled by the teacher)
     view_select: Literal["balanced", "entropy", "boundary", "random", "coverage", "learnability",
                          "adversarial"] = "balanced"
-    #: view_select = "adversarial": signed-gradient steps on the kept views, and their L-inf budget as a fraction
-    #: of the batch's standard deviation (aip.select.adversarial_views)
+    #: view_select = "adversarial": signed-gradient steps on the kept views (aip.select.adversarial_views)
     adversarial_steps: int = 2
+    #: view_select = "adversarial": the steps' L-inf budget, as a fraction of the batch's standard deviation
     adversarial_eps: float = 0.05
+    #: seeds the student's initial weights, the views drawn (each process adds its rank) and a trained teacher
     seed: int = 0
     #: mixed precision: "auto" (bf16 where the device runs it fast), "bf16" or "off"
     amp: Literal["auto", "bf16", "off"] = "auto"
@@ -230,6 +244,7 @@ class EvalConfig:
     root: str = ""
     #: fetch it when missing (where the dataset has a downloader)
     download: bool = True
+    #: test items per evaluation batch
     batch_size: int = 256
     #: evaluate after every this many epochs (and after the last)
     every_epochs: int = 1
@@ -269,6 +284,7 @@ class Recipe(Generic[S, A]):
     train: TrainConfig = field(default_factory=TrainConfig)
     #: the run's name (default: the recipe file's stem)
     name: str = "run"
+    #: free text about the experiment
     description: str = ""
 
     def to_dict(self) -> dict[str, Any]:
