@@ -103,7 +103,9 @@ def visualize(models: dict[str, nn.Module], visualizer: Any, recipe: Any, *, cla
         written = visuals.render(inputs, labels, staging / "classes.png")
         files.write_text(json.dumps({"steps": steps, "lr": lr, "seed": seed, "logits": report}, indent=2),
                          staging / "visualize.json")
-    return [out / p.name for p in [*written, staging / "visualize.json"]]
+        # every file the renderer wrote (a figure's PDF beside its PNG too), not only the paths it returned
+        made = {p.name for p in [*written, *staging.iterdir()]}
+    return [out / name for name in sorted(made)]
 
 
 def visualize_student(path: str | Path, *, names: list[str] | None = None, teacher: bool = False,

@@ -53,11 +53,14 @@ def test_student_and_teacher_side_by_side(tmp_path):
     # wrapped as aip.teacher.load_teacher returns a teacher: frozen, its forward pass without gradients
     written = visualize({"student": student.net, "teacher": FrozenTeacher(other)}, student.modality,
                         student.recipe, classes=CLASSES, names=["gamma", "alpha"], out=tmp_path / "vis", steps=5)
-    assert [p.name for p in written] == ["classes.png", "visualize.json"]
-    with Image.open(written[0]) as img:
+    # every file written is returned: the picture, its PDF beside it and the logits
+    assert [p.name for p in written] == ["classes.pdf", "classes.png", "visualize.json"]
+    assert sorted(p.name for p in (tmp_path / "vis").iterdir() if not p.name.startswith(".")) == \
+        [p.name for p in written]
+    with Image.open(tmp_path / "vis" / "classes.png") as img:
         width, height = img.size
     assert width > 2 * 100 and height > 2 * 100  # two rows, two columns of pictures
-    logits = json.loads(written[1].read_text())["logits"]
+    logits = json.loads((tmp_path / "vis" / "visualize.json").read_text())["logits"]
     assert list(logits) == ["student", "teacher"] and list(logits["teacher"]) == ["gamma", "alpha"]
     assert all(v["end"] > v["start"] for v in logits["teacher"].values())  # the teacher's input was optimised
     with pytest.raises(AipError, match="unknown class 'delta'"):
