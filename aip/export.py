@@ -170,9 +170,7 @@ def _check_replaceable(out: Path, names: list[str]) -> None:
     through links), a file or a path under one, a non-empty folder that holds no earlier export (a user's folder
     given by mistake), or one where a file of the export's ``names`` is there that aip did not write. An export
     of an older aip, which kept no manifest, has its own files listed first (its config.json names them)."""
-    if out.is_symlink():
-        raise UsageError(f"--out {out} is a symbolic link; aip never writes through links: remove the link, or pass "
-                         "the folder it points to")
+    files.refuse_link(out, named=f"--out {out}", fix="pass the folder it points to")
     parent = next((p for p in out.parents if os.path.lexists(p)), None)
     if out.exists() and not out.is_dir() or parent is not None and not parent.is_dir():
         where = out if out.exists() else parent

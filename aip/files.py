@@ -31,13 +31,19 @@ from aip.errors import AipError, UsageError, os_error_class, shown_path
 _TEMP = re.compile(r"^\.(?P<name>.+)\.[a-z0-9_]{8}(?:\.[A-Za-z0-9]+)?\.tmp$")
 
 
+def refuse_link(path: Path, *, named: str = "", fix: str = "choose another path") -> None:
+    """A destination that is a symbolic link is one line (``named``, default the path, then ``fix``): aip never
+    writes through links."""
+    if Path(path).is_symlink():
+        raise UsageError(f"{named or shown_path(path)} is a symbolic link; aip never writes through links (a link "
+                         f"could point anywhere): remove the link, or {fix}")
+
+
 def check_writable(path: Path) -> None:
     """Refuse a destination aip must not write: a symbolic link, an existing folder, or a path under a
     component that is a file. Raises a one-line :class:`AipError` naming the path and the fix."""
     path = Path(path)
-    if path.is_symlink():
-        raise UsageError(f"{shown_path(path)} is a symbolic link; aip never writes through links (a link could point "
-                         "anywhere): remove the link, or choose another path")
+    refuse_link(path)
     for parent in path.parents:  # the deepest existing component must be a folder
         if parent.is_dir():
             break
@@ -171,9 +177,7 @@ _TORCH_WRITE_FAILED = ("PytorchStreamWriter failed writing", "unexpected pos")
 def atomic_dir(path: Path) -> Iterator[Path]:
     """Yield an empty temporary folder beside ``path``, renamed to ``path`` when the block succeeds."""
     path = Path(path)
-    if path.is_symlink():
-        raise UsageError(f"{shown_path(path)} is a symbolic link; aip never writes through links: remove the link, "
-                         "or choose another path")
+    refuse_link(path)
     check_writable(path / "x")  # no component of the path is a file
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp"))
