@@ -70,6 +70,17 @@ def initial_crops(n: int, *, height: int, width: int, init_crop: float, least: f
     return rx, ry, rw, rh
 
 
+def boxes_in(rx: torch.Tensor, ry: torch.Tensor, rw: torch.Tensor, rh: torch.Tensor, *, scale: tuple[float, float],
+             ratio: tuple[float, float]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """One random-resized-crop box in each crop ``(left, top, width, height)`` (:func:`initial_crops`): its size
+    from :func:`fit_boxes`, its place uniform inside the crop; ``(centre x, centre y, width, height)``, each
+    ``(n,)``."""
+    w, h = fit_boxes(rw * rh, rw, rh, scale=scale, ratio=ratio)
+    cx = rx + w / 2 + torch.rand(rw.shape[0], device=rw.device) * (rw - w)
+    cy = ry + h / 2 + torch.rand(rw.shape[0], device=rw.device) * (rh - h)
+    return cx, cy, w, h
+
+
 def fit_boxes(area: torch.Tensor, rw: torch.Tensor, rh: torch.Tensor, *, scale: tuple[float, float],
               ratio: tuple[float, float], tries: int = 10) -> tuple[torch.Tensor, torch.Tensor]:
     """Random-resized-crop box sizes ``(w, h)``, each ``(n,)``: ``area x U(scale)`` with a log-uniform aspect

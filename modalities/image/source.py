@@ -20,7 +20,7 @@ import torch.nn.functional as F
 
 from aip.cache import download, local_file
 from aip.errors import AipError, UsageError
-from modalities.image.atlas import atlas, fit_boxes, initial_crops, pyramid
+from modalities.image.atlas import atlas, boxes_in, fit_boxes, initial_crops, pyramid
 from modalities.image.color import ColorJitter
 from modalities.image.config import ImageAugmentConfig, ImageSourceConfig
 from modalities.image.inputs import open_image
@@ -275,12 +275,9 @@ class ImageViewSampler:
     def _boxes(self, n: int) -> tuple[torch.Tensor, ...]:
         """Per-sample random-resized-crop boxes (centre x, centre y, width, height) in source pixels."""
         cfg, dev = self.cfg, self.device
-        rx, ry, rw, rh = initial_crops(n, height=self.height, width=self.width, init_crop=cfg.init_crop,
-                                       least=float(cfg.size), device=dev)
-        w, h = fit_boxes(rw * rh, rw, rh, scale=cfg.scale, ratio=cfg.ratio)
-        cx = rx + w / 2 + torch.rand(n, device=dev) * (rw - w)
-        cy = ry + h / 2 + torch.rand(n, device=dev) * (rh - h)
-        return cx, cy, w, h
+        crop = initial_crops(n, height=self.height, width=self.width, init_crop=cfg.init_crop, least=float(cfg.size),
+                             device=dev)
+        return boxes_in(*crop, scale=cfg.scale, ratio=cfg.ratio)
 
     def _theta(self, n: int) -> tuple[torch.Tensor, torch.Tensor]:
         """Per-view 2x2 maps from output coordinates to box coordinates (both in [-1, 1])."""

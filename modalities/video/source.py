@@ -21,7 +21,7 @@ import torch.nn.functional as F
 
 from aip.cache import download, local_file
 from aip.errors import AipError
-from modalities.image.atlas import atlas, fit_boxes, initial_crops, pyramid
+from modalities.image.atlas import atlas, boxes_in, initial_crops, pyramid
 from modalities.image.color import ColorJitter
 from modalities.image.source import load_image_uri, stretch_levels
 from modalities.video.config import VideoSourceConfig
@@ -131,13 +131,8 @@ class ClipSampler:
         cfg, dev = self.cfg, self.device
         H, W = self.height, self.width
         least = float(min(cfg.size, H, W))  # a view's size, but never more than the frame
-        rx, ry, rw, rh = initial_crops(n, height=H, width=W, init_crop=cfg.init_crop, least=least, device=dev)
-        boxes = []
-        for _ in range(count):
-            w, h = fit_boxes(rw * rh, rw, rh, scale=cfg.scale, ratio=cfg.ratio)
-            cx = rx + w / 2 + torch.rand(n, device=dev) * (rw - w)
-            cy = ry + h / 2 + torch.rand(n, device=dev) * (rh - h)
-            boxes.append(torch.stack([cx, cy, w, h], -1))
+        crop = initial_crops(n, height=H, width=W, init_crop=cfg.init_crop, least=least, device=dev)
+        boxes = [torch.stack(boxes_in(*crop, scale=cfg.scale, ratio=cfg.ratio), -1) for _ in range(count)]
         return torch.stack(boxes, 1)
 
     def camera(self, n: int) -> Camera:
