@@ -13,13 +13,7 @@ from aip.teacher import FrozenTeacher
 from aip.visualize import maximise, visualize
 from tests.conftest import CLASSES, fake_run, run_cli
 
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny models on a shared CPU: threads only contend."""
-    threads = torch.get_num_threads()
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")  # tests.conftest
 
 
 def logit_spread(student, count: int = 64) -> torch.Tensor:
