@@ -205,6 +205,11 @@ def torchvision_weights(arch: str, weights: str) -> Any:
                          f"{', '.join(enum.__members__)}") from None
 
 
+def weights_file(chosen: Any) -> str:
+    """Where ``torch.hub`` keeps the downloaded file of the torchvision weights ``chosen`` (to pre-fill offline)."""
+    return f"{torch.hub.get_dir()}/checkpoints/{chosen.url.rsplit('/', 1)[-1]}"
+
+
 def _build_torchvision(arch: str, *, num_classes: int, pretrained: bool, weights: str,
                        kwargs: dict[str, Any]) -> tuple[nn.Module, Stats | None]:
     tvm = torchvision.models
@@ -215,7 +220,7 @@ def _build_torchvision(arch: str, *, num_classes: int, pretrained: bool, weights
     predicted = len(chosen.meta.get("categories") or [])
     if predicted != num_classes:
         raise _class_mismatch(arch, chosen.name, predicted, num_classes)
-    cache = f"{torch.hub.get_dir()}/checkpoints/{chosen.url.rsplit('/', 1)[-1]}"
+    cache = weights_file(chosen)
     model = _construct(arch, lambda: tvm.get_model(arch, weights=chosen, **kwargs), kwargs, cache=cache)
     preprocess = chosen.transforms()
     return model, (list(preprocess.mean), list(preprocess.std))

@@ -141,7 +141,7 @@ def _torchvision(name: str, *, num_classes: int, pretrained: bool, weights: str,
                  **_: Any) -> Spec:
     import torchvision
 
-    from modalities.image.models import torchvision_weights
+    from modalities.image.models import torchvision_weights, weights_file
 
     tvm = torchvision.models
     enum = tvm.get_model_weights(name)
@@ -157,7 +157,7 @@ def _torchvision(name: str, *, num_classes: int, pretrained: bool, weights: str,
     try:
         model = tvm.get_model(name, weights=chosen, **kwargs)
     except OSError as e:
-        cache = f"{torch.hub.get_dir()}/checkpoints/{chosen.url.rsplit('/', 1)[-1]}"
+        cache = weights_file(chosen)
         raise AipError(f"could not fetch pretrained weights for {name!r} ({str(e).splitlines()[0]}); "
                        f"pre-fill {cache} while online") from None
     preprocess = chosen.transforms()
