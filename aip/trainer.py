@@ -47,6 +47,7 @@ class FitResult:
 
     @classmethod
     def of(cls, state: RunState) -> FitResult:
+        """What the run in ``state`` reports (its step, metrics, history and times)."""
         return cls(step=state.step, final=state.final, best=state.best, history=state.history,
                    seconds=state.seconds, eval_seconds=state.eval_seconds)
 
