@@ -16,6 +16,7 @@ try:
 except ModuleNotFoundError:  # Python 3.10: the same parser, from PyPI
     import tomli as tomllib
 
+from aip import files
 from aip.config import (
     SECTIONS,
     EvalConfig,
@@ -105,6 +106,8 @@ def read_toml(path: str | Path) -> dict[str, Any]:
     if p.is_dir():
         raise RecipeError(f"recipe file {p} is a folder; give a .toml file in it (e.g. recipes/fashion-mnist.toml)")
     if not p.is_file():
+        if p.exists():  # a FIFO, a device, a socket: say what it is (reading a FIFO would wait for a writer)
+            raise RecipeError(f"recipe file {p} is not a regular file but {files.describe(p)}; give a .toml file")
         raise RecipeError(f"recipe file {p} does not exist (check the path; shipped recipes are in recipes/)")
     try:
         data = tomllib.loads(p.read_text(encoding="utf-8-sig"))  # -sig: skip a byte-order mark (some editors)

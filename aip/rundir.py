@@ -207,6 +207,8 @@ def claimed(path: Path, *, fingerprint: str, force: bool = False) -> Iterator[Pa
     path = Path(path)
     created = [p for p in (path, *path.parents) if not p.exists()]  # deepest first
     marker = path / MARKER
+    if path.exists() and not path.is_dir():  # mkdir would say only "File exists"
+        raise UsageError(f"run directory {path} is a file, not a folder; pass --out a folder (a new one, or a run's)")
     try:
         path.mkdir(parents=True, exist_ok=True)
         _refuse_links(path)

@@ -331,3 +331,18 @@ def example(modality: str, batch: int = 2):
     shapes = {"image": (3, 16, 16), "video": (3, 4, 16, 16), "audio": (1, 4000)}
     x = torch.rand(batch, *shapes[modality], generator=g)
     return x * 2 - 1 if modality == "audio" else x
+
+
+def cli_main(monkeypatch, capsys, *args: str) -> tuple[int, str]:
+    """``aip ARGS`` in this process (so a monkeypatch reaches it): its exit code and stderr."""
+    import sys
+
+    from aip import cli
+
+    monkeypatch.setattr(sys, "argv", ["aip", *args])
+    try:
+        cli.main()
+        code = 0
+    except SystemExit as e:
+        code = e.code
+    return code, capsys.readouterr().err

@@ -5,7 +5,7 @@ import json
 
 import pytest
 
-from tests.conftest import assert_one_line_error, run_cli
+from tests.conftest import assert_one_line_error, cli_main, run_cli
 
 COMMANDS = ["run", "teacher", "eval", "check", "preview", "list", "export", "predict", "visualize"]
 
@@ -151,19 +151,6 @@ def test_preview_writes_pngs(tiny_recipe, tmp_path):
     assert (tmp_path / "p" / "augmented.png").stat().st_size > 1000
 
 
-def _main(monkeypatch, capsys, *args: str) -> tuple[int, str]:
-    """``aip ARGS`` in this process (so a monkeypatch reaches it): its exit code and stderr."""
-    import sys
-
-    from aip import cli
-
-    monkeypatch.setattr(sys, "argv", ["aip", *args])
-    try:
-        cli.main()
-        code = 0
-    except SystemExit as e:
-        code = e.code
-    return code, capsys.readouterr().err
 
 
 def test_exit_codes_by_kind(tiny_recipe, tmp_path, monkeypatch, capsys):
@@ -174,7 +161,7 @@ def test_exit_codes_by_kind(tiny_recipe, tmp_path, monkeypatch, capsys):
     for args, code, text in [(("check", str(tiny_recipe), "--set", "train.epoch=3"), 2, "train.epoch"),
                              (("preview", str(tiny_recipe), "--out", str(tiny_recipe / "p")), 2, "Not a directory"),
                              (("eval", str(tiny_recipe), "--checkpoint", str(bad)), 1, "could not be read")]:
-        got, err = _main(monkeypatch, capsys, *args)
+        got, err = cli_main(monkeypatch, capsys, *args)
         lines = err.strip().splitlines()
         assert got == code and len(lines) == 1 and lines[0].startswith("error: ") and text in lines[0], (args, err)
 
@@ -244,7 +231,7 @@ def test_preview_on_a_full_disk_is_one_line_exit_1(tiny_recipe, tmp_path, monkey
     out.mkdir()
     (out / "notes.txt").write_text("mine")
     monkeypatch.setattr(Image.Image, "save", full)
-    code, err = _main(monkeypatch, capsys, "preview", str(tiny_recipe), "--out", str(out), "--count", "2")
+    code, err = cli_main(monkeypatch, capsys, "preview", str(tiny_recipe), "--out", str(out), "--count", "2")
     lines = err.strip().splitlines()
     assert code == 1 and len(lines) == 1 and "Traceback" not in err, err
     assert lines[0].startswith(f"error: disk full while writing {out}") and "--out" in lines[0], err
@@ -262,7 +249,7 @@ def test_a_resume_on_a_full_disk_is_one_line_exit_1(tiny_recipe, tmp_path, monke
     import aip.recipe as R
     from aip import checkpoint
     from aip.run import run
-    from tests.test_hostile import cnn
+    from tests.conftest import cnn
 
     ck = tmp_path / "teacher.pt"
     torch.save(cnn().state_dict(), ck)  # a ready teacher: no teacher training in this test
@@ -277,7 +264,7 @@ def test_a_resume_on_a_full_disk_is_one_line_exit_1(tiny_recipe, tmp_path, monke
         raise OSError(errno.ENOSPC, "No space left on device")
 
     monkeypatch.setattr(pathlib.Path, "write_text", full)
-    code, err = _main(monkeypatch, capsys, "run", str(tiny_recipe), *args, "--out", str(out), "--device", "cpu")
+    code, err = cli_main(monkeypatch, capsys, "run", str(tiny_recipe), *args, "--out", str(out), "--device", "cpu")
     lines = err.strip().splitlines()
     assert code == 1 and "Traceback" not in err, err
     assert lines[-1].startswith(f"error: disk full while writing {out}") and "--out" in lines[-1], err

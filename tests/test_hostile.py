@@ -640,3 +640,23 @@ def test_a_class_sub_folder_that_cannot_be_listed_is_named(tmp_path, monkeypatch
         read_split(root)
     one_line(e, f"cannot list the folder {root / 'train' / 'warm_h' / 'locked'} (Permission denied)",
              "fix its permissions")
+
+
+def test_a_recipe_that_is_a_fifo_says_what_it_is_and_does_not_block(tmp_path):
+    """A named pipe as the recipe file: reading it would wait for a writer; it was called missing before."""
+    pipe = tmp_path / "recipe.toml"
+    os.mkfifo(pipe)
+    with pytest.raises(R.RecipeError, match=r"is not a regular file but a named pipe \(FIFO\)"):
+        R.load(pipe)
+
+
+def test_out_that_is_a_file_is_a_usage_error_naming_it(tmp_path):
+    """--out a regular file: a usage error (exit 2) saying it is a file, not the OS's bare 'File exists'; the
+    file is kept as it was."""
+    from aip.errors import UsageError
+
+    mine = tmp_path / "notes.txt"
+    mine.write_text("mine")
+    with pytest.raises(UsageError, match="is a file, not a folder") as e, rundir.claimed(mine, fingerprint="x"):
+        pass
+    assert e.value.exit_code == 2 and mine.read_text() == "mine"

@@ -146,7 +146,7 @@ def test_sigterm_in_the_teacher_evaluation_keeps_the_trained_teacher(small_recip
     and caches it."""
     import aip.teacher as teacher_mod
     from aip.evaluate import Evaluator
-    from tests.test_cli import _main
+    from tests.conftest import cli_main
 
     real, calls, steps = Evaluator.evaluate, [], []
     real_step = teacher_mod.train_step
@@ -161,12 +161,12 @@ def test_sigterm_in_the_teacher_evaluation_keeps_the_trained_teacher(small_recip
     monkeypatch.setattr(teacher_mod, "train_step", lambda **kw: steps.append(1) or real_step(**kw))
     monkeypatch.setattr(interrupts, "received", 0)
     quick = ["--set", "teacher.fit.epochs=1", "--device", "cpu"]  # 2 steps
-    code, err = _main(monkeypatch, capsys, "teacher", str(small_recipe), *quick)
+    code, err = cli_main(monkeypatch, capsys, "teacher", str(small_recipe), *quick)
     assert code == 143 and calls == ["teacher eval"], err
     assert _last_line(err) == INTERRUPTED and "Traceback" not in err
     saved, recipe = _partial(small_recipe, quick)
     assert saved["step"] == saved["total"] == 2 == len(steps)
-    code, err = _main(monkeypatch, capsys, "teacher", str(small_recipe), *quick)
+    code, err = cli_main(monkeypatch, capsys, "teacher", str(small_recipe), *quick)
     assert code == 0, err
     test = load_modality("image").data(recipe, split="test", train=False)
     assert teacher_path(recipe, test).is_file() and not partial_path(teacher_path(recipe, test)).exists()
