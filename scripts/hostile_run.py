@@ -125,7 +125,8 @@ def cases() -> list[Case]:
         Case("--set nested 3000 levels deep", ["check", R, "--set", "train.milestones=" + "[" * 3000 + "]" * 3000], 2),
         Case("an unknown tracker in train.log", ["check", R, "--set", "train.log=['nosuch']"], 2),
         Case("a teacher checkpoint that is missing",
-             ["check", R, "--set", "teacher.kind=checkpoint", "--set", "teacher.checkpoint=missing.pt"], 2),
+             ["check", R, "--preflight", "--set", "teacher.kind=checkpoint", "--set", "teacher.checkpoint=missing.pt"],
+             1),
         Case("export into the run folder itself", ["export", "run", "--out", "run"], 2),
         Case("predict on a folder with no images", ["predict", "run", "adir5"], 2, lambda d: (d / "adir5").mkdir()),
         Case("source URL on a closed local port",
@@ -159,7 +160,8 @@ def judge(case: Case, proc: subprocess.CompletedProcess[str], before: dict[str, 
         return "traceback"
     if proc.returncode == 0:
         return "exit 0 (accepted)"
-    errors = [line for line in err.splitlines() if line.startswith("error:")]
+    # aip check --preflight ends its report with one summary line instead of an error: line
+    errors = [line for line in err.splitlines() if line.startswith(("error:", "# the run cannot start here"))]
     if len(errors) != 1:
         return f"{len(errors)} error lines"
     changed = [rel for rel, h in before.items() if digest(d / rel) != h]
@@ -197,7 +199,7 @@ def main() -> int:
         proc = subprocess.run([*aip, *c.args], cwd=d, env=run_env, capture_output=True, text=True, timeout=600)
         outcome = judge(c, proc, before, d)
         bad += outcome != "clean"
-        line = next((x for x in proc.stderr.splitlines() if x.startswith("error:")), "")
+        line = next((x for x in proc.stderr.splitlines() if x.startswith(("error:", "# the run cannot"))), "")
         rows.append((c.name, proc.returncode, outcome, line[:110]))
         print(f"{outcome:>10}  {c.name}", file=sys.stderr)
     print("| case | exit | outcome | message |\n|---|---|---|---|")

@@ -3,7 +3,7 @@ ships for plugins' own suites (:mod:`aip.testing`): its example recipe validates
 sampler, augmenter, teacher and student with finite logits of matching shapes.
 
 A new plugin gets these tests for free once installed (the toy plugin runs them from its own tests, out of
-tree, in tests/test_plugin.py). The plugin SDK (:mod:`aip.plugin`) holds every name a modality takes from aip.
+tree, in tests/core/test_plugin.py). The plugin SDK (:mod:`aip.plugin`) holds every name a modality takes from aip.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from aip import testing
 from aip.modality import Modality
 from aip.registry import installed_modalities, load_modality
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(params=installed_modalities())

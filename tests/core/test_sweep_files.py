@@ -10,7 +10,7 @@ import pytest
 from aip import recipe as recipe_mod
 from aip import sweep as sweep_mod
 
-SWEEPS = sorted((Path(__file__).resolve().parents[1] / "recipes" / "sweeps").glob("*.toml"))
+SWEEPS = sorted((Path(__file__).resolve().parents[2] / "recipes" / "sweeps").glob("*.toml"))
 ANALYSES = ("source", "data", "teacher", "student", "temperature", "augment")
 OFFLINE = ("fashion-mnist", "spoken-keywords")
 

@@ -286,7 +286,7 @@ def test_a_grey_recipe_on_a_colour_dataset_builds_and_normalises_by_luma():
     from aip import recipe as recipe_mod
     from aip.registry import load_modality
 
-    root = Path(__file__).resolve().parents[1]
+    root = Path(__file__).resolve().parents[2]
     r = recipe_mod.load(root / "recipes" / "fashion-mnist.toml", ["eval.dataset=imagefolder"])
     modality = load_modality("image")
     for spec in (r.teacher, r.student):

@@ -1,6 +1,6 @@
 """The trackers of train.log (aip.trackers), each read back through its own client, offline: TensorBoard's event
 files, wandb's offline run file, an MLflow file store, scalars.csv. A resume logs no step twice; a missing client
-is one line naming the pip command. (A run's wiring, through a resume: tests/test_e2e.py.)"""
+is one line naming the pip command. (A run's wiring, through a resume: tests/core/test_e2e.py.)"""
 
 from __future__ import annotations
 

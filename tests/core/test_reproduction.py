@@ -11,7 +11,7 @@ import pytest
 
 from aip import reproduction as rp
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 FIX = REPO / "tests" / "fixtures" / "reproduction"
 
 

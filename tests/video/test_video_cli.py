@@ -67,7 +67,7 @@ def _fails_with(*args: str, match: str, code: int = 2) -> None:
 def test_bad_input_is_one_line_with_its_exit_code(tmp_path):
     """Through the CLI (a subprocess) for a missing dataset (a failure at run time, exit 1) and an unknown model
     (a usage error, exit 2); the other recipe errors in-process (the CLI prints any AipError as one line, see
-    tests/test_cli.py)."""
+    tests/core/test_cli.py)."""
     recipe = motion_recipe(tmp_path, tmp_path / "missing")
     _fails_with("teacher", str(recipe), "--device", "cpu", match="does not exist; expected ROOT/train/CLASS",
                code=1)

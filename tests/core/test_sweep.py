@@ -125,7 +125,7 @@ def test_dry_run_lists_commands_and_writes_nothing(tmp_path, tiny_recipe) -> Non
     sweep_mod.sweep(s, out=tmp_path / "out", dry_run=True, echo=lines.append)
     assert len(lines) == 8 and "--set loss.temperature=1.0" in lines[0] and "(to run)" in lines[0]
     assert not (tmp_path / "out").exists()
-    shipped = sweep_mod.load(Path(__file__).resolve().parents[1] / "recipes" / "sweeps" / "clips-motion.toml")
+    shipped = sweep_mod.load(Path(__file__).resolve().parents[2] / "recipes" / "sweeps" / "clips-motion.toml")
     assert shipped.base.parts[-2:] == ("recipes", "motion.toml")  # printed without "sweeps/.."
 
 

@@ -124,7 +124,7 @@ def test_tiny_sweep_end_to_end_with_source_stats_and_report(tmp_path, tiny_recip
     assert "`astronaut`" in text and "R² = 1.000" in text  # two points: a line through both
 
 
-DOCUMENTED = sorted(p.parent for p in (Path(__file__).resolve().parents[1] / "docs" / "analyses").glob("*/" + PLAN))
+DOCUMENTED = sorted(p.parent for p in (Path(__file__).resolve().parents[2] / "docs" / "analyses").glob("*/" + PLAN))
 
 
 @pytest.mark.parametrize("folder", DOCUMENTED, ids=[p.name for p in DOCUMENTED])
@@ -215,7 +215,7 @@ def test_a_damaged_recipe_toml_of_a_plain_run_is_a_warning(tmp_path, capsys, rec
 def test_damaged_evaluation_rows_and_source_stats_are_left_out(tmp_path, capsys, monkeypatch) -> None:
     from aip import curve
 
-    for module in (report_mod, curve):  # the text is checked here, not the figures (tests/test_figures.py)
+    for module in (report_mod, curve):  # the text is checked here, not the figures (tests/core/test_figures.py)
         monkeypatch.setattr(module, "save_figure", lambda fig, path, **_: (plt_close(fig), path)[1])
     fake_sweep(tmp_path / "s", {"a": [(60.0, 62.0)], "b": [(50.0, 55.0)]}, values={"a": 1, "b": 2},
                stats={"a": 3e5, "b": 2e5})

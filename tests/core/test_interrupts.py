@@ -1,6 +1,6 @@
 """Interrupts outside the distillation loop: the teacher's training and evaluation, a second signal, SIGTERM.
 
-The distillation loop's own stop and resume are tested in tests/test_e2e.py. The issue's case runs the CLI in a
+The distillation loop's own stop and resume are tested in tests/core/test_e2e.py. The issue's case runs the CLI in a
 subprocess on a small set with a teacher that is not cached and trains for many steps (so a signal always lands
 in its training), signalled once a line it prints says where it is: its progress bar, refreshed on every step
 (``AIP_PROGRESS_INTERVAL=0``), or its resume line; no test waits a fixed time. The other cases raise the signal

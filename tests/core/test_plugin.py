@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 PLUGIN = ROOT / "examples" / "aip-toy-plugin"
 RECIPE = PLUGIN / "recipe.toml"
 
@@ -121,9 +121,9 @@ def test_run_distils_a_student_from_one_signal(site: Path, tmp_path: Path) -> No
 def test_the_plugins_own_tests_call_aip_testing(site: Path, tmp_path: Path) -> None:
     """The toy's own suite (examples/aip-toy-plugin/tests, which calls aip.testing.check_modality as any
     plugin's would) passes against the installed copy, and so do the conformance tests every installed
-    modality gets (tests/test_conformance.py, the same checks), in one pytest run."""
+    modality gets (tests/core/test_conformance.py, the same checks), in one pytest run."""
     tests = shutil.copytree(PLUGIN / "tests", tmp_path / "toy-tests")  # out of the tree: aip_toy comes from site
-    conformance = str(ROOT / "tests" / "test_conformance.py")
+    conformance = str(ROOT / "tests" / "core" / "test_conformance.py")
     proc = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "--rootdir", str(tmp_path),
                            str(tests), f"{conformance}::test_it_implements_the_protocol",
                            f"{conformance}::test_one_batch_through_sampler_augmenter_teacher_and_student", "-k", "toy"],

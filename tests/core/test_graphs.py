@@ -222,7 +222,7 @@ def test_graphed_data_that_fails_inside_the_capture_says_how_to_turn_it_off():
     import sys
     from pathlib import Path
 
-    root = Path(__file__).resolve().parents[1]
+    root = Path(__file__).resolve().parents[2]
     r = subprocess.run([sys.executable, "-c", _FAILS_INSIDE_CAPTURE], cwd=root, capture_output=True, text=True)
     assert r.returncode == 0, r.stderr[-2000:]
     assert r.stdout.startswith("AipError: the data path could not be captured") and "graph_data = 'off'" in r.stdout
