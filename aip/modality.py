@@ -121,7 +121,7 @@ class Modality(Protocol[S, A]):
 
     def example(self) -> dict[str, Any]:
         """A small recipe (TOML data) whose sampler, augmenter and models build here, offline, in seconds:
-        the conformance test (``tests/test_conformance.py``) runs every installed modality's through one
+        the conformance test (``tests/core/test_conformance.py``) runs every installed modality's through one
         batch of sampler, augmenter, teacher and student."""
         ...
 

@@ -6,7 +6,7 @@ augmenter, teacher and student with finite logits of matching shapes and gradien
 where the modality marks its data path capturable (:class:`aip.modality.Capturable`), that path reads nothing
 back from the device. A failed check raises :class:`ConformanceError` (an ``AssertionError``, so pytest shows
 it as a failed test) naming the modality and what is wrong. aip's own suite calls them for every installed
-modality (``tests/test_conformance.py``); a plugin calls them from its tests::
+modality (``tests/core/test_conformance.py``); a plugin calls them from its tests::
 
     from aip.testing import check_modality
     from aip_toy import modality
