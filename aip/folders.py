@@ -80,7 +80,7 @@ def check_links(split_dir: Path, classes: list[str], what: str) -> None:
         real = os.path.realpath(folder)
         if any(a == real or a.startswith(real.rstrip(os.sep) + os.sep) for a in above):  # itself or an ancestor
             raise AipError(f"{what}: {folder} is a symbolic link to {real}, a folder that contains it (a loop): "
-                           "its class would read every image below it again and again; remove the link")
+                           "its class would read every file below it again and again; remove the link")
         try:
             with os.scandir(folder) as entries:
                 listed = list(entries)

@@ -30,7 +30,8 @@ def list_inputs(inputs: list[str]) -> list[tuple[str, bool]]:
         if not folder.is_dir():
             listed.append((item, False))
             continue
-        files = sorted(p for p in folder.iterdir() if p.is_file() and visible(p.name))
+        # every entry but a folder: a FIFO, a device or a broken link is then skipped with what it is, not in silence
+        files = sorted(p for p in folder.iterdir() if not p.is_dir() and visible(p.name))
         if not files:
             raise UsageError(f"folder {folder} holds no files to classify; give files, or a folder of them")
         listed += [(str(p), True) for p in files]

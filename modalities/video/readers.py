@@ -18,13 +18,14 @@ Layouts (``ROOT`` is ``eval.root``):
 from __future__ import annotations
 
 import csv
+import os
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 from aip.errors import AipError, UsageError
-from aip.folders import class_names, empty_classes_error, visible
+from aip.folders import check_links, class_names, empty_classes_error, visible
 from aip.registry import Registry
 from modalities.video.decode import VIDEO_EXTENSIONS
 
@@ -51,9 +52,14 @@ def normalise_class(name: str) -> str:
 
 
 def _videos(folder: Path) -> list[Path]:
-    """The video files under ``folder``, at any depth, skipping hidden files and folders."""
-    return sorted(p for p in folder.rglob("*") if p.suffix.lower() in VIDEO_EXTENSIONS and p.is_file()
-                  and all(visible(part) for part in p.relative_to(folder).parts))
+    """The video files under ``folder``, at any depth, skipping hidden files and folders. Symbolic links to
+    folders are followed, as the image and audio class folders follow them (``Path.rglob`` does not, and
+    silently left a linked sub-folder's videos out); :func:`aip.folders.check_links` has refused loops first."""
+    found = []
+    for top, dirs, names in os.walk(folder, followlinks=True):
+        dirs[:] = sorted(d for d in dirs if visible(d))
+        found += [Path(top) / n for n in names if visible(n) and Path(n).suffix.lower() in VIDEO_EXTENSIONS]
+    return sorted(found)
 
 
 def _class_folders(split_dir: Path, layout: str) -> list[Path]:
@@ -81,6 +87,7 @@ def videofolder(root: Path, *, split: str, option: str = "", download: bool = Fa
     train_dir = root / "train"
     classes = [p.name for p in _class_folders(train_dir if train_dir.is_dir() else split_dir, layout)]
     files, labels = [], []
+    check_links(split_dir, classes, "videofolder")
     for folder in _class_folders(split_dir, layout):
         if folder.name not in classes:
             raise AipError(f"class folder {folder} is not among the training classes in {train_dir}")

@@ -140,11 +140,11 @@ def test_visualize_refuses_a_users_file_and_writes_nothing(tmp_path):
 
 def test_visualize_replaces_its_own_files(tmp_path):
     out = tmp_path / "vis"
-    assert [p.name for p in visualize_into(tmp_path, out)] == ["classes.png", "visualize.json"]
+    assert [p.name for p in visualize_into(tmp_path, out)] == ["classes.pdf", "classes.png", "visualize.json"]
     (out / "visualize.json").write_text("an older visualisation")
     visualize_into(tmp_path, out)
     assert json.loads((out / "visualize.json").read_text())["steps"] == 2
-    only_listed(out, "classes.png", "visualize.json")
+    only_listed(out, "classes.pdf", "classes.png", "visualize.json")
 
 
 # ----------------------------------------------------------------------------- a source that does not decode

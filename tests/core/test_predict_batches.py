@@ -65,3 +65,18 @@ def test_distil_without_progress_bars_switches_every_bar_off_for_the_call(monkey
         assert not progress.enabled()
         assert progress.tqdm(total=3).disable
     assert progress.enabled()
+
+
+def test_a_fifo_or_a_broken_link_in_a_folder_is_skipped_with_what_it_is(tmp_path):
+    """A folder's entries that are not regular files were left out in silence; now each is skipped with a line
+    naming what it is (and a FIFO is never opened, so nothing blocks)."""
+    import os
+
+    student = aip.load_student(fake_run(tmp_path / "run", "image"))
+    folder = _images(tmp_path / "imgs", 2)
+    os.mkfifo(folder / "feed.png")
+    os.symlink("nowhere.png", folder / "gone.png")
+    results, skipped, listed = predict_files(student, [str(folder)], top_k=2, batch_size=2)
+    assert listed == 4 and len(results) == 2
+    assert sorted(s.split(": ", 1)[0].rsplit("/", 1)[-1] for s in skipped) == ["feed.png", "gone.png"]
+    assert any("named pipe (FIFO)" in s for s in skipped) and any("broken symbolic link" in s for s in skipped)

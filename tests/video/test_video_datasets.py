@@ -185,3 +185,25 @@ def test_small_splits_are_decoded_once_and_kept_in_memory_with_the_same_clips(tm
     big.cache_bytes = 12 * 36 * 48 * 3  # one video fits, the split (two) does not
     big[0]
     assert big._cache is None and big[1][0].shape == (3, 4, 32, 32)
+
+
+def test_videofolder_follows_linked_sub_folders_and_refuses_a_loop(tmp_path):
+    """A class's sub-folder that is a symbolic link was left out in silence (``Path.rglob`` does not follow
+    links): its videos are read now, as image and audio class folders read theirs; a loop is refused."""
+    import os
+
+    from modalities.video.readers import videofolder
+
+    for c in ("a", "b"):
+        (tmp_path / "train" / c).mkdir(parents=True)
+        (tmp_path / "train" / c / "0.mp4").write_bytes(b"")  # the index lists files; nothing is decoded here
+    (tmp_path / "store" / "more").mkdir(parents=True)
+    (tmp_path / "store" / "more" / "1.mp4").write_bytes(b"")
+    os.symlink(tmp_path / "store" / "more", tmp_path / "train" / "a" / "more")
+    index = videofolder(tmp_path, split="train")
+    assert sorted(p.relative_to(tmp_path / "train").as_posix() for p in index.files) == \
+        ["a/0.mp4", "a/more/1.mp4", "b/0.mp4"]
+    assert index.labels == [0, 0, 1]
+    os.symlink("..", tmp_path / "train" / "b" / "up")
+    with pytest.raises(AipError, match=r"train/b/up is a symbolic link to .*, a folder that contains it \(a loop\)"):
+        videofolder(tmp_path, split="train")
