@@ -19,7 +19,7 @@ from aip.config import A, EvalConfig, Recipe, S, StudentConfig, TeacherConfig
 from aip.errors import AipError, RecipeError, UsageError, one_line
 from aip.extras import require
 from aip.files import atomic_dir, atomic_path, regular_file, write_bytes, write_text
-from aip.folders import class_names, empty_classes_error, split_classes, visible
+from aip.folders import check_links, class_names, empty_classes_error, split_classes, visible
 from aip.graphs import beta, permutation
 from aip.mixing import box_mask, cutmix
 from aip.modality import (
@@ -50,7 +50,7 @@ __all__ = [
     "AipError", "RecipeError", "Registry", "UsageError", "build", "check", "check_beta", "check_probability",
     "one_line",
     # primitives shared by modalities
-    "DatasetSampler", "atomic_dir", "atomic_path", "beta", "box_mask", "cache_dir", "class_names", "cutmix",
-    "dataset_root", "download", "empty_classes_error", "local_file", "permutation", "regular_file", "require",
+    "DatasetSampler", "atomic_dir", "atomic_path", "beta", "box_mask", "cache_dir", "check_links", "class_names",
+    "cutmix", "dataset_root", "download", "empty_classes_error", "local_file", "permutation", "regular_file", "require",
     "save_figure", "split_classes", "synthetic_set", "visible", "write_bytes", "write_text",
 ]
