@@ -73,8 +73,13 @@ class Parts:
     @cached_property
     def teacher(self) -> FrozenTeacher:
         """The recipe's teacher, frozen, on the device; a ``teacher.kind = "train"`` teacher is trained (and
-        cached) here on first use."""
-        with distributed.main_first():  # rank 0 trains the teacher; the others load the cached one
+        cached) here on first use.
+
+        The global RNG is left as it was: training a teacher draws thousands of numbers and loading a cached one
+        draws its random initial weights, so without the fork the student's initial weights (built after the
+        teacher) would differ between a first run and every later one of the same recipe and seed."""
+        devices = [self.device] if self.device.type == "cuda" else []
+        with distributed.main_first(), torch.random.fork_rng(devices=devices):
             return load_teacher(self.recipe, self.modality, device=self.device, data=self.test,
                                 evaluator=self.evaluator)
 

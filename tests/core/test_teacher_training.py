@@ -88,3 +88,29 @@ def test_a_teacher_near_chance_is_named_with_the_fix_when_trained_and_when_cache
         line = next(x for x in out.splitlines() if x.startswith("warning: the teacher"))
         assert "chance 25.0%" in line and "teacher.fit.min_steps" in line and "teacher.fit.epochs" in line, line
 
+
+
+# ------------------------------------------------------------- the student's weights do not see the teacher
+def test_the_students_initial_weights_are_the_same_with_a_trained_or_a_cached_teacher(tiny_recipe):
+    """Training a teacher draws from the global RNG and loading a cached one draws its initial weights; the
+    student, built after the teacher, starts from the same weights either way (a first run of a recipe and
+    every later one give the same student), and from the weights the seed alone gives."""
+    from aip.parts import Parts
+
+    recipe = R.load(tiny_recipe)
+
+    def student_after_teacher() -> list[torch.Tensor]:
+        torch.manual_seed(recipe.train.seed)
+        parts = Parts(recipe, device=CPU)
+        assert parts.teacher is not None
+        return [p.detach().clone() for p in parts.student.parameters()]
+
+    cached_file = teacher_path(recipe, Parts(recipe, device=CPU).test)
+    assert not cached_file.exists()
+    trained = student_after_teacher()  # the teacher trains here
+    assert cached_file.exists()
+    cached = student_after_teacher()  # and loads from the cache here
+    torch.manual_seed(recipe.train.seed)
+    alone = [p.detach() for p in Parts(recipe, device=CPU).student.parameters()]
+    for a, b, c in zip(trained, cached, alone, strict=True):
+        assert torch.equal(a, b) and torch.equal(a, c)
