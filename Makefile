@@ -27,7 +27,7 @@ demo: setup
 	$(BIN)/aip run recipes/fashion-mnist.toml
 
 test: setup
-	$(BIN)/python -m pytest -q -p no:cacheprovider --timeout 600
+	$(BIN)/python -m pytest -q -p no:cacheprovider --timeout 600 -n auto --maxprocesses 4
 
 lint: setup
 	$(BIN)/ruff check aip modalities tests examples
