@@ -140,7 +140,10 @@ def test_documented_analyses_match_their_run_data(folder: Path) -> None:
     kept = {p.parent.name for p in folder.glob("*/metrics.json")}
     assert kept <= planned, f"runs outside the sweep's plan: {sorted(kept - planned)}"
     for p in folder.glob("*/metrics.json"):
-        assert json.loads(p.read_text()).get("finished"), f"{p.parent.name} is unfinished; keep finished runs only"
+        metrics = json.loads(p.read_text())
+        assert metrics.get("finished"), f"{p.parent.name} is unfinished; keep finished runs only"
+        run_dir = metrics.get("run_dir", "")
+        assert not Path(run_dir).is_absolute(), f"{p.parent.name}: run_dir {run_dir!r} names a machine's path"
 
 
 # ------------------------------------------------------------------------------------------------ damaged inputs
