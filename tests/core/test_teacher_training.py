@@ -89,7 +89,6 @@ def test_a_teacher_near_chance_is_named_with_the_fix_when_trained_and_when_cache
         assert "chance 25.0%" in line and "teacher.fit.min_steps" in line and "teacher.fit.epochs" in line, line
 
 
-
 # ------------------------------------------------------------- the student's weights do not see the teacher
 def test_the_students_initial_weights_are_the_same_with_a_trained_or_a_cached_teacher(tiny_recipe):
     """Training a teacher draws from the global RNG and loading a cached one draws its initial weights; the
